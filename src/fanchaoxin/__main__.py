@@ -1,0 +1,3 @@
+from fanchaoxin.cli import app
+
+app()

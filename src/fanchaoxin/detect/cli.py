@@ -1,0 +1,13 @@
+"""`fcx detect`: the monitoring toolkit's command group.
+
+Each family of detectors keeps its commands in its own module; they are merged here so that
+`fcx detect --help` lists them all in one place.
+"""
+
+import typer
+
+from fanchaoxin.detect import cli_groups, cli_orders, cli_text
+
+app = typer.Typer(help="Detect 炒信 in an enterprise's own data (CSV or Parquet, on DuckDB).", no_args_is_help=True)
+for _sub in (cli_orders.app, cli_groups.app, cli_text.app):
+    app.registered_commands.extend(_sub.registered_commands)

@@ -1,0 +1,5 @@
+"""Commands of `fcx detect` (merged into one Typer app by detect/cli.py)."""
+
+import typer
+
+app = typer.Typer()
