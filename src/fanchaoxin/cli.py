@@ -1,10 +1,288 @@
-"""The one command-line entry point, `fcx`."""
+"""The one command-line entry point, `fcx`: platform administration, serving, and the toolkits."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import date
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.errors import Problem
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.simulate.cli import app as simulate_app
 
-app = typer.Typer(help="fanchaoxin (反炒信) — platform, enterprise node and monitoring toolkit.", no_args_is_help=True)
+app = typer.Typer(
+    help="fanchaoxin (反炒信) — platform, enterprise node and monitoring toolkit.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+org_app = typer.Typer(
+    help="Organisations: the platform, departments, participating enterprises.", no_args_is_help=True
+)
+key_app = typer.Typer(
+    help="API keys (shown once, hashed at rest, expiring, revocable).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="org")
+app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 app.add_typer(detect_app, name="detect")
 app.add_typer(simulate_app, name="simulate")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _database():  # type: ignore[no-untyped-def]
+    from fanchaoxin.core.db import Database
+    from fanchaoxin.core.settings import get_settings
+
+    settings = get_settings()
+    return Database(settings.database_url, echo=settings.database_echo)
+
+
+def _cli_actor() -> Actor:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return Actor(f"cli:{user}")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _problem_message(exc: Problem) -> str:
+    if exc.errors:
+        return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in exc.errors)
+    return exc.detail
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load demo organisations and keys on first start.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes (the API is stateless).")] = 1,
+) -> None:
+    """Upgrade the database, optionally load demo data, and serve the platform API."""
+    import uvicorn
+
+    db = _database()
+    db.upgrade()
+    if demo:
+        from fanchaoxin.demo import load_demo, print_demo
+
+        print_demo(console, load_demo(db))
+    db.dispose()
+    console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run("fanchaoxin.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Create or upgrade the schema (Alembic migrations)."""
+    db = _database()
+    db.upgrade(revision)
+    console.print(f"Database at revision [bold]{db.current_revision()}[/] ({db.engine.dialect.name})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision and whether it is current."""
+    db = _database()
+    current, head = db.current_revision(), db.head_revision()
+    console.print(
+        f"current: {current}  head: {head}  {'(up to date)' if current == head else '(run fcx db upgrade)'}"
+    )
+
+
+@org_app.command("add")
+def org_add(
+    kind: Annotated[str, typer.Option(help="platform | department | enterprise")],
+    name: Annotated[str, typer.Option(help="Registered name.")],
+    name_en: Annotated[str | None, typer.Option(help="English name.")] = None,
+    uscc: Annotated[str | None, typer.Option(help="统一社会信用代码.")] = None,
+    business_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--business-type",
+            help="Enterprise business type, repeatable: ecommerce, sharing_economy, logistics, social_media, "
+            "search_ads, internet_finance.",
+        ),
+    ] = None,
+    agreement_signed: Annotated[
+        str | None, typer.Option(help="Date the information-sharing agreement was signed (YYYY-MM-DD).")
+    ] = None,
+    declared_users: Annotated[
+        int | None, typer.Option(help="Declared number of users (sets quotas).")
+    ] = None,
+) -> None:
+    """Register an organisation."""
+    from fanchaoxin.orgs import service
+    from fanchaoxin.orgs.models import BusinessType, OrgKind
+
+    try:
+        kind_v = OrgKind(kind)
+    except ValueError:
+        _fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in OrgKind)}")
+    types = []
+    for bt in business_type or []:
+        try:
+            types.append(BusinessType(bt))
+        except ValueError:
+            _fail(f"--business-type: {bt!r} is not one of {', '.join(b.value for b in BusinessType)}")
+    signed = None
+    if agreement_signed:
+        try:
+            signed = date.fromisoformat(agreement_signed)
+        except ValueError:
+            _fail(f"--agreement-signed: {agreement_signed!r} is not a date YYYY-MM-DD")
+    db = _database()
+    try:
+        with db.session() as session:
+            org = service.create_organisation(
+                session,
+                _cli_actor(),
+                kind=kind_v,
+                name=name,
+                name_en=name_en,
+                uscc=uscc,
+                business_types=types,
+                agreement_signed_on=signed,
+                declared_users=declared_users,
+            )
+            console.print(f"Created {org.kind} [bold]{org.name}[/] id={org.id}")
+    except Problem as exc:
+        _fail(_problem_message(exc))
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """List organisations."""
+    from sqlalchemy import select
+
+    from fanchaoxin.orgs.models import Organisation
+
+    db = _database()
+    with db.session() as session:
+        table = Table("id", "kind", "name", "uscc", "business types", "agreement")
+        for o in session.scalars(select(Organisation).order_by(Organisation.kind, Organisation.name)):
+            table.add_row(
+                str(o.id),
+                o.kind,
+                o.name,
+                o.uscc or "",
+                ", ".join(o.business_types or []),
+                o.agreement_signed_on.isoformat() if o.agreement_signed_on else "",
+            )
+        console.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    org: Annotated[str, typer.Option(help="Organisation id, USCC or exact name.")],
+    role: Annotated[str, typer.Option(help="Role of the key.")],
+    label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    expires_in_days: Annotated[int | None, typer.Option(help="Lifetime in days.")] = None,
+) -> None:
+    """Create an API key and print it once."""
+    from fanchaoxin.orgs import service
+    from fanchaoxin.orgs.models import Role
+
+    try:
+        role_v = Role(role)
+    except ValueError:
+        _fail(f"--role: {role!r} is not one of {', '.join(r.value for r in Role if r != Role.public)}")
+    db = _database()
+    try:
+        with db.session() as session:
+            organisation = service.find_organisation(session, org)
+            issued = service.create_key(
+                session, _cli_actor(), organisation, role_v, label=label, expires_in_days=expires_in_days
+            )
+            console.print(
+                f"API key for {organisation.name} ({role_v.value}), expires {issued.key.expires_at:%Y-%m-%d}:"
+            )
+            console.print(f"[bold]{issued.secret}[/]")
+            console.print("It is shown only now; store it safely.")
+    except Problem as exc:
+        _fail(_problem_message(exc))
+
+
+@key_app.command("list")
+def key_list(org: Annotated[str | None, typer.Option(help="Only this organisation.")] = None) -> None:
+    """List API keys (never their secrets)."""
+    from sqlalchemy import select
+
+    from fanchaoxin.core.db import utcnow
+    from fanchaoxin.orgs import service
+    from fanchaoxin.orgs.models import ApiKey
+
+    db = _database()
+    try:
+        with db.session() as session:
+            stmt = select(ApiKey).order_by(ApiKey.created_at)
+            if org:
+                stmt = stmt.where(ApiKey.owner_org_id == service.find_organisation(session, org).id)
+            table = Table("id", "prefix", "organisation", "role", "label", "expires", "status")
+            now = utcnow()
+            for k in session.scalars(stmt):
+                table.add_row(
+                    str(k.id),
+                    k.prefix,
+                    k.organisation.name,
+                    k.role,
+                    k.label,
+                    f"{k.expires_at:%Y-%m-%d}",
+                    k.status(now),
+                )
+            console.print(table)
+    except Problem as exc:
+        _fail(_problem_message(exc))
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key: Annotated[str, typer.Argument(help="Key id or prefix.")],
+    reason: Annotated[str, typer.Option(help="Why the key is revoked.")],
+) -> None:
+    """Revoke an API key at once."""
+    from fanchaoxin.orgs import service
+
+    db = _database()
+    try:
+        with db.session() as session:
+            k = service.revoke_key(session, _cli_actor(), service.find_key(session, key), reason=reason)
+            console.print(f"Revoked key {k.prefix} of {k.organisation.name}")
+    except Problem as exc:
+        _fail(_problem_message(exc))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain and name the first broken link (exit status 1 if any)."""
+    from fanchaoxin.core import audit
+
+    db = _database()
+    with db.session() as session:
+        result = audit.verify(session)
+    if result.ok:
+        console.print(f"[green]Audit chain intact[/]: {result.checked} events verified.")
+    else:
+        err.print(f"[bold red]Audit chain broken at event {result.broken_at}[/]: {result.reason}")
+        err.print(f"({result.checked} events before it verified)")
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover
+    app(sys.argv[1:])

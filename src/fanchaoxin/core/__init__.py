@@ -1,0 +1,1 @@
+"""What every capability shares: settings, database, auth, audit, errors, calendar, identifiers."""

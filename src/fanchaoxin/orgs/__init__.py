@@ -1,0 +1,1 @@
+"""Organisations (the platform, government departments, participating enterprises) and their API keys."""

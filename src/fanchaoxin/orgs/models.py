@@ -1,0 +1,136 @@
+"""Tables and vocabularies of organisations and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Uuid
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+
+
+class OrgKind(StrEnum):
+    """The three kinds of organisation in the joint action."""
+
+    platform = "platform"  # 全国信用信息共享平台 反炒信子系统 (NDRC)
+    department = "department"  # 政府部门: receive the blacklist, apply memoranda measures
+    enterprise = "enterprise"  # 参与企业: monitor, report, apply the 13 measures
+
+
+class BusinessType(StrEnum):
+    """What a participating enterprise does; decides which measures it can implement."""
+
+    ecommerce = "ecommerce"  # 电子商务
+    sharing_economy = "sharing_economy"  # 共享经济
+    logistics = "logistics"  # 寄递物流
+    social_media = "social_media"  # 社交媒体
+    search_ads = "search_ads"  # 搜索与广告
+    internet_finance = "internet_finance"  # 互联网金融
+
+
+class Role(StrEnum):
+    """Who is calling. Every route names the roles it admits (core.auth)."""
+
+    platform_admin = "platform_admin"
+    platform_reviewer = "platform_reviewer"
+    department_officer = "department_officer"
+    enterprise_operator = "enterprise_operator"
+    enterprise_node = "enterprise_node"  # a machine: the enterprise's `fcx node`
+    auditor = "auditor"
+    public = "public"  # no key at all
+
+
+# A key's role must belong to its organisation's kind: a department can never hold a reviewer key.
+ROLE_ORG_KIND: dict[Role, OrgKind] = {
+    Role.platform_admin: OrgKind.platform,
+    Role.platform_reviewer: OrgKind.platform,
+    Role.auditor: OrgKind.platform,
+    Role.department_officer: OrgKind.department,
+    Role.enterprise_operator: OrgKind.enterprise,
+    Role.enterprise_node: OrgKind.enterprise,
+}
+
+
+class Organisation(Base):
+    """A participant: the platform, a department, or an enterprise that signed the sharing agreement."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
+    business_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # 信息共享协议 signing date; an enterprise takes part from this day on.
+    agreement_signed_on: Mapped[date | None] = mapped_column(Date)
+    # Basis of the enterprise's daily quota of blinded identifier evaluations (sharing capability).
+    declared_users: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    keys: Mapped[list[ApiKey]] = relationship(back_populates="organisation", cascade="all, delete-orphan")
+
+    # Tenancy (core.tenancy): an organisation is owned by itself (usable in queries too).
+    @hybrid_property
+    def owner_org_id(self) -> uuid.UUID:
+        return self.id
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "id": str(self.id),
+            "kind": self.kind,
+            "name": self.name,
+            "name_en": self.name_en,
+            "uscc": self.uscc,
+            "business_types": sorted(self.business_types or []),
+            "agreement_signed_on": self.agreement_signed_on.isoformat() if self.agreement_signed_on else None,
+            "declared_users": self.declared_users,
+            "active": self.active,
+        }
+
+
+class ApiKey(Base):
+    """An API key. Only a SHA-256 of its secret is stored; the secret is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    # Public part of the key, used to find the row; the secret part is compared in constant time.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="keys")
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "id": str(self.id),
+            "owner_org_id": str(self.owner_org_id),
+            "role": self.role,
+            "prefix": self.prefix,
+            "label": self.label,
+            "expires_at": self.expires_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revoked_reason": self.revoked_reason,
+        }

@@ -1,0 +1,253 @@
+"""Organisations and API keys: the rules, in one place, for the API and the CLI alike."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fanchaoxin.core import audit
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.auth import Principal
+from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.settings import get_settings
+from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.orgs.models import ROLE_ORG_KIND, ApiKey, BusinessType, Organisation, OrgKind, Role
+
+KEY_PREFIX = "fcx"
+
+
+def _invalid(field: str, message: str, type_: str = "value_error") -> ValidationProblem:
+    return ValidationProblem(
+        f"Invalid {field}: {message}",
+        errors=[{"in": "body", "field": field, "type": type_, "message": message}],
+    )
+
+
+def create_organisation(
+    session: Session,
+    actor: Actor,
+    *,
+    kind: OrgKind,
+    name: str,
+    name_en: str | None = None,
+    uscc: str | None = None,
+    business_types: list[BusinessType] | None = None,
+    agreement_signed_on: date | None = None,
+    declared_users: int | None = None,
+) -> Organisation:
+    name = name.strip()
+    if not name:
+        raise _invalid("name", "must not be empty")
+    business_types = sorted(set(business_types or []))
+    if kind == OrgKind.enterprise:
+        if not business_types:
+            raise _invalid("business_types", "an enterprise needs at least one business type")
+        if agreement_signed_on is None:
+            raise _invalid(
+                "agreement_signed_on",
+                "an enterprise takes part only once it has signed the sharing agreement",
+            )
+    elif business_types:
+        raise _invalid("business_types", f"only enterprises have business types, not a {kind.value}")
+    if declared_users is not None and declared_users < 0:
+        raise _invalid("declared_users", "must not be negative")
+    if kind == OrgKind.platform and session.scalar(
+        select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)
+    ):
+        raise Conflict("There is already a platform organisation; there can be only one")
+    canonical_uscc = None
+    if uscc:
+        try:
+            canonical_uscc = normalise(IdentifierType.uscc, uscc)
+        except IdentifierError as exc:
+            raise _invalid("uscc", str(exc), exc.rule) from exc
+        if session.scalar(select(Organisation.id).where(Organisation.uscc == canonical_uscc)):
+            raise Conflict(f"An organisation with USCC {canonical_uscc} already exists")
+    if session.scalar(select(Organisation.id).where(Organisation.name == name)):
+        raise Conflict(f"An organisation named {name!r} already exists")
+    org = Organisation(
+        kind=kind.value,
+        name=name,
+        name_en=name_en,
+        uscc=canonical_uscc,
+        business_types=[b.value for b in business_types],
+        agreement_signed_on=agreement_signed_on,
+        declared_users=declared_users,
+    )
+    session.add(org)
+    session.flush()
+    audit.record(session, actor, "organisation.create", "organisation", org.id, after=org.snapshot())
+    return org
+
+
+def list_organisations(session: Session, principal: Principal) -> list[Organisation]:
+    stmt = scoped(select(Organisation), Organisation, principal).order_by(
+        Organisation.kind, Organisation.name
+    )
+    return list(session.scalars(stmt))
+
+
+def get_organisation(session: Session, org_id: uuid.UUID, principal: Principal) -> Organisation:
+    return get_visible(session, Organisation, org_id, principal, what="organisation")
+
+
+def find_organisation(session: Session, ref: str) -> Organisation:
+    """Look an organisation up by id, USCC or exact name (for the CLI)."""
+    try:
+        org = session.get(Organisation, uuid.UUID(ref))
+    except ValueError:
+        org = None
+    if org is None:
+        org = session.scalar(
+            select(Organisation).where((Organisation.uscc == ref) | (Organisation.name == ref))
+        )
+    if org is None:
+        raise NotFound(f"No organisation {ref!r}")
+    return org
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret is 256 random bits, so a plain SHA-256 cannot be brute-forced; no slow KDF needed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass
+class IssuedKey:
+    key: ApiKey
+    secret: str  # the full key, shown once
+
+
+def may_issue(principal: Principal, org: Organisation, role: Role) -> bool:
+    """Who may create a key of which role: admins any; operators only for their own organisation."""
+    if principal.role == Role.platform_admin:
+        return True
+    if principal.org_id != org.id:
+        return False
+    if principal.role == Role.enterprise_operator:
+        return role in (Role.enterprise_operator, Role.enterprise_node)
+    if principal.role == Role.department_officer:
+        return role == Role.department_officer
+    return False
+
+
+def create_key(
+    session: Session,
+    actor: Actor,
+    org: Organisation,
+    role: Role,
+    *,
+    label: str = "",
+    expires_in_days: int | None = None,
+) -> IssuedKey:
+    settings = get_settings()
+    if role == Role.public:
+        raise _invalid("role", "public callers have no key")
+    expected_kind = ROLE_ORG_KIND[role]
+    if org.kind != expected_kind.value:
+        raise _invalid("role", f"role {role.value} belongs to a {expected_kind.value}, not to a {org.kind}")
+    if not org.active:
+        raise Conflict(f"Organisation {org.name} is inactive")
+    days = settings.api_key_default_days if expires_in_days is None else expires_in_days
+    if not 1 <= days <= settings.api_key_max_days:
+        raise _invalid("expires_in_days", f"must be between 1 and {settings.api_key_max_days}")
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(
+        owner_org_id=org.id,
+        role=role.value,
+        prefix=prefix,
+        secret_hash=_hash_secret(secret),
+        label=label,
+        created_by=actor.name,
+        expires_at=utcnow() + timedelta(days=days),
+    )
+    session.add(key)
+    session.flush()
+    audit.record(session, actor, "api_key.create", "api_key", key.id, after=key.snapshot())
+    return IssuedKey(key, f"{KEY_PREFIX}_{prefix}_{secret}")
+
+
+def list_keys(session: Session, org: Organisation) -> list[ApiKey]:
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.owner_org_id == org.id).order_by(ApiKey.created_at))
+    )
+
+
+def get_key(session: Session, key_id: uuid.UUID, principal: Principal) -> ApiKey:
+    return get_visible(session, ApiKey, key_id, principal, what="API key")
+
+
+def find_key(session: Session, ref: str) -> ApiKey:
+    """By id or by prefix (the public part shown in lists), for the CLI."""
+    key = None
+    with contextlib.suppress(ValueError):
+        key = session.get(ApiKey, uuid.UUID(ref))
+    if key is None:
+        key = session.scalar(select(ApiKey).where(ApiKey.prefix == ref))
+    if key is None:
+        raise NotFound(f"No API key {ref!r}")
+    return key
+
+
+def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> ApiKey:
+    if not reason.strip():
+        raise _invalid("reason", "say why the key is revoked")
+    if key.revoked_at is not None:
+        raise Conflict(f"API key {key.prefix} was already revoked at {key.revoked_at.isoformat()}")
+    before = key.snapshot()
+    key.revoked_at = utcnow()
+    key.revoked_reason = reason.strip()
+    session.flush()
+    audit.record(session, actor, "api_key.revoke", "api_key", key.id, before=before, after=key.snapshot())
+    return key
+
+
+def check_may_manage_key(principal: Principal, key: ApiKey, org: Organisation) -> None:
+    if not may_issue(principal, org, Role(key.role)):
+        raise Forbidden(f"Role {principal.role.value} may not manage a {key.role} key")
+
+
+_LAST_USED_RESOLUTION = timedelta(minutes=10)
+
+
+def authenticate(session: Session, raw: str) -> Principal:
+    """Turn a presented key into a principal, or 401 (same answer for unknown, expired and revoked)."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise Unauthenticated("Malformed API key")
+    _, prefix, secret = parts
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    presented = _hash_secret(secret)
+    if key is None or not hmac.compare_digest(key.secret_hash, presented):
+        raise Unauthenticated("Unknown API key")
+    now = utcnow()
+    status = key.status(now)
+    if status != "active":
+        raise Unauthenticated(f"API key is {status}")
+    org = key.organisation
+    if not org.active:
+        raise Unauthenticated("The key's organisation is inactive")
+    # Recorded coarsely so that reads do not turn every request into a write.
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    return Principal(
+        role=Role(key.role),
+        org_id=org.id,
+        org_kind=OrgKind(org.kind),
+        key_id=key.id,
+        key_prefix=key.prefix,
+        business_types=frozenset(org.business_types or []),
+    )

@@ -1,0 +1,174 @@
+"""Test fixtures: the same suite runs on the embedded SQLite default and on PostgreSQL.
+
+PostgreSQL is read from FCX_TEST_POSTGRES_URL (default: the local server, database `test`). Each
+test run gets a fresh schema, dropped at the end; each test starts from empty tables. An unreachable
+PostgreSQL fails the run (it never skips), unless FCX_TEST_BACKENDS=sqlite is set explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from fanchaoxin.core.audit import SYSTEM, Actor
+from fanchaoxin.core.db import Base, Database
+from fanchaoxin.core.settings import Settings, get_settings
+from fanchaoxin.models import Base as _all_models  # noqa: F401  (registers every table)
+from fanchaoxin.orgs import service as org_service
+from fanchaoxin.orgs.models import BusinessType, Organisation, OrgKind, Role
+
+POSTGRES_URL = os.environ.get("FCX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = [
+    b.strip() for b in os.environ.get("FCX_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()
+]
+
+
+@dataclass
+class Backend:
+    name: str
+    db: Database
+    url: str  # a URL that reaches the same schema from a new process (for CLI tests)
+
+
+def _postgres_backend() -> Iterator[Backend]:
+    schema = f"fcx_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # pragma: no cover - the point is to fail loudly
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is unreachable ({exc}); start it or set FCX_TEST_POSTGRES_URL"
+        )
+    db = Database(POSTGRES_URL, schema=schema)
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    try:
+        db.upgrade()
+        yield Backend("postgresql", db, url)
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "fcx.db"
+        url = f"sqlite:///{path}"
+        db = Database(url)
+        db.upgrade()
+        yield Backend("sqlite", db, url)
+        db.dispose()
+    elif request.param == "postgresql":
+        yield from _postgres_backend()
+    else:
+        raise ValueError(f"unknown backend {request.param}")
+
+
+def _empty_tables(db: Database) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_chain_head"]
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE"))
+        else:
+            for t in tables:
+                conn.execute(t.delete())
+        conn.execute(text("UPDATE audit_chain_head SET seq = 0, hash = :h WHERE id = 1"), {"h": "0" * 64})
+
+
+@pytest.fixture
+def db(backend: Backend) -> Iterator[Database]:
+    """A database with the current schema and no rows."""
+    _empty_tables(backend.db)
+    yield backend.db
+    _empty_tables(backend.db)
+
+
+@pytest.fixture
+def settings(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FCX_DATABASE_URL", backend.url)
+    get_settings.cache_clear()
+    s = get_settings()
+    yield s
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def app(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
+    from fanchaoxin.app import create_app
+
+    return create_app(settings, db=db)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@dataclass
+class Tenant:
+    org: Organisation
+    keys: dict[Role, str]
+
+    def headers(self, role: Role | None = None) -> dict[str, str]:
+        role = role or next(iter(self.keys))
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+class World:
+    """Organisations with keys, made through the service layer (as the CLI would)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._n = 0
+
+    def org(
+        self,
+        kind: OrgKind,
+        roles: list[Role],
+        *,
+        name: str | None = None,
+        business_types: list[BusinessType] | None = None,
+        actor: Actor = SYSTEM,
+    ) -> Tenant:
+        self._n += 1
+        with self.db.session() as s:
+            org = org_service.create_organisation(
+                s,
+                actor,
+                kind=kind,
+                name=name or f"{kind.value} {self._n}",
+                business_types=business_types
+                if business_types is not None
+                else ([BusinessType.ecommerce] if kind == OrgKind.enterprise else []),
+                agreement_signed_on=date(2017, 1, 1) if kind == OrgKind.enterprise else None,
+            )
+            keys = {r: org_service.create_key(s, actor, org, r).secret for r in roles}
+        return Tenant(org, keys)
+
+    def platform(self) -> Tenant:
+        return self.org(
+            OrgKind.platform, [Role.platform_admin, Role.platform_reviewer, Role.auditor], name="平台"
+        )
+
+    def enterprise(self, name: str | None = None, **kw: object) -> Tenant:
+        return self.org(OrgKind.enterprise, [Role.enterprise_operator, Role.enterprise_node], name=name, **kw)  # type: ignore[arg-type]
+
+    def department(self, name: str | None = None) -> Tenant:
+        return self.org(OrgKind.department, [Role.department_officer], name=name)
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    return World(db)

@@ -1,0 +1,58 @@
+"""Every route declares who may call it; the table is walked so that a new route cannot forget."""
+
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
+
+from fanchaoxin.core.auth import iter_routes, route_access
+from fanchaoxin.orgs.models import Role
+
+# Framework routes that serve only the API's own description, never data.
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def test_every_route_declares_its_roles(app):
+    missing = []
+    seen = 0
+    for path, route in iter_routes(app.routes):
+        if isinstance(route, APIRoute):
+            seen += 1
+            rule = route_access(route)
+            if rule is None or not rule.roles:
+                missing.append(f"{sorted(route.methods)} {path}")
+        elif isinstance(route, Route | Mount) and path not in FRAMEWORK_ROUTES:
+            missing.append(f"non-API route {path}")
+        elif not isinstance(route, Route | Mount):
+            missing.append(f"unknown kind of route {route!r} at {path}")
+    # The walk must actually reach the application's routes (guards against a silent empty walk).
+    assert seen >= 14
+    assert not missing, "routes without an access rule: " + ", ".join(missing)
+
+
+def test_public_routes_are_few_and_named(app):
+    public = sorted(
+        path
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute) and Role.public in route_access(route).roles
+    )
+    assert public == ["/healthz", "/metrics", "/readyz"]
+
+
+def test_roles_are_in_the_openapi_document(client):
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/organisations"]["post"]
+    assert op["x-roles"] == ["platform_admin"]
+
+
+def test_a_route_without_a_rule_is_caught():
+    from fastapi import APIRouter, FastAPI
+
+    router = APIRouter()
+
+    @router.get("/forgotten")
+    def forgotten() -> dict:
+        return {}
+
+    bare = FastAPI()
+    bare.include_router(router)
+    paths = [p for p, r in iter_routes(bare.routes) if isinstance(r, APIRoute) and route_access(r) is None]
+    assert paths == ["/forgotten"]

@@ -1,0 +1,155 @@
+"""API keys: 401 for missing/unknown/expired/revoked, 403 for a wrong role."""
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from fanchaoxin.core.db import utcnow
+from fanchaoxin.orgs.models import ApiKey, Role
+
+
+def test_missing_key_is_401_problem(client):
+    r = client.get("/v1/whoami")
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["type"].endswith("/unauthenticated")
+    assert body["title_zh"]
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_unknown_and_malformed_keys_are_401(client, world):
+    ent = world.enterprise()
+    good = ent.keys[Role.enterprise_operator]
+    prefix = good.split("_")[1]
+    for bad in ("nonsense", "fcx_deadbeef0000_xxxx", f"fcx_{prefix}_wrongsecret", good + "x"):
+        r = client.get("/v1/whoami", headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401, bad
+    r = client.get("/v1/whoami", headers={"Authorization": f"Basic {good}"})
+    assert r.status_code == 401
+
+
+def test_whoami_with_bearer_and_x_api_key(client, world):
+    ent = world.enterprise()
+    key = ent.keys[Role.enterprise_node]
+    for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+        r = client.get("/v1/whoami", headers=headers)
+        assert r.status_code == 200
+        assert r.json()["role"] == "enterprise_node"
+        assert r.json()["org_id"] == str(ent.org.id)
+
+
+def test_expired_key_is_401(client, world, db):
+    ent = world.enterprise()
+    key = ent.keys[Role.enterprise_operator]
+    with db.session() as s:
+        s.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == key.split("_")[1])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    r = client.get("/v1/whoami", headers=ent.headers(Role.enterprise_operator))
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+
+
+def test_revoked_key_is_401_at_once(client, world):
+    platform = world.platform()
+    ent = world.enterprise()
+    keys = client.get(
+        f"/v1/organisations/{ent.org.id}/keys", headers=platform.headers(Role.platform_admin)
+    ).json()
+    node_key = next(k for k in keys if k["role"] == "enterprise_node")
+    assert client.get("/v1/whoami", headers=ent.headers(Role.enterprise_node)).status_code == 200
+    r = client.post(
+        f"/v1/keys/{node_key['id']}/revoke",
+        json={"reason": "node decommissioned"},
+        headers=ent.headers(Role.enterprise_operator),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "revoked"
+    r = client.get("/v1/whoami", headers=ent.headers(Role.enterprise_node))
+    assert r.status_code == 401
+    assert "revoked" in r.json()["detail"]
+    again = client.post(
+        f"/v1/keys/{node_key['id']}/revoke",
+        json={"reason": "again"},
+        headers=ent.headers(Role.enterprise_operator),
+    )
+    assert again.status_code == 409
+
+
+def test_wrong_role_is_403(client, world):
+    platform = world.platform()
+    ent = world.enterprise()
+    body = {"kind": "department", "name": "某部门"}
+    for headers in (
+        ent.headers(Role.enterprise_operator),
+        platform.headers(Role.auditor),
+        platform.headers(Role.platform_reviewer),
+    ):
+        r = client.post("/v1/organisations", json=body, headers=headers)
+        assert r.status_code == 403
+        assert r.json()["type"].endswith("/forbidden")
+    # the node is a machine: it manages no keys
+    r = client.get(f"/v1/organisations/{ent.org.id}/keys", headers=ent.headers(Role.enterprise_node))
+    assert r.status_code == 403
+
+
+def test_key_secret_shown_once_and_stored_hashed(client, world, db):
+    platform = world.platform()
+    ent = world.enterprise()
+    r = client.post(
+        f"/v1/organisations/{ent.org.id}/keys",
+        json={"role": "enterprise_node", "label": "node 2", "expires_in_days": 30},
+        headers=ent.headers(Role.enterprise_operator),
+    )
+    assert r.status_code == 201, r.text
+    issued = r.json()
+    secret = issued["secret"]
+    assert secret.startswith("fcx_")
+    assert client.get("/v1/whoami", headers={"X-API-Key": secret}).json()["role"] == "enterprise_node"
+    listed = client.get(
+        f"/v1/organisations/{ent.org.id}/keys", headers=platform.headers(Role.platform_admin)
+    ).json()
+    assert all("secret" not in k for k in listed)
+    shown = client.get(f"/v1/keys/{issued['id']}", headers=ent.headers(Role.enterprise_operator)).json()
+    assert "secret" not in shown
+    with db.session() as s:
+        stored = s.get(ApiKey, __import__("uuid").UUID(issued["id"]))
+        assert secret.split("_", 2)[2] not in (stored.secret_hash, stored.prefix)
+        assert len(stored.secret_hash) == 64
+
+
+def test_operator_cannot_escalate(client, world):
+    ent = world.enterprise()
+    r = client.post(
+        f"/v1/organisations/{ent.org.id}/keys",
+        json={"role": "platform_admin"},
+        headers=ent.headers(Role.enterprise_operator),
+    )
+    assert r.status_code == 403
+
+
+def test_role_must_fit_organisation_kind(client, world):
+    platform = world.platform()
+    ent = world.enterprise()
+    r = client.post(
+        f"/v1/organisations/{ent.org.id}/keys",
+        json={"role": "platform_reviewer"},
+        headers=platform.headers(Role.platform_admin),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "role"
+
+
+def test_key_lifetime_is_bounded(client, world):
+    platform = world.platform()
+    ent = world.enterprise()
+    r = client.post(
+        f"/v1/organisations/{ent.org.id}/keys",
+        json={"role": "enterprise_node", "expires_in_days": 100000},
+        headers=platform.headers(Role.platform_admin),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "expires_in_days"

@@ -1,0 +1,109 @@
+"""The administrator's CLI: organisations, keys, database."""
+
+from typer.testing import CliRunner
+
+from fanchaoxin.cli import app as cli
+
+
+def test_org_and_key_lifecycle(db, settings, client):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        cli,
+        [
+            "org",
+            "add",
+            "--kind",
+            "enterprise",
+            "--name",
+            "某电商",
+            "--business-type",
+            "ecommerce",
+            "--business-type",
+            "internet_finance",
+            "--agreement-signed",
+            "2017-01-01",
+            "--uscc",
+            "91110000600037341L",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        cli, ["key", "create", "--org", "91110000600037341L", "--role", "enterprise_node", "--label", "node"]
+    )
+    assert r.exit_code == 0, r.output
+    secret = next(line.strip() for line in r.output.splitlines() if line.strip().startswith("fcx_"))
+    assert client.get("/v1/whoami", headers={"X-API-Key": secret}).json()["role"] == "enterprise_node"
+    listed = runner.invoke(cli, ["key", "list"])
+    assert secret not in listed.output
+    prefix = secret.split("_")[1]
+    r = runner.invoke(cli, ["key", "revoke", prefix, "--reason", "rotated"])
+    assert r.exit_code == 0, r.output
+    assert client.get("/v1/whoami", headers={"X-API-Key": secret}).status_code == 401
+    assert runner.invoke(cli, ["audit", "verify"]).exit_code == 0
+
+
+def test_bad_cli_input_is_a_clear_error(db, settings):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["org", "add", "--kind", "bank", "--name", "x"])
+    assert r.exit_code == 1
+    assert "--kind" in r.output
+    r = runner.invoke(
+        cli,
+        [
+            "org",
+            "add",
+            "--kind",
+            "enterprise",
+            "--name",
+            "x",
+            "--business-type",
+            "ecommerce",
+            "--agreement-signed",
+            "2017-02-30",
+        ],
+    )
+    assert r.exit_code == 1 and "--agreement-signed" in r.output
+    r = runner.invoke(
+        cli,
+        [
+            "org",
+            "add",
+            "--kind",
+            "enterprise",
+            "--name",
+            "x",
+            "--business-type",
+            "ecommerce",
+            "--agreement-signed",
+            "2017-02-03",
+            "--uscc",
+            "123",
+        ],
+    )
+    assert r.exit_code == 1 and "uscc" in r.output
+    r = runner.invoke(cli, ["key", "create", "--org", "nobody", "--role", "enterprise_node"])
+    assert r.exit_code == 1 and "nobody" in r.output
+
+
+def test_demo_loads_once(db, settings):
+    from rich.console import Console
+
+    from fanchaoxin.demo import load_demo, print_demo
+
+    keys = load_demo(db)
+    assert keys is not None
+    roles = {k.role for k in keys}
+    assert {
+        "platform_admin",
+        "platform_reviewer",
+        "auditor",
+        "department_officer",
+        "enterprise_operator",
+        "enterprise_node",
+    } <= roles
+    assert load_demo(db) is None
+    console = Console(record=True, width=200)
+    print_demo(console, None)
+    assert "already loaded" in console.export_text()
