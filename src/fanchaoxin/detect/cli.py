@@ -8,7 +8,9 @@ import typer
 
 from fanchaoxin.detect import cli_groups, cli_orders, cli_text
 
-app = typer.Typer(help="Detect 炒信 in an enterprise's own data (CSV or Parquet, on DuckDB).", no_args_is_help=True)
+app = typer.Typer(
+    help="Detect 炒信 in an enterprise's own data (CSV or Parquet, on DuckDB).", no_args_is_help=True
+)
 for _sub in (cli_orders.app, cli_groups.app, cli_text.app):
     app.registered_commands.extend(_sub.registered_commands)
     app.registered_groups.extend(_sub.registered_groups)
