@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
 from fanchaoxin.core.audit import Actor
@@ -104,7 +103,7 @@ def print_demo(console: Console, keys: list[DemoKey] | None) -> None:
             "Make a new one with [bold]fcx key create --org NAME --role ROLE[/]."
         )
         return
-    table = Table("organisation", "role", "API key (shown once)", title="Demo organisations and API keys")
+    # Plain lines, never a table: a key cut to the terminal's width would be useless.
+    console.print("[bold]Demo organisations and API keys[/] (shown once; only their hashes are stored):")
     for k in keys:
-        table.add_row(k.organisation, k.role, k.secret)
-    console.print(table)
+        console.print(f"  {k.role:<20} {k.secret}  {k.organisation}", soft_wrap=True, highlight=False)
