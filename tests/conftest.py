@@ -76,7 +76,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def _empty_tables(db: Database) -> None:
-    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_chain_head"]
+    tables = [
+        t for t in reversed(Base.metadata.sorted_tables) if t.name not in ("audit_chain_head", "feed_head")
+    ]
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE"))
@@ -84,6 +86,7 @@ def _empty_tables(db: Database) -> None:
             for t in tables:
                 conn.execute(t.delete())
         conn.execute(text("UPDATE audit_chain_head SET seq = 0, hash = :h WHERE id = 1"), {"h": "0" * 64})
+        conn.execute(text("UPDATE feed_head SET seq = 0 WHERE id = 1"))
 
 
 @pytest.fixture

@@ -45,10 +45,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.metrics = Metrics()
     install_handlers(app)
 
+    from fanchaoxin.blacklist.views import router as blacklist_router
     from fanchaoxin.core.views import router as core_router
     from fanchaoxin.orgs.views import router as orgs_router
+    from fanchaoxin.subjects.views import router as subjects_router
 
-    for router in (core_router, orgs_router):
+    for router in (core_router, orgs_router, subjects_router, blacklist_router):
         _document_roles(router)
         app.include_router(router)
 

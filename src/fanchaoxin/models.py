@@ -1,7 +1,28 @@
 """Every table of the platform, imported once so that Alembic and the tests see the whole schema."""
 
+from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, FeedEvent, FeedHead
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
+from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, Organisation
+from fanchaoxin.subjects.models import LiableLink, MergeProposal, Subject, SubjectIdentifier, SubjectMerge
 
-__all__ = ["ApiKey", "AuditChainHead", "AuditEvent", "Base", "Organisation"]
+__all__ = [
+    "ApiKey",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "Entry",
+    "EntryTransition",
+    "Evidence",
+    "EvidenceBlob",
+    "FeedEvent",
+    "FeedHead",
+    "IdempotencyRecord",
+    "LiableLink",
+    "MergeProposal",
+    "Organisation",
+    "Subject",
+    "SubjectIdentifier",
+    "SubjectMerge",
+]

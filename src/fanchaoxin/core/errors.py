@@ -8,6 +8,7 @@ same shape.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -163,6 +164,29 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+_FIELD_PREFIX = re.compile(
+    r"^(?:Value error, )?((?:[A-Za-z_]\w*|\[\d+\])(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$", re.S
+)
+
+
+def pydantic_error(loc: tuple[Any, ...] | list[Any], message: str, type_: str | None) -> dict[str, Any]:
+    """One validation error as `{field, message, type}`.
+
+    A model-level check names the field it is about by starting its message with `field: …`
+    (e.g. "document_number: required for basis judicial_decision"); that field is appended to the
+    location so the caller is told exactly which field is wrong.
+    """
+    field = field_path(loc)
+    m = _FIELD_PREFIX.match(message)
+    if m:
+        sub = m.group(1)
+        field = (field + sub if sub.startswith("[") else f"{field}.{sub}") if field else sub
+        message = m.group(2)
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return {"field": field, "message": message, "type": type_}
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = str(request.url.path) if request is not None else None
     return JSONResponse(
@@ -181,14 +205,8 @@ def _validation_errors(exc: RequestValidationError) -> tuple[type[Problem], list
         location = loc[0] if loc else "body"
         if err.get("type") == "json_invalid":
             malformed = True
-        errors.append(
-            {
-                "in": location,
-                "field": field_path(loc[1:]) or location,
-                "type": err.get("type"),
-                "message": err.get("msg"),
-            }
-        )
+        item = pydantic_error(loc[1:], str(err.get("msg", "")), err.get("type"))
+        errors.append({"in": location, **item, "field": item["field"] or location})
     return (MalformedBody if malformed else ValidationProblem), errors
 
 

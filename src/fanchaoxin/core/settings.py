@@ -32,6 +32,17 @@ class Settings(BaseSettings):
 
     timezone_display: str = "Asia/Shanghai"
 
+    # Due process (DESIGN.md §2), in PRC working days.
+    notice_working_days: int = Field(
+        5, description="告知 + 陈述申辩 period before an enterprise finding is published."
+    )
+
+    # Evidence files
+    evidence_max_bytes: int = Field(20 * 1024 * 1024, description="Largest evidence file, in bytes.")
+
+    # Background jobs inside `fcx serve` (expiry, deadlines); 0 disables the loop.
+    jobs_interval_seconds: int = 300
+
 
 @lru_cache
 def get_settings() -> Settings:

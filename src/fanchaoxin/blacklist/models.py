@@ -1,0 +1,168 @@
+"""Tables of the blacklist registry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+from fanchaoxin.subjects.models import Subject
+
+_BigInt = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Entry(Base):
+    """One record of the 炒信 blacklist (炒信黑名单): a subject, what it did, on what basis, and its state."""
+
+    __tablename__ = "entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    # The reporting organisation owns the entry (tenancy); published entries are shared with all.
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    shared_with_all: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    behaviours: Mapped[list[str]] = mapped_column(JSON)
+    role: Mapped[str] = mapped_column(String(32))
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    basis: Mapped[str] = mapped_column(String(32), index=True)
+    document_number: Mapped[str | None] = mapped_column(String(100))
+    issuing_authority: Mapped[str | None] = mapped_column(String(200))
+    document_date: Mapped[date | None] = mapped_column(Date)
+    occurred_from: Mapped[date | None] = mapped_column(Date)
+    occurred_to: Mapped[date | None] = mapped_column(Date)
+    facts: Mapped[str] = mapped_column(Text)
+    # A liable person's entry is linked to its unit's entry and follows it (published, ended with it).
+    parent_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("entries.id"), index=True)
+    liable_role: Mapped[str | None] = mapped_column(String(32))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    notice_started_on: Mapped[date | None] = mapped_column(Date)
+    notice_ends_on: Mapped[date | None] = mapped_column(Date)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    min_end_on: Mapped[date | None] = mapped_column(Date)
+    max_end_on: Mapped[date | None] = mapped_column(Date, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(2000))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Optimistic locking: two reviewers acting at once — one wins, the other gets 409.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    subject: Mapped[Subject] = relationship(lazy="joined")
+    transitions: Mapped[list[EntryTransition]] = relationship(
+        back_populates="entry", order_by="EntryTransition.id", cascade="all, delete-orphan"
+    )
+    evidence: Mapped[list[Evidence]] = relationship(back_populates="entry", order_by="Evidence.created_at")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "subject_id": str(self.subject_id),
+            "status": self.status,
+            "behaviours": self.behaviours,
+            "role": self.role,
+            "services": self.services,
+            "severity": self.severity,
+            "basis": self.basis,
+            "document_number": self.document_number,
+            "issuing_authority": self.issuing_authority,
+            "facts": self.facts,
+            "notice_ends_on": self.notice_ends_on.isoformat() if self.notice_ends_on else None,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "min_end_on": self.min_end_on.isoformat() if self.min_end_on else None,
+            "max_end_on": self.max_end_on.isoformat() if self.max_end_on else None,
+            "end_reason": self.end_reason,
+        }
+
+
+class EntryTransition(Base):
+    """One step of an entry's lifecycle: the timeline shown on the entry."""
+
+    __tablename__ = "entry_transitions"
+
+    id: Mapped[int] = mapped_column(_BigInt, primary_key=True, autoincrement=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    actor_org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    entry: Mapped[Entry] = relationship(back_populates="transitions")
+
+
+class EvidenceBlob(Base):
+    """Evidence content, stored once per SHA-256 (content-addressed)."""
+
+    __tablename__ = "evidence_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Evidence(Base):
+    """An evidence file attached to an entry."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("entry_id", "sha256", name="uq_evidence_entry_sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    entry: Mapped[Entry] = relationship(back_populates="evidence")
+
+
+class FeedEvent(Base):
+    """The change feed: one event per publication, update, dispute flag, revocation, expiry or repair.
+
+    Sequence numbers are gap-free and assigned in the transaction of the change (from `feed_head`),
+    so a reader that has seen N has seen everything up to N. The record carries no plain personal
+    identifier; it is the one source for sharing, department push, statistics and enterprise nodes.
+    """
+
+    __tablename__ = "feed_events"
+
+    seq: Mapped[int] = mapped_column(_BigInt, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FeedHead(Base):
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(_BigInt)

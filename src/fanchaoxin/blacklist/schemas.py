@@ -1,0 +1,218 @@
+"""Request and response bodies of the blacklist registry (炒信黑名单)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.schemas import ResponseModel, StrictModel
+
+
+class Role(StrEnum):
+    """The subject's part in the 炒信."""
+
+    organizer = "organizer"  # 组织者
+    participant = "participant"  # 参与者
+    facilitator = "facilitator"  # 帮助者: provides accounts, data, technology, logistics, funds, spreading
+
+
+class Service(StrEnum):
+    """Services a facilitator provided (action plan: 提供账号、数据、技术、物流、资金、信息发布等服务)."""
+
+    account = "account"
+    data = "data"
+    technical = "technical"
+    logistics = "logistics"
+    funding = "funding"
+    information_spreading = "information_spreading"
+
+
+class Basis(StrEnum):
+    """What the entry rests on. Only the last two trigger department measures under the memoranda."""
+
+    enterprise_finding = "enterprise_finding"  # an enterprise's own monitoring; platform review + notice
+    administrative_penalty = "administrative_penalty"  # 行政处罚决定书
+    judicial_decision = "judicial_decision"  # 裁判文书
+
+
+class LiableRole(StrEnum):
+    """Persons punished with a unit (DESIGN.md §1)."""
+
+    legal_representative = "legal_representative"  # 法定代表人
+    principal = "principal"  # 主要负责人
+    directly_responsible = "directly_responsible"  # 直接责任人
+
+
+class IdentifierIn(StrictModel):
+    type: IdentifierType
+    value: str = Field(min_length=1, max_length=200)
+
+
+class SubjectIn(StrictModel):
+    kind: str = Field(description="Subject kind code (catalogue subject_kinds).")
+    name: str = Field(min_length=1, max_length=200)
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in catalogues().subject_kinds:
+            raise ValueError(f"unknown subject kind {v!r}; one of {', '.join(catalogues().subject_kinds)}")
+        return v
+
+    @model_validator(mode="after")
+    def _identifiers_fit_kind(self) -> SubjectIn:
+        """Normalise every identifier and check this kind of subject can have it (errors name the index)."""
+        allowed = catalogues().subject_kinds[self.kind].identifiers
+        seen: set[tuple[str, str]] = set()
+        for i, ident in enumerate(self.identifiers):
+            if ident.type not in allowed:
+                raise ValueError(
+                    f"identifiers[{i}]: a subject of kind {self.kind} cannot have "
+                    f"a {ident.type.value} identifier "
+                    f"(allowed: {', '.join(t.value for t in allowed)})"
+                )
+            try:
+                ident.value = normalise(ident.type, ident.value)
+            except IdentifierError as exc:
+                raise ValueError(f"identifiers[{i}].value: {exc}") from exc
+            key = (ident.type.value, ident.value)
+            if key in seen:
+                raise ValueError(f"identifiers[{i}]: duplicate {ident.type.value} identifier")
+            seen.add(key)
+        return self
+
+
+class LiablePersonIn(StrictModel):
+    role: LiableRole
+    name: str = Field(min_length=1, max_length=100)
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _normalise(self) -> LiablePersonIn:
+        SubjectIn(kind="individual", name=self.name, identifiers=self.identifiers)
+        return self
+
+
+class EntryIn(StrictModel):
+    """One 炒信 blacklist record as submitted by an enterprise or a department."""
+
+    subject: SubjectIn
+    behaviours: list[str] = Field(min_length=1, description="Behaviour codes (catalogue behaviours).")
+    role: Role
+    services: list[Service] = Field(default_factory=list)
+    severity: str = Field(description="minor | general | serious")
+    basis: Basis
+    document_number: str | None = Field(
+        None, max_length=100, description="文书编号; required unless enterprise_finding."
+    )
+    issuing_authority: str | None = Field(None, max_length=200)
+    document_date: date | None = None
+    occurred_from: date | None = None
+    occurred_to: date | None = None
+    facts: str = Field(min_length=1, max_length=20000)
+    liable_persons: list[LiablePersonIn] = Field(default_factory=list, max_length=20)
+
+    @field_validator("behaviours")
+    @classmethod
+    def _known_behaviours(cls, v: list[str]) -> list[str]:
+        known = catalogues().behaviours
+        for i, code in enumerate(v):
+            if code not in known:
+                raise ValueError(f"[{i}]: unknown behaviour code {code!r}; one of {', '.join(known)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a behaviour is listed twice")
+        return sorted(v)
+
+    @field_validator("severity")
+    @classmethod
+    def _known_severity(cls, v: str) -> str:
+        if v not in catalogues().severities:
+            raise ValueError(f"unknown severity {v!r}; one of {', '.join(catalogues().severities)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EntryIn:
+        today = date.today()
+        if self.basis != Basis.enterprise_finding:
+            if not self.document_number:
+                raise ValueError(f"document_number: required for basis {self.basis.value}")
+            if not self.issuing_authority:
+                raise ValueError(f"issuing_authority: required for basis {self.basis.value}")
+        for name in ("document_date", "occurred_from", "occurred_to"):
+            value = getattr(self, name)
+            if value is not None and value > today:
+                raise ValueError(f"{name}: {value.isoformat()} is in the future")
+        if self.occurred_from and self.occurred_to and self.occurred_to < self.occurred_from:
+            raise ValueError("occurred_to: before occurred_from")
+        if self.services and self.role != Role.facilitator:
+            raise ValueError("services: only a facilitator provides services")
+        if self.liable_persons and self.subject.kind not in ("unit", "courier_company"):
+            raise ValueError(
+                "liable_persons: only a unit has a legal representative, principal or responsible persons"
+            )
+        return self
+
+
+class TransitionIn(StrictModel):
+    action: str = Field(description="start_review | reject | open_notice | publish | revoke | …")
+    reason: str = Field("", max_length=2000)
+    version: int = Field(description="The entry's version as last read (optimistic locking).")
+
+
+class IdentifierOut(ResponseModel):
+    type: IdentifierType
+    value: str = Field(description="Masked for personal subjects unless revealed to an authorised reviewer.")
+
+
+class SubjectOut(ResponseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    identifiers: list[IdentifierOut]
+
+
+class TransitionOut(ResponseModel):
+    from_status: str | None
+    to_status: str
+    action: str
+    actor: str
+    reason: str
+    at: datetime
+
+
+class EntryOut(ResponseModel):
+    id: uuid.UUID
+    status: str
+    version: int
+    subject: SubjectOut
+    behaviours: list[str]
+    role: str
+    services: list[str]
+    severity: str
+    basis: str
+    document_number: str | None
+    issuing_authority: str | None
+    document_date: date | None
+    occurred_from: date | None
+    occurred_to: date | None
+    facts: str | None
+    reporting_org_id: uuid.UUID
+    parent_entry_id: uuid.UUID | None
+    liable_role: str | None
+    submitted_at: datetime
+    notice_ends_on: date | None
+    published_at: datetime | None
+    min_end_on: date | None
+    max_end_on: date | None
+    ended_at: datetime | None
+    end_reason: str | None
+    linked_entry_ids: list[uuid.UUID] = Field(default_factory=list)
+    timeline: list[TransitionOut] | None = None
+    evidence: list[dict[str, Any]] | None = None

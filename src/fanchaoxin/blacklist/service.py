@@ -1,0 +1,501 @@
+"""The registry's rules: submit, review, give notice, publish, end — for the API, the CLI and jobs alike."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from fanchaoxin.blacklist import feed
+from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
+from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob
+from fanchaoxin.blacklist.schemas import Basis, EntryIn
+from fanchaoxin.core import audit
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.auth import Principal
+from fanchaoxin.core.calendar import add_months, add_working_days, china_today
+from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationProblem,
+)
+from fanchaoxin.core.settings import get_settings
+from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.subjects import service as subjects
+from fanchaoxin.subjects.models import LiableLink
+
+# Feed event for each step that changes what participants must know.
+FEED_EVENT = {
+    Action.publish: "published",
+    Action.dispute: "disputed",
+    Action.resolve_dispute: "undisputed",
+    Action.revoke: "revoked",
+    Action.expire: "expired",
+    Action.repair: "repaired",
+}
+# Steps of a unit's entry that its liable persons' entries follow.
+FOLLOWED_BY_LINKED = frozenset(
+    {Action.dispute, Action.resolve_dispute, Action.revoke, Action.expire, Action.repair}
+)
+
+
+def _transition_row(entry: Entry, frm: str | None, to: str, action: str, actor: Actor, reason: str) -> None:
+    entry.transitions.append(
+        EntryTransition(
+            from_status=frm,
+            to_status=to,
+            action=action,
+            actor=actor.name,
+            actor_org_id=actor.org_id,
+            reason=reason,
+        )
+    )
+
+
+def submit(
+    session: Session, actor: Actor, org_id: uuid.UUID, data: EntryIn, *, batch_id: uuid.UUID | None = None
+) -> Entry:
+    """Record a submission (status `submitted`): the subject is resolved, liable persons linked."""
+    resolution = subjects.resolve(
+        session,
+        actor,
+        kind=data.subject.kind,
+        name=data.subject.name,
+        identifiers=[(i.type.value, i.value) for i in data.subject.identifiers],
+    )
+    entry = Entry(
+        subject_id=resolution.subject.id,
+        owner_org_id=org_id,
+        shared_with_all=False,
+        status=Status.submitted.value,
+        behaviours=list(data.behaviours),
+        role=data.role.value,
+        services=sorted(s.value for s in data.services),
+        severity=data.severity,
+        basis=data.basis.value,
+        document_number=data.document_number,
+        issuing_authority=data.issuing_authority,
+        document_date=data.document_date,
+        occurred_from=data.occurred_from,
+        occurred_to=data.occurred_to,
+        facts=data.facts,
+        submitted_by=actor.name,
+        batch_id=batch_id,
+    )
+    session.add(entry)
+    session.flush()
+    for i, person in enumerate(data.liable_persons):
+        res = subjects.resolve(
+            session,
+            actor,
+            kind="individual",
+            name=person.name,
+            identifiers=[(x.type.value, x.value) for x in person.identifiers],
+            field_prefix=f"liable_persons[{i}]",
+        )
+        session.add(
+            LiableLink(
+                unit_id=entry.subject_id, person_id=res.subject.id, role=person.role.value, entry_id=entry.id
+            )
+        )
+    _transition_row(entry, None, Status.submitted.value, "submit", actor, "")
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "entry.submit",
+        "entry",
+        entry.id,
+        after=entry.snapshot(),
+        detail={"subject_id": str(entry.subject_id), "subject_created": resolution.created},
+    )
+    return entry
+
+
+def facts_of(entry: Entry) -> EntryFacts:
+    return EntryFacts(
+        status=Status(entry.status),
+        basis=entry.basis,
+        notice_ends_on=entry.notice_ends_on,
+        min_end_on=entry.min_end_on,
+        max_end_on=entry.max_end_on,
+        is_linked=entry.parent_entry_id is not None,
+    )
+
+
+def transition(
+    session: Session,
+    actor: Actor,
+    entry: Entry,
+    action: Action,
+    *,
+    reason: str = "",
+    expected_version: int | None = None,
+    today: date | None = None,
+    system: bool = False,
+) -> Entry:
+    """Take one lifecycle step; side effects (periods, feed, linked entries) follow from the step."""
+    today = today or china_today()
+    if expected_version is not None and expected_version != entry.version:
+        raise Conflict(
+            f"The entry changed since you read it (version {entry.version}, "
+            f"you sent {expected_version}); reload it"
+        )
+    target = next_status(facts_of(entry), action, today=today, reason=reason, system=system)
+    before = entry.snapshot()
+    frm = entry.status
+    entry.status = target.value
+    now = utcnow()
+    if action == Action.open_notice:
+        entry.notice_started_on = today
+        entry.notice_ends_on = add_working_days(today, get_settings().notice_working_days)
+    if action == Action.publish:
+        sev = catalogues().severities[entry.severity]
+        entry.published_at = now
+        entry.min_end_on = add_months(today, sev.min_months)
+        entry.max_end_on = add_months(today, sev.max_months)
+    if target in (Status.expired, Status.revoked, Status.repaired, Status.rejected):
+        entry.ended_at = now
+        entry.end_reason = reason.strip() or action.value
+    entry.shared_with_all = target in IN_FORCE
+    _transition_row(entry, frm, target.value, action.value, actor, reason.strip())
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict("Another reviewer changed this entry at the same time; reload it") from exc
+    audit.record(
+        session,
+        actor,
+        f"entry.{action.value}",
+        "entry",
+        entry.id,
+        before=before,
+        after=entry.snapshot(),
+        detail={"from": frm, "to": target.value},
+    )
+    if action in FEED_EVENT:
+        feed.append(session, entry, FEED_EVENT[action])
+    if action == Action.publish and entry.parent_entry_id is None:
+        _publish_linked(session, actor, entry)
+    if action in FOLLOWED_BY_LINKED and entry.parent_entry_id is None:
+        for linked in linked_entries(session, entry):
+            if Status(linked.status) in IN_FORCE:
+                transition(
+                    session, actor, linked, action, reason=reason or action.value, today=today, system=True
+                )
+    return entry
+
+
+def _publish_linked(session: Session, actor: Actor, unit_entry: Entry) -> None:
+    """Liable persons are punished with the unit: each gets a linked entry, published with it."""
+    links = session.scalars(select(LiableLink).where(LiableLink.entry_id == unit_entry.id)).all()
+    for link in links:
+        person = subjects.survivor(session, subjects.get_subject(session, link.person_id))
+        linked = Entry(
+            subject_id=person.id,
+            owner_org_id=unit_entry.owner_org_id,
+            shared_with_all=False,
+            status=Status.under_review.value,
+            behaviours=list(unit_entry.behaviours),
+            role=unit_entry.role,
+            services=list(unit_entry.services),
+            severity=unit_entry.severity,
+            basis=unit_entry.basis,
+            document_number=unit_entry.document_number,
+            issuing_authority=unit_entry.issuing_authority,
+            document_date=unit_entry.document_date,
+            occurred_from=unit_entry.occurred_from,
+            occurred_to=unit_entry.occurred_to,
+            facts=f"{link.role} of the unit listed in entry {unit_entry.id}",
+            parent_entry_id=unit_entry.id,
+            liable_role=link.role,
+            submitted_by=actor.name,
+            batch_id=unit_entry.batch_id,
+        )
+        session.add(linked)
+        session.flush()
+        linked.transitions.append(
+            EntryTransition(
+                from_status=None,
+                to_status=Status.under_review.value,
+                action="link",
+                actor=actor.name,
+                actor_org_id=actor.org_id,
+                reason=f"liable person ({link.role}) of entry {unit_entry.id}",
+            )
+        )
+        # Linked entries skip their own notice: the unit's notice period covered the liable persons.
+        linked_facts = EntryFacts(
+            Status.under_review, Basis.administrative_penalty.value, None, None, None, True
+        )
+        next_status(linked_facts, Action.publish, today=china_today(), system=True)
+        frm = linked.status
+        linked.status = Status.published.value
+        linked.published_at = unit_entry.published_at
+        linked.min_end_on, linked.max_end_on = unit_entry.min_end_on, unit_entry.max_end_on
+        linked.shared_with_all = True
+        _transition_row(
+            linked, frm, Status.published.value, Action.publish.value, actor, "published with the unit"
+        )
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "entry.publish",
+            "entry",
+            linked.id,
+            after=linked.snapshot(),
+            detail={"linked_to": str(unit_entry.id), "liable_role": link.role},
+        )
+        feed.append(session, linked, "published")
+
+
+def linked_entries(session: Session, entry: Entry) -> list[Entry]:
+    return list(
+        session.scalars(select(Entry).where(Entry.parent_entry_id == entry.id).order_by(Entry.submitted_at))
+    )
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> Entry:
+    return get_visible(session, Entry, entry_id, principal, what="entry")
+
+
+def get_entry_for_update(session: Session, entry_id: uuid.UUID) -> Entry:
+    entry = session.get(Entry, entry_id)
+    if entry is None:
+        raise NotFound(f"No entry with id {entry_id}")
+    return entry
+
+
+@dataclass
+class EntryPage:
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+def list_entries(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    behaviour: str | None = None,
+    basis: str | None = None,
+    subject_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> EntryPage:
+    stmt = scoped(select(Entry), Entry, principal).options(selectinload(Entry.subject))
+    if status:
+        stmt = stmt.where(Entry.status == status)
+    if severity:
+        stmt = stmt.where(Entry.severity == severity)
+    if basis:
+        stmt = stmt.where(Entry.basis == basis)
+    if subject_id:
+        stmt = stmt.where(Entry.subject_id == subject_id)
+    if cursor:
+        try:
+            at_s, id_s = cursor.split("|", 1)
+            from datetime import datetime
+
+            at, last_id = datetime.fromisoformat(at_s), uuid.UUID(id_s)
+        except ValueError as exc:
+            raise ValidationProblem(
+                "Bad cursor",
+                errors=[{"in": "query", "field": "cursor", "message": "use next_cursor as given"}],
+            ) from exc
+        stmt = stmt.where(or_(Entry.submitted_at > at, and_(Entry.submitted_at == at, Entry.id > last_id)))
+    stmt = stmt.order_by(Entry.submitted_at, Entry.id)
+    if behaviour:
+        # JSON containment differs between backends; behaviours are few, so filter after reading.
+        rows: list[Entry] = []
+        for e in session.scalars(stmt.limit(limit * 20)):
+            if behaviour in e.behaviours:
+                rows.append(e)
+                if len(rows) == limit:
+                    break
+    else:
+        rows = list(session.scalars(stmt.limit(limit)))
+    nxt = f"{rows[-1].submitted_at.isoformat()}|{rows[-1].id}" if len(rows) == limit else None
+    return EntryPage(rows, nxt)
+
+
+# --- evidence --------------------------------------------------------------------------------------
+
+# Evidence types, recognised by their content, not by what the client claims.
+_SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+ALLOWED_MEDIA_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain", "text/csv"}
+)
+
+
+def sniff(data: bytes) -> str | None:
+    for magic, media in _SIGNATURES:
+        if data.startswith(magic):
+            return media
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "image/webp"
+    if b"\x00" not in data[:8192]:
+        try:
+            data.decode("utf-8")
+            return "text/plain"
+        except UnicodeDecodeError:
+            try:
+                data.decode("gbk")
+                return "text/plain"
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def add_evidence(
+    session: Session, actor: Actor, entry: Entry, *, filename: str, declared_type: str | None, data: bytes
+) -> Evidence:
+    limit = get_settings().evidence_max_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"Evidence file {filename!r} is {len(data)} bytes; the limit is {limit}")
+    if not data:
+        raise ValidationProblem(
+            "Empty evidence file", errors=[{"field": "file", "message": "the file is empty"}]
+        )
+    actual = sniff(data)
+    declared = (declared_type or "").split(";")[0].strip().lower() or None
+    if declared == "text/csv" and actual == "text/plain":
+        actual = "text/csv"
+    if actual is None or actual not in ALLOWED_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Evidence {filename!r} is not an allowed type (PDF, PNG, JPEG, GIF, plain text or CSV)",
+            errors=[
+                {
+                    "in": "body",
+                    "field": "file",
+                    "type": "media_type",
+                    "message": f"content looks like {actual or 'unknown binary data'}",
+                }
+            ],
+        )
+    if declared and declared not in ("application/octet-stream", actual):
+        raise UnsupportedMediaType(
+            f"Evidence {filename!r} is declared as {declared} but its content is {actual}",
+            errors=[
+                {
+                    "in": "body",
+                    "field": "file",
+                    "type": "media_type_mismatch",
+                    "message": f"content is {actual}",
+                }
+            ],
+        )
+    if Status(entry.status) in (Status.rejected, Status.expired, Status.revoked, Status.repaired):
+        raise Conflict(f"The entry is {entry.status}; no more evidence can be added")
+    digest = hashlib.sha256(data).hexdigest()
+    if session.get(EvidenceBlob, digest) is None:
+        session.add(EvidenceBlob(sha256=digest, size=len(data), media_type=actual, data=data))
+    existing = session.scalar(
+        select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == digest)
+    )
+    if existing is not None:
+        return existing
+    ev = Evidence(
+        entry_id=entry.id,
+        sha256=digest,
+        filename=filename[:255],
+        media_type=actual,
+        size=len(data),
+        uploaded_by=actor.name,
+    )
+    session.add(ev)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "entry.evidence_add",
+        "entry",
+        entry.id,
+        detail={"sha256": digest, "size": len(data), "media_type": actual},
+    )
+    return ev
+
+
+def get_evidence_blob(session: Session, entry: Entry, sha256: str) -> tuple[Evidence, EvidenceBlob]:
+    ev = session.scalar(select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == sha256))
+    blob = session.get(EvidenceBlob, sha256) if ev else None
+    if ev is None or blob is None:
+        raise NotFound(f"No evidence {sha256} on this entry")
+    return ev, blob
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+JOB_ACTOR = Actor("system:jobs")
+
+
+def run_jobs(session: Session, *, today: date | None = None) -> dict[str, Any]:
+    """End entries at their maximum period; report notice periods that have run out (deadline events)."""
+    today = today or china_today()
+    expired = 0
+    due = session.scalars(
+        select(Entry).where(
+            Entry.status.in_([Status.published.value, Status.disputed.value]),
+            Entry.parent_entry_id.is_(None),
+            Entry.max_end_on <= today,
+        )
+    ).all()
+    for entry in due:
+        transition(
+            session,
+            JOB_ACTOR,
+            entry,
+            Action.expire,
+            reason="maximum period reached",
+            today=today,
+            system=True,
+        )
+        expired += 1
+    notice_over = session.scalars(
+        select(Entry).where(Entry.status == Status.notice_period.value, Entry.notice_ends_on < today)
+    ).all()
+    flagged = 0
+    for entry in notice_over:
+        already = any(t.action == "notice_ended" for t in entry.transitions)
+        if not already:
+            _transition_row(
+                entry,
+                entry.status,
+                entry.status,
+                "notice_ended",
+                JOB_ACTOR,
+                "notice period over; ready to publish",
+            )
+            audit.record(
+                session,
+                JOB_ACTOR,
+                "entry.notice_ended",
+                "entry",
+                entry.id,
+                detail={"notice_ends_on": entry.notice_ends_on.isoformat()},
+            )
+            flagged += 1
+    session.flush()
+    return {"expired": expired, "notice_ended": flagged, "today": today.isoformat()}

@@ -1,0 +1,365 @@
+"""Routes of the blacklist registry: submission, review, evidence, change feed, information service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from fanchaoxin.blacklist import feed
+from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.lifecycle import Action
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.blacklist.schemas import EntryIn, EntryOut, TransitionIn
+from fanchaoxin.core import audit, idempotency
+from fanchaoxin.core.audit import canonical_json
+from fanchaoxin.core.auth import DB, Principal, allow
+from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
+from fanchaoxin.core.identifiers import mask_person_name
+from fanchaoxin.core.schemas import ResponseModel
+from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.subjects import service as subjects
+
+router = APIRouter(prefix="/v1", tags=["blacklist"])
+
+SUBMITTERS = (R.enterprise_operator, R.department_officer, R.platform_reviewer, R.platform_admin)
+REVIEWERS = (R.platform_reviewer, R.platform_admin)
+READERS = (
+    R.platform_admin,
+    R.platform_reviewer,
+    R.auditor,
+    R.department_officer,
+    R.enterprise_operator,
+    R.enterprise_node,
+)
+
+
+def may_reveal(principal: Principal) -> bool:
+    """Plain personal identifiers go only to an authorised reviewer (and to the subject, via due process)."""
+    return principal.role in REVIEWERS
+
+
+def entry_out(
+    session: Session, entry: Entry, principal: Principal, *, reveal: bool = False, detail: bool = False
+) -> EntryOut:
+    if reveal and not may_reveal(principal):
+        raise Forbidden("Only a platform reviewer may see plain personal identifiers")
+    subject = entry.subject
+    personal = subjects.is_personal(subject.kind)
+    if reveal and personal:
+        audit.record_pii_read(
+            session,
+            principal.actor,
+            "subject",
+            subject.id,
+            purpose=f"entry {entry.id}",
+            fields=sorted({i.type for i in subject.identifiers} | {"name"}),
+        )
+    owner_or_platform = principal.is_platform or principal.org_id == entry.owner_org_id
+    name = subject.name if (reveal or not personal) else mask_person_name(subject.name)
+    data: dict[str, Any] = {
+        "id": entry.id,
+        "status": entry.status,
+        "version": entry.version,
+        "subject": {
+            "id": subject.id,
+            "kind": subject.kind,
+            "name": name,
+            "identifiers": subjects.identifiers_out(subject, reveal=reveal),
+        },
+        "behaviours": entry.behaviours,
+        "role": entry.role,
+        "services": entry.services,
+        "severity": entry.severity,
+        "basis": entry.basis,
+        "document_number": entry.document_number,
+        "issuing_authority": entry.issuing_authority,
+        "document_date": entry.document_date,
+        "occurred_from": entry.occurred_from,
+        "occurred_to": entry.occurred_to,
+        # The facts may describe people and business secrets: the reporter and the platform only.
+        "facts": entry.facts if owner_or_platform else None,
+        "reporting_org_id": entry.owner_org_id,
+        "parent_entry_id": entry.parent_entry_id,
+        "liable_role": entry.liable_role,
+        "submitted_at": entry.submitted_at,
+        "notice_ends_on": entry.notice_ends_on,
+        "published_at": entry.published_at,
+        "min_end_on": entry.min_end_on,
+        "max_end_on": entry.max_end_on,
+        "ended_at": entry.ended_at,
+        "end_reason": entry.end_reason,
+    }
+    if detail:
+        data["linked_entry_ids"] = [e.id for e in registry.linked_entries(session, entry)]
+        if owner_or_platform:
+            data["timeline"] = [
+                {
+                    "from_status": t.from_status,
+                    "to_status": t.to_status,
+                    "action": t.action,
+                    "actor": t.actor,
+                    "reason": t.reason,
+                    "at": t.at,
+                }
+                for t in entry.transitions
+            ]
+            data["evidence"] = [
+                {"sha256": e.sha256, "filename": e.filename, "media_type": e.media_type, "size": e.size}
+                for e in entry.evidence
+            ]
+    return EntryOut.model_validate(data)
+
+
+@router.post(
+    "/entries",
+    response_model=EntryOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit one entry (status submitted); repeat-safe with Idempotency-Key",
+)
+def submit_entry(
+    body: EntryIn,
+    response: Response,
+    session: Session = DB,
+    principal: Principal = allow(*SUBMITTERS),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    assert principal.org_id is not None
+    req_hash = idempotency.request_hash("POST /v1/entries", canonical_json(body.model_dump(mode="json")))
+    previous = idempotency.replay(session, principal.org_id, key, req_hash)
+    if previous is not None:
+        response.status_code = previous.status_code
+        response.headers["Idempotent-Replayed"] = "true"
+        return previous.body
+    entry = registry.submit(session, principal.actor, principal.org_id, body)
+    out = entry_out(session, entry, principal, detail=True)
+    idempotency.remember(session, principal.org_id, key, req_hash, 201, out.model_dump(mode="json"))
+    return out
+
+
+class EntryPageOut(ResponseModel):
+    entries: list[EntryOut]
+    next_cursor: str | None
+
+
+@router.get("/entries", response_model=EntryPageOut, summary="Entries the caller may see")
+def list_entries(
+    session: Session = DB,
+    principal: Principal = allow(*READERS),
+    status_: str | None = Query(None, alias="status"),
+    severity: str | None = None,
+    behaviour: str | None = None,
+    basis: str | None = None,
+    subject_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> EntryPageOut:
+    page = registry.list_entries(
+        session,
+        principal,
+        status=status_,
+        severity=severity,
+        behaviour=behaviour,
+        basis=basis,
+        subject_id=subject_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return EntryPageOut(
+        entries=[entry_out(session, e, principal) for e in page.entries], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/entries/{entry_id}", response_model=EntryOut, summary="One entry with its timeline")
+def get_entry(
+    entry_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = allow(*READERS),
+    reveal: bool = Query(False, description="Plain personal identifiers (reviewers only; audited)."),
+) -> EntryOut:
+    entry = registry.get_entry(session, entry_id, principal)
+    return entry_out(session, entry, principal, reveal=reveal, detail=True)
+
+
+@router.post("/entries/{entry_id}/transitions", response_model=EntryOut, summary="Take one lifecycle step")
+def transition_entry(
+    entry_id: uuid.UUID, body: TransitionIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
+) -> EntryOut:
+    try:
+        action = Action(body.action)
+    except ValueError as exc:
+        raise ValidationProblem(
+            f"Unknown action {body.action!r}",
+            errors=[
+                {"in": "body", "field": "action", "type": "enum", "message": "one of " + ", ".join(Action)}
+            ],
+        ) from exc
+    if action in (Action.expire,):
+        raise Forbidden("Entries expire by themselves at their maximum period (fcx jobs run)")
+    entry = registry.get_entry_for_update(session, entry_id)
+    registry.transition(
+        session, principal.actor, entry, action, reason=body.reason, expected_version=body.version
+    )
+    return entry_out(session, entry, principal, detail=True)
+
+
+class EvidenceOut(ResponseModel):
+    sha256: str
+    filename: str
+    media_type: str
+    size: int
+
+
+@router.post(
+    "/evidence/{entry_id}",
+    response_model=EvidenceOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Attach an evidence file (PDF, image, text); stored by SHA-256",
+)
+def add_evidence(
+    entry_id: uuid.UUID,
+    file: UploadFile = File(...),
+    session: Session = DB,
+    principal: Principal = allow(*SUBMITTERS),
+) -> EvidenceOut:
+    entry = registry.get_entry(session, entry_id, principal)
+    if not (principal.is_platform or entry.owner_org_id == principal.org_id):
+        raise NotFound(f"No entry with id {entry_id}")
+    data = file.file.read()
+    ev = registry.add_evidence(
+        session,
+        principal.actor,
+        entry,
+        filename=file.filename or "evidence",
+        declared_type=file.content_type,
+        data=data,
+    )
+    return EvidenceOut.model_validate(ev)
+
+
+@router.get("/evidence/{entry_id}/{sha256}", summary="Download an evidence file (reporter and platform)")
+def get_evidence(
+    entry_id: uuid.UUID,
+    sha256: str,
+    session: Session = DB,
+    principal: Principal = allow(
+        R.platform_admin, R.platform_reviewer, R.auditor, R.enterprise_operator, R.department_officer
+    ),
+) -> Response:
+    entry = registry.get_entry(session, entry_id, principal)
+    if not (principal.is_platform or entry.owner_org_id == principal.org_id):
+        raise NotFound(f"No entry with id {entry_id}")
+    ev, blob = registry.get_evidence_blob(session, entry, sha256)
+    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
+    return Response(
+        blob.data,
+        media_type=blob.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{ev.sha256}"', "ETag": f'"{ev.sha256}"'},
+    )
+
+
+class FeedEventOut(ResponseModel):
+    seq: int
+    at: Any
+    event: str
+    entry_id: uuid.UUID
+    record: dict[str, Any]
+
+
+class FeedPageOut(ResponseModel):
+    events: list[FeedEventOut]
+    head: int = Field(description="The newest sequence number; a reader that reached it is up to date.")
+
+
+@router.get("/feed", response_model=FeedPageOut, tags=["feed"], summary="Change feed since a sequence number")
+def read_feed(
+    session: Session = DB,
+    _: Principal = allow(*READERS),
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+) -> FeedPageOut:
+    events = feed.events_after(session, after, limit)
+    return FeedPageOut(events=[FeedEventOut.model_validate(e) for e in events], head=feed.head(session))
+
+
+class LookupSubjectOut(ResponseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    identifiers: list[dict[str, str]]
+    entries: list[EntryOut]
+
+
+class LookupOut(ResponseModel):
+    subjects: list[LookupSubjectOut]
+
+
+@router.get(
+    "/lookup",
+    response_model=LookupOut,
+    tags=["information service"],
+    summary="Basic information and published entries of a subject, by identifier or name (信息查询)",
+)
+def lookup(
+    session: Session = DB,
+    principal: Principal = allow(*READERS),
+    type_: str | None = Query(None, alias="type", description="Identifier type, with value."),
+    value: str | None = Query(None),
+    name: str | None = Query(None, min_length=2, max_length=200),
+    limit: int = Query(20, ge=1, le=100),
+) -> LookupOut:
+    from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+
+    if name is None and (type_ is None or value is None):
+        raise ValidationProblem(
+            "Give an identifier (type and value) or a name",
+            errors=[{"in": "query", "field": "value", "type": "missing", "message": "type+value or name"}],
+        )
+    found: list[Any] = []
+    query_detail: dict[str, Any]
+    if type_ is not None and value is not None:
+        try:
+            itype = IdentifierType(type_)
+            canonical = normalise(itype, value)
+        except ValueError as exc:
+            rule = getattr(exc, "rule", "enum")
+            field = "value" if isinstance(exc, IdentifierError) else "type"
+            raise ValidationProblem(
+                str(exc), errors=[{"in": "query", "field": field, "type": rule, "message": str(exc)}]
+            ) from exc
+        subject = subjects.find_by_identifiers(session, [(itype.value, canonical)]).get(
+            (itype.value, canonical)
+        )
+        found = [subject] if subject is not None else []
+        # The query value itself may be personal data: the log keeps its digest only.
+        query_detail = {"by": itype.value, "value_digest": audit.digest(f"{itype.value}:{canonical}")}
+    else:
+        found = subjects.search_by_name(session, name or "", limit=limit)
+        query_detail = {"by": "name", "value_digest": audit.digest(name)}
+    out = []
+    for subject in found:
+        entries = [
+            e
+            for e in registry.list_entries(session, principal, subject_id=subject.id, limit=1000).entries
+            if e.status in ("published", "disputed")
+        ]
+        if not entries:
+            continue
+        personal = subjects.is_personal(subject.kind)
+        out.append(
+            LookupSubjectOut(
+                id=subject.id,
+                kind=subject.kind,
+                name=mask_person_name(subject.name) if personal else subject.name,
+                identifiers=subjects.identifiers_out(subject, reveal=False),
+                entries=[entry_out(session, e, principal) for e in entries],
+            )
+        )
+    audit.record(
+        session, principal.actor, "lookup", "subject", "-", detail={**query_detail, "results": len(out)}
+    )
+    return LookupOut(subjects=out)

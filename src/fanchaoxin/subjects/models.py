@@ -1,0 +1,110 @@
+"""Tables of subjects, their identifiers, liable persons, merges and merge proposals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Subject(Base):
+    """A company, person, website, app or account that can be listed (失信主体)."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), index=True)
+    # Set when a reviewer merged this subject into another; undone by a split.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    identifiers: Mapped[list[SubjectIdentifier]] = relationship(
+        back_populates="subject", order_by="SubjectIdentifier.created_at"
+    )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "kind": self.kind,
+            "name": self.name,
+            "merged_into_id": str(self.merged_into_id) if self.merged_into_id else None,
+            "identifiers": sorted(f"{i.type}:{i.value}" for i in self.identifiers),
+        }
+
+
+class SubjectIdentifier(Base):
+    """A canonical identifier of a subject; each (type, value) belongs to one subject only."""
+
+    __tablename__ = "subject_identifiers"
+    __table_args__ = (UniqueConstraint("type", "value", name="uq_subject_identifiers_type_value"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="identifiers")
+
+
+class LiableRole(StrEnum):
+    legal_representative = "legal_representative"  # 法定代表人
+    principal = "principal"  # 主要负责人
+    directly_responsible = "directly_responsible"  # 直接责任人
+
+
+class LiableLink(Base):
+    """A person punished with a unit, named in one of the unit's entries."""
+
+    __tablename__ = "liable_links"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "person_id", "role", name="uq_liable_links_entry_person_role"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MergeProposal(Base):
+    """A possible duplicate found by name similarity or shared identifiers — never merged automatically."""
+
+    __tablename__ = "merge_proposals"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    candidate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | merged | dismissed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SubjectMerge(Base):
+    """A reviewer's merge of one subject into another, with what moved, so that it can be undone."""
+
+    __tablename__ = "subject_merges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    moved_identifier_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    moved_entry_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(String(2000))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(200))

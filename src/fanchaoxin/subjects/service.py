@@ -1,0 +1,377 @@
+"""Entity resolution, merges and splits — the rules for who is who.
+
+A submission that shares a strong identifier with a known subject attaches to it. A similar name
+alone never merges anything: it only *proposes* a merge, with its score, for a reviewer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from fanchaoxin.core import audit
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
+from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask
+from fanchaoxin.subjects.models import MergeProposal, Subject, SubjectIdentifier, SubjectMerge
+from fanchaoxin.subjects.names import display_name, name_key
+
+NAME_PROPOSAL_THRESHOLD = 90.0
+NAME_CANDIDATE_LIMIT = 500
+
+
+@dataclass
+class Resolution:
+    subject: Subject
+    created: bool
+    proposals: list[MergeProposal] = field(default_factory=list)
+
+
+def survivor(session: Session, subject: Subject) -> Subject:
+    """Follow merges to the subject that absorbed this one."""
+    seen = set()
+    while subject.merged_into_id is not None and subject.id not in seen:
+        seen.add(subject.id)
+        nxt = session.get(Subject, subject.merged_into_id)
+        if nxt is None:
+            break
+        subject = nxt
+    return subject
+
+
+def find_by_identifiers(session: Session, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Subject]:
+    if not pairs:
+        return {}
+    rows = session.execute(
+        select(SubjectIdentifier.type, SubjectIdentifier.value, Subject)
+        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+        .where(tuple_(SubjectIdentifier.type, SubjectIdentifier.value).in_(pairs))
+    ).all()
+    return {(t, v): survivor(session, s) for t, v, s in rows}
+
+
+class ResolutionConflict(ValidationProblem):
+    pass
+
+
+def resolve(
+    session: Session,
+    actor: Actor,
+    *,
+    kind: str,
+    name: str,
+    identifiers: list[tuple[str, str]],
+    field_prefix: str = "subject",
+) -> Resolution:
+    """Find or create the subject for a submission (identifiers already normalised)."""
+    strong = [(t, v) for t, v in identifiers if IdentifierType(t) in STRONG_TYPES]
+    known = find_by_identifiers(session, strong)
+    for i, (t, v) in enumerate(identifiers):
+        s = known.get((t, v))
+        if s is not None and s.kind != kind:
+            raise ResolutionConflict(
+                f"{t} {mask(t, v)} belongs to a subject of kind {s.kind}, not {kind}",
+                errors=[
+                    {
+                        "in": "body",
+                        "field": f"{field_prefix}.identifiers[{i}]",
+                        "type": "identifier_kind_conflict",
+                        "message": f"this {t} belongs to a known subject of kind {s.kind}",
+                    }
+                ],
+            )
+    matched: list[Subject] = []
+    for pair in strong:
+        s = known.get(pair)
+        if s is not None and s not in matched:
+            matched.append(s)
+    proposals: list[MergeProposal] = []
+    if matched:
+        subject = matched[0]
+        created = False
+        for other in matched[1:]:
+            proposals.append(_propose(session, subject, other, 100.0, "identifiers of one submission"))
+    else:
+        subject = Subject(kind=kind, name=display_name(name), name_key=name_key(name))
+        session.add(subject)
+        session.flush()
+        created = True
+        proposals.extend(_name_proposals(session, subject))
+    taken = {pair for pair in identifiers if pair in known}
+    for t, v in identifiers:
+        if (t, v) not in taken:
+            session.add(SubjectIdentifier(subject_id=subject.id, type=t, value=v))
+    session.flush()
+    if created:
+        audit.record(session, actor, "subject.create", "subject", subject.id, after=subject.snapshot())
+    return Resolution(subject, created, proposals)
+
+
+def _name_proposals(session: Session, subject: Subject) -> list[MergeProposal]:
+    """Subjects of the same kind with a similar name: proposals for a reviewer, never merges."""
+    key = subject.name_key
+    if len(key) < 2:
+        return []
+    # Blocking on the first two characters keeps this cheap with a million subjects.
+    candidates = session.execute(
+        select(Subject.id, Subject.name_key)
+        .where(
+            Subject.kind == subject.kind,
+            Subject.id != subject.id,
+            Subject.merged_into_id.is_(None),
+            Subject.name_key.like(key[:2].replace("%", r"\%").replace("_", r"\_") + "%", escape="\\"),
+        )
+        .limit(NAME_CANDIDATE_LIMIT)
+    ).all()
+    if not candidates:
+        return []
+    choices = {cid: ckey for cid, ckey in candidates}
+    out = []
+    for _, score, cid in process.extract(
+        key, choices, scorer=fuzz.ratio, score_cutoff=NAME_PROPOSAL_THRESHOLD
+    ):
+        other = session.get(Subject, cid)
+        if other is not None:
+            out.append(_propose(session, subject, other, float(score), "similar name"))
+    return out
+
+
+def _propose(session: Session, subject: Subject, other: Subject, score: float, reason: str) -> MergeProposal:
+    existing = session.scalar(
+        select(MergeProposal).where(
+            MergeProposal.status == "open",
+            ((MergeProposal.subject_id == subject.id) & (MergeProposal.candidate_id == other.id))
+            | ((MergeProposal.subject_id == other.id) & (MergeProposal.candidate_id == subject.id)),
+        )
+    )
+    if existing is not None:
+        return existing
+    proposal = MergeProposal(
+        subject_id=subject.id, candidate_id=other.id, score=round(score, 1), reason=reason
+    )
+    session.add(proposal)
+    session.flush()
+    return proposal
+
+
+def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
+    s = session.get(Subject, subject_id)
+    if s is None:
+        raise NotFound(f"No subject with id {subject_id}")
+    return s
+
+
+def is_personal(kind: str) -> bool:
+    return catalogues().subject_kinds[kind].personal
+
+
+def merge(
+    session: Session, actor: Actor, survivor_id: uuid.UUID, merged_id: uuid.UUID, *, reason: str
+) -> SubjectMerge:
+    """Merge one subject into another: identifiers and entries move; the merge can be undone."""
+    from fanchaoxin.blacklist.models import Entry
+
+    if survivor_id == merged_id:
+        raise Conflict("A subject cannot be merged into itself")
+    if not reason.strip():
+        raise ValidationProblem(
+            "A merge needs a reason", errors=[{"field": "reason", "message": "give the reason"}]
+        )
+    keep, gone = get_subject(session, survivor_id), get_subject(session, merged_id)
+    if keep.merged_into_id or gone.merged_into_id:
+        raise Conflict("One of the subjects has already been merged into another")
+    if keep.kind != gone.kind:
+        raise Conflict(f"Subjects of different kinds ({keep.kind}, {gone.kind}) cannot be merged")
+    before = {"survivor": keep.snapshot(), "merged": gone.snapshot()}
+    ident_ids = [
+        str(i)
+        for i in session.scalars(select(SubjectIdentifier.id).where(SubjectIdentifier.subject_id == gone.id))
+    ]
+    entry_ids = [str(i) for i in session.scalars(select(Entry.id).where(Entry.subject_id == gone.id))]
+    session.execute(
+        update(SubjectIdentifier).where(SubjectIdentifier.subject_id == gone.id).values(subject_id=keep.id)
+    )
+    session.execute(
+        update(Entry).where(Entry.subject_id == gone.id).values(subject_id=keep.id),
+        execution_options={"synchronize_session": False},
+    )
+    gone.merged_into_id = keep.id
+    record = SubjectMerge(
+        survivor_id=keep.id,
+        merged_id=gone.id,
+        moved_identifier_ids=ident_ids,
+        moved_entry_ids=entry_ids,
+        reason=reason.strip(),
+        actor=actor.name,
+    )
+    session.add(record)
+    session.execute(
+        update(MergeProposal)
+        .where(
+            MergeProposal.status == "open",
+            ((MergeProposal.subject_id == keep.id) & (MergeProposal.candidate_id == gone.id))
+            | ((MergeProposal.subject_id == gone.id) & (MergeProposal.candidate_id == keep.id)),
+        )
+        .values(status="merged", decided_by=actor.name, decided_at=utcnow())
+    )
+    session.flush()
+    session.expire_all()
+    after = {
+        "survivor": get_subject(session, keep.id).snapshot(),
+        "merged": get_subject(session, gone.id).snapshot(),
+    }
+    audit.record(
+        session,
+        actor,
+        "subject.merge",
+        "subject",
+        keep.id,
+        before=before,
+        after=after,
+        detail={
+            "merge_id": str(record.id),
+            "merged_id": str(gone.id),
+            "identifiers": len(ident_ids),
+            "entries": len(entry_ids),
+        },
+    )
+    return record
+
+
+def undo_merge(session: Session, actor: Actor, merge_id: uuid.UUID, *, reason: str) -> SubjectMerge:
+    """Split a merged subject out again, with exactly the identifiers and entries it brought."""
+    record = session.get(SubjectMerge, merge_id)
+    if record is None:
+        raise NotFound(f"No merge with id {merge_id}")
+    if record.undone_at is not None:
+        raise Conflict("This merge was already undone")
+    split(
+        session,
+        actor,
+        record.survivor_id,
+        identifier_ids=[uuid.UUID(i) for i in record.moved_identifier_ids],
+        entry_ids=[uuid.UUID(i) for i in record.moved_entry_ids],
+        reason=reason,
+        into=record.merged_id,
+    )
+    record.undone_at = utcnow()
+    record.undone_by = actor.name
+    session.flush()
+    return record
+
+
+def split(
+    session: Session,
+    actor: Actor,
+    subject_id: uuid.UUID,
+    *,
+    identifier_ids: list[uuid.UUID],
+    entry_ids: list[uuid.UUID],
+    reason: str,
+    name: str | None = None,
+    into: uuid.UUID | None = None,
+) -> Subject:
+    """Move some identifiers and entries of a subject to another (new, or the one merged earlier)."""
+    from fanchaoxin.blacklist.models import Entry
+
+    if not reason.strip():
+        raise ValidationProblem(
+            "A split needs a reason", errors=[{"field": "reason", "message": "give the reason"}]
+        )
+    source = get_subject(session, subject_id)
+    if not identifier_ids:
+        raise ValidationProblem(
+            "A split needs at least one identifier",
+            errors=[{"field": "identifier_ids", "message": "at least one"}],
+        )
+    idents = list(session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.id.in_(identifier_ids))))
+    if len(idents) != len(set(identifier_ids)) or any(i.subject_id != source.id for i in idents):
+        raise ValidationProblem(
+            "Some identifiers do not belong to this subject",
+            errors=[{"field": "identifier_ids", "message": "not all ours"}],
+        )
+    entries = list(session.scalars(select(Entry).where(Entry.id.in_(entry_ids)))) if entry_ids else []
+    if len(entries) != len(set(entry_ids)) or any(e.subject_id != source.id for e in entries):
+        raise ValidationProblem(
+            "Some entries do not belong to this subject",
+            errors=[{"field": "entry_ids", "message": "not all ours"}],
+        )
+    remaining = session.scalar(
+        select(SubjectIdentifier.id).where(
+            SubjectIdentifier.subject_id == source.id, SubjectIdentifier.id.not_in(identifier_ids)
+        )
+    )
+    if remaining is None:
+        raise Conflict("A split must leave the subject at least one identifier")
+    before = source.snapshot()
+    if into is not None:
+        target = get_subject(session, into)
+        target.merged_into_id = None
+    else:
+        label = name or source.name
+        target = Subject(kind=source.kind, name=display_name(label), name_key=name_key(label))
+        session.add(target)
+        session.flush()
+    for i in idents:
+        i.subject_id = target.id
+    for e in entries:
+        e.subject_id = target.id
+    session.flush()
+    session.expire_all()
+    audit.record(
+        session,
+        actor,
+        "subject.split",
+        "subject",
+        source.id,
+        before=before,
+        after=get_subject(session, source.id).snapshot(),
+        detail={"into": str(target.id), "identifiers": len(idents), "entries": len(entries)},
+    )
+    return get_subject(session, target.id)
+
+
+def identifiers_out(subject: Subject, *, reveal: bool) -> list[dict[str, Any]]:
+    """Identifiers for display: masked for natural persons unless an authorised reviewer asked to reveal."""
+    personal = is_personal(subject.kind)
+    return [
+        {"type": i.type, "value": i.value if (reveal or not personal) else mask(i.type, i.value)}
+        for i in subject.identifiers
+    ]
+
+
+def search_by_name(session: Session, name: str, *, limit: int = 20) -> list[Subject]:
+    """Subjects whose name is the same after folding, then the closest similar names."""
+    key = name_key(name)
+    exact = list(
+        session.scalars(
+            select(Subject).where(Subject.name_key == key, Subject.merged_into_id.is_(None)).limit(limit)
+        )
+    )
+    if len(exact) >= limit or len(key) < 2:
+        return exact
+    candidates = session.execute(
+        select(Subject.id, Subject.name_key)
+        .where(
+            Subject.merged_into_id.is_(None),
+            Subject.name_key.like(key[:2].replace("%", r"\%").replace("_", r"\_") + "%", escape="\\"),
+        )
+        .limit(NAME_CANDIDATE_LIMIT)
+    ).all()
+    seen = {s.id for s in exact}
+    for _, _score, cid in process.extract(
+        key, {cid: k for cid, k in candidates}, scorer=fuzz.ratio, score_cutoff=80, limit=limit
+    ):
+        if cid not in seen:
+            s = session.get(Subject, cid)
+            if s is not None:
+                exact.append(s)
+                seen.add(cid)
+    return exact[:limit]
