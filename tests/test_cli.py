@@ -106,7 +106,9 @@ def test_demo_loads_once(db, settings):
     narrow = Console(record=True, width=60)
     print_demo(narrow, keys)
     printed = narrow.export_text().replace("\n", "")
-    assert all(k.secret in printed for k in keys), "every key must be printed whole, even on a narrow terminal"
+    assert all(k.secret in printed for k in keys), (
+        "every key must be printed whole, even on a narrow terminal"
+    )
     assert load_demo(db) is None
     console = Console(record=True, width=200)
     print_demo(console, None)
