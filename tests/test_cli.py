@@ -103,6 +103,22 @@ def test_demo_loads_once(db, settings):
         "enterprise_operator",
         "enterprise_node",
     } <= roles
+    from sqlalchemy import select
+
+    from fanchaoxin.blacklist.models import Entry
+
+    with db.session() as s:
+        statuses = {e.status for e in s.scalars(select(Entry))}
+    assert statuses == {
+        "submitted",
+        "under_review",
+        "notice_period",
+        "published",
+        "disputed",
+        "rejected",
+        "revoked",
+        "expired",
+    }
     narrow = Console(record=True, width=60)
     print_demo(narrow, keys)
     printed = narrow.export_text().replace("\n", "")
@@ -113,3 +129,43 @@ def test_demo_loads_once(db, settings):
     console = Console(record=True, width=200)
     print_demo(console, None)
     assert "already loaded" in console.export_text()
+
+
+def test_entries_cli_walks_the_lifecycle(db, settings, tmp_path, world):
+    import json
+
+    from tests.registry_helpers import judicial
+
+    ent = world.enterprise("某电商")
+    runner = CliRunner()
+    path = tmp_path / "entry.json"
+    path.write_text(json.dumps(judicial(), ensure_ascii=False), encoding="utf-8")
+    r = runner.invoke(cli, ["entries", "submit", str(path), "--org", "某电商"])
+    assert r.exit_code == 0, r.output
+    entry_id = r.output.split("entry ")[1].split()[0]
+    assert runner.invoke(cli, ["entries", "review", entry_id]).exit_code == 0
+    r = runner.invoke(cli, ["entries", "publish", entry_id])
+    assert r.exit_code == 0 and "published" in r.output
+    r = runner.invoke(cli, ["entries", "revoke", entry_id])
+    assert r.exit_code != 0  # --reason is required
+    r = runner.invoke(cli, ["entries", "revoke", entry_id, "--reason", "撤销"])
+    assert r.exit_code == 0 and "revoked" in r.output
+    r = runner.invoke(cli, ["entries", "show", entry_id])
+    assert "revoked" in r.output and "publish" in r.output
+    assert runner.invoke(cli, ["entries", "list", "--status", "revoked"]).exit_code == 0
+    r = runner.invoke(cli, ["entries", "publish", entry_id])
+    assert r.exit_code == 1 and "Cannot publish" in r.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(judicial(behaviours=["nope"])), encoding="utf-8")
+    r = runner.invoke(cli, ["entries", "submit", str(bad), "--org", "某电商"])
+    assert r.exit_code == 1 and "behaviours[0]" in r.output
+    csv = tmp_path / "bulk.csv"
+    csv.write_text(
+        "subject_kind,subject_name,domain,behaviours,role,severity,basis,facts\n"
+        "website,刷单网,shuadan.example.cn,order_brushing,organizer,general,enterprise_finding,刷单\n",
+        encoding="utf-8",
+    )
+    r = runner.invoke(cli, ["entries", "submit", str(csv), "--org", "某电商"])
+    assert r.exit_code == 0 and "1 accepted" in r.output
+    r = runner.invoke(cli, ["jobs", "run"])
+    assert r.exit_code == 0 and "expired" in r.output

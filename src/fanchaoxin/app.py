@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +15,8 @@ from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
 # Routes whose bodies may be as large as an upload (bulk submissions, evidence files).
 UPLOAD_PATHS: tuple[str, ...] = ("/v1/uploads", "/v1/evidence")
 
@@ -23,14 +27,34 @@ RFC 9457 problem details.
 """
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """The application as `fcx serve` runs it: with the scheduled jobs loop."""
+    return create_app(run_jobs=True)
+
+
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, *, run_jobs: bool = False
+) -> FastAPI:
     settings = settings or get_settings()
     owns_db = db is None
     database = db or Database(settings.database_url, echo=settings.database_echo)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        worker = None
+        if run_jobs and settings.jobs_interval_seconds > 0:
+            worker = threading.Thread(
+                target=_jobs_loop,
+                args=(database, settings.jobs_interval_seconds, stop),
+                daemon=True,
+                name="fcx-jobs",
+            )
+            worker.start()
         yield
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=10)
         if owns_db:
             database.dispose()
 
@@ -62,6 +86,21 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         upload_paths=UPLOAD_PATHS,
     )
     return app
+
+
+def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None:
+    """Expiry and deadlines while the platform runs; safe in every worker (steps are version-checked)."""
+    from fanchaoxin.blacklist.service import run_jobs
+
+    while not stop.is_set():
+        try:
+            with database.session() as session:
+                result = run_jobs(session)
+            if result["expired"] or result["notice_ended"]:
+                log.info("jobs: %s", result)
+        except Exception:
+            log.exception("scheduled jobs failed; retrying in %s s", interval)
+        stop.wait(interval)
 
 
 def _document_roles(router: APIRouter) -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fanchaoxin.blacklist.cli import entries_app, jobs_app
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.detect.cli import app as detect_app
@@ -31,6 +32,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
+app.add_typer(entries_app, name="entries")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(detect_app, name="detect")
 app.add_typer(simulate_app, name="simulate")
 
@@ -85,7 +88,7 @@ def serve(
         print_demo(console, load_demo(db))
     db.dispose()
     console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("fanchaoxin.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run("fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers)
 
 
 @db_app.command("upgrade")

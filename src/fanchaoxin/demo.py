@@ -11,6 +11,7 @@ from datetime import date
 
 from rich.console import Console
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import Database
@@ -86,14 +87,205 @@ def load_demo(db: Database) -> list[DemoKey] | None:
         if session.scalar(select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)):
             return None
         keys: list[DemoKey] = []
+        orgs: list[Organisation] = []
         for spec in ORGANISATIONS:
             spec = dict(spec)
             roles = spec.pop("roles")
             org = service.create_organisation(session, DEMO_ACTOR, **spec)  # type: ignore[arg-type]
+            orgs.append(org)
             for role in roles:  # type: ignore[attr-defined]
                 issued = service.create_key(session, DEMO_ACTOR, org, role, label=f"demo {role.value}")
                 keys.append(DemoKey(org.name, role.value, issued.secret))
+        _demo_entries(session, orgs)
         return keys
+
+
+def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
+    """One entry in every state of the lifecycle, from the enterprises and a department."""
+    from datetime import timedelta
+
+    from fanchaoxin.blacklist import service as registry
+    from fanchaoxin.blacklist.lifecycle import Action
+    from fanchaoxin.blacklist.schemas import EntryIn
+    from fanchaoxin.core.calendar import china_today
+
+    reviewer = Actor("system:demo-reviewer", orgs[0].id)
+    market, ecommerce, ride, courier = orgs[1], orgs[3], orgs[4], orgs[5]
+    today = china_today()
+
+    def entry(org: Organisation, body: dict[str, object]) -> object:
+        return registry.submit(
+            session, Actor(f"system:demo:{org.name}", org.id), org.id, EntryIn.model_validate(body)
+        )
+
+    def steps(e: object, *actions: tuple[Action, str], day: object = None) -> None:
+        for action, reason in actions:
+            registry.transition(session, reviewer, e, action, reason=reason, today=day or today)  # type: ignore[arg-type]
+
+    # submitted: an e-commerce platform's finding, just in
+    entry(
+        ecommerce,
+        {
+            "subject": {
+                "kind": "platform_account",
+                "name": "小明刷单工作室",
+                "identifiers": [
+                    {"type": "platform_account", "value": "demo-select:u88012345"},
+                    {"type": "phone", "value": "13912345678"},
+                ],
+            },
+            "behaviours": ["order_brushing", "fake_review"],
+            "role": "organizer",
+            "severity": "general",
+            "basis": "enterprise_finding",
+            "facts": "2026年10月组织 312 名买家对 14 家店铺刷单 2,140 笔并发布虚假好评。",
+        },
+    )
+    # under review: a ride-sharing platform's subsidy brushing
+    e = entry(
+        ride,
+        {
+            "subject": {
+                "kind": "individual",
+                "name": "王建国",
+                "identifiers": [{"type": "resident_id", "value": "11010519491231002X"}],
+            },
+            "behaviours": ["subsidy_brushing"],
+            "role": "participant",
+            "severity": "minor",
+            "basis": "enterprise_finding",
+            "facts": "司机账号与乘客账号串通虚构行程 86 单，骗取补贴 4,300 元。",
+        },
+    )
+    steps(e, (Action.start_review, ""))
+    # notice period: a courier company's empty parcels
+    e = entry(
+        courier,
+        {
+            "subject": {
+                "kind": "courier_staff",
+                "name": "赵六",
+                "identifiers": [{"type": "courier_staff", "value": "91440300MA5G2R4T88:SZ-0451"}],
+            },
+            "behaviours": ["empty_parcel"],
+            "role": "facilitator",
+            "services": ["logistics"],
+            "severity": "general",
+            "basis": "enterprise_finding",
+            "facts": "揽收空包裹 1,870 件，伪造物流记录。",
+        },
+    )
+    steps(e, (Action.start_review, ""), (Action.open_notice, ""))
+    # published, with its legal representative: an administrative penalty
+    e = entry(
+        market,
+        {
+            "subject": {
+                "kind": "unit",
+                "name": "示范市刷刷乐网络科技有限责任公司",
+                "identifiers": [{"type": "uscc", "value": "91110000600037341L"}],
+            },
+            "behaviours": ["order_brushing", "personal_data_trade"],
+            "role": "organizer",
+            "severity": "serious",
+            "basis": "administrative_penalty",
+            "document_number": "示市监罚〔2026〕88号",
+            "issuing_authority": "示范市市场监督管理局",
+            "document_date": (today - timedelta(days=30)).isoformat(),
+            "facts": "经营刷单平台，组织刷单 12 万余笔，倒卖买家个人信息 3 万余条。",
+            "liable_persons": [
+                {
+                    "role": "legal_representative",
+                    "name": "钱七",
+                    "identifiers": [{"type": "resident_id", "value": "110101199003071233"}],
+                }
+            ],
+        },
+    )
+    steps(e, (Action.start_review, ""), (Action.publish, ""))
+    # disputed: published, then an objection was filed
+    e = entry(
+        ecommerce,
+        {
+            "subject": {
+                "kind": "website",
+                "name": "好评代写网",
+                "identifiers": [{"type": "domain", "value": "haoping-daixie.example.cn"}],
+            },
+            "behaviours": ["fake_review"],
+            "role": "facilitator",
+            "services": ["information_spreading"],
+            "severity": "general",
+            "basis": "judicial_decision",
+            "document_number": "(2026)示0105民初456号",
+            "issuing_authority": "示范市第五区人民法院",
+            "facts": "网站提供虚假评价代写服务。",
+        },
+    )
+    steps(
+        e,
+        (Action.start_review, ""),
+        (Action.publish, ""),
+        (Action.dispute, "主体提出异议：域名已于2026年3月转让"),
+    )
+    # rejected
+    e = entry(
+        ride,
+        {
+            "subject": {
+                "kind": "app",
+                "name": "刷单助手",
+                "identifiers": [{"type": "app", "value": "com.example.shuadan"}],
+            },
+            "behaviours": ["order_brushing"],
+            "role": "facilitator",
+            "services": ["technical"],
+            "severity": "minor",
+            "basis": "enterprise_finding",
+            "facts": "应用提供自动下单脚本。",
+        },
+    )
+    steps(e, (Action.start_review, ""), (Action.reject, "证据不足：未能证明应用与刷单行为的关联"))
+    # revoked: published, then found to be wrong (恢复信誉)
+    e = entry(
+        market,
+        {
+            "subject": {
+                "kind": "unit",
+                "name": "示范市诚信优品商贸有限公司",
+                "identifiers": [{"type": "uscc", "value": "91330100MA2D7K8Q9U"}],
+            },
+            "behaviours": ["review_deletion"],
+            "role": "participant",
+            "severity": "general",
+            "basis": "administrative_penalty",
+            "document_number": "示市监罚〔2026〕91号",
+            "issuing_authority": "示范市市场监督管理局",
+            "facts": "付费删除差评 40 条。",
+        },
+    )
+    steps(e, (Action.start_review, ""), (Action.publish, ""), (Action.revoke, "行政处罚决定已被复议撤销"))
+    # expired: published three months and a few days ago, minor severity
+    e = entry(
+        ecommerce,
+        {
+            "subject": {
+                "kind": "social_account",
+                "name": "刷单群主",
+                "identifiers": [{"type": "social_account", "value": "weibo:shuadan_qunzhu"}],
+            },
+            "behaviours": ["order_brushing"],
+            "role": "organizer",
+            "severity": "minor",
+            "basis": "judicial_decision",
+            "document_number": "(2026)示0102刑初12号",
+            "issuing_authority": "示范市第二区人民法院",
+            "facts": "在社交媒体组建刷单群招募刷手。",
+        },
+    )
+    long_ago = today - timedelta(days=100)
+    steps(e, (Action.start_review, ""), (Action.publish, ""), day=long_ago)
+    registry.run_jobs(session, today=today)
 
 
 def print_demo(console: Console, keys: list[DemoKey] | None) -> None:

@@ -1,6 +1,14 @@
 """Every table of the platform, imported once so that Alembic and the tests see the whole schema."""
 
-from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, FeedEvent, FeedHead
+from fanchaoxin.blacklist.models import (
+    Entry,
+    EntryTransition,
+    Evidence,
+    EvidenceBlob,
+    FeedEvent,
+    FeedHead,
+    UploadBatch,
+)
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
@@ -25,4 +33,5 @@ __all__ = [
     "Subject",
     "SubjectIdentifier",
     "SubjectMerge",
+    "UploadBatch",
 ]

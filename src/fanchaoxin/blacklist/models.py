@@ -166,3 +166,22 @@ class FeedHead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(_BigInt)
+
+
+class UploadBatch(Base):
+    """One bulk submission (批量报送): what was sent, what was accepted, the per-row error report."""
+
+    __tablename__ = "upload_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    total_rows: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    rejected_rows: Mapped[int] = mapped_column(Integer)
+    all_or_nothing: Mapped[bool] = mapped_column(Boolean)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,7 @@
-"""Request and response bodies of the blacklist registry (炒信黑名单)."""
+"""Request and response bodies of the blacklist registry (炒信黑名单).
+
+`LiableRole` lives with subjects (a link between a unit and a person) and is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
+from fanchaoxin.subjects.models import LiableRole
 
 
 class Role(StrEnum):
@@ -39,14 +43,6 @@ class Basis(StrEnum):
     enterprise_finding = "enterprise_finding"  # an enterprise's own monitoring; platform review + notice
     administrative_penalty = "administrative_penalty"  # 行政处罚决定书
     judicial_decision = "judicial_decision"  # 裁判文书
-
-
-class LiableRole(StrEnum):
-    """Persons punished with a unit (DESIGN.md §1)."""
-
-    legal_representative = "legal_representative"  # 法定代表人
-    principal = "principal"  # 主要负责人
-    directly_responsible = "directly_responsible"  # 直接责任人
 
 
 class IdentifierIn(StrictModel):

@@ -498,4 +498,10 @@ def run_jobs(session: Session, *, today: date | None = None) -> dict[str, Any]:
             )
             flagged += 1
     session.flush()
-    return {"expired": expired, "notice_ended": flagged, "today": today.isoformat()}
+    checked = subjects.check_pending_proposals(session)
+    return {
+        "expired": expired,
+        "notice_ended": flagged,
+        "proposals_checked": checked,
+        "today": today.isoformat(),
+    }

@@ -363,3 +363,78 @@ def lookup(
         session, principal.actor, "lookup", "subject", "-", detail={**query_detail, "results": len(out)}
     )
     return LookupOut(subjects=out)
+
+
+class UploadOut(ResponseModel):
+    batch_id: uuid.UUID
+    format: str
+    encoding: str | None
+    total_rows: int
+    accepted: int
+    rejected_rows: int
+    all_or_nothing: bool
+    errors: list[dict[str, Any]]
+
+
+@router.post(
+    "/uploads",
+    response_model=UploadOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["blacklist"],
+    summary="Bulk submission: CSV (UTF-8/GBK), XLSX or JSON Lines, up to 100,000 rows, with a per-row report",
+)
+def upload_entries(
+    response: Response,
+    file: UploadFile = File(...),
+    all_or_nothing: bool = Query(False, description="Accept nothing if any row has an error."),
+    session: Session = DB,
+    principal: Principal = allow(*SUBMITTERS),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> Any:
+    from fanchaoxin.blacklist import bulk
+    from fanchaoxin.blacklist.uploads import UploadError, parse_upload
+
+    key = idempotency.check_key(idempotency_key)
+    assert principal.org_id is not None
+    content = file.file.read()
+    req_hash = idempotency.request_hash("POST /v1/uploads", str(all_or_nothing), content)
+    previous = idempotency.replay(session, principal.org_id, key, req_hash)
+    if previous is not None:
+        response.status_code = previous.status_code
+        response.headers["Idempotent-Replayed"] = "true"
+        return previous.body
+    try:
+        parsed = parse_upload(content, filename=file.filename, media_type=file.content_type)
+    except UploadError as exc:
+        field = getattr(exc, "field", None) or "file"
+        row = getattr(exc, "row", None)
+        raise ValidationProblem(
+            str(exc),
+            errors=[{"in": "body", "field": field, "row": row, "type": "upload", "message": str(exc)}],
+        ) from exc
+    result = bulk.submit_batch(
+        session,
+        principal.actor,
+        principal.org_id,
+        parsed.entries,
+        filename=file.filename or "upload",
+        file_format=parsed.format,
+        content=content,
+        total_rows=parsed.total_rows,
+        row_errors=[e.as_dict() for e in parsed.errors],
+        all_or_nothing=all_or_nothing,
+    )
+    out = UploadOut(
+        batch_id=result.batch.id,
+        format=parsed.format,
+        encoding=parsed.encoding,
+        total_rows=parsed.total_rows,
+        accepted=result.batch.accepted,
+        rejected_rows=result.batch.rejected_rows,
+        all_or_nothing=all_or_nothing,
+        errors=result.errors,
+    )
+    code = 201 if result.batch.accepted else 422
+    response.status_code = code
+    idempotency.remember(session, principal.org_id, key, req_hash, code, out.model_dump(mode="json"))
+    return out

@@ -185,6 +185,62 @@ def record(
     return event
 
 
+def record_many(session: Session, actor: Actor, events: list[dict[str, Any]]) -> int:
+    """Append many events under one lock (bulk submissions): same chain, one round trip per chunk.
+
+    Each item has `action`, `target_type`, `target_id` and optionally `before`, `after`, `detail`.
+    """
+    if not events:
+        return 0
+    session.flush()
+    row = session.execute(
+        text("UPDATE audit_chain_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash"),
+        {"n": len(events)},
+    ).one()
+    last_seq, prev_hash = int(row[0]), str(row[1])
+    seq = last_seq - len(events)
+    at = utcnow()
+    rows = []
+    for ev in events:
+        seq += 1
+        detail = ev.get("detail") or {}
+        before_digest, after_digest = digest(ev.get("before")), digest(ev.get("after"))
+        content = event_content(
+            seq=seq,
+            at=at,
+            actor=actor.name,
+            actor_org_id=actor.org_id,
+            action=ev["action"],
+            target_type=ev["target_type"],
+            target_id=str(ev["target_id"]),
+            before_digest=before_digest,
+            after_digest=after_digest,
+            detail=detail,
+        )
+        new_hash = chain_hash(prev_hash, content)
+        rows.append(
+            {
+                "id": seq,
+                "at": at,
+                "actor": actor.name,
+                "actor_org_id": actor.org_id,
+                "action": ev["action"],
+                "target_type": ev["target_type"],
+                "target_id": str(ev["target_id"]),
+                "before_digest": before_digest,
+                "after_digest": after_digest,
+                "detail": detail,
+                "prev_hash": prev_hash,
+                "hash": new_hash,
+            }
+        )
+        prev_hash = new_hash
+    for i in range(0, len(rows), 5000):
+        session.execute(insert(AuditEvent), rows[i : i + 5000])
+    session.execute(text("UPDATE audit_chain_head SET hash = :h WHERE id = 1"), {"h": prev_hash})
+    return len(rows)
+
+
 def record_pii_read(
     session: Session,
     actor: Actor,

@@ -25,6 +25,8 @@ class Subject(Base):
     # Set when a reviewer merged this subject into another; undone by a split.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When similar names were last looked for (bulk submissions leave it to `fcx jobs run`).
+    proposals_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     identifiers: Mapped[list[SubjectIdentifier]] = relationship(
         back_populates="subject", order_by="SubjectIdentifier.created_at"

@@ -72,7 +72,9 @@ def resolve(
 ) -> Resolution:
     """Find or create the subject for a submission (identifiers already normalised)."""
     strong = [(t, v) for t, v in identifiers if IdentifierType(t) in STRONG_TYPES]
-    known = find_by_identifiers(session, strong)
+    owned = find_by_identifiers(session, identifiers)
+    # Only strong identifiers say who a subject is; a weak one already owned elsewhere is just not copied.
+    known = {pair: s for pair, s in owned.items() if pair in strong}
     for i, (t, v) in enumerate(identifiers):
         s = known.get((t, v))
         if s is not None and s.kind != kind:
@@ -104,7 +106,8 @@ def resolve(
         session.flush()
         created = True
         proposals.extend(_name_proposals(session, subject))
-    taken = {pair for pair in identifiers if pair in known}
+        subject.proposals_checked_at = utcnow()
+    taken = set(owned)
     for t, v in identifiers:
         if (t, v) not in taken:
             session.add(SubjectIdentifier(subject_id=subject.id, type=t, value=v))
@@ -375,3 +378,18 @@ def search_by_name(session: Session, name: str, *, limit: int = 20) -> list[Subj
                 exact.append(s)
                 seen.add(cid)
     return exact[:limit]
+
+
+def check_pending_proposals(session: Session, *, limit: int = 5000) -> int:
+    """Look for similar names of subjects created in bulk (run by `fcx jobs run`)."""
+    pending = session.scalars(
+        select(Subject)
+        .where(Subject.proposals_checked_at.is_(None), Subject.merged_into_id.is_(None))
+        .order_by(Subject.created_at)
+        .limit(limit)
+    ).all()
+    for subject in pending:
+        _name_proposals(session, subject)
+        subject.proposals_checked_at = utcnow()
+    session.flush()
+    return len(pending)

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("name_key", sa.String(length=200), nullable=False),
         sa.Column("merged_into_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("proposals_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["merged_into_id"], ["subjects.id"], name=op.f("fk_subjects_merged_into_id_subjects")
         ),
@@ -49,6 +50,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_subjects_kind"), ["kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_subjects_merged_into_id"), ["merged_into_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_subjects_name_key"), ["name_key"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_subjects_proposals_checked_at"), ["proposals_checked_at"], unique=False
+        )
 
     op.create_table(
         "entries",
@@ -209,6 +213,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_subject_merges_survivor_id"), ["survivor_id"], unique=False)
 
     op.create_table(
+        "upload_batches",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("owner_org_id", sa.Uuid(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("format", sa.String(length=8), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("total_rows", sa.Integer(), nullable=False),
+        sa.Column("accepted", sa.Integer(), nullable=False),
+        sa.Column("rejected_rows", sa.Integer(), nullable=False),
+        sa.Column("all_or_nothing", sa.Boolean(), nullable=False),
+        sa.Column("errors", sa.JSON(), nullable=False),
+        sa.Column("submitted_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_org_id"], ["organisations.id"], name=op.f("fk_upload_batches_owner_org_id_organisations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_upload_batches")),
+    )
+    with op.batch_alter_table("upload_batches", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_upload_batches_owner_org_id"), ["owner_org_id"], unique=False)
+
+    op.create_table(
         "entry_transitions",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -280,6 +306,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_entry_transitions_entry_id"))
 
     op.drop_table("entry_transitions")
+    with op.batch_alter_table("upload_batches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_upload_batches_owner_org_id"))
+
+    op.drop_table("upload_batches")
     with op.batch_alter_table("subject_merges", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_subject_merges_survivor_id"))
         batch_op.drop_index(batch_op.f("ix_subject_merges_merged_id"))
@@ -318,6 +348,7 @@ def downgrade() -> None:
 
     op.drop_table("entries")
     with op.batch_alter_table("subjects", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subjects_proposals_checked_at"))
         batch_op.drop_index(batch_op.f("ix_subjects_name_key"))
         batch_op.drop_index(batch_op.f("ix_subjects_merged_into_id"))
         batch_op.drop_index(batch_op.f("ix_subjects_kind"))
