@@ -136,7 +136,7 @@ def test_entries_cli_walks_the_lifecycle(db, settings, tmp_path, world):
 
     from tests.registry_helpers import judicial
 
-    ent = world.enterprise("某电商")
+    world.enterprise("某电商")
     runner = CliRunner()
     path = tmp_path / "entry.json"
     path.write_text(json.dumps(judicial(), ensure_ascii=False), encoding="utf-8")
