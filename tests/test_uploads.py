@@ -119,11 +119,20 @@ def test_utf16_is_refused() -> None:
 
 
 def test_bytes_invalid_in_utf8_and_gbk_name_the_offset_and_line() -> None:
-    content = to_csv([row()]).encode() + b"unit,caf\xe9\xff,x\r\n"
+    content = to_csv([row(subject_name="ACME Ltd", facts="brushing")]).encode() + b"unit,caf\xe9\xff,x\r\n"
     with pytest.raises(UploadError) as exc:
         parse_csv(content)
     assert "neither UTF-8" in exc.value.message
     assert "line 3" in exc.value.message and "offset" in exc.value.message
+
+
+def test_utf8_with_a_stray_byte_is_not_read_as_gbk() -> None:
+    # Valid GBK as a whole, so a plain fallback would import 乱码; but UTF-8 up to the stray GBK cell.
+    text = to_csv([row(subject_name="单位单位单位", facts="单位单位单位")])
+    content = text.encode() + b"unit," + "公司".encode("gbk") + b",x\r\n"
+    content.decode("gbk")
+    with pytest.raises(UploadError, match=r"not valid UTF-8.*line 3"):
+        parse_csv(content)
 
 
 # --- header -----------------------------------------------------------------------------------------
@@ -494,5 +503,7 @@ def test_format_detection() -> None:
         detect_format(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "x.xls", None)
     with pytest.raises(UploadError, match=r"unsupported file type '\.pdf'"):
         detect_format(b"%PDF", "x.pdf", None)
+    with pytest.raises(UploadError, match="JSON array"):
+        detect_format(b'[{"subject": {}}]', "x.json", None)
     with pytest.raises(UploadError, match="unsupported media type"):
         detect_format(b"%PDF", None, "application/pdf")

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import Status
@@ -21,7 +21,7 @@ from fanchaoxin.blacklist.models import Entry, EntryTransition, UploadBatch
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
-from fanchaoxin.core.db import new_id, utcnow
+from fanchaoxin.core.db import bulk_insert, new_id, utcnow
 from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask
 from fanchaoxin.subjects.models import LiableLink, Subject, SubjectIdentifier
 from fanchaoxin.subjects.names import display_name, name_key
@@ -38,6 +38,10 @@ class BatchResult:
 
 def _chunks(items: list[Any], n: int = CHUNK) -> list[list[Any]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    bulk_insert(session, model.__table__, rows)
 
 
 class _Resolver:
@@ -245,15 +249,11 @@ def submit_batch(
     used = {e["subject_id"] for e in entries} | {lk["person_id"] for lk in links}
     new_subjects = [s for s in resolver.new_subjects if s["id"] in used]
     new_idents = [i for i in resolver.new_identifiers if i["subject_id"] in used]
-    for chunk in _chunks(new_subjects):
-        session.execute(insert(Subject), chunk)
-    for chunk in _chunks(new_idents):
-        session.execute(insert(SubjectIdentifier), chunk)
+    _insert_rows(session, Subject, new_subjects)
+    _insert_rows(session, SubjectIdentifier, new_idents)
     rows_of = {e["id"]: e.pop("_row") for e in entries}
-    for chunk in _chunks(entries):
-        session.execute(insert(Entry), chunk)
-    for chunk in _chunks(links):
-        session.execute(insert(LiableLink), chunk)
+    _insert_rows(session, Entry, entries)
+    _insert_rows(session, LiableLink, links)
     transitions = [
         {
             "entry_id": e["id"],
@@ -267,8 +267,7 @@ def submit_batch(
         }
         for e in entries
     ]
-    for chunk in _chunks(transitions):
-        session.execute(insert(EntryTransition), chunk)
+    _insert_rows(session, EntryTransition, transitions)
     events = [
         {
             "action": "subject.create",

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
@@ -126,6 +127,13 @@ class EntryIn(StrictModel):
             raise ValueError("a behaviour is listed twice")
         return sorted(v)
 
+    @field_validator("services")
+    @classmethod
+    def _services_once(cls, v: list[Service]) -> list[Service]:
+        if len(set(v)) != len(v):
+            raise ValueError("a service is listed twice")
+        return sorted(v)
+
     @field_validator("severity")
     @classmethod
     def _known_severity(cls, v: str) -> str:
@@ -135,7 +143,7 @@ class EntryIn(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> EntryIn:
-        today = date.today()
+        today = china_today()
         if self.basis != Basis.enterprise_finding:
             if not self.document_number:
                 raise ValueError(f"document_number: required for basis {self.basis.value}")
@@ -149,7 +157,7 @@ class EntryIn(StrictModel):
             raise ValueError("occurred_to: before occurred_from")
         if self.services and self.role != Role.facilitator:
             raise ValueError("services: only a facilitator provides services")
-        if self.liable_persons and self.subject.kind not in ("unit", "courier_company"):
+        if self.liable_persons and not catalogues().subject_kinds[self.subject.kind].liable_persons:
             raise ValueError(
                 "liable_persons: only a unit has a legal representative, principal or responsible persons"
             )

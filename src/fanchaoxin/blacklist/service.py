@@ -269,6 +269,17 @@ def linked_entries(session: Session, entry: Entry) -> list[Entry]:
 # --- reading ---------------------------------------------------------------------------------------
 
 
+def entries_in_force(session: Session, subject_id: uuid.UUID) -> list[Entry]:
+    """A subject's published and disputed entries (what the information service and decide() see)."""
+    return list(
+        session.scalars(
+            select(Entry)
+            .where(Entry.subject_id == subject_id, Entry.status.in_([s.value for s in IN_FORCE]))
+            .order_by(Entry.published_at)
+        )
+    )
+
+
 def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> Entry:
     return get_visible(session, Entry, entry_id, principal, what="entry")
 

@@ -25,6 +25,7 @@ import csv
 import difflib
 import gc
 import io
+import itertools
 import json
 import re
 import unicodedata
@@ -69,8 +70,8 @@ class RowError:
     `field`: a column name (CSV/XLSX), a JSON path such as `subject.identifiers[0].value` (JSON Lines),
     `(row)` for the row as a whole, `(identifiers)` for a row with no identifier at all.
     `type`: a stable error code (pydantic's, or one of this module's: `date_format`, `date_invalid`,
-    `number_precision_lost`, `not_a_number_column`, `no_header`, `identifiers_missing`, `duplicate`,
-    `json_invalid`, `json_not_object`).
+    `number_precision_lost`, `no_header`, `identifiers_missing`, `duplicate`, `json_invalid`,
+    `json_not_object`).
     """
 
     row: int
@@ -305,6 +306,10 @@ def detect_format(content: bytes, filename: str | None, media_type: str | None) 
             )
     if sniffed == "xlsx":
         return "xlsx"
+    if fmt == "jsonl" and content[:4096].lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+        raise UploadError(
+            "the file is a JSON array; JSON Lines has one entry object per line, without [ ] around them"
+        )
     if fmt == "xlsx":
         raise UploadError(
             "the file is named or sent as .xlsx but is not an XLSX workbook (not a zip archive)"
@@ -318,6 +323,10 @@ def detect_format(content: bytes, filename: str | None, media_type: str | None) 
 def _where(content: bytes, offset: int) -> str:
     line = content.count(b"\n", 0, offset) + 1
     return f"byte 0x{content[offset]:02X} at offset {offset} (line {line})"
+
+
+_UTF8_LEAD = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+_UTF8_EVIDENCE = 8
 
 
 def _decode(content: bytes, *, allow_gbk: bool) -> tuple[str, str]:
@@ -337,9 +346,16 @@ def _decode(content: bytes, *, allow_gbk: bool) -> tuple[str, str]:
         return text, ("utf-8-sig" if content.startswith(b"\xef\xbb\xbf") else "utf-8")
     except UnicodeDecodeError as exc:
         utf8_error = exc
-    if not allow_gbk:
+    prefix = content[: utf8_error.start]
+    evidence = sum(1 for _ in itertools.islice(_UTF8_LEAD.finditer(prefix), _UTF8_EVIDENCE))
+    looks_utf8 = evidence >= _UTF8_EVIDENCE
+    if not allow_gbk or looks_utf8:
+        # Text with many non-ASCII characters that are valid UTF-8 up to here is UTF-8 with a bad byte,
+        # not GBK: decoding it all as GBK could turn it into valid-looking nonsense (乱码) instead of
+        # an error. (GBK text rarely passes for UTF-8 beyond 2-4 characters.)
         raise UploadError(
             f"the file is not valid UTF-8: {_where(content, utf8_error.start)}; save it as UTF-8"
+            + (" (the text before that point is UTF-8)" if looks_utf8 and allow_gbk else "")
         )
     gbk_error: UnicodeDecodeError | None = None
     for encoding in ("gbk", "gb18030"):
@@ -371,6 +387,10 @@ _PRECISION_LOST = (
 )
 
 
+# Columns whose numbers are identifiers: digits lost to floating point cannot be guessed back.
+_NUMERIC_SENSITIVE = frozenset(IDENTIFIER_COLUMNS) | {c for c in LIABLE_COLUMNS if not c.endswith("_name")}
+
+
 class _CellError(Exception):
     def __init__(self, message: str, type_: str) -> None:
         super().__init__(message)
@@ -381,13 +401,13 @@ class _CellError(Exception):
 def _number_text(value: int | float, column: str) -> str:
     if isinstance(value, float):
         if not value.is_integer():
-            if column in IDENTIFIER_COLUMNS or column in LIABLE_COLUMNS:
+            if column in _NUMERIC_SENSITIVE:
                 raise _CellError(
                     "the cell is a decimal number, not an identifier; format the column as text",
                     "number_precision_lost",
                 )
             return repr(value)
-        if abs(value) >= 1e15 and (column in IDENTIFIER_COLUMNS or column in LIABLE_COLUMNS):
+        if abs(value) >= 1e15 and column in _NUMERIC_SENSITIVE:
             raise _CellError(_PRECISION_LOST, "number_precision_lost")
         return str(int(value))
     return str(value)
@@ -401,7 +421,7 @@ def _cell_text(value: Any, column: str) -> str | None:
         s = value.strip()
         if not s:
             return None
-        if _SCIENTIFIC.fullmatch(s) and (column in IDENTIFIER_COLUMNS or column in LIABLE_COLUMNS):
+        if _SCIENTIFIC.fullmatch(s) and column in _NUMERIC_SENSITIVE:
             # A CSV saved by Excel after it turned a long number into 1.10101E+17.
             raise _CellError(_PRECISION_LOST, "number_precision_lost")
         return s
@@ -465,7 +485,6 @@ class _RowContext:
     filled_liable: list[str] = field(default_factory=list)
 
 
-_NUMERIC_SENSITIVE = frozenset(IDENTIFIER_COLUMNS) | {c for c in LIABLE_COLUMNS if not c.endswith("_name")}
 _LIABLE_SET = frozenset(LIABLE_COLUMNS)
 
 
@@ -879,8 +898,11 @@ def _parse_rows(rows: Iterator[tuple[int, list[Any] | tuple[Any, ...]]], out: _C
         entry, verrs = _validate(built.data)
         for e in verrs:
             col, msg = _column_error(e, built.ctx)
-            if col not in suppress:
-                errors.append(RowError(row_no, col, msg, e["type"]))
+            if col in suppress:
+                continue
+            if col in header.values and e["type"] in ("value_error", "enum") and "'" in msg:
+                msg += f" (also accepted in Chinese: {'、'.join(header.values[col])})"
+            errors.append(RowError(row_no, col, msg, e["type"]))
         out.add(row_no, entry, errors)
     if header is None:
         raise UploadError("the file is empty")

@@ -342,11 +342,8 @@ def lookup(
         query_detail = {"by": "name", "value_digest": audit.digest(name)}
     out = []
     for subject in found:
-        entries = [
-            e
-            for e in registry.list_entries(session, principal, subject_id=subject.id, limit=1000).entries
-            if e.status in ("published", "disputed")
-        ]
+        # Published and disputed entries are shared with every participant: no tenant filter needed.
+        entries = registry.entries_in_force(session, subject.id)
         if not entries:
             continue
         personal = subjects.is_personal(subject.kind)
@@ -359,7 +356,7 @@ def lookup(
                 entries=[entry_out(session, e, principal) for e in entries],
             )
         )
-    audit.record(
+    audit.record_read(
         session, principal.actor, "lookup", "subject", "-", detail={**query_detail, "results": len(out)}
     )
     return LookupOut(subjects=out)

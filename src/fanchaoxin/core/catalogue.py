@@ -35,6 +35,7 @@ class Behaviour(_Item):
 
 class SubjectKind(_Item):
     personal: bool
+    liable_persons: bool = False
     identifiers: tuple[IdentifierType, ...]
 
 

@@ -158,3 +158,40 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]], *, chunk: int = 2000) -> None:
+    """Insert many rows in the session's transaction, as fast as the backend allows.
+
+    PostgreSQL: `COPY … FROM STDIN` (an order of magnitude faster than executemany for bulk
+    submissions). SQLite: executemany, which is already fast in-process. Column defaults are applied
+    here, since COPY bypasses SQLAlchemy's.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for i in range(0, len(rows), chunk):
+            conn.execute(table.insert(), rows[i : i + chunk])
+        return
+    from psycopg.types.json import Json
+    from sqlalchemy import JSON
+
+    columns = [c for c in table.columns if c.name in rows[0] or c.default is not None]
+    json_cols = {c.name for c in columns if isinstance(c.type, JSON)}
+    defaults = {c.name: c.default for c in columns if c.default is not None and c.name not in rows[0]}
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            values = []
+            for c in columns:
+                if c.name in row:
+                    v = row[c.name]
+                else:
+                    d = defaults[c.name]
+                    v = d.arg(None) if callable(d.arg) else d.arg  # type: ignore[union-attr]
+                if c.name in json_cols and v is not None:
+                    v = Json(v)
+                values.append(v)
+            copy.write_row(values)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
@@ -229,7 +229,10 @@ def authenticate(session: Session, raw: str) -> Principal:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthenticated("Malformed API key")
     _, prefix, secret = parts
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # One round trip: every request authenticates, so the organisation comes in the same query.
+    key = session.scalar(
+        select(ApiKey).options(joinedload(ApiKey.organisation)).where(ApiKey.prefix == prefix)
+    )
     presented = _hash_secret(secret)
     if key is None or not hmac.compare_digest(key.secret_hash, presented):
         raise Unauthenticated("Unknown API key")
