@@ -1,0 +1,368 @@
+"""Fake-review text detection: `fcx detect reviews train|score|duplicates` and the library under it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fanchaoxin.cli import app
+from fanchaoxin.detect import reviews as R
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+OTT = DATA / "reviews" / "ott-deceptive-dev.csv"
+needs_ott = pytest.mark.skipif(
+    not OTT.is_file(), reason=f"development data {OTT} not present (see shared/data/README.md)"
+)
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["detect", "reviews", *[str(a) for a in args]])
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
+    with path.open("w", encoding=encoding, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Synthetic Chinese reviews: templated 好评 (what a 刷单 crew pastes) vs. varied genuine-looking ones.
+# Full-width punctuation (，！) as typed on a Chinese keyboard.
+# ----------------------------------------------------------------------------------------------------
+
+FAKE_TEMPLATES = [
+    "宝贝收到了，{q}，物流超快，卖家服务态度一级棒，{p}用着很舒服，五星好评！",
+    "非常满意的一次购物，{p}{q}，包装很精美，客服很耐心，下次还会再来，强烈推荐！！",
+    "好评好评！{p}和描述的一模一样，{q}，性价比超高，已经推荐给朋友了，给卖家点赞！",
+]
+FAKE_PRODUCTS = ["这款衣服", "这个杯子", "这双鞋", "这个包", "这款耳机", "这条裤子", "这个台灯", "这款面霜"]
+FAKE_QUALITIES = ["质量非常好", "做工特别精致", "质量杠杠的", "手感超级好", "品质没得说"]
+
+GENUINE = [
+    "鞋子偏小半码，我平时穿39这次换了40才合适，鞋底有点硬，走久了脚后跟磨得疼。",
+    "杯子保温效果一般，早上八点装的热水到中午就只剩温的了，不过颜色挺好看。",
+    "快递放在小区驿站三天才通知我，东西倒是没坏，就是外箱压扁了一个角。",
+    "耳机左边偶尔有电流声，联系客服说可以换货，来回折腾了一个星期才弄好。",
+    "台灯亮度三档，最暗那档看书还是有点刺眼，USB线太短，只能放在插座旁边。",
+    "面霜味道有点冲，用了两周皮肤没有过敏，保湿还可以，冬天可能不够滋润。",
+    "裤子腰围合适但是裤长偏长，得拿去改一下，布料比我想象的薄。",
+    "包的拉链不太顺滑，内衬有一股胶水味，放阳台晾了两天才散掉。",
+    "第二次买了，这次颜色和上次不一样，偏暗一点，不知道是不是批次问题。",
+    "衣服洗了一次就起球了，袖口缝线也开了，申请退货，运费自己出的。",
+    "孩子很喜欢这个水杯，吸管设计不漏水，就是清洗吸管比较麻烦，要买专门的刷子。",
+    "价格比超市便宜二十块，日期是今年三月的，还算新鲜，箱子里有一袋破了。",
+    "安装说明书写得很乱，螺丝少了两颗，自己去五金店买的，装好以后还挺稳。",
+    "尺码表和实物对不上，按表选的L，结果肩宽窄了两厘米，只能送人了。",
+    "电池续航大概六个小时，比宣传的十小时差不少，充电倒是挺快，一个多小时充满。",
+    "送货师傅态度很好，帮忙搬上了六楼，床垫有点味道，开窗通风几天就好了。",
+    "颜色比图片上浅，接近米白色，搭配还行，面料摸起来有点粗糙。",
+    "键盘手感偏软，打字声音不大适合办公室，背光只有白色一种，有点单调。",
+    "收到的时候冰袋已经化了，牛肉有点软，煮出来味道还行，下次夏天不敢买了。",
+    "锅底不粘效果头两个月很好，现在煎蛋开始粘锅了，可能是我用铁铲刮坏的。",
+    "书的纸张有点薄，能透过看到背面的字，印刷倒是清楚，有几页装订歪了。",
+    "椅子坐久了腰不累，扶手高度不能调，对我这个身高来说有点低。",
+    "猫粮猫咪挺爱吃，但是吃了以后便便有点软，换回原来的牌子慢慢过渡。",
+    "窗帘遮光大概七成，早上还是会有点亮，挂钩数量刚好够，没有多的备用。",
+    "手机壳边缘有毛刺，摄像头那块开孔偏了一点点，用久了掉色发黄。",
+    "洗发水泡沫很多，洗完头发有点涩，需要配合护发素用，香味留香不长。",
+    "吸尘器吸力可以，噪音挺大，晚上用怕吵到邻居，集尘盒倒起来方便。",
+    "行李箱轮子转向灵活，拉杆有点晃，第一次托运回来外壳就划了好几道。",
+    "榨汁机刀片锋利，榨苹果没问题，胡萝卜要切得很小块，不然会卡住。",
+    "雨伞收起来比较重，伞骨结实，大风天没有翻过来，伞套太紧不好塞。",
+]
+
+
+def chinese_corpus(seed: int = 0, n_fake: int = 30) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    fakes = [
+        rng.choice(FAKE_TEMPLATES).format(p=rng.choice(FAKE_PRODUCTS), q=rng.choice(FAKE_QUALITIES))
+        for _ in range(n_fake)
+    ]
+    texts = fakes + GENUINE
+    labels = ["刷评"] * len(fakes) + ["真实"] * len(GENUINE)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Train / score
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_cli_train_score_round_trip_chinese(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=1)
+    train = write_csv(tmp_path / "train.csv", ["id", "text", "label"],
+                      [[str(i), t, lab] for i, (t, lab) in enumerate(zip(texts, labels, strict=True))])
+    model = tmp_path / "m.joblib"
+    res = invoke("train", "--input", train, "--text-col", "text", "--label-col", "label",
+                 "--positive", "刷评", "--model", model)
+    assert res.exit_code == 0, res.output
+    assert model.is_file()
+
+    # New reviews: fresh template fills with half-width (ASCII) punctuation, and unseen genuine text.
+    new_fake = [
+        "宝贝收到了,手感超级好,物流超快,卖家服务态度一级棒,这款围巾用着很舒服,五星好评!",
+        "好评好评!这个书包和描述的一模一样,做工特别精致,性价比超高,已经推荐给朋友了,给卖家点赞!",
+    ]
+    new_real = [
+        "插头是欧标的，国内用还得另买转换器，商品页面上完全没写，差评。",
+        "鱼竿第二节有一条细裂纹，拍照给客服以后补寄了一节，钓了两次还没问题。",
+    ]
+    score_in = write_csv(tmp_path / "new.csv", ["text"], [[t] for t in new_fake + new_real])
+    out = tmp_path / "scores.csv"
+    res = invoke("score", "--model", model, "--input", score_in, "--text-col", "text", "--output", out)
+    assert res.exit_code == 0, res.output
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["row", "score", "label"]
+    assert [r["row"] for r in rows] == ["1", "2", "3", "4"]
+    scores = [float(r["score"]) for r in rows]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert [r["label"] for r in rows] == ["刷评", "刷评", "真实", "真实"]
+    assert min(scores[:2]) > max(scores[2:])
+
+
+def test_chinese_held_out_and_nfkc() -> None:
+    texts, labels = chinese_corpus(seed=2, n_fake=40)
+    cut = int(len(texts) * 0.7)
+    model = R.train_model(texts[:cut], labels[:cut], "刷评")
+    pred = model.predict(texts[cut:])
+    acc = np.mean([p == t for p, t in zip(pred, labels[cut:], strict=True)])
+    assert acc >= 0.9
+    # Full-width (全角) and half-width forms are one text after NFKC: identical scores.
+    full = "好评好评！ＷＩＦＩ很快，这款耳机和描述的一模一样，１００分！"
+    half = "好评好评!wifi很快,这款耳机和描述的一模一样,100分!"
+    assert R.normalise_text(full) == R.normalise_text(half)
+    s_full, s_half = model.score([full, half])
+    assert s_full == pytest.approx(s_half, abs=1e-12)
+
+
+def test_model_file_stores_version_and_labels(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=3)
+    model = R.train_model(texts, labels, "刷评")
+    path = tmp_path / "m.joblib"
+    model.save(path)
+    payload = joblib.load(path)
+    assert payload["format"] == R.MODEL_FORMAT and payload["version"] == R.MODEL_VERSION
+    assert (payload["positive"], payload["negative"]) == ("刷评", "真实")
+    loaded = R.ReviewModel.load(path)
+    assert np.allclose(loaded.score(texts[:5]), model.score(texts[:5]))
+
+    payload["version"] = 999
+    joblib.dump(payload, path)
+    with pytest.raises(R.ReviewModelError, match="version"):
+        R.ReviewModel.load(path)
+    joblib.dump({"something": "else"}, path)
+    with pytest.raises(R.ReviewModelError, match="not a review-text model"):
+        R.ReviewModel.load(path)
+
+
+@needs_ott
+@pytest.mark.slow
+def test_grouped_cv_on_dev_file_well_above_chance(tmp_path: Path) -> None:
+    # A behaviour check with 4 folds, not the benchmark (bench/bench_reviews.py reports that).
+    res = invoke("train", "--input", OTT, "--text-col", "text", "--label-col", "label",
+                 "--positive", "deceptive", "--model", tmp_path / "m.joblib",
+                 "--group-col", "hotel", "--cv", "4", "--jobs", "2")
+    assert res.exit_code == 0, res.output
+    m = re.search(r"GroupKFold by hotel, 4 folds, 16 groups\): accuracy ([0-9.]+) ± ([0-9.]+)", res.output)
+    assert m, res.output
+    assert float(m.group(1)) >= 0.8
+    meta = R.ReviewModel.load(tmp_path / "m.joblib").meta
+    assert meta["grouped_cv"]["folds"] == 4 and meta["n_train"] == 1280
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bad inputs
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_train(tmp_path: Path) -> Path:
+    texts, labels = chinese_corpus(seed=4)
+    rows = [list(x) for x in zip(texts, labels, strict=True)]
+    return write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+
+
+def test_missing_column(tmp_path: Path, small_train: Path) -> None:
+    res = invoke("train", "--input", small_train, "--text-col", "review", "--label-col", "label",
+                 "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1
+    assert "review" in res.output and "column" in res.output
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    res = invoke("train", "--input", empty, "--positive", "x", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1 and "empty" in res.output
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("text,label\n", encoding="utf-8")
+    res = invoke("score", "--model", tmp_path / "m.joblib", "--input", header_only,
+                 "--output", tmp_path / "o")
+    assert res.exit_code == 1  # no model yet: a clear error, not a traceback
+    assert "no such model file" in res.output
+
+
+def test_bad_encoding(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,label\n\xff\xfe\xff great hotel,deceptive\n")
+    res = invoke("train", "--input", bad, "--positive", "deceptive", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1
+    assert "UTF-8" in res.output
+
+
+def test_gbk_file_is_read(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=5)
+    gbk = write_csv(tmp_path / "gbk.csv", ["text", "label"],
+                    [list(x) for x in zip(texts, labels, strict=True)], encoding="gbk")
+    res = invoke("train", "--input", gbk, "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 0, res.output
+
+
+def test_unknown_positive_label(tmp_path: Path, small_train: Path) -> None:
+    res = invoke("train", "--input", small_train, "--positive", "deceptive", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1
+    assert "'deceptive'" in res.output and "刷评" in res.output
+
+
+def test_more_than_two_labels(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=6)
+    labels[0] = "不确定"
+    p = write_csv(tmp_path / "t.csv", ["text", "label"], [list(x) for x in zip(texts, labels, strict=True)])
+    res = invoke("train", "--input", p, "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1 and "exactly two" in res.output
+
+
+def test_empty_text_names_the_row(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=7)
+    rows = [list(x) for x in zip(texts, labels, strict=True)]
+    rows[4][0] = ""
+    p = write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+    res = invoke("train", "--input", p, "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1 and "row 5" in res.output
+    rows[4][0] = "   "
+    p = write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+    res = invoke("train", "--input", p, "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    assert res.exit_code == 1 and "row 5" in res.output
+
+
+def test_score_with_wrong_model_file(tmp_path: Path, small_train: Path) -> None:
+    not_model = tmp_path / "scores.csv"
+    not_model.write_text("row,score,label\n1,0.5,x\n", encoding="utf-8")
+    res = invoke("score", "--model", not_model, "--input", small_train, "--output", tmp_path / "o.csv")
+    assert res.exit_code == 1 and "not a review-text model" in res.output
+    joblib.dump({"format": "something-else"}, tmp_path / "other.joblib")
+    res = invoke("score", "--model", tmp_path / "other.joblib", "--input", small_train,
+                 "--output", tmp_path / "o.csv")
+    assert res.exit_code == 1 and "not a review-text model" in res.output
+
+
+def test_grouped_cv_needs_enough_groups(tmp_path: Path) -> None:
+    texts, labels = chinese_corpus(seed=8)
+    rows = [[t, lab, f"shop-{i % 2}"] for i, (t, lab) in enumerate(zip(texts, labels, strict=True))]
+    p = write_csv(tmp_path / "t.csv", ["text", "label", "shop"], rows)
+    res = invoke("train", "--input", p, "--positive", "刷评", "--model", tmp_path / "m.joblib",
+                 "--group-col", "shop", "--cv", "5")
+    assert res.exit_code == 1 and "fewer than the 5 CV folds" in res.output
+
+
+# ----------------------------------------------------------------------------------------------------
+# Near-duplicate templates (MinHash + LSH)
+# ----------------------------------------------------------------------------------------------------
+
+_VOCAB = """room staff clean bed breakfast location view quiet noisy pool lobby elevator price friendly rude
+shower towel coffee street parking airport downtown night window carpet service desk upgrade
+checkin checkout suite bar restaurant gym wifi walk museum river lake noise comfortable small"""
+WORDS = _VOCAB.split()
+
+
+def random_review(rng: random.Random, n: int = 60) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def edit(text: str, rng: random.Random, n_edits: int = 2) -> str:
+    """What a farm does to a template: swap a word or two, change punctuation and case."""
+    words = text.split()
+    for _ in range(n_edits):
+        words[rng.randrange(len(words))] = rng.choice(WORDS)
+    return (" ".join(words)).replace(".", "!!!").upper() if rng.random() < 0.5 else " ".join(words)
+
+
+def test_minhash_finds_planted_english_templates() -> None:
+    rng = random.Random(11)
+    template = random_review(rng, 80)
+    unrelated = [random_review(rng) for _ in range(200)]
+    planted = [template] + [edit(template, rng) for _ in range(7)]
+    texts = unrelated[:100] + planted + unrelated[100:]
+    groups = R.find_template_groups(texts, threshold=0.7)
+    assert len(groups) == 1
+    assert sorted(groups[0].members) == list(range(100, 108))
+    assert min(groups[0].similarity) >= 0.7
+
+
+def test_minhash_finds_planted_chinese_templates_not_genuine() -> None:
+    rng = random.Random(12)
+    base = "宝贝收到了，质量非常好，物流超快，卖家服务态度一级棒，衣服穿着很舒服，五星好评！"
+    copies = [base, base.replace("非常", "特别"), base.replace("！", "!!"),
+              base.replace("衣服穿着", "裙子穿着"), "  " + base + "～"]
+    texts = GENUINE[:15] + copies + GENUINE[15:]
+    rng.shuffle(texts)
+    groups = R.find_template_groups(texts, threshold=0.7)
+    assert len(groups) == 1
+    assert sorted(texts[m] for m in groups[0].members) == sorted(copies)
+
+
+def test_lsh_banding_catches_pairs_at_the_threshold() -> None:
+    b, r = R.lsh_params(0.8, 128)
+    assert b * r <= 128
+    assert 1 - (1 - 0.8**r) ** b >= 0.95  # a pair at the threshold is a candidate with high probability
+    assert 1 - (1 - 0.3**r) ** b < 0.01  # a loosely related pair rarely is
+
+
+def test_cli_duplicates_findings_with_authors(tmp_path: Path) -> None:
+    rng = random.Random(13)
+    template = random_review(rng, 70)
+    rows = [[f"r{i}", f"user{i}", random_review(rng)] for i in range(40)]
+    farm = [[f"f{i}", f"buyer{i % 3}", edit(template, rng, 1)] for i in range(6)]
+    rows[10:10] = farm
+    p = write_csv(tmp_path / "rev.csv", ["rid", "author", "body"], rows)
+    out = tmp_path / "groups.json"
+    res = invoke("duplicates", "--input", p, "--text-col", "body", "--id-col", "rid",
+                 "--author-col", "author", "--threshold", "0.8", "--output", out)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["n_reviews"] == 46 and doc["n_groups"] == 1
+    f = doc["findings"][0]
+    assert f["behaviour"] == "fake_review" and f["subject_kind"] == "platform_account"
+    assert sorted(f["subject_ids"]) == ["buyer0", "buyer1", "buyer2"]
+    assert sorted(f["evidence"]["reviews"]) == [f"f{i}" for i in range(6)]
+    assert 0.0 < f["score"] <= 1.0
+
+    # Without authors the subjects are the reviews, named by 1-based data row.
+    res = invoke("duplicates", "--input", p, "--text-col", "body", "--output", out)
+    assert res.exit_code == 0, res.output
+    f = json.loads(out.read_text(encoding="utf-8"))["findings"][0]
+    assert f["subject_kind"] == "review"
+    assert sorted(f["subject_ids"], key=int) == [str(i) for i in range(11, 17)]
+
+
+def test_cli_duplicates_repeated_id_is_an_error(tmp_path: Path) -> None:
+    p = write_csv(tmp_path / "rev.csv", ["rid", "body"], [["a", "great hotel"], ["a", "bad hotel"]])
+    res = invoke("duplicates", "--input", p, "--text-col", "body", "--id-col", "rid",
+                 "--output", tmp_path / "g.json")
+    assert res.exit_code == 1 and "rid" in res.output
