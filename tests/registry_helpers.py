@@ -49,10 +49,11 @@ def person_entry(**over: Any) -> dict[str, Any]:
 
 
 def judicial(**over: Any) -> dict[str, Any]:
-    return unit_entry(
-        basis="judicial_decision",
-        document_number="(2026)京0105刑初123号",
-        issuing_authority="北京市朝阳区人民法院",
-        severity="serious",
-        **over,
-    )
+    defaults: dict[str, Any] = {
+        "basis": "judicial_decision",
+        "document_number": "(2026)京0105刑初123号",
+        "issuing_authority": "北京市朝阳区人民法院",
+        "severity": "serious",
+    }
+    defaults.update(over)
+    return unit_entry(**defaults)

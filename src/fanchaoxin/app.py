@@ -67,14 +67,18 @@ def create_app(
     app.state.db = database
     app.state.settings = settings
     app.state.metrics = Metrics()
+    from fanchaoxin.sanctions.index import IndexHolder
+
+    app.state.decision_index = IndexHolder(database)
     install_handlers(app)
 
     from fanchaoxin.blacklist.views import router as blacklist_router
     from fanchaoxin.core.views import router as core_router
     from fanchaoxin.orgs.views import router as orgs_router
+    from fanchaoxin.sanctions.views import router as sanctions_router
     from fanchaoxin.subjects.views import router as subjects_router
 
-    for router in (core_router, orgs_router, subjects_router, blacklist_router):
+    for router in (core_router, orgs_router, subjects_router, blacklist_router, sanctions_router):
         _document_roles(router)
         app.include_router(router)
 

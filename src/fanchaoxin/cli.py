@@ -15,6 +15,7 @@ from fanchaoxin.blacklist.cli import entries_app, jobs_app
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.detect.cli import app as detect_app
+from fanchaoxin.sanctions.cli import policy_app
 from fanchaoxin.simulate.cli import app as simulate_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
 app.add_typer(entries_app, name="entries")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(policy_app, name="policy")
 app.add_typer(detect_app, name="detect")
 app.add_typer(simulate_app, name="simulate")
 

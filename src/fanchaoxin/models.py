@@ -13,6 +13,7 @@ from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, Organisation
+from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.subjects.models import LiableLink, MergeProposal, Subject, SubjectIdentifier, SubjectMerge
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "FeedEvent",
     "FeedHead",
     "IdempotencyRecord",
+    "Instruction",
     "LiableLink",
     "MergeProposal",
     "Organisation",
+    "PolicyVersion",
     "Subject",
     "SubjectIdentifier",
     "SubjectMerge",

@@ -35,6 +35,8 @@ def feed_record(entry: Entry) -> dict[str, Any]:
         "max_end_on": entry.max_end_on.isoformat() if entry.max_end_on else None,
         "parent_entry_id": str(entry.parent_entry_id) if entry.parent_entry_id else None,
         "liable_role": entry.liable_role,
+        "policy_version": entry.policy_version,
+        "measures": [{"code": m["code"], "params": m["params"]} for m in entry.measures or []],
     }
     if not is_personal(subject.kind):
         record["subject_name"] = subject.name

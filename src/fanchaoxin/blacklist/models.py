@@ -53,6 +53,9 @@ class Entry(Base):
     parent_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("entries.id"), index=True)
     liable_role: Mapped[str | None] = mapped_column(String(32))
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    # Set at publication: the policy that graded the entry and the measures it got (with parameters).
+    policy_version: Mapped[str | None] = mapped_column(String(50))
+    measures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitted_by: Mapped[str] = mapped_column(String(200))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.blacklist import feed
+from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob
 from fanchaoxin.blacklist.schemas import Basis, EntryIn
@@ -183,6 +184,11 @@ def transition(
         after=entry.snapshot(),
         detail={"from": frm, "to": target.value},
     )
+    # Punishment follows publication and ends with the entry (sanctions capability).
+    if action == Action.publish:
+        sanctions.on_published(session, actor, entry, today=today)
+    elif target in (Status.expired, Status.revoked, Status.repaired):
+        sanctions.on_ended(session, actor, entry, why=action.value, today=today)
     if action in FEED_EVENT:
         feed.append(session, entry, FEED_EVENT[action])
     if action == Action.publish and entry.parent_entry_id is None:
@@ -257,6 +263,7 @@ def _publish_linked(session: Session, actor: Actor, unit_entry: Entry) -> None:
             after=linked.snapshot(),
             detail={"linked_to": str(unit_entry.id), "liable_role": link.role},
         )
+        sanctions.on_published(session, actor, linked)
         feed.append(session, linked, "published")
 
 

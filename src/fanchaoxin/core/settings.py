@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         5, description="告知 + 陈述申辩 period before an enterprise finding is published."
     )
 
+    instruction_ack_working_days: int = Field(
+        3, description="Working days an enterprise has to acknowledge an instruction before it is overdue."
+    )
+
     # Evidence files
     evidence_max_bytes: int = Field(20 * 1024 * 1024, description="Largest evidence file, in bytes.")
 

@@ -412,6 +412,8 @@ def findings_from(shops: list[ShopResult], *, window: int, rate: float) -> list[
                 ),
                 evidence={
                     "shopid": str(s.shopid),
+                    # the first brushing window's start: read by the report's timeline
+                    "first_seen": fmt_time(min(w[0] for w in s.windows)) if s.windows else None,
                     "suspicious_users": [{"userid": str(u), "orders": c} for u, c in s.users],
                     "windows": [
                         {"start": fmt_time(a), "end": fmt_time(b), "orders": o, "buyers": u}

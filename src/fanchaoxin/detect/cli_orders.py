@@ -10,7 +10,6 @@ status 2; nothing is written then.
 from __future__ import annotations
 
 import csv
-import html
 import json
 import time
 from enum import StrEnum
@@ -39,44 +38,17 @@ def _fail(exc: InputError) -> typer.Exit:
 def _write_reports(
     findings: list[Finding],
     *,
-    detector: str,
+    title: str,
     meta: dict[str, Any],
     report_json: Path | None,
     report_html: Path | None,
 ) -> None:
-    """The findings for review: JSON (machine) and a self-contained HTML table (analyst)."""
-    if report_json is not None:
-        doc = {"detector": detector, **meta, "findings": [f.to_dict() for f in findings]}
-        report_json.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    if report_html is not None:
-        esc = html.escape
-        rows = "\n".join(
-            "<tr><td>{}</td><td>{:.3f}</td><td>{}</td><td>{}</td><td><details><summary>evidence</summary>"
-            "<pre>{}</pre></details></td></tr>".format(
-                i,
-                f.score,
-                esc(", ".join(f.subject_ids[:20]) + (" …" if len(f.subject_ids) > 20 else "")),
-                esc(f.summary),
-                esc(json.dumps(f.evidence, ensure_ascii=False, indent=1)),
-            )
-            for i, f in enumerate(findings, 1)
-        )
-        params = esc(json.dumps(meta, ensure_ascii=False))
-        report_html.write_text(
-            f"""<!doctype html>
-<html lang="zh"><head><meta charset="utf-8"><title>{esc(detector)} — 炒信 findings</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}pre{{max-height:30em;overflow:auto}}</style>
-</head><body>
-<h1>{esc(detector)}: {len(findings)} finding(s) / 疑似炒信线索</h1>
-<p>Candidates for review, not verdicts. 线索需人工复核后方可提交平台。</p>
-<p><code>{params}</code></p>
-<table><tr><th>#</th><th>score</th><th>subjects</th><th>summary</th><th>evidence</th></tr>
-{rows}
-</table></body></html>
-""",
-            encoding="utf-8",
-        )
+    """The findings for review, in the toolkit's shared report format (detect/report.py)."""
+    if report_json is None and report_html is None:
+        return
+    from fanchaoxin.detect.report import write_report  # charts and HTML: only when asked for
+
+    write_report(findings, title=title, html_path=report_html, json_path=report_json, meta=meta)
 
 
 @app.command("order-brushing")
@@ -160,6 +132,7 @@ def order_brushing(
         raise _fail(exc) from exc
     findings = brushing.findings_from(shops, window=window, rate=rate) if details else []
     meta = {
+        "detector": brushing.DETECTOR,
         "input": str(input),
         "window_seconds": window,
         "rate": rate,
@@ -167,7 +140,11 @@ def order_brushing(
         "brushing_shops": len(shops),
     }
     _write_reports(
-        findings, detector=brushing.DETECTOR, meta=meta, report_json=report_json, report_html=report_html
+        findings,
+        title="刷单炒信 order brushing (Shopee rule)",
+        meta=meta,
+        report_json=report_json,
+        report_html=report_html,
     )
     typer.echo(
         f"{n_shops} shop(s), {len(shops)} brushing; wrote {output} in {time.perf_counter() - started:.1f} s",
@@ -207,6 +184,7 @@ def dense_blocks(
     output.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
     findings = fraudar.findings_from(found, behaviour=behaviour, src=src, dst=dst)
     meta = {
+        "detector": brushing.DETECTOR,
         "input": str(input),
         "src": src,
         "dst": dst,
@@ -214,7 +192,7 @@ def dense_blocks(
         "blocks_found": len(found),
     }
     _write_reports(
-        findings, detector=fraudar.DETECTOR, meta=meta, report_json=report_json, report_html=report_html
+        findings, title="FRAUDAR dense blocks", meta=meta, report_json=report_json, report_html=report_html
     )
     sizes = ", ".join(f"{len(b.src)}×{len(b.dst)} (g={b.score:.3f})" for b in found) or "none (no edges)"
     elapsed = time.perf_counter() - started

@@ -230,6 +230,7 @@ def merge(
         "survivor": get_subject(session, keep.id).snapshot(),
         "merged": get_subject(session, gone.id).snapshot(),
     }
+    _announce(session, [keep.id, gone.id])
     audit.record(
         session,
         actor,
@@ -246,6 +247,19 @@ def merge(
         },
     )
     return record
+
+
+def _announce(session: Session, subject_ids: list[uuid.UUID]) -> None:
+    """Identifiers moved: entries in force of these subjects are re-sent on the change feed."""
+    from fanchaoxin.blacklist import feed
+    from fanchaoxin.blacklist.models import Entry
+
+    session.flush()
+    session.expire_all()
+    for entry in session.scalars(
+        select(Entry).where(Entry.subject_id.in_(subject_ids), Entry.status.in_(["published", "disputed"]))
+    ):
+        feed.append(session, entry, "updated")
 
 
 def undo_merge(session: Session, actor: Actor, merge_id: uuid.UUID, *, reason: str) -> SubjectMerge:
@@ -328,6 +342,7 @@ def split(
         e.subject_id = target.id
     session.flush()
     session.expire_all()
+    _announce(session, [source.id, target.id])
     audit.record(
         session,
         actor,

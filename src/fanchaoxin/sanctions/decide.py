@@ -1,0 +1,207 @@
+"""decide(identifiers, scene): what must an enterprise do with this subject here? (one pure function)
+
+The same function answers the platform's `POST /v1/decisions`, the enterprise node's HTTP API and the
+in-process SDK. It reads an index of the entries in force — keyed by canonical identifier
+(`type:value`, or on a node the identifier's VOPRF tag) — prepared once per entry, so that a decision is
+a few dictionary look-ups.
+
+Rules: the strictest effect wins across entries (deny > restrict > allow); a disputed entry may restrict,
+never deny; an entry past its maximum period counts for nothing even before the scheduler expires it;
+parameters of the same measure from several entries merge the stricter way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fanchaoxin.sanctions.policy import MeasureCatalogue, measure_catalogue, merge_params
+
+ALLOW, RESTRICT, DENY = "allow", "restrict", "deny"
+_RANK = {ALLOW: 0, RESTRICT: 1, DENY: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEntry:
+    """An entry in force as decide() needs it: per scene, its effect and measures, computed once."""
+
+    entry_id: str
+    subject_kind: str
+    severity: str
+    behaviours: tuple[str, ...]
+    disputed: bool
+    max_end_on: date | None
+    liable_role: str | None
+    by_scene: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...]]]
+
+
+def index_entry(
+    *,
+    entry_id: str,
+    subject_kind: str,
+    severity: str,
+    behaviours: Iterable[str],
+    disputed: bool,
+    max_end_on: date | None,
+    liable_role: str | None,
+    measures: Iterable[dict[str, Any]],
+    catalogue: MeasureCatalogue | None = None,
+) -> IndexedEntry:
+    cat = catalogue or measure_catalogue()
+    by_scene: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
+    for m in measures:
+        definition = cat.measures.get(m["code"])
+        if definition is None:
+            continue
+        for scene, effect in definition.scenes.items():
+            if disputed and effect == DENY:
+                effect = RESTRICT  # an open objection may restrict, never deny
+            current, listed = by_scene.get(scene, (ALLOW, []))
+            if _RANK[effect] > _RANK[current]:
+                current = effect
+            listed.append((m["code"], dict(m.get("params") or {})))
+            by_scene[scene] = (current, listed)
+    frozen = {scene: (effect, tuple(listed)) for scene, (effect, listed) in by_scene.items()}
+    return IndexedEntry(
+        entry_id, subject_kind, severity, tuple(behaviours), disputed, max_end_on, liable_role, frozen
+    )
+
+
+@dataclass
+class DecisionIndex:
+    """Entries in force by identifier key. Replaced entry by entry as the change feed moves."""
+
+    by_key: dict[str, list[IndexedEntry]] = field(default_factory=dict)
+    keys_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    seq: int = 0  # the last change-feed sequence number applied
+
+    def put(self, keys: Iterable[str], entry: IndexedEntry) -> None:
+        self.remove(entry.entry_id)
+        ks = tuple(dict.fromkeys(keys))
+        self.keys_of[entry.entry_id] = ks
+        for k in ks:
+            self.by_key.setdefault(k, []).append(entry)
+
+    def remove(self, entry_id: str) -> None:
+        for k in self.keys_of.pop(entry_id, ()):
+            rest = [e for e in self.by_key.get(k, ()) if e.entry_id != entry_id]
+            if rest:
+                self.by_key[k] = rest
+            else:
+                self.by_key.pop(k, None)
+
+    def __len__(self) -> int:
+        return len(self.keys_of)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    measures: list[dict[str, Any]]
+    labels: list[dict[str, str]]
+    reasons: list[dict[str, str]]
+    entry_ids: list[str]
+    disputed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "measures": self.measures,
+            "labels": self.labels,
+            "reasons": self.reasons,
+            "entry_ids": self.entry_ids,
+            "disputed": self.disputed,
+        }
+
+
+_ALLOW = Verdict(ALLOW, [], [], [], [], False)
+
+
+def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date) -> Verdict:
+    """The verdict for one subject (all its identifier keys) in one scene. Pure: no I/O, no clock."""
+    by_key = index.by_key
+    hits: dict[str, IndexedEntry] = {}
+    for k in keys:
+        found = by_key.get(k)
+        if found:
+            for e in found:
+                hits[e.entry_id] = e
+    if not hits:
+        return _ALLOW
+    cat = measure_catalogue()
+    verdict = ALLOW
+    merged: dict[str, dict[str, Any]] = {}
+    reasons: list[dict[str, str]] = []
+    entry_ids: list[str] = []
+    disputed = False
+    labelled = False
+    for e in hits.values():
+        if e.max_end_on is not None and today > e.max_end_on:
+            continue  # past its maximum period: it ends by itself
+        entry_ids.append(e.entry_id)
+        disputed = disputed or e.disputed
+        in_scene = e.by_scene.get(scene)
+        if in_scene is None:
+            continue
+        effect, measures = in_scene
+        if _RANK[effect] > _RANK[verdict]:
+            verdict = effect
+        for code, params in measures:
+            merged[code] = merge_params(code, merged[code], params) if code in merged else dict(params)
+            labelled = labelled or code == "label_search_risk"
+        behaviours = ", ".join(cat_behaviour(b) for b in e.behaviours)
+        reasons.append(
+            {
+                "entry_id": e.entry_id,
+                "zh": f"存在{_SEVERITY_ZH.get(e.severity, e.severity)}炒信失信记录（{behaviours}）"
+                + ("，异议处理中" if e.disputed else "")
+                + (
+                    f"，作为{_LIABLE_ZH.get(e.liable_role, e.liable_role)}被关联惩戒" if e.liable_role else ""
+                ),
+                "en": f"Listed for credit hyping, severity {e.severity}"
+                + (", objection pending" if e.disputed else "")
+                + (f", as {e.liable_role} of a listed unit" if e.liable_role else ""),
+            }
+        )
+    if not entry_ids:
+        return _ALLOW
+    measures_out = []
+    for code in sorted(merged, key=lambda c: cat.measures[c].number):
+        m = cat.measures[code]
+        effect = m.scenes[scene]
+        if disputed and effect == DENY:
+            effect = RESTRICT
+        measures_out.append(
+            {
+                "code": code,
+                "number": m.number,
+                "zh": m.zh,
+                "en": m.en,
+                "effect": effect,
+                "params": merged[code],
+            }
+        )
+    labels = []
+    if labelled:
+        p = merged["label_search_risk"]
+        labels.append({"zh": str(p.get("label_zh", "")), "en": str(p.get("label_en", ""))})
+    elif verdict != ALLOW:
+        labels.append({"zh": "炒信失信主体", "en": "Listed for credit hyping"})
+    return Verdict(verdict, measures_out, labels, reasons, sorted(entry_ids), disputed)
+
+
+_SEVERITY_ZH = {"minor": "轻微", "general": "一般", "serious": "严重"}
+_LIABLE_ZH = {
+    "legal_representative": "法定代表人",
+    "principal": "主要负责人",
+    "directly_responsible": "直接责任人",
+}
+
+
+def cat_behaviour(code: str) -> str:
+    from fanchaoxin.core.catalogue import catalogues
+
+    b = catalogues().behaviours.get(code)
+    return b.zh if b else code

@@ -1,0 +1,91 @@
+"""Tables of the punishment engine: loaded policies and instructions to enterprises and departments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+
+_BigInt = BigInteger().with_variant(Integer, "sqlite")
+
+
+class PolicyVersion(Base):
+    """A grading policy as loaded by the operator; the active one grades new publications."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    version: Mapped[str] = mapped_column(String(50), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    loaded_by: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Instruction(Base):
+    """What one organisation must do about one entry: apply a measure, or lift it (联合惩戒指令).
+
+    Addressed to one enterprise (the 13 measures) or one department (memoranda measures); the
+    addressee acknowledges it and reports execution. `seq` orders them for cursor paging.
+    """
+
+    __tablename__ = "instructions"
+    __table_args__ = (
+        UniqueConstraint(
+            "entry_id", "owner_org_id", "measure", "kind", name="uq_instructions_entry_org_measure_kind"
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(_BigInt, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    # Tenancy: the addressee owns its instructions.
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # apply | lift
+    measure: Mapped[str] = mapped_column(String(64))
+    department_measure: Mapped[bool] = mapped_column(Boolean, default=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    lifts_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ack_due_on: Mapped[date] = mapped_column(Date, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # executed | not_applicable | failed
+    outcome_reason: Mapped[str | None] = mapped_column(String(2000))
+    executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    def overdue(self, today: date) -> bool:
+        """Unacknowledged after its due date (3 PRC working days by default)."""
+        return self.acknowledged_at is None and today > self.ack_due_on
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "entry_id": str(self.entry_id),
+            "owner_org_id": str(self.owner_org_id),
+            "kind": self.kind,
+            "measure": self.measure,
+            "status": self.status,
+            "outcome": self.outcome,
+        }

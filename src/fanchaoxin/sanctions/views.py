@@ -1,0 +1,234 @@
+"""Routes of the punishment engine: decisions, instructions and feedback, the policy and the catalogues."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import Field, model_validator
+from sqlalchemy.orm import Session
+
+from fanchaoxin.core.auth import DB, Principal, allow
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.errors import ValidationProblem
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.schemas import ResponseModel, StrictModel
+from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.sanctions import service
+from fanchaoxin.sanctions.decide import decide
+from fanchaoxin.sanctions.policy import PolicyError, measure_catalogue
+
+router = APIRouter(prefix="/v1", tags=["joint punishment"])
+
+ADDRESSEES = (R.enterprise_operator, R.enterprise_node, R.department_officer)
+READERS = (R.platform_admin, R.platform_reviewer, R.auditor, *ADDRESSEES)
+MAX_BATCH = 1000
+
+
+class IdentifierIn(StrictModel):
+    type: str
+    value: str = Field(min_length=1, max_length=200)
+
+
+class SubjectQuery(StrictModel):
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
+
+
+class DecisionRequest(StrictModel):
+    """One subject (`identifiers`) or a batch (`subjects`, up to 1,000) in one scene."""
+
+    scene: str
+    identifiers: list[IdentifierIn] | None = Field(None, max_length=20)
+    subjects: list[SubjectQuery] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DecisionRequest:
+        if self.scene not in measure_catalogue().scenes:
+            raise ValueError(
+                f"scene: unknown scene {self.scene!r}; one of {', '.join(measure_catalogue().scenes)}"
+            )
+        if (self.identifiers is None) == (self.subjects is None):
+            raise ValueError("identifiers: give either identifiers (one subject) or subjects (a batch)")
+        if self.subjects is not None and len(self.subjects) > MAX_BATCH:
+            raise ValueError(
+                f"subjects: at most {MAX_BATCH} subjects in one request, got {len(self.subjects)}"
+            )
+        return self
+
+
+def _keys(identifiers: list[IdentifierIn], path: str) -> list[str]:
+    keys = []
+    for i, ident in enumerate(identifiers):
+        try:
+            t = IdentifierType(ident.type)
+        except ValueError as exc:
+            raise ValidationProblem(
+                f"Unknown identifier type {ident.type!r}",
+                errors=[
+                    {
+                        "in": "body",
+                        "field": f"{path}[{i}].type",
+                        "type": "enum",
+                        "message": "one of " + ", ".join(IdentifierType),
+                    }
+                ],
+            ) from exc
+        try:
+            keys.append(f"{t.value}:{normalise(t, ident.value)}")
+        except IdentifierError as exc:
+            raise ValidationProblem(
+                str(exc),
+                errors=[{"in": "body", "field": f"{path}[{i}].value", "type": exc.rule, "message": str(exc)}],
+            ) from exc
+    return keys
+
+
+@router.post(
+    "/decisions", summary="decide(identifiers, scene): allow, restrict or deny, with measures and reasons"
+)
+def decisions(
+    request: Request,
+    body: DecisionRequest = Body(...),
+    _: Principal = allow(*READERS),
+) -> dict[str, Any]:
+    index = request.app.state.decision_index.get()
+    today = china_today()
+    if body.identifiers is not None:
+        return {
+            "scene": body.scene,
+            **decide(index, _keys(body.identifiers, "identifiers"), body.scene, today=today).to_dict(),
+        }
+    results = [
+        decide(index, _keys(s.identifiers, f"subjects[{n}].identifiers"), body.scene, today=today).to_dict()
+        for n, s in enumerate(body.subjects or [])
+    ]
+    return {"scene": body.scene, "results": results}
+
+
+class InstructionOut(ResponseModel):
+    id: uuid.UUID
+    seq: int
+    entry_id: uuid.UUID
+    owner_org_id: uuid.UUID
+    kind: str
+    measure: str
+    department_measure: bool
+    params: dict[str, Any]
+    lifts_id: uuid.UUID | None
+    reason: str
+    status: str
+    issued_at: datetime
+    ack_due_on: Any
+    overdue: bool
+    acknowledged_at: datetime | None
+    outcome: str | None
+    outcome_reason: str | None
+    executed_at: datetime | None
+    reported_at: datetime | None
+    version: int
+    measure_zh: str
+    measure_en: str
+
+
+def instruction_out(i: Any) -> InstructionOut:
+    cat = measure_catalogue()
+    m = cat.measures.get(i.measure) or cat.department_measures.get(i.measure)
+    data = {f: getattr(i, f) for f in InstructionOut.model_fields if hasattr(i, f) and f != "overdue"}
+    zh, en = (m.zh, m.en) if m else (i.measure, i.measure)
+    if i.kind == "lift" and m is not None and hasattr(m, "lift"):
+        zh, en = m.lift.zh, m.lift.en
+    return InstructionOut(**data, overdue=i.overdue(china_today()), measure_zh=zh, measure_en=en)
+
+
+class InstructionPageOut(ResponseModel):
+    instructions: list[InstructionOut]
+    next_after: int | None
+
+
+@router.get(
+    "/instructions", response_model=InstructionPageOut, summary="Instructions addressed to the caller"
+)
+def list_instructions(
+    session: Session = DB,
+    principal: Principal = allow(*READERS),
+    after: int = Query(0, ge=0, description="Cursor: the last seq you have."),
+    limit: int = Query(100, ge=1, le=1000),
+    status: str | None = None,
+    kind: str | None = Query(None, pattern="^(apply|lift)$"),
+    overdue: bool | None = None,
+    entry_id: uuid.UUID | None = None,
+    org_id: uuid.UUID | None = Query(None, description="Platform staff: one organisation's instructions."),
+) -> InstructionPageOut:
+    page = service.list_instructions(
+        session, principal, after=after, limit=limit, status=status, kind=kind, overdue=overdue,
+        entry_id=entry_id, owner_org_id=org_id,
+    )  # fmt: skip
+    return InstructionPageOut(
+        instructions=[instruction_out(i) for i in page.instructions], next_after=page.next_after
+    )
+
+
+@router.post(
+    "/instructions/{instruction_id}/ack", response_model=InstructionOut, summary="Acknowledge (repeat-safe)"
+)
+def acknowledge(
+    instruction_id: uuid.UUID, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+) -> InstructionOut:
+    i = service.get_instruction(session, instruction_id, principal)
+    return instruction_out(service.acknowledge(session, principal, i))
+
+
+class FeedbackIn(StrictModel):
+    outcome: str = Field(description="executed | not_applicable | failed")
+    reason: str = Field("", max_length=2000)
+    executed_at: datetime | None = None
+
+
+@router.post(
+    "/instructions/{instruction_id}/feedback", response_model=InstructionOut, summary="Report execution"
+)
+def feedback(
+    instruction_id: uuid.UUID,
+    body: FeedbackIn,
+    session: Session = DB,
+    principal: Principal = allow(*ADDRESSEES),
+) -> InstructionOut:
+    i = service.get_instruction(session, instruction_id, principal)
+    return instruction_out(
+        service.report(
+            session, principal, i, outcome=body.outcome, reason=body.reason, executed_at=body.executed_at
+        )
+    )
+
+
+@router.get("/policy", summary="The active grading policy")
+def get_policy(session: Session = DB, _: Principal = allow(*READERS)) -> dict[str, Any]:
+    policy = service.active_policy(session)
+    return policy.model_dump(mode="json")
+
+
+@router.post("/policies", summary="Load a new policy version (YAML body)", status_code=201)
+def load_policy(
+    request_body: str = Body(..., media_type="application/yaml"),
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin),
+) -> dict[str, Any]:
+    try:
+        row = service.load_policy(session, principal.actor, request_body, "policy.yaml")
+    except PolicyError as exc:
+        raise ValidationProblem(
+            str(exc), errors=[{"in": "body", "field": "policy", "type": "policy", "message": str(exc)}]
+        ) from exc
+    return {"version": row.version, "active": row.active, "loaded_at": row.loaded_at.isoformat()}
+
+
+@router.get("/catalogues/measures", summary="The 13 measures, department measures and scenes")
+def catalogue(_: Principal = allow(*READERS)) -> dict[str, Any]:
+    cat = measure_catalogue()
+    return {
+        "measures": [m.model_dump(mode="json") for m in cat.measures.values()],
+        "department_measures": [d.model_dump(mode="json") for d in cat.department_measures.values()],
+        "scenes": [s.model_dump(mode="json") for s in cat.scenes.values()],
+    }
