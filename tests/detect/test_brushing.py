@@ -181,7 +181,7 @@ def test_detail_format_and_findings(tmp_path):
         ["20", "201", "3", "6", "1"],
     ]
     doc = json.loads(rj.read_text())
-    assert doc["shops"] == 4 and doc["brushing_shops"] == 2
+    assert doc["meta"]["shops"] == 4 and doc["meta"]["brushing_shops"] == 2
     f10, f20 = doc["findings"]
     assert f10["behaviour"] == "order_brushing" and f10["subject_kind"] == "platform_account"
     assert f10["subject_ids"] == ["10", "100"] and f10["score"] == 3.0
@@ -191,7 +191,7 @@ def test_detail_format_and_findings(tmp_path):
     assert ev["windows"] == [
         {"start": "2020-01-01 00:00:00", "end": "2020-01-01 01:00:00", "orders": 6, "buyers": 2}
     ]
-    assert "order-brushing" in rh.read_text(encoding="utf-8")
+    assert "刷单炒信" in rh.read_text(encoding="utf-8")
 
 
 def test_duplicate_order_ids_fail_with_rows(tmp_path):

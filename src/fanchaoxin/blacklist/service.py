@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.blacklist import feed
-from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob
 from fanchaoxin.blacklist.schemas import Basis, EntryIn
@@ -32,6 +31,7 @@ from fanchaoxin.core.errors import (
 )
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.subjects.models import LiableLink
 
