@@ -119,6 +119,19 @@ def test_demo_loads_once(db, settings):
         "revoked",
         "expired",
     }
+    from fanchaoxin.sanctions.models import Instruction
+
+    with db.session() as s:
+        outcomes = {(i.kind, i.status) for i in s.scalars(select(Instruction))}
+    assert {
+        ("apply", "executed"),
+        ("apply", "not_applicable"),
+        ("apply", "failed"),
+        ("apply", "acknowledged"),
+        ("apply", "pending"),
+        ("lift", "executed"),
+        ("lift", "pending"),
+    } <= outcomes
     narrow = Console(record=True, width=60)
     print_demo(narrow, keys)
     printed = narrow.export_text().replace("\n", "")

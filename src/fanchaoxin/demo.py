@@ -286,6 +286,54 @@ def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
     long_ago = today - timedelta(days=100)
     steps(e, (Action.start_review, ""), (Action.publish, ""), day=long_ago)
     registry.run_jobs(session, today=today)
+    _demo_feedback(session, orgs, today)
+
+
+def _demo_feedback(session: Session, orgs: list[Organisation], today: object) -> None:
+    """Each kind of enterprise at a different point: all executed, partly not applicable, overdue."""
+    from datetime import timedelta
+
+    from fanchaoxin.core.auth import Principal
+    from fanchaoxin.sanctions import service as sanctions
+    from fanchaoxin.sanctions.models import Instruction
+
+    def principal(org: Organisation) -> Principal:
+        kind = OrgKind(org.kind)
+        role = Role.department_officer if kind == OrgKind.department else Role.enterprise_node
+        return Principal(role=role, org_id=org.id, org_kind=kind, key_prefix=f"demo-{role.value}")
+
+    def mine(org: Organisation, kind: str) -> list[Instruction]:
+        return list(
+            session.scalars(
+                select(Instruction)
+                .where(Instruction.owner_org_id == org.id, Instruction.kind == kind)
+                .order_by(Instruction.seq)
+            )
+        )
+
+    market, _bank, ecommerce, ride, courier = orgs[1], orgs[2], orgs[3], orgs[4], orgs[5]
+    # e-commerce: acknowledged and executed everything, lifts included
+    for ins in mine(ecommerce, "apply") + mine(ecommerce, "lift"):
+        sanctions.report(session, principal(ecommerce), ins, outcome="executed")
+    # ride sharing: acknowledged; one account not found with them, one failed, the rest executed
+    for n, ins in enumerate(mine(ride, "apply")):
+        if n == 0:
+            sanctions.report(
+                session, principal(ride), ins, outcome="not_applicable", reason="本平台无该主体账户"
+            )
+        elif n == 1:
+            sanctions.report(
+                session, principal(ride), ins, outcome="failed", reason="信用积分系统升级中，次日重试"
+            )
+        else:
+            sanctions.acknowledge(session, principal(ride), ins)
+    # the courier company has not acknowledged anything: its oldest instructions are overdue
+    for ins in mine(courier, "apply")[:3]:
+        ins.ack_due_on = today - timedelta(days=2)  # type: ignore[operator]
+    # the market regulator acknowledged its memoranda measures
+    for ins in mine(market, "apply"):
+        sanctions.acknowledge(session, principal(market), ins)
+    session.flush()
 
 
 def print_demo(console: Console, keys: list[DemoKey] | None) -> None:
