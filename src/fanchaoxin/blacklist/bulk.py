@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import Status
@@ -56,22 +56,21 @@ class _Resolver:
 
     def load(self, pairs: set[tuple[str, str]]) -> None:
         merged: dict[uuid.UUID, uuid.UUID] = {}
-        for chunk in _chunks(sorted(pairs), 500):
-            rows = self.session.execute(
-                select(
-                    SubjectIdentifier.type,
-                    SubjectIdentifier.value,
-                    Subject.id,
-                    Subject.kind,
-                    Subject.merged_into_id,
-                )
-                .join(Subject, Subject.id == SubjectIdentifier.subject_id)
-                .where(tuple_(SubjectIdentifier.type, SubjectIdentifier.value).in_(chunk))
-            ).all()
-            for t, v, sid, kind, into in rows:
-                self.known[(t, v)] = (sid, kind)
-                if into is not None:
-                    merged[sid] = into
+        by_type: dict[str, list[str]] = {}
+        for t, v in pairs:
+            by_type.setdefault(t, []).append(v)
+        # One identifier type at a time, so that the (type, value) index answers each IN list.
+        for t, values in by_type.items():
+            for chunk in _chunks(sorted(values), 5000):
+                rows = self.session.execute(
+                    select(SubjectIdentifier.value, Subject.id, Subject.kind, Subject.merged_into_id)
+                    .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+                    .where(SubjectIdentifier.type == t, SubjectIdentifier.value.in_(chunk))
+                ).all()
+                for v, sid, kind, into in rows:
+                    self.known[(t, v)] = (sid, kind)
+                    if into is not None:
+                        merged[sid] = into
         if merged:  # identifiers still pointing at a merged-away subject (should not happen; be safe)
             from fanchaoxin.subjects.service import get_subject, survivor
 
