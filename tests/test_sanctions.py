@@ -484,11 +484,14 @@ IDENT = {
     "social_account": ("social_account", "weibo:shuadan"),
     "individual": ("resident_id", RID_B),
     "platform_account": ("platform_account", "shop:u1"),
+    "website": ("domain", "shuadan.example.cn"),
+    "app": ("app", "com.example.shuadan"),
 }
 
 
 @pytest.mark.parametrize(
-    "kind", ["unit", "courier_company", "courier_staff", "social_account", "platform_account"]
+    "kind",
+    ["unit", "individual", "website", "app", "platform_account", "social_account", "courier_company", "courier_staff"],
 )
 @pytest.mark.parametrize("severity", ["minor", "general", "serious"])
 def test_decide_every_scene(market, db, kind, severity):
