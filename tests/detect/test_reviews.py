@@ -170,6 +170,48 @@ def test_model_file_stores_version_and_labels(tmp_path: Path) -> None:
         R.ReviewModel.load(path)
 
 
+def test_version_1_model_file_is_refused_clearly(tmp_path: Path) -> None:
+    # A version-1 file pickled the old CalibratedLinearSVC; it must load far enough to be refused.
+    texts, labels = chinese_corpus(seed=3)
+    y, _ = R.encode_labels(labels, "刷评")
+    pipe = R.build_pipeline(method=R.Method(weighting="tfidf", classifier="svm", C=1.0)).fit(texts, y)
+    fitted = pipe.steps[-1][1]
+    old_clf = R.CalibratedLinearSVC.__new__(R.CalibratedLinearSVC)  # the attributes version 1 pickled
+    old_clf.__dict__.update(C=1.0, cv=3, classes_=fitted.classes_, slope_=fitted.slope_, svm_=fitted.model_)
+    pipe.steps[-1] = ("clf", old_clf)
+    path = tmp_path / "v1.joblib"
+    joblib.dump({"format": R.MODEL_FORMAT, "version": 1, "pipeline": pipe,
+                 "positive": "刷评", "negative": "真实", "meta": {}}, path)
+    with pytest.raises(R.ReviewModelError, match=r"version 1 is not supported.*retrain"):
+        R.ReviewModel.load(path)
+    res = invoke("score", "--model", path, "--input",
+                 write_csv(tmp_path / "s.csv", ["text"], [[texts[0]]]), "--output", tmp_path / "o.csv")
+    assert res.exit_code == 1 and "retrain" in res.output
+
+
+def test_nb_weighting_and_method_grid() -> None:
+    # The NB log-count ratio is positive for a feature seen mostly in positive rows, negative otherwise.
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], dtype=float))
+    w = R.NBWeighter().fit(X, np.array([1, 1, 0, 0]))
+    assert w.r_[0] > 0 > w.r_[1] and w.r_[2] == pytest.approx(0.0)
+    assert R.NBWeighter().fit_transform(sp.csr_matrix((3, 0)), np.array([1, 0, 1])).shape == (3, 0)
+    assert R.DEFAULT_METHOD in R.TUNE_GRID and len(set(R.TUNE_GRID)) == len(R.TUNE_GRID)
+    with pytest.raises(ValueError, match="weighting"):
+        R.Method(weighting="bm25")
+
+
+def test_tune_picks_a_grid_method_on_chinese() -> None:
+    texts, labels = chinese_corpus(seed=9, n_fake=40)
+    model = R.train_model(texts, labels, "刷评", tune=True, inner_splits=3)
+    assert model.meta["tuned"] and model.meta["method"] in {str(m) for m in R.TUNE_GRID}
+    fresh = "好评好评!这个书包和描述的一模一样,做工特别精致,性价比超高,已经推荐给朋友了,给卖家点赞!"
+    real = "鱼竿第二节有一条细裂纹，拍照给客服以后补寄了一节，钓了两次还没问题。"
+    s_fake, s_real = model.score([fresh, real])
+    assert s_fake > 0.5 > s_real
+
+
 @needs_ott
 @pytest.mark.slow
 def test_grouped_cv_on_dev_file_well_above_chance(tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ Two complementary detectors:
   of the signal and work unchanged for Chinese, where a character is the natural unit and no word
   segmenter (分词) is needed; word uni- and bigrams are added for Latin-script text, where
   whole words (first-person pronouns, superlatives, 'my husband', 'business trip') are the features
-  Ott et al. found to separate paid reviews (水军好评) from genuine ones. A linear SVM is calibrated
-  with a Platt sigmoid so that `score` is a probability-like number in 0..1.
+  Ott et al. found to separate paid reviews (水军好评) from genuine ones. By default the n-grams are
+  binary and scaled by their naive-Bayes log-count ratio (NB-LR, Wang & Manning 2012) before a
+  logistic regression; `tune=True` picks feature set, weighting (NB or TF-IDF), classifier (LR or
+  linear SVM) and C by grouped inner CV. The decision value is calibrated with a Platt sigmoid so
+  that `score` is a probability-like number in 0..1.
 * **Near-duplicate template groups** (`find_template_groups`). Review farms (刷评/控评团队) post one
   template (好评模板) many times with small edits; MinHash over character shingles plus LSH banding
   finds those groups in roughly linear time, and each group is verified by exact Jaccard similarity
@@ -41,10 +44,8 @@ from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError, read_table
 
 MODEL_FORMAT = "fanchaoxin.review-text-model"
-MODEL_VERSION = 1
-DEFAULT_C = 1.0
-# Candidate regularisation strengths for `tune=True`; chosen by an inner grouped CV only.
-C_GRID = (0.1, 0.3, 1.0, 3.0)
+# 2: NB-weighted n-grams + a choice of linear classifier (`Method`); version 1 stored a TF-IDF SVM.
+MODEL_VERSION = 2
 
 # Latin-script (and digit) word runs. CJK characters are excluded so that an unsegmented Chinese
 # sentence does not become one giant, never-repeated "word"; the character n-grams cover Chinese.
@@ -142,79 +143,180 @@ class LatinWordVectorizer(TfidfVectorizer):
         return super().get_feature_names_out(input_features)
 
 
-def build_pipeline(c: float = DEFAULT_C, calibrate: bool = True) -> Any:
-    """Character 1-4-grams + Latin word 1-2-grams (TF-IDF, sublinear) → linear SVM.
+# N-gram blocks: name → (analyzer, n-gram range). 'char' n-grams span word boundaries and
+# punctuation (spacing and punctuation habits are part of a writer's style) and work unchanged for
+# Chinese; 'word' blocks are Latin-script words only (`_LATIN_WORD`), empty for Chinese.
+BLOCKS: dict[str, tuple[str, tuple[int, int]]] = {
+    "char1-4": ("char", (1, 4)),
+    "word1-2": ("word", (1, 2)),
+    "word1-3": ("word", (1, 3)),
+}
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "char1-4+word1-2": ("char1-4", "word1-2"),
+    "char1-4+word1-3": ("char1-4", "word1-3"),
+}
+# 'tfidf': sublinear tf × idf, L2 per block. 'nb': binary presence × naive-Bayes log-count ratio
+# (Wang & Manning 2012, NB-SVM / NB-LR), L2 per block.
+WEIGHTINGS = ("tfidf", "nb")
+CLASSIFIER_C: dict[str, tuple[float, ...]] = {"svm": (0.1, 0.3, 1.0, 3.0), "lr": (3.0, 10.0, 30.0, 100.0)}
 
-    `analyzer='char'` (not 'char_wb') so that n-grams span word boundaries and punctuation:
-    spacing and punctuation habits are part of a writer's style. `min_df=2` drops n-grams seen once,
-    which cannot generalise and only slow the SVM down.
+
+@dataclass(frozen=True)
+class Method:
+    """One point of the model space: feature set, weighting, linear classifier and its C."""
+
+    features: str = "char1-4+word1-2"
+    weighting: str = "nb"
+    classifier: str = "lr"
+    C: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {self.features!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}")
+        if self.classifier not in CLASSIFIER_C:
+            raise ValueError(f"unknown classifier {self.classifier!r}")
+        if not self.C > 0:
+            raise ValueError("C must be positive")
+
+    def __str__(self) -> str:
+        return f"{self.features} {self.weighting} {self.classifier} C={self.C:g}"
+
+    def with_c(self, c: float) -> Method:
+        return Method(self.features, self.weighting, self.classifier, float(c))
+
+
+# The default is the configuration that nested grouped CV on the Ott dev file picked most often
+# (NB-weighted char 1-4 + word 1-2 n-grams, logistic regression, C=100: 2 of 5 outer folds; NB
+# weighting was picked in 4 of 5). See bench/bench_reviews.py for the figures.
+DEFAULT_METHOD = Method()
+DEFAULT_C = DEFAULT_METHOD.C
+# The candidates `tune=True` chooses among, by inner grouped CV only. Order breaks ties (first wins).
+TUNE_GRID: tuple[Method, ...] = tuple(
+    Method(f, w, k, c) for f in FEATURE_SETS for w in WEIGHTINGS for k, cs in CLASSIFIER_C.items() for c in cs
+)
+
+
+class NBWeighter(BaseEstimator):
+    """Scale binary features by the naive-Bayes log-count ratio r = log((p/|p|₁) / (q/|q|₁)).
+
+    p (q) is `alpha` plus the number of positive (negative) training rows containing the feature
+    (Wang & Manning 2012). Fitted on the training labels only; applied as a column scaling, then each
+    row is L2-normalised (done here, not by a Normalizer, so that a block with no columns — no Latin
+    words in a Chinese corpus — passes through).
+    """
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def fit(self, X: Any, y: Any) -> NBWeighter:
+        y = np.asarray(y)
+        X = sp.csr_matrix(X)
+        p = self.alpha + np.asarray(X[y == 1].sum(axis=0)).ravel()
+        q = self.alpha + np.asarray(X[y != 1].sum(axis=0)).ravel()
+        self.r_ = np.log((p / p.sum()) / (q / q.sum())) if X.shape[1] else np.zeros(0)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        X = sp.csr_matrix(X)
+        if X.shape[1] == 0:
+            return X
+        X = (X @ sp.diags(self.r_)).tocsr()
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return (sp.diags(1.0 / norms) @ X).tocsr()
+
+    def fit_transform(self, X: Any, y: Any = None, **_: Any) -> Any:
+        return self.fit(X, y).transform(X)
+
+
+def _vectorizer(block: str, weighting: str) -> Any:
+    analyzer, ngrams = BLOCKS[block]
+    kw: dict[str, Any] = dict(analyzer=analyzer, ngram_range=ngrams, min_df=2, preprocessor=normalise_text)
+    if weighting == "tfidf":
+        kw.update(sublinear_tf=True)
+    else:  # binary presence, no idf, no norm: NBWeighter scales and normalises
+        kw.update(binary=True, use_idf=False, norm=None)
+    if analyzer == "word":
+        return LatinWordVectorizer(token_pattern=_LATIN_WORD, **kw)
+    return TfidfVectorizer(**kw)
+
+
+def build_features(features: str, weighting: str) -> Any:
+    """FeatureUnion of the feature set's blocks, each L2-normalised on its own.
+
+    `min_df=2` drops n-grams seen once, which cannot generalise and only slow the classifier down.
     """
     from sklearn.pipeline import FeatureUnion, Pipeline
+
+    parts = []
+    for block in FEATURE_SETS[features]:
+        vec = _vectorizer(block, weighting)
+        if weighting == "nb":
+            parts.append((block, Pipeline([("vec", vec), ("nb", NBWeighter())])))
+        else:
+            parts.append((block, vec))
+    return FeatureUnion(parts)
+
+
+def _linear(classifier: str, c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    features = FeatureUnion(
-        [
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char",
-                    ngram_range=(1, 4),
-                    sublinear_tf=True,
-                    min_df=2,
-                    preprocessor=normalise_text,
-                    dtype=np.float32,
-                ),
-            ),
-            (
-                "word",
-                LatinWordVectorizer(
-                    analyzer="word",
-                    ngram_range=(1, 2),
-                    sublinear_tf=True,
-                    min_df=2,
-                    preprocessor=normalise_text,
-                    token_pattern=_LATIN_WORD,
-                    dtype=np.float32,
-                ),
-            ),
-        ]
+    if classifier == "svm":
+        return LinearSVC(C=c)
+    return LogisticRegression(C=c, solver="liblinear")
+
+
+def build_pipeline(c: float | None = None, calibrate: bool = True, *, method: Method | None = None) -> Any:
+    """Features → linear classifier (calibrated by default). `c` overrides the method's C."""
+    from sklearn.pipeline import Pipeline
+
+    method = method or DEFAULT_METHOD
+    if c is not None:
+        method = method.with_c(c)
+    clf: Any = (
+        CalibratedLinear(method.classifier, method.C) if calibrate else _linear(method.classifier, method.C)
     )
-    clf: Any = CalibratedLinearSVC(C=c) if calibrate else LinearSVC(C=c)
-    return Pipeline([("features", features), ("clf", clf)])
+    return Pipeline([("features", build_features(method.features, method.weighting)), ("clf", clf)])
 
 
-class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
-    """A linear SVM whose decision value d is mapped to a probability by 1 / (1 + exp(−a·d)).
+class CalibratedLinear(ClassifierMixin, BaseEstimator):
+    """A linear classifier whose decision value d is mapped to a probability by 1 / (1 + exp(−a·d)).
 
     The slope a is fitted on out-of-fold decision values (Platt scaling without an intercept).
-    Leaving out Platt's intercept keeps score 0.5 exactly at the SVM's own boundary d = 0, so the
-    label is the SVM's label and calibration cannot cost accuracy (a full Platt sigmoid shifted the
-    boundary and lost about half a point in hotel-grouped CV).
+    Leaving out Platt's intercept keeps score 0.5 exactly at the classifier's own boundary d = 0, so
+    the label is the classifier's label and calibration cannot cost accuracy (a full Platt sigmoid
+    shifted the boundary and lost about half a point in hotel-grouped CV). The same is done for
+    logistic regression, whose own probabilities are over-confident at a large C.
     """
 
-    def __init__(self, C: float = DEFAULT_C, cv: int = 3):
+    def __init__(self, classifier: str = "svm", C: float = 1.0, cv: int = 3):
+        self.classifier = classifier
         self.C = C
         self.cv = cv
 
-    def fit(self, X: Any, y: Any) -> CalibratedLinearSVC:
+    def fit(self, X: Any, y: Any) -> CalibratedLinear:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
-        from sklearn.svm import LinearSVC
 
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
-            raise ValueError("CalibratedLinearSVC is a binary classifier")
+            raise ValueError("CalibratedLinear is a binary classifier")
         folds = StratifiedKFold(self.cv, shuffle=True, random_state=0)
-        oof = cross_val_predict(LinearSVC(C=self.C), X, y, cv=folds, method="decision_function")
+        oof = cross_val_predict(
+            _linear(self.classifier, self.C), X, y, cv=folds, method="decision_function"
+        )
         platt = LogisticRegression(fit_intercept=False, C=1e4).fit(oof.reshape(-1, 1), y)
         # A slope of at least a small positive number: a degenerate fold must not invert the scores.
         self.slope_ = max(float(platt.coef_[0, 0]), 1e-3)
-        self.svm_ = LinearSVC(C=self.C).fit(X, y)
+        self.model_ = _linear(self.classifier, self.C).fit(X, y)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
-        return self.svm_.decision_function(X)
+        return self.model_.decision_function(X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.slope_ * self.decision_function(X)))
@@ -222,6 +324,20 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[(self.decision_function(X) >= 0).astype(int)]
+
+
+class CalibratedLinearSVC(CalibratedLinear):
+    """The version-1 name, kept so that a version-1 model file still unpickles and is then refused
+    with a clear 'version … retrain' message rather than an AttributeError."""
+
+    def __init__(self, C: float = 1.0, cv: int = 3):
+        super().__init__("svm", C, cv)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("classifier", "svm")
+        if "svm_" in state:
+            state["model_"] = state.pop("svm_")
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -300,31 +416,64 @@ def encode_labels(labels: Sequence[str], positive: str, *, source: str = "input"
     return np.array([1 if v == positive else 0 for v in values], dtype=np.int8), others[0]
 
 
+def select_method(
+    texts: Sequence[str],
+    y: np.ndarray,
+    groups: Sequence[str] | None,
+    *,
+    grid: Sequence[Method] = TUNE_GRID,
+    inner_splits: int = 4,
+    n_jobs: int | None = None,
+) -> tuple[Method, dict[Method, float]]:
+    """The grid point with the best mean accuracy in (grouped) inner CV on these texts only.
+
+    Features are built once per inner fold, feature set and weighting and shared by all the
+    classifiers and Cs that use them. Ties go to the earlier grid point.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    texts = list(texts)
+    y = np.asarray(y)
+    if groups is not None and len(set(groups)) >= inner_splits:
+        splits = list(GroupKFold(inner_splits).split(texts, y, list(groups)))
+    else:
+        splits = list(StratifiedKFold(inner_splits, shuffle=True, random_state=0).split(texts, y))
+    feature_keys = list(dict.fromkeys((m.features, m.weighting) for m in grid))
+
+    def one_fold(tr: np.ndarray, te: np.ndarray) -> dict[Method, float]:
+        accs = {}
+        for f, w in feature_keys:
+            feats = build_features(f, w)
+            a = feats.fit_transform([texts[i] for i in tr], y[tr])
+            b = feats.transform([texts[i] for i in te])
+            for m in grid:
+                if (m.features, m.weighting) == (f, w):
+                    pred = _linear(m.classifier, m.C).fit(a, y[tr]).predict(b)
+                    accs[m] = float(np.mean(pred == y[te]))
+        return accs
+
+    per_fold = Parallel(n_jobs=n_jobs)(delayed(one_fold)(tr, te) for tr, te in splits)
+    mean = {m: float(np.mean([f[m] for f in per_fold])) for m in grid}
+    best = max(grid, key=lambda m: mean[m])  # max keeps the first of equals
+    return best, mean
+
+
 def _fit(
     texts: Sequence[str],
     y: np.ndarray,
-    c: float,
+    c: float | None,
     tune: bool,
     groups: Sequence[str] | None,
     inner_splits: int,
     n_jobs: int | None,
-) -> tuple[Any, float]:
-    """Fit one pipeline; with `tune`, choose C by grouped inner CV on these texts only."""
-    if not tune:
-        return build_pipeline(c).fit(list(texts), y), c
-    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
-
-    if groups is not None and len(set(groups)) >= inner_splits:
-        cv: Any = GroupKFold(inner_splits)
+) -> tuple[Any, Method]:
+    """Fit one pipeline; with `tune`, choose the method by grouped inner CV on these texts only."""
+    if tune:
+        method, _ = select_method(texts, y, groups, inner_splits=inner_splits, n_jobs=n_jobs)
     else:
-        cv = StratifiedKFold(inner_splits, shuffle=True, random_state=0)
-    # Accuracy of the uncalibrated SVM is what C changes; calibrate once, after the choice.
-    search = GridSearchCV(
-        build_pipeline(calibrate=False), {"clf__C": list(C_GRID)}, cv=cv, scoring="accuracy", n_jobs=n_jobs
-    )
-    search.fit(list(texts), y, groups=list(groups) if groups is not None else None)
-    best_c = float(search.best_params_["clf__C"])
-    return build_pipeline(best_c).fit(list(texts), y), best_c
+        method = DEFAULT_METHOD if c is None else DEFAULT_METHOD.with_c(c)
+    return build_pipeline(method=method).fit(list(texts), y), method
 
 
 def train_model(
@@ -332,24 +481,29 @@ def train_model(
     labels: Sequence[str],
     positive: str,
     *,
-    c: float = DEFAULT_C,
+    c: float | None = None,
     tune: bool = False,
     groups: Sequence[str] | None = None,
     inner_splits: int = 4,
     n_jobs: int | None = None,
     source: str = "input",
 ) -> ReviewModel:
-    """Train on all rows. With `tune`, C is picked from `C_GRID` by (grouped) inner CV."""
+    """Train on all rows with `DEFAULT_METHOD` (C overridden by `c`), or with `tune` the method
+    (feature set, weighting, classifier, C) picked from `TUNE_GRID` by (grouped) inner CV."""
     y, negative = encode_labels(labels, positive, source=source)
     _check_trainable(y)
-    pipeline, chosen_c = _fit(texts, y, c, tune, groups, inner_splits, n_jobs)
+    pipeline, method = _fit(texts, y, c, tune, groups, inner_splits, n_jobs)
     import sklearn
 
     meta = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_train": len(texts),
         "n_positive": int(y.sum()),
-        "C": chosen_c,
+        "C": method.C,
+        "method": str(method),
+        "features": method.features,
+        "weighting": method.weighting,
+        "classifier": method.classifier,
         "tuned": tune,
         "sklearn": sklearn.__version__,
     }
@@ -365,7 +519,7 @@ def _check_trainable(y: np.ndarray) -> None:
 
 @dataclass
 class CVResult:
-    """Grouped cross-validation: accuracy per fold, the C each fold used, out-of-fold scores."""
+    """Grouped cross-validation: accuracy per fold, the method (and C) each fold used, out-of-fold scores."""
 
     accuracies: list[float]
     chosen_c: list[float]
@@ -373,6 +527,7 @@ class CVResult:
     n_groups: int
     y: np.ndarray  # 1 = positive, in input order
     oof_scores: np.ndarray  # each row's score from the model that did not see its group
+    methods: list[str] = field(default_factory=list)  # str(Method) per fold
 
     @property
     def mean(self) -> float:
@@ -390,7 +545,7 @@ def grouped_cv(
     positive: str,
     *,
     n_splits: int = 5,
-    c: float = DEFAULT_C,
+    c: float | None = None,
     tune: bool = False,
     inner_splits: int = 4,
     n_jobs: int | None = None,
@@ -399,9 +554,9 @@ def grouped_cv(
     """GroupKFold accuracy: no group (e.g. hotel, shop) is in both the training and the test fold.
 
     Reviews of one hotel share names, streets and amenities; mixing them across folds would let the
-    model memorise the hotel rather than learn how fake reviews are written. With `tune`, C is
-    chosen inside each outer training fold (nested CV), so the reported accuracy is not tuned to
-    its own test folds.
+    model memorise the hotel rather than learn how fake reviews are written. With `tune`, the method
+    is chosen inside each outer training fold by a grouped inner CV (nested CV), so the reported
+    accuracy is not tuned to its own test folds.
     """
     from joblib import Parallel, delayed
     from sklearn.model_selection import GroupKFold
@@ -416,7 +571,7 @@ def grouped_cv(
     texts = list(texts)
     g_arr = np.asarray(groups)
 
-    def one_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[float, float, np.ndarray]:
+    def one_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[float, Method, np.ndarray]:
         pipe, chosen = _fit(
             [texts[i] for i in train_idx], y[train_idx], c, tune, list(g_arr[train_idx]), inner_splits, None
         )
@@ -429,7 +584,15 @@ def grouped_cv(
     oof = np.zeros(len(texts))
     for (_, test_idx), (_, _, proba) in zip(splits, results, strict=True):
         oof[test_idx] = proba
-    return CVResult([r[0] for r in results], [r[1] for r in results], n_splits, n_groups, y, oof)
+    return CVResult(
+        [r[0] for r in results],
+        [r[1].C for r in results],
+        n_splits,
+        n_groups,
+        y,
+        oof,
+        [str(r[1]) for r in results],
+    )
 
 
 # --------------------------------------------------------------------------------------------------
