@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import Finding
 
 app = typer.Typer()
@@ -168,12 +169,19 @@ def lockstep_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """Lockstep groups (CopyCatch): ≥ m users acting on the same ≥ n items at the same times."""
     from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
 
     if behaviour not in ("fake_review", "order_brushing"):
         _fail("--behaviour must be fake_review or order_brushing")
+    submission.check_options(submit, platform, key)
     t0 = time.perf_counter()
     with _guard(), _progress("lockstep") as step:
         step("reading")
@@ -217,6 +225,15 @@ def lockstep_cmd(
             meta=meta,
             step=step,
         )
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+        )
 
 
 _REG_COLS = ("account", "registered_at", "device_id", "ip", "phone", "nickname")
@@ -243,10 +260,17 @@ def registrations_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(short=False),
 ) -> None:
     """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs."""
     from fanchaoxin.detect.registrations import find_clusters, load_registrations
 
+    submission.check_options(submit, platform, key)
     cols = _columns(column, _REG_COLS)
     t0 = time.perf_counter()
     with _guard(), _progress("registrations") as step:
@@ -293,6 +317,15 @@ def registrations_cmd(
             meta=meta,
             step=step,
         )
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+        )
 
 
 _WB_COLS = (
@@ -329,6 +362,19 @@ def parcels_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(short=False),
+    courier_uscc: str | None = typer.Option(
+        None,
+        "--courier-uscc",
+        help="With --submit and courier_staff: the courier company's USCC, when the courier column holds "
+        "staff numbers only (identifiers become <USCC>:<staff number>).",
+        rich_help_panel="Submit to the platform",
+    ),
 ) -> None:
     """Empty-parcel waybills, and senders / couriers where they concentrate."""
     import numpy as np
@@ -337,6 +383,7 @@ def parcels_cmd(
 
     if courier_kind not in ("courier_staff", "courier_company"):
         _fail("--courier-kind must be courier_staff or courier_company")
+    submission.check_options(submit, platform, key)
     cols = _columns(column, _WB_COLS)
     params = Params(
         min_score=min_score,
@@ -380,4 +427,14 @@ def parcels_cmd(
             title="Empty parcels 空包裹",
             meta=meta,
             step=step,
+        )
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+            courier_uscc=courier_uscc,
         )

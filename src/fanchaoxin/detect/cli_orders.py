@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from fanchaoxin.detect import brushing, fraudar
+from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import BEHAVIOURS, Finding
 from fanchaoxin.detect.io import InputError
 
@@ -71,13 +72,20 @@ def order_brushing(
     ),
     report_html: Path | None = typer.Option(None, "--report-html", help="Findings as an HTML page."),
     report_json: Path | None = typer.Option(None, "--report-json", help="Findings as JSON."),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """刷单炒信: shops whose orders in some window number ≥ rate × their buyers (Shopee rule, exact)."""
     if not rate > 0:
         typer.echo("--rate must be > 0", err=True)
         raise typer.Exit(code=2)
+    submission.check_options(submit, platform, key)
     started = time.perf_counter()
-    details = format is OutputFormat.detail or report_html is not None or report_json is not None
+    details = format is OutputFormat.detail or report_html is not None or report_json is not None or submit
     try:
         rel = brushing.read_orders(str(input))
         chunks = brushing.detect_order_brushing(rel, window=window, rate=rate, details=details)
@@ -150,6 +158,15 @@ def order_brushing(
         f"{n_shops} shop(s), {len(shops)} brushing; wrote {output} in {time.perf_counter() - started:.1f} s",
         err=True,
     )
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+        )
 
 
 @app.command("dense-blocks")
@@ -170,11 +187,18 @@ def dense_blocks(
     ),
     report_html: Path | None = typer.Option(None, "--report-html", help="Findings as an HTML page."),
     report_json: Path | None = typer.Option(None, "--report-json", help="Findings as JSON."),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """FRAUDAR: dense, camouflage-resistant blocks of accounts × items (刷单 / 虚假评价 rings)."""
     if behaviour not in BEHAVIOURS:
         typer.echo(f"unknown --behaviour {behaviour!r}; one of {', '.join(BEHAVIOURS)}", err=True)
         raise typer.Exit(code=2)
+    submission.check_options(submit, platform, key)
     started = time.perf_counter()
     try:
         found = fraudar.detect_dense_blocks(str(input), src, dst, k=blocks)
@@ -197,3 +221,12 @@ def dense_blocks(
     sizes = ", ".join(f"{len(b.src)}×{len(b.dst)} (g={b.score:.3f})" for b in found) or "none (no edges)"
     elapsed = time.perf_counter() - started
     typer.echo(f"{len(found)} block(s): {sizes}; wrote {output} in {elapsed:.1f} s", err=True)
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+        )

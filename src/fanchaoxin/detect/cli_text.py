@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from fanchaoxin.detect import submit as submission
+
 app = typer.Typer()
 reviews_app = typer.Typer(
     help="Fake reviews (虚假评价): train and apply a text classifier, find template groups (模板好评).",
@@ -39,7 +41,11 @@ def train(
         help="Group column (e.g. hotel, shop): report cross-validation with whole groups held out.",
     ),
     cv: int = typer.Option(5, "--cv", help="Number of grouped CV folds (with --group-col)."),
-    c: float = typer.Option(1.0, "--c", help="SVM regularisation C (ignored with --tune)."),
+    c: float | None = typer.Option(
+        None,
+        "--c",
+        help="Regularisation C of the linear model (default: the default method's; ignored with --tune).",
+    ),
     tune: bool = typer.Option(
         False, "--tune", help="Choose C by inner grouped CV (nested inside the reported CV). Slower."
     ),
@@ -143,11 +149,18 @@ def duplicates(
     shingle_size: int = typer.Option(
         0, "--shingle-size", min=0, help="Characters per shingle; 0: 3 for Chinese text, 5 otherwise."
     ),
+    submit: bool = submission.opt_submit(),
+    platform: str | None = submission.opt_platform(),
+    key: str | None = submission.opt_key(),
+    account_namespace: str | None = submission.opt_namespace(),
+    severity: submission.Severity = submission.opt_severity(),
+    submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """Find near-duplicate review templates (MinHash + LSH); write `fake_review` findings as JSON."""
     from fanchaoxin.detect import reviews as R
     from fanchaoxin.detect.io import InputError
 
+    submission.check_options(submit, platform, key)
     try:
         wanted = [text_col, *([id_col] if id_col else []), *([author_col] if author_col else [])]
         cols = R.read_columns(input, wanted, unique=[id_col] if id_col else [])
@@ -177,3 +190,12 @@ def duplicates(
         f"{len(findings)} template group(s) covering {doc['n_reviews_in_groups']} of {len(texts)} reviews; "
         f"written to {output}"
     )
+    if submit:
+        submission.cli_submit(
+            findings,
+            platform=platform,
+            key=key,
+            namespace=account_namespace,
+            severity=severity,
+            min_score=submit_min_score,
+        )
