@@ -15,6 +15,7 @@ from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hyp_settings
 from sqlalchemy import create_engine, text
 
 from fanchaoxin.core.audit import SYSTEM, Actor
@@ -23,6 +24,10 @@ from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.models import Base as _all_models  # noqa: F401  (registers every table)
 from fanchaoxin.orgs import service as org_service
 from fanchaoxin.orgs.models import BusinessType, Organisation, OrgKind, Role
+
+# Property tests must not fail because a shared CI machine was slow: no per-example deadline.
+hyp_settings.register_profile("fcx", deadline=None)
+hyp_settings.load_profile("fcx")
 
 POSTGRES_URL = os.environ.get("FCX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [

@@ -34,7 +34,21 @@ def test_public_routes_are_few_and_named(app):
         for path, route in iter_routes(app.routes)
         if isinstance(route, APIRoute) and Role.public in route_access(route).roles
     )
-    assert public == ["/healthz", "/metrics", "/readyz"]
+    # Due process: anyone may object, apply for repair, report and follow a case with its secret.
+    assert public == [
+        "/healthz",
+        "/metrics",
+        "/readyz",
+        "/v1/attachments/{kind}/{tracking_number}",
+        "/v1/objections",
+        "/v1/objections/{tracking_number}/confirmation",
+        "/v1/public/corrections",
+        "/v1/public/objections/{tracking_number}",
+        "/v1/public/repairs/{tracking_number}",
+        "/v1/public/reports",
+        "/v1/public/reports/{tracking_number}",
+        "/v1/repairs",
+    ]
 
 
 def test_roles_are_in_the_openapi_document(client):

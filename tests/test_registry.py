@@ -201,7 +201,12 @@ def test_liable_persons_are_published_and_ended_with_the_unit(client, parties, d
     # the linked entry cannot be acted on by itself
     step(client, p, linked, "revoke", reason="x", expect=409)
     step(client, p, e, "revoke", reason="认定错误")
-    linked = client.get(f"/v1/entries/{linked['id']}", headers=p.headers(Role.platform_reviewer)).json()
+    # a revoked entry is gone for everyone but the platform admin and the auditor (appeals: restoration)
+    assert (
+        client.get(f"/v1/entries/{linked['id']}", headers=p.headers(Role.platform_reviewer)).status_code
+        == 404
+    )
+    linked = client.get(f"/v1/entries/{linked['id']}", headers=p.headers(Role.platform_admin)).json()
     assert linked["status"] == "revoked"
     feed = client.get("/v1/feed", headers=ent.headers(Role.enterprise_node)).json()["events"]
     assert [ev["event"] for ev in feed] == ["published", "published", "revoked", "revoked"]

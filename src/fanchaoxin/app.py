@@ -18,7 +18,7 @@ from fanchaoxin.core.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Routes whose bodies may be as large as an upload (bulk submissions, evidence files).
-UPLOAD_PATHS: tuple[str, ...] = ("/v1/uploads", "/v1/evidence")
+UPLOAD_PATHS: tuple[str, ...] = ("/v1/uploads", "/v1/evidence", "/v1/attachments")
 
 DESCRIPTION = """
 反炒信 — the platform of the joint action against credit hyping (炒信) on e-commerce and
@@ -72,13 +72,15 @@ def create_app(
     app.state.decision_index = IndexHolder(database)
     install_handlers(app)
 
+    from fanchaoxin.appeals.views import router as appeals_router
     from fanchaoxin.blacklist.views import router as blacklist_router
     from fanchaoxin.core.views import router as core_router
     from fanchaoxin.orgs.views import router as orgs_router
     from fanchaoxin.sanctions.views import router as sanctions_router
     from fanchaoxin.subjects.views import router as subjects_router
 
-    for router in (core_router, orgs_router, subjects_router, blacklist_router, sanctions_router):
+    routers = (core_router, orgs_router, subjects_router, blacklist_router, sanctions_router, appeals_router)
+    for router in routers:
         _document_roles(router)
         app.include_router(router)
 
@@ -94,6 +96,7 @@ def create_app(
 
 def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None:
     """Expiry and deadlines while the platform runs; safe in every worker (steps are version-checked)."""
+    from fanchaoxin.appeals.service import run_jobs as run_appeals_jobs
     from fanchaoxin.blacklist.service import run_jobs
 
     while not stop.is_set():
@@ -102,6 +105,10 @@ def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None
                 result = run_jobs(session)
             if result["expired"] or result["notice_ended"]:
                 log.info("jobs: %s", result)
+            with database.session() as session:
+                appeals = run_appeals_jobs(session)
+            if any(v for k, v in appeals.items() if k != "today"):
+                log.info("appeals jobs: %s", appeals)
         except Exception:
             log.exception("scheduled jobs failed; retrying in %s s", interval)
         stop.wait(interval)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app, jobs_app
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Problem
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(entries_app, name="entries")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(policy_app, name="policy")
+app.add_typer(appeals_app, name="appeals")
 app.add_typer(detect_app, name="detect")
 app.add_typer(simulate_app, name="simulate")
 

@@ -1,5 +1,12 @@
 """Every table of the platform, imported once so that Alembic and the tests see the whole schema."""
 
+from fanchaoxin.appeals.models import (
+    CaseAttachment,
+    CorrectionNotice,
+    Objection,
+    RepairApplication,
+    Report,
+)
 from fanchaoxin.blacklist.models import (
     Entry,
     EntryTransition,
@@ -21,6 +28,8 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "CaseAttachment",
+    "CorrectionNotice",
     "Entry",
     "EntryTransition",
     "Evidence",
@@ -31,8 +40,11 @@ __all__ = [
     "Instruction",
     "LiableLink",
     "MergeProposal",
+    "Objection",
     "Organisation",
     "PolicyVersion",
+    "RepairApplication",
+    "Report",
     "Subject",
     "SubjectIdentifier",
     "SubjectMerge",

@@ -31,6 +31,7 @@ from fanchaoxin.core.errors import (
 )
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.orgs.models import Role
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.subjects.models import LiableLink
@@ -191,6 +192,11 @@ def transition(
         sanctions.on_ended(session, actor, entry, why=action.value, today=today)
     if action in FEED_EVENT:
         feed.append(session, entry, FEED_EVENT[action])
+    if target == Status.revoked:
+        # Restoration (恢复信誉): every revocation publishes a correction notice (appeals capability).
+        from fanchaoxin.appeals.service import publish_correction
+
+        publish_correction(session, actor, entry, reason=reason, today=today)
     if action == Action.publish and entry.parent_entry_id is None:
         _publish_linked(session, actor, entry)
     if action in FOLLOWED_BY_LINKED and entry.parent_entry_id is None:
@@ -287,8 +293,15 @@ def entries_in_force(session: Session, subject_id: uuid.UUID) -> list[Entry]:
     )
 
 
+# After a revocation nothing of the entry is shown but to those who keep the record (and the audit log).
+SEE_REVOKED = frozenset({Role.platform_admin, Role.auditor})
+
+
 def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> Entry:
-    return get_visible(session, Entry, entry_id, principal, what="entry")
+    entry = get_visible(session, Entry, entry_id, principal, what="entry")
+    if entry.status == Status.revoked.value and principal.role not in SEE_REVOKED:
+        raise NotFound(f"No entry with id {entry_id}")
+    return entry
 
 
 def get_entry_for_update(session: Session, entry_id: uuid.UUID) -> Entry:
@@ -317,6 +330,8 @@ def list_entries(
     limit: int = 100,
 ) -> EntryPage:
     stmt = scoped(select(Entry), Entry, principal).options(selectinload(Entry.subject))
+    if principal.role not in SEE_REVOKED:
+        stmt = stmt.where(Entry.status != Status.revoked.value)
     if status:
         stmt = stmt.where(Entry.status == status)
     if severity:

@@ -47,6 +47,43 @@ class Settings(BaseSettings):
     # Background jobs inside `fcx serve` (expiry, deadlines); 0 disables the loop.
     jobs_interval_seconds: int = 300
 
+    # Due process (appeals): objections (异议), credit repair (信用修复), reports (举报); PRC working days.
+    objection_dispute_working_days: int = Field(
+        0, description="An objection marks its entry disputed within this many working days (0: at once)."
+    )
+    objection_decide_working_days: int = Field(5, description="The platform decides an objection within.")
+    objection_forward_working_days: int = Field(
+        2, description="…or forwards it to the reporting organisation within this many working days."
+    )
+    objection_answer_working_days: int = Field(
+        5, description="The reporting organisation answers a forwarded objection within."
+    )
+    objection_decide_after_answer_working_days: int = Field(
+        2, description="The platform decides a forwarded objection this long after the answer is due."
+    )
+    repair_decide_working_days: int = Field(5, description="A credit repair application is decided within.")
+    report_handle_working_days: int = Field(10, description="The recipient handles a routed report within.")
+    attachment_max_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest attachment to an objection, repair application or report."
+    )
+    attachment_max_count: int = Field(10, description="Most attachments on one case.")
+    # Public forms (no key): token buckets per client address and per reported identifier / entry.
+    public_rate_per_address: int = Field(10, description="Public filings per client address per window.")
+    public_rate_address_window_seconds: int = 3600
+    public_rate_per_target: int = Field(
+        5, description="Public filings about one identifier (or one entry) per window."
+    )
+    public_rate_target_window_seconds: int = 86400
+    # Notifications to objectors, applicants and reporters.
+    notifier: str = Field("log", description="log (keeps messages in memory and logs them) or smtp.")
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "noreply@fanchaoxin.org"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 10.0
+
 
 @lru_cache
 def get_settings() -> Settings:
