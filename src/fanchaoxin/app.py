@@ -43,6 +43,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         worker = None
+        if run_jobs:
+            app.state.decision_index.warm_in_background()
         if run_jobs and settings.jobs_interval_seconds > 0:
             worker = threading.Thread(
                 target=_jobs_loop,

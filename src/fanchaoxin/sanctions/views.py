@@ -12,15 +12,23 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
-from fanchaoxin.core.errors import ValidationProblem
+from fanchaoxin.core.errors import Problem, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.orgs.models import Role as R
 from fanchaoxin.sanctions import service
 from fanchaoxin.sanctions.decide import decide
+from fanchaoxin.sanctions.index import IndexWarming
 from fanchaoxin.sanctions.policy import PolicyError, measure_catalogue
 
 router = APIRouter(prefix="/v1", tags=["joint punishment"])
+
+
+class IndexNotReady(Problem):
+    status = 503
+    slug = "decision-index-warming"
+    title = "Decisions are not available yet: the index is loading"
+    title_zh = "决策索引加载中，请稍后重试"
 
 ADDRESSEES = (R.enterprise_operator, R.enterprise_node, R.department_officer)
 READERS = (R.platform_admin, R.platform_reviewer, R.auditor, *ADDRESSEES)
@@ -93,7 +101,10 @@ def decisions(
     body: DecisionRequest = Body(...),
     _: Principal = allow(*READERS),
 ) -> dict[str, Any]:
-    index = request.app.state.decision_index.get()
+    try:
+        index = request.app.state.decision_index.get()
+    except IndexWarming as exc:
+        raise IndexNotReady(str(exc), headers={"Retry-After": "5"}) from exc
     today = china_today()
     if body.identifiers is not None:
         return {
