@@ -160,6 +160,20 @@ class IndexHolder:
         warming = self._warming
         if self._index is None and warming is not None and warming is not threading.current_thread():
             raise IndexWarming("The decision index is still loading; retry in a few seconds")
+        if self._index is not None:
+            # A refresh is due. Never make a request wait for it: if another thread is already
+            # refreshing, answer from the current index (at most a second older). Waiting here while
+            # holding a pooled connection deadlocked the pool under load.
+            if not self._lock.acquire(blocking=False):
+                return self._index
+            try:
+                if time.monotonic() - self._checked >= REFRESH_SECONDS:
+                    with self.database.session() as s:
+                        refresh(s, self._index)
+                    self._checked = time.monotonic()
+            finally:
+                self._lock.release()
+            return self._index
         with self._lock:
             if self._index is None:
                 with self.database.session() as s:
