@@ -1,0 +1,284 @@
+"""The sharing wire formats, in one place: signed feed files, the signed manifest, webhook MACs.
+
+The platform writes these and every receiver (enterprise node, department receiver) reads them with
+the same functions, so a rule (what is signed, what is refused) cannot drift between the two sides.
+
+Feed files (``fcx-feed-snapshot/1`` and ``fcx-feed-delta/1``)
+-------------------------------------------------------------
+gzip-compressed JSON Lines. Line 1 is the header, then one line per record, then one signature
+line::
+
+    {"format": "fcx-feed-delta/1", "from": 120, "to": 130, "count": 10, "key_id": "s1", ...}
+    {"seq": 121, "event": "published", "at": "...", "record": {...}}
+    ...
+    {"signature": "<base64 Ed25519 over every byte above this line, newlines included>"}
+
+A snapshot's records are the current records of the entries in force (``{"record": {...}}``) at
+sequence ``seq`` of its header; a delta holds the feed events ``from`` < seq ≤ ``to``, consecutive.
+Because the signature covers the exact bytes, a forged, truncated or reordered file is refused, and
+:func:`read_feed_file` checks the header's count and (for deltas) that sequence numbers run from
+``from + 1`` to ``to`` without a gap. Whether a delta *fits* a receiver's store (``from`` equals its
+head: no replay, no skip) is the receiver's check, with :func:`check_delta_fits`.
+
+Manifest
+--------
+``{"manifest": {...}, "key_id": "s1", "signature": "<b64>"}``, the signature over
+:func:`canonical_json` of the manifest object.
+
+Webhooks
+--------
+Headers ``X-FCX-Event-Id``, ``X-FCX-Timestamp`` (Unix seconds) and
+``X-FCX-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + event_id + "." + body)>``.
+Receivers refuse a bad MAC, a timestamp more than :data:`WEBHOOK_TOLERANCE_SECONDS` away from their
+clock, and an event id they have already accepted (:func:`verify_webhook` with a seen-set).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import hmac
+import io
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pysodium
+
+SNAPSHOT_FORMAT = "fcx-feed-snapshot/1"
+DELTA_FORMAT = "fcx-feed-delta/1"
+MANIFEST_FORMAT = "fcx-feed-manifest/1"
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+class ProtocolError(ValueError):
+    """A file, manifest or webhook that must not be applied. The message says what is wrong."""
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ProtocolError(f"{what}: expected base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ProtocolError(f"{what}: not valid base64") from None
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The bytes that get signed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# --- Ed25519 --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The platform's Ed25519 feed-signing key (libsodium). ``public`` is what receivers pin."""
+
+    key_id: str
+    secret: bytes  # libsodium's 64-byte secret key (seed || public)
+
+    @classmethod
+    def generate(cls, key_id: str) -> SigningKey:
+        _pk, sk = pysodium.crypto_sign_keypair()
+        return cls(key_id, sk)
+
+    @classmethod
+    def from_seed(cls, key_id: str, seed: bytes) -> SigningKey:
+        _pk, sk = pysodium.crypto_sign_seed_keypair(seed)
+        return cls(key_id, sk)
+
+    @property
+    def public(self) -> bytes:
+        return pysodium.crypto_sign_sk_to_pk(self.secret)
+
+    @property
+    def seed(self) -> bytes:
+        return pysodium.crypto_sign_sk_to_seed(self.secret)
+
+    def sign(self, message: bytes) -> bytes:
+        return pysodium.crypto_sign_detached(message, self.secret)
+
+
+def fingerprint(public_key: bytes) -> str:
+    """A short, comparable form of a public key for pinning and display: hex SHA-256, first 32 digits."""
+    return hashlib.sha256(public_key).hexdigest()[:32]
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes, what: str) -> None:
+    if len(signature) != pysodium.crypto_sign_BYTES:
+        raise ProtocolError(f"{what}: signature has the wrong length")
+    try:
+        pysodium.crypto_sign_verify_detached(signature, message, public_key)
+    except ValueError:
+        raise ProtocolError(f"{what}: signature does not verify") from None
+
+
+# --- feed files -----------------------------------------------------------------------------------------
+
+
+def write_feed_file(
+    fmt: str, header: dict[str, Any], lines: Iterable[dict[str, Any]], key: SigningKey
+) -> bytes:
+    """Serialise, sign and gzip a snapshot or delta. ``header`` must carry ``count``."""
+    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
+        raise ValueError(f"unknown feed format {fmt}")
+    raw = io.BytesIO()
+    raw.write(canonical_json({**header, "format": fmt, "key_id": key.key_id}) + b"\n")
+    n = 0
+    for line in lines:
+        raw.write(canonical_json(line) + b"\n")
+        n += 1
+    if n != header["count"]:
+        raise ValueError(f"header says {header['count']} records, {n} written")
+    body = raw.getvalue()
+    signed = body + canonical_json({"signature": b64(key.sign(body))}) + b"\n"
+    return gzip.compress(signed, compresslevel=6, mtime=0)
+
+
+@dataclass
+class FeedFile:
+    header: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def format(self) -> str:
+        return str(self.header["format"])
+
+
+def read_feed_file(data: bytes, public_key: bytes, *, expect: str | None = None) -> FeedFile:
+    """Verify and parse a feed file. Raises :class:`ProtocolError`; nothing is returned unverified."""
+    try:
+        raw = gzip.decompress(data)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        raise ProtocolError("feed file: not a complete gzip stream (truncated or corrupt)") from None
+    if not raw.endswith(b"\n"):
+        raise ProtocolError("feed file: truncated (no final newline)")
+    cut = raw.rfind(b"\n", 0, len(raw) - 1)
+    if cut < 0:
+        raise ProtocolError("feed file: no signature line")
+    body, last = raw[: cut + 1], raw[cut + 1 : -1]
+    try:
+        sig_line = json.loads(last)
+    except ValueError:
+        raise ProtocolError("feed file: last line is not the signature line") from None
+    if not isinstance(sig_line, dict) or set(sig_line) != {"signature"}:
+        raise ProtocolError("feed file: last line is not the signature line (truncated?)")
+    verify_signature(public_key, body, unb64(sig_line["signature"], "feed file signature"), "feed file")
+    lines = body.split(b"\n")[:-1]
+    header = json.loads(lines[0])
+    fmt = header.get("format")
+    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
+        raise ProtocolError(f"feed file: unknown format {fmt!r}")
+    if expect is not None and fmt != expect:
+        raise ProtocolError(f"feed file: expected {expect}, got {fmt}")
+    records = [json.loads(line) for line in lines[1:]]
+    if len(records) != header.get("count"):
+        raise ProtocolError(f"feed file: header says {header.get('count')} records, file has {len(records)}")
+    if fmt == DELTA_FORMAT:
+        start, end = int(header["from"]), int(header["to"])
+        seqs = [r.get("seq") for r in records]
+        if seqs != list(range(start + 1, end + 1)):
+            raise ProtocolError(f"feed file: delta {start}..{end} is not consecutive (reordered or gapped)")
+    return FeedFile(header, records)
+
+
+def check_delta_fits(header: dict[str, Any], local_head: int) -> None:
+    """A delta must start exactly at the receiver's head: an older one is a replay, a later one a skip."""
+    start = int(header["from"])
+    if start < local_head:
+        raise ProtocolError(f"delta from {start} replays events already applied (local head {local_head})")
+    if start > local_head:
+        raise ProtocolError(
+            f"delta from {start} skips events {local_head + 1}..{start} (local head {local_head})"
+        )
+
+
+# --- manifest -------------------------------------------------------------------------------------------
+
+
+def sign_manifest(manifest: dict[str, Any], key: SigningKey) -> dict[str, Any]:
+    body = {**manifest, "format": MANIFEST_FORMAT}
+    return {"manifest": body, "key_id": key.key_id, "signature": b64(key.sign(canonical_json(body)))}
+
+
+def verify_manifest(document: object, public_key: bytes) -> dict[str, Any]:
+    if not isinstance(document, dict) or not isinstance(document.get("manifest"), dict):
+        raise ProtocolError("manifest: not a signed manifest document")
+    body = document["manifest"]
+    if body.get("format") != MANIFEST_FORMAT:
+        raise ProtocolError(f"manifest: unknown format {body.get('format')!r}")
+    verify_signature(
+        public_key, canonical_json(body), unb64(document.get("signature"), "manifest"), "manifest"
+    )
+    return body
+
+
+# --- webhooks -------------------------------------------------------------------------------------------
+
+
+def webhook_mac(secret: bytes, timestamp: int, event_id: str, body: bytes) -> str:
+    message = f"{timestamp}.{event_id}.".encode() + body
+    return "v1=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def webhook_headers(secret: bytes, event_id: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+    ts = int(now if now is not None else time.time())
+    return {
+        "Content-Type": "application/json",
+        "X-FCX-Event-Id": event_id,
+        "X-FCX-Timestamp": str(ts),
+        "X-FCX-Signature": webhook_mac(secret, ts, event_id, body),
+    }
+
+
+def verify_webhook(
+    secret: bytes,
+    headers: dict[str, str] | Any,
+    body: bytes,
+    *,
+    seen: Callable[[str], bool] | None = None,
+    now: float | None = None,
+    tolerance: int = WEBHOOK_TOLERANCE_SECONDS,
+) -> str:
+    """Check a received webhook; return its event id. ``seen(event_id)`` says whether it was accepted before.
+
+    ``headers`` may be any case-insensitive mapping (Starlette's, httpx's) or a plain dict.
+    """
+
+    def header(name: str) -> str:
+        value = headers.get(name) or headers.get(name.lower())
+        if not value:
+            raise ProtocolError(f"webhook: header {name} is missing")
+        return str(value)
+
+    event_id = header("X-FCX-Event-Id")
+    try:
+        ts = int(header("X-FCX-Timestamp"))
+    except ValueError:
+        raise ProtocolError("webhook: X-FCX-Timestamp is not an integer") from None
+    expected = webhook_mac(secret, ts, event_id, body)
+    if not hmac.compare_digest(expected, header("X-FCX-Signature")):
+        raise ProtocolError("webhook: bad MAC in X-FCX-Signature")
+    current = now if now is not None else time.time()
+    if abs(current - ts) > tolerance:
+        raise ProtocolError(
+            f"webhook: timestamp {ts} is more than {tolerance} s from now (stale or replayed)"
+        )
+    if seen is not None and seen(event_id):
+        raise ProtocolError(f"webhook: event {event_id} was already received (replay)")
+    return event_id
+
+
+def iter_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in data.splitlines():
+        if line.strip():
+            yield json.loads(line)
