@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.orgs.models import ApiKey, Role
@@ -153,3 +153,78 @@ def test_key_lifetime_is_bounded(client, world):
     )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "expires_in_days"
+
+
+def _api_key_queries(db):
+    """Count the statements that read api_keys while the returned list is live."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, params, context, executemany):
+        if "api_keys" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    return seen, lambda: event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def test_an_authenticated_key_is_reused_without_a_query(client, world, db):
+    ent = world.enterprise()
+    headers = ent.headers(Role.enterprise_node)
+    assert client.get("/v1/whoami", headers=headers).status_code == 200
+    seen, stop = _api_key_queries(db)
+    try:
+        for _ in range(3):
+            assert client.get("/v1/whoami", headers=headers).json()["role"] == "enterprise_node"
+    finally:
+        stop()
+    assert seen == []
+
+
+def test_the_cache_can_be_turned_off(client, world, db):
+    ent = world.enterprise()
+    headers = ent.headers(Role.enterprise_node)
+    client.app.state.settings.auth_cache_seconds = 0
+    try:
+        seen, stop = _api_key_queries(db)
+        try:
+            for _ in range(2):
+                assert client.get("/v1/whoami", headers=headers).status_code == 200
+        finally:
+            stop()
+        assert len(seen) == 2
+    finally:
+        client.app.state.settings.auth_cache_seconds = 30
+
+
+def test_a_cached_key_is_refused_once_revoked_through_the_service(client, world, db):
+    from fanchaoxin.core.audit import SYSTEM
+    from fanchaoxin.orgs import service
+
+    ent = world.enterprise()
+    headers = ent.headers(Role.enterprise_node)
+    assert client.get("/v1/whoami", headers=headers).status_code == 200  # now cached
+    with db.session() as s:
+        prefix = headers["Authorization"].split("_")[1]
+        key = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        service.revoke_key(s, SYSTEM, key, reason="leaked")
+    r = client.get("/v1/whoami", headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_cache_entries_never_outlive_the_key():
+    import uuid
+
+    from fanchaoxin.core.auth import Principal, PrincipalCache
+
+    cache = PrincipalCache(max_entries=2)
+    p = Principal(role=Role.enterprise_node, org_id=uuid.uuid4(), key_prefix="abc")
+    cache.put("gone", p, 30, utcnow() - timedelta(seconds=1))
+    assert cache.get("gone") is None
+    cache.put("a", p, 30, utcnow() + timedelta(days=1))
+    cache.put("b", p, 30, None)
+    cache.put("c", p, 30, None)  # bounded: the oldest goes
+    assert cache.get("a") is None and cache.get("c") is p
+    cache.invalidate(org_id=p.org_id)
+    assert cache.get("b") is None and cache.get("c") is None

@@ -7,13 +7,19 @@ fcx_<prefix>_<secret>` or `X-API-Key: …`.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Forbidden, Unauthenticated
@@ -49,6 +55,63 @@ class Principal:
 ANONYMOUS = Principal(role=Role.public)
 
 
+class PrincipalCache:
+    """Recently authenticated keys, so that a hot route (decisions) needs no database round trip.
+
+    Keyed by the SHA-256 of the presented key, never the key itself. An entry lives at most `ttl`
+    seconds and never past the key's own expiry. Revoking a key or deactivating an organisation
+    clears its entries in this process at once (orgs.service calls `invalidate`); other API processes
+    stop accepting it within `ttl` seconds (FCX_AUTH_CACHE_SECONDS; 0 turns the cache off).
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def fingerprint(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def get(self, fingerprint: str) -> Principal | None:
+        hit = self._entries.get(fingerprint)
+        if hit is None:
+            return None
+        principal, until = hit
+        if time.monotonic() >= until:
+            with self._lock:
+                self._entries.pop(fingerprint, None)
+            return None
+        return principal
+
+    def put(self, fingerprint: str, principal: Principal, ttl: float, expires_at: datetime | None) -> None:
+        lifetime = ttl
+        if expires_at is not None:
+            lifetime = min(lifetime, expires_at.timestamp() - time.time())
+        if lifetime <= 0:
+            return
+        with self._lock:
+            self._entries[fingerprint] = (principal, time.monotonic() + lifetime)
+            self._entries.move_to_end(fingerprint)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, *, key_prefix: str | None = None, org_id: uuid.UUID | None = None) -> None:
+        with self._lock:
+            for fp, (p, _) in list(self._entries.items()):
+                if (key_prefix is not None and p.key_prefix == key_prefix) or (
+                    org_id is not None and p.org_id == org_id
+                ):
+                    del self._entries[fp]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+principal_cache = PrincipalCache()
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back on any error."""
     with request.app.state.db.session() as session:
@@ -81,15 +144,20 @@ class Access:
     def __repr__(self) -> str:
         return f"Access({sorted(r.value for r in self.roles)})"
 
-    def __call__(self, request: Request, session: Session = DB) -> Principal:
-        from fanchaoxin.orgs.service import authenticate
-
+    async def __call__(self, request: Request) -> Principal:
         raw = _raw_key(request)
         if raw is None:
             if Role.public in self.roles:
                 return ANONYMOUS
             raise Unauthenticated("This route needs an API key")
-        principal = authenticate(session, raw)
+        ttl = request.app.state.settings.auth_cache_seconds
+        fp = PrincipalCache.fingerprint(raw)
+        principal = principal_cache.get(fp) if ttl > 0 else None
+        if principal is None:
+            # A miss needs the database: off the event loop, in a short transaction of its own.
+            principal, expires_at = await run_in_threadpool(_authenticate, request, raw)
+            if ttl > 0:
+                principal_cache.put(fp, principal, ttl, expires_at)
         request.state.principal = principal
         if principal.role not in self.roles and Role.public not in self.roles:
             raise Forbidden(
@@ -97,6 +165,13 @@ class Access:
                 + ", ".join(sorted(r.value for r in self.roles))
             )
         return principal
+
+
+def _authenticate(request: Request, raw: str) -> tuple[Principal, datetime | None]:
+    from fanchaoxin.orgs.service import authenticate_key
+
+    with request.app.state.db.session() as session:
+        return authenticate_key(session, raw)
 
 
 def allow(*roles: Role) -> Any:

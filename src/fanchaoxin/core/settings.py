@@ -46,6 +46,12 @@ class Settings(BaseSettings):
 
     # Background jobs inside `fcx serve` (expiry, deadlines); 0 disables the loop.
     jobs_interval_seconds: int = 300
+    auth_cache_seconds: float = Field(
+        30,
+        ge=0,
+        description="Reuse an authenticated API key for this long without a database query (0: never). "
+        "A revocation takes effect at once in the process that made it, within this time in the others.",
+    )
 
     # Due process (appeals): objections (异议), credit repair (信用修复), reports (举报); PRC working days.
     objection_dispute_working_days: int = Field(

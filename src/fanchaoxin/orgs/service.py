@@ -8,14 +8,14 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, joinedload
 
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
-from fanchaoxin.core.auth import Principal
+from fanchaoxin.core.auth import Principal, principal_cache
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
@@ -211,6 +211,11 @@ def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> A
     key.revoked_at = utcnow()
     key.revoked_reason = reason.strip()
     session.flush()
+    # Forget the key in this process now and once more after the commit, so that a request racing the
+    # revocation cannot put it back in the cache from the not yet committed row.
+    prefix = key.prefix
+    principal_cache.invalidate(key_prefix=prefix)
+    event.listen(session, "after_commit", lambda _s: principal_cache.invalidate(key_prefix=prefix), once=True)
     audit.record(session, actor, "api_key.revoke", "api_key", key.id, before=before, after=key.snapshot())
     return key
 
@@ -225,6 +230,11 @@ _LAST_USED_RESOLUTION = timedelta(minutes=10)
 
 def authenticate(session: Session, raw: str) -> Principal:
     """Turn a presented key into a principal, or 401 (same answer for unknown, expired and revoked)."""
+    return authenticate_key(session, raw)[0]
+
+
+def authenticate_key(session: Session, raw: str) -> tuple[Principal, datetime | None]:
+    """`authenticate`, and until when the answer may be reused (the key's expiry, if it has one)."""
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthenticated("Malformed API key")
@@ -246,7 +256,7 @@ def authenticate(session: Session, raw: str) -> Principal:
     # Recorded coarsely so that reads do not turn every request into a write.
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         key.last_used_at = now
-    return Principal(
+    principal = Principal(
         role=Role(key.role),
         org_id=org.id,
         org_kind=OrgKind(org.kind),
@@ -254,3 +264,4 @@ def authenticate(session: Session, raw: str) -> Principal:
         key_prefix=key.prefix,
         business_types=frozenset(org.business_types or []),
     )
+    return principal, key.expires_at

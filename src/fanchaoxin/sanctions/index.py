@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from starlette.concurrency import run_in_threadpool
 
 from fanchaoxin.blacklist.feed import head
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
@@ -183,6 +184,14 @@ class IndexHolder:
                     refresh(s, self._index)
             self._checked = time.monotonic()
             return self._index
+
+    async def aget(self) -> DecisionIndex:
+        """`get` for an async route: the current index at once; a due refresh or the first build in a
+        worker thread, so that the event loop never waits on the database."""
+        index = self._index
+        if index is not None and time.monotonic() - self._checked < REFRESH_SECONDS:
+            return index
+        return await run_in_threadpool(self.get)
 
     def invalidate(self) -> None:
         """Make the next request read the feed (tests, and after a write in this process)."""
