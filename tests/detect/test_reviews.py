@@ -104,11 +104,25 @@ def chinese_corpus(seed: int = 0, n_fake: int = 30) -> tuple[list[str], list[str
 
 def test_cli_train_score_round_trip_chinese(tmp_path: Path) -> None:
     texts, labels = chinese_corpus(seed=1)
-    train = write_csv(tmp_path / "train.csv", ["id", "text", "label"],
-                      [[str(i), t, lab] for i, (t, lab) in enumerate(zip(texts, labels, strict=True))])
+    train = write_csv(
+        tmp_path / "train.csv",
+        ["id", "text", "label"],
+        [[str(i), t, lab] for i, (t, lab) in enumerate(zip(texts, labels, strict=True))],
+    )
     model = tmp_path / "m.joblib"
-    res = invoke("train", "--input", train, "--text-col", "text", "--label-col", "label",
-                 "--positive", "刷评", "--model", model)
+    res = invoke(
+        "train",
+        "--input",
+        train,
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--positive",
+        "刷评",
+        "--model",
+        model,
+    )
     assert res.exit_code == 0, res.output
     assert model.is_file()
 
@@ -174,19 +188,56 @@ def test_version_1_model_file_is_refused_clearly(tmp_path: Path) -> None:
     # A version-1 file pickled the old CalibratedLinearSVC; it must load far enough to be refused.
     texts, labels = chinese_corpus(seed=3)
     y, _ = R.encode_labels(labels, "刷评")
-    pipe = R.build_pipeline(method=R.Method(weighting="tfidf", classifier="svm", C=1.0)).fit(texts, y)
+    pipe = R.build_member(R.Member(weighting="tfidf", classifier="svm", C=1.0)).fit(texts, y)
     fitted = pipe.steps[-1][1]
     old_clf = R.CalibratedLinearSVC.__new__(R.CalibratedLinearSVC)  # the attributes version 1 pickled
     old_clf.__dict__.update(C=1.0, cv=3, classes_=fitted.classes_, slope_=fitted.slope_, svm_=fitted.model_)
     pipe.steps[-1] = ("clf", old_clf)
     path = tmp_path / "v1.joblib"
-    joblib.dump({"format": R.MODEL_FORMAT, "version": 1, "pipeline": pipe,
-                 "positive": "刷评", "negative": "真实", "meta": {}}, path)
+    joblib.dump(
+        {
+            "format": R.MODEL_FORMAT,
+            "version": 1,
+            "pipeline": pipe,
+            "positive": "刷评",
+            "negative": "真实",
+            "meta": {},
+        },
+        path,
+    )
     with pytest.raises(R.ReviewModelError, match=r"version 1 is not supported.*retrain"):
         R.ReviewModel.load(path)
-    res = invoke("score", "--model", path, "--input",
-                 write_csv(tmp_path / "s.csv", ["text"], [[texts[0]]]), "--output", tmp_path / "o.csv")
+    res = invoke(
+        "score",
+        "--model",
+        path,
+        "--input",
+        write_csv(tmp_path / "s.csv", ["text"], [[texts[0]]]),
+        "--output",
+        tmp_path / "o.csv",
+    )
     assert res.exit_code == 1 and "retrain" in res.output
+
+
+def test_version_2_model_file_is_refused_clearly(tmp_path: Path) -> None:
+    # Version 2 pickled one sklearn Pipeline (features → CalibratedLinear); version 3 a LogitAverage.
+    texts, labels = chinese_corpus(seed=3)
+    y, _ = R.encode_labels(labels, "刷评")
+    pipe = R.build_member(R.NB_CHAR_WORD).fit(texts, y)
+    path = tmp_path / "v2.joblib"
+    joblib.dump(
+        {
+            "format": R.MODEL_FORMAT,
+            "version": 2,
+            "pipeline": pipe,
+            "positive": "刷评",
+            "negative": "真实",
+            "meta": {},
+        },
+        path,
+    )
+    with pytest.raises(R.ReviewModelError, match=r"version 2 is not supported.*version 3.*retrain"):
+        R.ReviewModel.load(path)
 
 
 def test_nb_weighting_and_method_grid() -> None:
@@ -199,7 +250,12 @@ def test_nb_weighting_and_method_grid() -> None:
     assert R.NBWeighter().fit_transform(sp.csr_matrix((3, 0)), np.array([1, 0, 1])).shape == (3, 0)
     assert R.DEFAULT_METHOD in R.TUNE_GRID and len(set(R.TUNE_GRID)) == len(R.TUNE_GRID)
     with pytest.raises(ValueError, match="weighting"):
-        R.Method(weighting="bm25")
+        R.Member(weighting="bm25")
+    with pytest.raises(ValueError, match="one or more"):
+        R.Method(())
+    with pytest.raises(ValueError, match="twice"):
+        R.Method.of(R.NB_CHAR, R.NB_CHAR)
+    assert R.DEFAULT_METHOD.with_c(2.0).members == tuple(m.with_c(2.0) for m in R.DEFAULT_METHOD.members)
 
 
 def test_tune_picks_a_grid_method_on_chinese() -> None:
@@ -212,19 +268,126 @@ def test_tune_picks_a_grid_method_on_chinese() -> None:
     assert s_fake > 0.5 > s_real
 
 
+# A small deterministic English fixture in the spirit of Ott et al.: the paid reviews (deceptive)
+# talk about the writer and in superlatives, the genuine ones about spatial detail and prices.
+EN_DECEPTIVE = [
+    "My husband and I stayed at the {h} for our anniversary and it was the best trip ever!",
+    "I absolutely loved the {h}, the staff were amazing and so friendly to me.",
+    "I would definitely recommend the {h} to anyone visiting Chicago on business or pleasure.",
+    "The {h} is truly luxurious and I can't wait to come back with my family!",
+    "My experience at the {h} was perfect, the most wonderful hotel I have ever stayed in.",
+    "I was so impressed by the {h}, everything was elegant and my stay was unforgettable.",
+]
+EN_TRUTHFUL = [
+    "Room {n}12 on the {n}th floor faced the river, bathroom small but clean at the {h}.",
+    "Paid ${n}9 a night through Priceline; the {h} is two blocks from Michigan Ave.",
+    "Elevators were slow at checkout and parking at the {h} was ${n}5 per day.",
+    "The desk at the {h} gave us a corner room, window AC unit rattled, tub had a slow drain.",
+    "Lobby of the {h} is on the second floor; valet took 20 minutes, coffee in the room was weak.",
+    "Bed was firm, carpet worn near the door; {h} is a 10 minute walk to the Loop.",
+]
+EN_HOTELS = ["Hilton", "Hyatt", "Omni", "Sofitel", "Palmer House", "Allegro", "Talbott", "Amalfi"]
+
+
+def english_corpus(seed: int, n: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        fake = i % 2 == 0
+        pool = EN_DECEPTIVE if fake else EN_TRUTHFUL
+        sents = rng.sample(pool, 3)
+        texts.append(" ".join(s.format(h=rng.choice(EN_HOTELS), n=rng.randint(2, 9)) for s in sents))
+        labels.append("deceptive" if fake else "truthful")
+    return texts, labels
+
+
+def test_default_is_a_char_and_word_logit_average() -> None:
+    # Behaviour the default must keep (regression guard, not an accuracy benchmark): it averages a
+    # character view and a Latin-word view by their calibrated logits; its score is exactly the
+    # sigmoid of the mean clipped member logit, and the label is that score's side of 0.5.
+    blocks = [set(R.FEATURE_SETS[m.features]) for m in R.DEFAULT_METHOD.members]
+    assert len(R.DEFAULT_METHOD.members) >= 2
+    assert any(any(b.startswith("char") for b in bs) for bs in blocks)
+    assert any(any(b.startswith("word") for b in bs) for bs in blocks)
+
+    texts, labels = english_corpus(seed=21, n=60)
+    model = R.train_model(texts, labels, "deceptive")
+    assert model.meta["method"] == str(R.DEFAULT_METHOD)
+    assert len(model.meta["members"]) == len(R.DEFAULT_METHOD.members)
+    fresh, fresh_labels = english_corpus(seed=22, n=20)
+    logits = model.pipeline.member_logits(fresh)
+    assert logits.shape == (len(R.DEFAULT_METHOD.members), 20) and not np.isnan(logits).any()
+    assert np.abs(logits).max() <= R.LOGIT_CLIP
+    scores = model.score(fresh)
+    assert np.allclose(scores, 1 / (1 + np.exp(-logits.mean(axis=0))), rtol=0, atol=1e-12)
+    assert model.predict(fresh) == fresh_labels  # unseen combinations of the planted cues
+    # Every member, on its own, also separates the fixture: none is dead weight or inverted.
+    assert all(np.mean((row >= 0) == (np.array(fresh_labels) == "deceptive")) >= 0.9 for row in logits)
+
+
+def test_default_on_chinese_is_its_character_members() -> None:
+    # No Latin words: the word members abstain (no features, not fitted) and the ensemble scores
+    # exactly what its character members score on their own — Chinese needs no word segmenter.
+    texts, labels = chinese_corpus(seed=5)
+    model = R.train_model(texts, labels, "刷评")
+    abstain = [
+        m for m, clf in zip(R.DEFAULT_METHOD.members, model.pipeline.models_, strict=True) if clf is None
+    ]
+    assert abstain and all(set(R.FEATURE_SETS[m.features]) <= {"word1-2", "word1-3"} for m in abstain)
+    chars = R.Method(tuple(m for m in R.DEFAULT_METHOD.members if m not in abstain))
+    alone = R.train_model(texts, labels, "刷评", method=chars)
+    probe = [
+        "好评好评!这个书包和描述的一模一样,五星好评!",
+        "鱼竿第二节有一条细裂纹，拍照给客服以后补寄了一节。",
+    ]
+    assert np.allclose(model.score(probe), alone.score(probe), rtol=0, atol=1e-12)
+    assert not np.isnan(model.score(probe)).any()
+    # A method with only word members cannot be trained on text without Latin words.
+    y, _ = R.encode_labels(labels, "刷评")
+    with pytest.raises(ValueError, match="no member has any features"):
+        R.build_pipeline(method=R.Method.of(R.NB_WORD)).fit(texts, y)
+
+
+def test_grouped_cv_seed_shuffles_groups_and_method_is_used() -> None:
+    texts, labels = english_corpus(seed=31, n=48)
+    groups = [EN_HOTELS[(i // 2) % 8] for i in range(48)]  # both labels in each
+    a = R.grouped_cv(texts, labels, groups, "deceptive", n_splits=4, seed=3, method=R.Method.of(R.NB_CHAR))
+    b = R.grouped_cv(texts, labels, groups, "deceptive", n_splits=4, seed=3, method=R.Method.of(R.NB_CHAR))
+    assert a.seed == 3 and a.accuracies == b.accuracies and np.array_equal(a.oof_scores, b.oof_scores)
+    assert set(a.methods) == {str(R.NB_CHAR)}
+    assert a.mean >= 0.9
+
+
 @needs_ott
 @pytest.mark.slow
 def test_grouped_cv_on_dev_file_well_above_chance(tmp_path: Path) -> None:
     # A behaviour check with 4 folds, not the benchmark (bench/bench_reviews.py reports that).
-    res = invoke("train", "--input", OTT, "--text-col", "text", "--label-col", "label",
-                 "--positive", "deceptive", "--model", tmp_path / "m.joblib",
-                 "--group-col", "hotel", "--cv", "4", "--jobs", "2")
+    res = invoke(
+        "train",
+        "--input",
+        OTT,
+        "--text-col",
+        "text",
+        "--label-col",
+        "label",
+        "--positive",
+        "deceptive",
+        "--model",
+        tmp_path / "m.joblib",
+        "--group-col",
+        "hotel",
+        "--cv",
+        "4",
+        "--jobs",
+        "2",
+    )
     assert res.exit_code == 0, res.output
     m = re.search(r"GroupKFold by hotel, 4 folds, 16 groups\): accuracy ([0-9.]+) ± ([0-9.]+)", res.output)
     assert m, res.output
     assert float(m.group(1)) >= 0.8
     meta = R.ReviewModel.load(tmp_path / "m.joblib").meta
     assert meta["grouped_cv"]["folds"] == 4 and meta["n_train"] == 1280
+    assert meta["method"] == str(R.DEFAULT_METHOD)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -240,8 +403,19 @@ def small_train(tmp_path: Path) -> Path:
 
 
 def test_missing_column(tmp_path: Path, small_train: Path) -> None:
-    res = invoke("train", "--input", small_train, "--text-col", "review", "--label-col", "label",
-                 "--positive", "刷评", "--model", tmp_path / "m.joblib")
+    res = invoke(
+        "train",
+        "--input",
+        small_train,
+        "--text-col",
+        "review",
+        "--label-col",
+        "label",
+        "--positive",
+        "刷评",
+        "--model",
+        tmp_path / "m.joblib",
+    )
     assert res.exit_code == 1
     assert "review" in res.output and "column" in res.output
     assert not (tmp_path / "m.joblib").exists()
@@ -254,8 +428,9 @@ def test_empty_file(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "empty" in res.output
     header_only = tmp_path / "h.csv"
     header_only.write_text("text,label\n", encoding="utf-8")
-    res = invoke("score", "--model", tmp_path / "m.joblib", "--input", header_only,
-                 "--output", tmp_path / "o")
+    res = invoke(
+        "score", "--model", tmp_path / "m.joblib", "--input", header_only, "--output", tmp_path / "o"
+    )
     assert res.exit_code == 1  # no model yet: a clear error, not a traceback
     assert "no such model file" in res.output
 
@@ -270,8 +445,12 @@ def test_bad_encoding(tmp_path: Path) -> None:
 
 def test_gbk_file_is_read(tmp_path: Path) -> None:
     texts, labels = chinese_corpus(seed=5)
-    gbk = write_csv(tmp_path / "gbk.csv", ["text", "label"],
-                    [list(x) for x in zip(texts, labels, strict=True)], encoding="gbk")
+    gbk = write_csv(
+        tmp_path / "gbk.csv",
+        ["text", "label"],
+        [list(x) for x in zip(texts, labels, strict=True)],
+        encoding="gbk",
+    )
     res = invoke("train", "--input", gbk, "--positive", "刷评", "--model", tmp_path / "m.joblib")
     assert res.exit_code == 0, res.output
 
@@ -309,8 +488,9 @@ def test_score_with_wrong_model_file(tmp_path: Path, small_train: Path) -> None:
     res = invoke("score", "--model", not_model, "--input", small_train, "--output", tmp_path / "o.csv")
     assert res.exit_code == 1 and "not a review-text model" in res.output
     joblib.dump({"format": "something-else"}, tmp_path / "other.joblib")
-    res = invoke("score", "--model", tmp_path / "other.joblib", "--input", small_train,
-                 "--output", tmp_path / "o.csv")
+    res = invoke(
+        "score", "--model", tmp_path / "other.joblib", "--input", small_train, "--output", tmp_path / "o.csv"
+    )
     assert res.exit_code == 1 and "not a review-text model" in res.output
 
 
@@ -318,8 +498,19 @@ def test_grouped_cv_needs_enough_groups(tmp_path: Path) -> None:
     texts, labels = chinese_corpus(seed=8)
     rows = [[t, lab, f"shop-{i % 2}"] for i, (t, lab) in enumerate(zip(texts, labels, strict=True))]
     p = write_csv(tmp_path / "t.csv", ["text", "label", "shop"], rows)
-    res = invoke("train", "--input", p, "--positive", "刷评", "--model", tmp_path / "m.joblib",
-                 "--group-col", "shop", "--cv", "5")
+    res = invoke(
+        "train",
+        "--input",
+        p,
+        "--positive",
+        "刷评",
+        "--model",
+        tmp_path / "m.joblib",
+        "--group-col",
+        "shop",
+        "--cv",
+        "5",
+    )
     assert res.exit_code == 1 and "fewer than the 5 CV folds" in res.output
 
 
@@ -360,8 +551,13 @@ def test_minhash_finds_planted_english_templates() -> None:
 def test_minhash_finds_planted_chinese_templates_not_genuine() -> None:
     rng = random.Random(12)
     base = "宝贝收到了，质量非常好，物流超快，卖家服务态度一级棒，衣服穿着很舒服，五星好评！"
-    copies = [base, base.replace("非常", "特别"), base.replace("！", "!!"),
-              base.replace("衣服穿着", "裙子穿着"), "  " + base + "～"]
+    copies = [
+        base,
+        base.replace("非常", "特别"),
+        base.replace("！", "!!"),
+        base.replace("衣服穿着", "裙子穿着"),
+        "  " + base + "～",
+    ]
     texts = GENUINE[:15] + copies + GENUINE[15:]
     rng.shuffle(texts)
     groups = R.find_template_groups(texts, threshold=0.7)
@@ -384,8 +580,21 @@ def test_cli_duplicates_findings_with_authors(tmp_path: Path) -> None:
     rows[10:10] = farm
     p = write_csv(tmp_path / "rev.csv", ["rid", "author", "body"], rows)
     out = tmp_path / "groups.json"
-    res = invoke("duplicates", "--input", p, "--text-col", "body", "--id-col", "rid",
-                 "--author-col", "author", "--threshold", "0.8", "--output", out)
+    res = invoke(
+        "duplicates",
+        "--input",
+        p,
+        "--text-col",
+        "body",
+        "--id-col",
+        "rid",
+        "--author-col",
+        "author",
+        "--threshold",
+        "0.8",
+        "--output",
+        out,
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert doc["n_reviews"] == 46 and doc["n_groups"] == 1
@@ -405,6 +614,7 @@ def test_cli_duplicates_findings_with_authors(tmp_path: Path) -> None:
 
 def test_cli_duplicates_repeated_id_is_an_error(tmp_path: Path) -> None:
     p = write_csv(tmp_path / "rev.csv", ["rid", "body"], [["a", "great hotel"], ["a", "bad hotel"]])
-    res = invoke("duplicates", "--input", p, "--text-col", "body", "--id-col", "rid",
-                 "--output", tmp_path / "g.json")
+    res = invoke(
+        "duplicates", "--input", p, "--text-col", "body", "--id-col", "rid", "--output", tmp_path / "g.json"
+    )
     assert res.exit_code == 1 and "rid" in res.output

@@ -44,10 +44,13 @@ def train(
     c: float | None = typer.Option(
         None,
         "--c",
-        help="Regularisation C of the linear model (default: the default method's; ignored with --tune).",
+        help="Regularisation C of every model of the method (default: each model's own; not with --tune).",
     ),
     tune: bool = typer.Option(
-        False, "--tune", help="Choose C by inner grouped CV (nested inside the reported CV). Slower."
+        False,
+        "--tune",
+        help="Choose the method (features, weighting, model, C, ensembles) by inner grouped CV, nested "
+        "inside the reported CV. Slower.",
     ),
     jobs: int = typer.Option(1, "--jobs", help="Parallel CV folds (-1: all cores)."),
 ) -> None:
@@ -75,7 +78,7 @@ def train(
                 f"(folds: {folds})"
             )
             if tune:
-                typer.echo(f"C chosen per fold: {', '.join(f'{x:g}' for x in cv_result.chosen_c)}")
+                typer.echo("method chosen per fold: " + "; ".join(cv_result.methods))
         m = R.train_model(
             texts,
             labels,
@@ -100,7 +103,7 @@ def train(
         raise _fail(exc) from exc
     typer.echo(
         f"model written to {model}: {len(texts)} reviews, positive={m.positive!r}, "
-        f"negative={m.negative!r}, C={m.meta['C']:g}"
+        f"negative={m.negative!r}, method: {m.meta.get('method', '?')}"
     )
 
 
