@@ -105,6 +105,8 @@ def db(backend: Backend) -> Iterator[Database]:
 @pytest.fixture
 def settings(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("FCX_DATABASE_URL", backend.url)
+    # Test receivers (webhooks) listen on 127.0.0.1; production refuses such URLs by default.
+    monkeypatch.setenv("FCX_SHARING_WEBHOOK_ALLOW_PRIVATE", "true")
     get_settings.cache_clear()
     s = get_settings()
     yield s

@@ -8,6 +8,8 @@ from fanchaoxin.orgs.models import Role
 
 # Framework routes that serve only the API's own description, never data.
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Mounts of static files only (the console's stylesheet, script and vendored libraries), never data.
+STATIC_MOUNTS = {"/console/static"}
 
 
 def test_every_route_declares_its_roles(app):
@@ -19,6 +21,11 @@ def test_every_route_declares_its_roles(app):
             rule = route_access(route)
             if rule is None or not rule.roles:
                 missing.append(f"{sorted(route.methods)} {path}")
+        elif isinstance(route, Mount) and path in STATIC_MOUNTS:
+            from starlette.staticfiles import StaticFiles
+
+            if not isinstance(route.app, StaticFiles):
+                missing.append(f"mount {path} is not static files")
         elif isinstance(route, Route | Mount) and path not in FRAMEWORK_ROUTES:
             missing.append(f"non-API route {path}")
         elif not isinstance(route, Route | Mount):
@@ -32,7 +39,9 @@ def test_public_routes_are_few_and_named(app):
     public = sorted(
         path
         for path, route in iter_routes(app.routes)
-        if isinstance(route, APIRoute) and Role.public in route_access(route).roles
+        if isinstance(route, APIRoute)
+        and Role.public in route_access(route).roles
+        and not path.startswith("/console/")
     )
     # Due process: anyone may object, apply for repair, report and follow a case with its secret.
     assert public == [
@@ -48,6 +57,7 @@ def test_public_routes_are_few_and_named(app):
         "/v1/public/reports",
         "/v1/public/reports/{tracking_number}",
         "/v1/repairs",
+        "/v1/stats/public",
     ]
 
 
@@ -70,3 +80,38 @@ def test_a_route_without_a_rule_is_caught():
     bare.include_router(router)
     paths = [p for p, r in iter_routes(bare.routes) if isinstance(r, APIRoute) and route_access(r) is None]
     assert paths == ["/forgotten"]
+
+
+def test_console_public_pages_are_few_and_named(app):
+    """The console's pages without sign-in: the public pages, the sign-in form and the language switch."""
+    public = sorted(
+        (path, tuple(sorted(route.methods)))
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute)
+        and path.startswith("/console/")
+        and Role.public in route_access(route).roles
+    )
+    assert public == [
+        ("/console/lang/{locale}", ("GET",)),
+        ("/console/login", ("GET",)),
+        ("/console/login", ("POST",)),
+        ("/console/public", ("GET",)),
+        ("/console/public", ("POST",)),
+        ("/console/public/corrections", ("GET",)),
+        ("/console/public/objection", ("GET",)),
+        ("/console/public/objection", ("POST",)),
+        ("/console/public/repair", ("GET",)),
+        ("/console/public/repair", ("POST",)),
+        ("/console/public/report", ("GET",)),
+        ("/console/public/report", ("POST",)),
+        ("/console/public/stats", ("GET",)),
+    ]
+    # Every other console page names staff roles only.
+    staff = [
+        path
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute)
+        and path.startswith("/console/")
+        and Role.public not in route_access(route).roles
+    ]
+    assert len(staff) >= 20

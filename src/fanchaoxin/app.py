@@ -79,12 +79,21 @@ def create_app(
     from fanchaoxin.core.views import router as core_router
     from fanchaoxin.orgs.views import router as orgs_router
     from fanchaoxin.sanctions.views import router as sanctions_router
+    from fanchaoxin.sharing.views import router as sharing_router
+    from fanchaoxin.stats.views import router as stats_router
     from fanchaoxin.subjects.views import router as subjects_router
 
     routers = (core_router, orgs_router, subjects_router, blacklist_router, sanctions_router, appeals_router)
+    routers = (*routers, sharing_router)
+    routers = (*routers, stats_router)
     for router in routers:
         _document_roles(router)
         app.include_router(router)
+
+    # The web console: HTML pages under /console (their own access rules), files under /console/static.
+    from fanchaoxin.console import install as install_console
+
+    install_console(app)
 
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(
@@ -100,7 +109,11 @@ def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None
     """Expiry and deadlines while the platform runs; safe in every worker (steps are version-checked)."""
     from fanchaoxin.appeals.service import run_jobs as run_appeals_jobs
     from fanchaoxin.blacklist.service import run_jobs
+    from fanchaoxin.sharing import outbox as sharing_outbox
+    from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
 
+    # Webhook deliveries need seconds, not the jobs interval: their own thread, stopped with this loop.
+    sharing_outbox.start_worker(database, stop)
     while not stop.is_set():
         try:
             with database.session() as session:
@@ -111,6 +124,9 @@ def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None
                 appeals = run_appeals_jobs(session)
             if any(v for k, v in appeals.items() if k != "today"):
                 log.info("appeals jobs: %s", appeals)
+            sharing = run_sharing_jobs(database)
+            if any(sharing.values()):
+                log.info("sharing jobs: %s", sharing)
         except Exception:
             log.exception("scheduled jobs failed; retrying in %s s", interval)
         stop.wait(interval)

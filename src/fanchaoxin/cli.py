@@ -13,11 +13,15 @@ from rich.table import Table
 
 from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app, jobs_app
+from fanchaoxin.console.cli import console_app
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.detect.cli import app as detect_app
+from fanchaoxin.node.cli import node_app
 from fanchaoxin.sanctions.cli import policy_app
+from fanchaoxin.sharing.cli import sharing_app
 from fanchaoxin.simulate.cli import app as simulate_app
+from fanchaoxin.stats.cli import report_app
 
 app = typer.Typer(
     help="fanchaoxin (反炒信) — platform, enterprise node and monitoring toolkit.", no_args_is_help=True
@@ -40,6 +44,10 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(appeals_app, name="appeals")
 app.add_typer(detect_app, name="detect")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(sharing_app, name="sharing")
+app.add_typer(node_app, name="node")
+app.add_typer(report_app, name="report")
+app.add_typer(console_app, name="console")
 
 console = Console()
 err = Console(stderr=True)

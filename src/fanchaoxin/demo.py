@@ -81,12 +81,39 @@ class DemoKey:
     secret: str
 
 
+@dataclass
+class DemoUser:
+    organisation: str
+    role: str
+    username: str
+    password: str
+
+
+class DemoKeys(list[DemoKey]):
+    """The demo's API keys, with the console users (`.users`) made alongside them."""
+
+    users: list[DemoUser]
+
+
+# One console user per role a person signs in with (the console's sign-in page).
+DEMO_USERS: list[tuple[int, Role, str]] = [
+    (0, Role.platform_admin, "admin"),
+    (0, Role.platform_reviewer, "reviewer"),
+    (0, Role.auditor, "auditor"),
+    (1, Role.department_officer, "market"),
+    (3, Role.enterprise_operator, "shop"),
+    (4, Role.enterprise_operator, "ride"),
+    (5, Role.enterprise_operator, "courier"),
+]
+CONSOLE_URL = "http://127.0.0.1:8000/console/"
+
+
 def load_demo(db: Database) -> list[DemoKey] | None:
     """Create the demo organisations and keys; `None` when the database already has a platform."""
     with db.session() as session:
         if session.scalar(select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)):
             return None
-        keys: list[DemoKey] = []
+        keys = DemoKeys()
         orgs: list[Organisation] = []
         for spec in ORGANISATIONS:
             spec = dict(spec)
@@ -97,7 +124,23 @@ def load_demo(db: Database) -> list[DemoKey] | None:
                 issued = service.create_key(session, DEMO_ACTOR, org, role, label=f"demo {role.value}")
                 keys.append(DemoKey(org.name, role.value, issued.secret))
         _demo_entries(session, orgs)
+        keys.users = _demo_users(session, orgs)
         return keys
+
+
+def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
+    """Console users with random passwords, printed once like the keys (only scrypt hashes are stored)."""
+    import secrets
+
+    from fanchaoxin.console.auth import create_user
+
+    users = []
+    for index, role, username in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        org = orgs[index]
+        create_user(session, DEMO_ACTOR, username=username, password=password, org=org, role=role)
+        users.append(DemoUser(org.name, role.value, username, password))
+    return users
 
 
 def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
@@ -347,3 +390,13 @@ def print_demo(console: Console, keys: list[DemoKey] | None) -> None:
     console.print("[bold]Demo organisations and API keys[/] (shown once; only their hashes are stored):")
     for k in keys:
         console.print(f"  {k.role:<20} {k.secret}  {k.organisation}", soft_wrap=True, highlight=False)
+    users = getattr(keys, "users", None)
+    if users:
+        console.print(
+            f"[bold]Web console[/] {CONSOLE_URL} — sign in with (passwords shown once):",
+            soft_wrap=True,
+            highlight=False,
+        )
+        for u in users:
+            line = f"  {u.username:<10} {u.password}  {u.role:<20} {u.organisation}"
+            console.print(line, soft_wrap=True, highlight=False)

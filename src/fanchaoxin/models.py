@@ -16,11 +16,13 @@ from fanchaoxin.blacklist.models import (
     FeedHead,
     UploadBatch,
 )
+from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
+from fanchaoxin.sharing.models import EvaluationQuota, IdentifierTag, OutboxItem, Snapshot, Webhook
 from fanchaoxin.subjects.models import LiableLink, MergeProposal, Subject, SubjectIdentifier, SubjectMerge
 
 __all__ = [
@@ -29,24 +31,32 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CaseAttachment",
+    "ConsoleSecret",
+    "ConsoleSession",
+    "ConsoleUser",
     "CorrectionNotice",
     "Entry",
     "EntryTransition",
+    "EvaluationQuota",
     "Evidence",
     "EvidenceBlob",
     "FeedEvent",
     "FeedHead",
     "IdempotencyRecord",
+    "IdentifierTag",
     "Instruction",
     "LiableLink",
     "MergeProposal",
     "Objection",
     "Organisation",
+    "OutboxItem",
     "PolicyVersion",
     "RepairApplication",
     "Report",
+    "Snapshot",
     "Subject",
     "SubjectIdentifier",
     "SubjectMerge",
     "UploadBatch",
+    "Webhook",
 ]

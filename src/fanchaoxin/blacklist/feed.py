@@ -57,6 +57,9 @@ def append(session: Session, entry: Entry, event: str) -> FeedEvent:
     ev = FeedEvent(seq=int(row[0]), at=utcnow(), event=event, entry_id=entry.id, record=feed_record(entry))
     session.add(ev)
     session.flush()
+    from fanchaoxin.sharing.outbox import enqueue
+
+    enqueue(session, ev)  # webhooks: the transactional outbox, in this same transaction
     return ev
 
 

@@ -57,14 +57,14 @@ class Entry(Base):
     policy_version: Mapped[str | None] = mapped_column(String(50))
     measures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
-    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     submitted_by: Mapped[str] = mapped_column(String(200))
     notice_started_on: Mapped[date | None] = mapped_column(Date)
     notice_ends_on: Mapped[date | None] = mapped_column(Date)
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     min_end_on: Mapped[date | None] = mapped_column(Date)
     max_end_on: Mapped[date | None] = mapped_column(Date, index=True)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(2000))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Optimistic locking: two reviewers acting at once — one wins, the other gets 409.

@@ -90,6 +90,52 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_timeout_seconds: float = 10.0
 
+    # Sharing (DESIGN §4, docs/sharing.md): keys, feed files, blinded-evaluation quotas, webhooks.
+    sharing_key_dir: str = Field(
+        "var/keys", description="OPRF key ring and Ed25519 feed-signing key (files, mode 0600)."
+    )
+    sharing_dir: str | None = Field(
+        None, description="Where built snapshots are kept; default: the key dir's sibling `sharing/`."
+    )
+    sharing_snapshot_every_events: int = Field(
+        10_000, description="Build a new snapshot once the feed head is this many events past the last."
+    )
+    sharing_tag_workers: int = Field(2, description="Processes that compute identifier tags in bulk.")
+    sharing_evaluations_per_user: float = Field(
+        3.0, description="Daily blinded evaluations per declared user (enrolment, new users, re-tagging)."
+    )
+    sharing_min_daily_evaluations: int = Field(
+        10_000, description="Daily blinded evaluations of an enterprise with few or no declared users."
+    )
+    sharing_rotation_overlap_days: int = Field(
+        14, description="Days both the old and the new OPRF key are in use after a rotation."
+    )
+    sharing_deliver_interval_seconds: float = Field(
+        1.0, description="How often `fcx serve` looks for due webhook deliveries."
+    )
+    sharing_webhook_timeout_seconds: float = 10.0
+    sharing_webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs that resolve to loopback or private addresses (a private network "
+        "between the platform and its receivers; tests). Off, such URLs are refused (SSRF).",
+    )
+    sharing_webhook_max_attempts: int = Field(10, description="A delivery is dead after this many failures.")
+    sharing_webhook_backoff_base_seconds: float = 2.0
+    sharing_webhook_backoff_cap_seconds: float = 3600.0
+
+    # Web console (/console)
+    console_secret_key: str | None = Field(
+        None,
+        description="Signs console cookies and CSRF tokens; unset: a random key kept in the database.",
+    )
+    console_session_hours: int = Field(12, description="A console sign-in lasts this long.")
+    console_login_attempts: int = Field(10, description="Sign-in attempts per client address per window.")
+    console_login_window_seconds: int = 300
+    console_query_rate_per_address: int = Field(
+        30, description="Public blacklist queries per client address per window."
+    )
+    console_query_window_seconds: int = 60
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -64,7 +64,7 @@ class Instruction(Base):
     lifts_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ack_due_on: Mapped[date] = mapped_column(Date, index=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))  # executed | not_applicable | failed

@@ -36,11 +36,15 @@ clock, and an event id they have already accepted (:func:`verify_webhook` with a
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import gzip
 import hashlib
 import hmac
 import io
 import json
+import mmap
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -142,6 +146,61 @@ def write_feed_file(
     body = raw.getvalue()
     signed = body + canonical_json({"signature": b64(key.sign(body))}) + b"\n"
     return gzip.compress(signed, compresslevel=6, mtime=0)
+
+
+def write_feed_file_to(
+    path: str | os.PathLike[str],
+    fmt: str,
+    header: dict[str, Any],
+    lines: Iterable[dict[str, Any]],
+    key: SigningKey,
+) -> tuple[str, int]:
+    """:func:`write_feed_file` for files too large to hold in memory (a million-entry snapshot).
+
+    The body is written to ``path + ".body"`` as it is produced, signed from a memory map (Ed25519
+    reads the message twice, so it cannot be signed as a stream), then gzipped into ``path``. It
+    decompresses to the same bytes as :func:`write_feed_file`'s output for the same input. Returns
+    ``(sha256 hex, size)`` of the gzip file.
+    """
+    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
+        raise ValueError(f"unknown feed format {fmt}")
+    path = os.fspath(path)
+    body_path = path + ".body"
+    try:
+        n = 0
+        with open(body_path, "wb") as raw:
+            raw.write(canonical_json({**header, "format": fmt, "key_id": key.key_id}) + b"\n")
+            for line in lines:
+                raw.write(canonical_json(line) + b"\n")
+                n += 1
+        if n != header["count"]:
+            raise ValueError(f"header says {header['count']} records, {n} written")
+        with open(body_path, "r+b") as raw, mmap.mmap(raw.fileno(), 0) as mapped:
+            view = (ctypes.c_char * len(mapped)).from_buffer(mapped)
+            try:
+                signature = pysodium.crypto_sign_detached(view, key.secret)
+            finally:
+                del view
+        digest = hashlib.sha256()
+        with open(body_path, "rb") as raw, open(path, "wb") as out:
+
+            class _Hashing(io.RawIOBase):
+                def writable(self) -> bool:
+                    return True
+
+                def write(self, b) -> int:  # type: ignore[no-untyped-def, override]
+                    digest.update(b)
+                    return out.write(b)
+
+            sink = _Hashing()
+            with gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=sink, mtime=0) as gz:
+                while chunk := raw.read(1 << 20):
+                    gz.write(chunk)
+                gz.write(canonical_json({"signature": b64(signature)}) + b"\n")
+        return digest.hexdigest(), os.path.getsize(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(body_path)
 
 
 @dataclass

@@ -1,0 +1,571 @@
+"""Due-process pages of the console: one objection, report or credit repair application, and its actions.
+
+Every action validates its form with the API's request models (appeals.schemas) and then calls the same
+service function as the API (appeals.service), which applies the rules and writes the audit record.
+Errors are shown next to the field they name; nothing is half-written (the transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fanchaoxin.appeals import service as appeals
+from fanchaoxin.appeals.models import Objection, RepairApplication, Report
+from fanchaoxin.appeals.schemas import (
+    AnswerIn,
+    ForwardIn,
+    ObjectionDecisionIn,
+    RepairDecisionIn,
+    ReportOutcomeIn,
+    TriageIn,
+)
+from fanchaoxin.appeals.views import objection_out, repair_out, report_out
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.console.auth import check_csrf, page
+from fanchaoxin.console.i18n import N_
+from fanchaoxin.console.web import PREFIX, redirect, render
+from fanchaoxin.core import audit
+from fanchaoxin.core.auth import DB, Principal
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.errors import Problem
+from fanchaoxin.orgs.models import Organisation, OrgKind
+from fanchaoxin.orgs.models import Role as R
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+REVIEWERS = (R.platform_reviewer, R.platform_admin)
+ADDRESSEES = (R.enterprise_operator, R.department_officer)
+
+# Confirmation shown after an action (?done=…), translated where shown.
+DONE = {
+    "forward": N_("The objection was forwarded to the reporting organisation."),
+    "answer": N_("Your answer was sent to the platform."),
+    "decide": N_("The objection is decided."),
+    "triage": N_("The report was triaged."),
+    "handle": N_("The outcome of the report was recorded."),
+    "repair": N_("The credit repair application is decided."),
+}
+
+
+def form_errors(exc: ValidationError | Problem) -> dict[str, str]:
+    """Field → message, from a request model's validation or a service's problem (`form` when unnamed)."""
+    out: dict[str, str] = {}
+    if isinstance(exc, ValidationError):
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            field = loc[0] if loc else "form"
+            if not loc and ": " in msg:  # a model validator names its field first ("note: …")
+                field, msg = msg.split(": ", 1)
+            out.setdefault(field, msg)
+        return out
+    for e in exc.errors or []:
+        out.setdefault(str(e.get("field") or "form"), str(e.get("message") or exc.detail))
+    return out or {"form": exc.detail}
+
+
+def _names(session: Session) -> dict[uuid.UUID, str]:
+    return dict(session.execute(select(Organisation.id, Organisation.name)).all())  # type: ignore[arg-type]
+
+
+# --- objections -----------------------------------------------------------------------------------------
+
+
+def _objection(session: Session, objection_id: uuid.UUID, principal: Principal) -> Objection:
+    obj: Objection = appeals.get_case(session, Objection, objection_id, principal, "objection")
+    return obj
+
+
+def _objection_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    obj: Objection,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    action: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    entry = session.get(Entry, obj.entry_id)
+    reviewer = principal.role in REVIEWERS
+    return render(
+        request,
+        "objection.html",
+        status_code=status_code,
+        o=objection_out(session, obj, principal),
+        entry=entry,
+        org_names=_names(session),
+        today=china_today(),
+        may_forward=reviewer and obj.status == "open",
+        may_decide=reviewer and obj.status != "decided",
+        may_answer=(
+            principal.role in ADDRESSEES
+            and obj.status == "forwarded"
+            and obj.addressed_to_org_id == principal.org_id
+        ),
+        severities=list(catalogues().severities),
+        behaviours=catalogues().behaviours,
+        errors=errors or {},
+        form=form or {},
+        failed=action,
+        done=DONE.get(request.query_params.get("done") or ""),
+    )
+
+
+@router.get("/objections/{objection_id}")
+def objection_detail(
+    request: Request,
+    objection_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS, *ADDRESSEES),
+) -> Response:
+    return _objection_page(request, session, principal, _objection(session, objection_id, principal))
+
+
+@router.post("/objections/{objection_id}/forward")
+def objection_forward(
+    request: Request,
+    objection_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    note: str = Form(""),
+    version: int | None = Form(None),
+) -> Response:
+    obj = _objection(session, objection_id, principal)
+    try:
+        body = ForwardIn.model_validate({"note": note, "version": version})
+        appeals.forward_objection(
+            session, principal.actor, obj, note=body.note, expected_version=body.version
+        )
+    except (ValidationError, Problem) as exc:
+        return _failed(request, session, principal, objection_id, exc, "forward", {"note": note})
+    return redirect(request, f"{PREFIX}/objections/{objection_id}?done=forward")
+
+
+@router.post("/objections/{objection_id}/answer")
+def objection_answer(
+    request: Request,
+    objection_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*ADDRESSEES),
+    proposed_outcome: str = Form(""),
+    answer: str = Form(""),
+) -> Response:
+    obj = _objection(session, objection_id, principal)
+    form = {"proposed_outcome": proposed_outcome, "answer": answer}
+    try:
+        body = AnswerIn.model_validate(form)
+        appeals.answer_objection(
+            session, principal, obj, proposed_outcome=body.proposed_outcome, answer=body.answer
+        )
+    except (ValidationError, Problem) as exc:
+        return _failed(request, session, principal, objection_id, exc, "answer", form)
+    return redirect(request, f"{PREFIX}/objections/{objection_id}?done=answer")
+
+
+@router.post("/objections/{objection_id}/decide")
+def objection_decide(
+    request: Request,
+    objection_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    outcome: str = Form(""),
+    reason: str = Form(""),
+    public_reason: str = Form(""),
+    identity_verification: str = Form(""),
+    severity: str = Form(""),
+    behaviours: list[str] = Form(default_factory=list),
+    facts: str = Form(""),
+    version: int | None = Form(None),
+) -> Response:
+    """Upheld, corrected (with the corrected fields) or revoked (lifted everywhere, correction notice)."""
+    obj = _objection(session, objection_id, principal)
+    form: dict[str, Any] = {
+        "outcome": outcome,
+        "reason": reason,
+        "public_reason": public_reason,
+        "identity_verification": identity_verification,
+        "severity": severity,
+        "behaviours": behaviours,
+        "facts": facts,
+    }
+    corrections = {
+        k: v
+        for k, v in (("severity", severity.strip()), ("behaviours", behaviours), ("facts", facts.strip()))
+        if v
+    }
+    try:
+        body = ObjectionDecisionIn.model_validate(
+            {
+                "outcome": outcome,
+                "reason": reason,
+                "public_reason": public_reason.strip() or None,
+                "identity_verification": identity_verification.strip() or None,
+                "corrections": corrections if outcome == "corrected" else None,
+                "version": version,
+            }
+        )
+        appeals.decide_objection(
+            session,
+            principal.actor,
+            obj,
+            outcome=body.outcome,
+            reason=body.reason,
+            identity_verification=body.identity_verification,
+            corrections=body.corrections.changes() if body.corrections else None,
+            public_reason=body.public_reason,
+            expected_version=body.version,
+        )
+    except (ValidationError, Problem) as exc:
+        return _failed(request, session, principal, objection_id, exc, "decide", form)
+    return redirect(request, f"{PREFIX}/objections/{objection_id}?done=decide")
+
+
+def _failed(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    objection_id: uuid.UUID,
+    exc: ValidationError | Problem,
+    action: str,
+    form: dict[str, Any],
+) -> Response:
+    session.rollback()
+    status = exc.status if isinstance(exc, Problem) else 422
+    obj = _objection(session, objection_id, principal)
+    return _objection_page(
+        request,
+        session,
+        principal,
+        obj,
+        errors=form_errors(exc),
+        form=form,
+        action=action,
+        status_code=status,
+    )
+
+
+@router.get("/objections/{objection_id}/attachments/{sha256}")
+def objection_attachment(
+    request: Request,
+    objection_id: uuid.UUID,
+    sha256: str,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS, *ADDRESSEES),
+) -> Response:
+    return _download(session, principal, "objection", _objection(session, objection_id, principal), sha256)
+
+
+def _download(session: Session, principal: Principal, case_type: str, case: Any, sha256: str) -> Response:
+    att, blob = appeals.attachment_blob(session, case_type, case.id, sha256)
+    audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"sha256": sha256})
+    return Response(
+        blob.data,
+        media_type=att.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{att.sha256}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# --- reports (举报) ----------------------------------------------------------------------------------------
+
+
+def _report(session: Session, report_id: uuid.UUID, principal: Principal) -> Report:
+    rep: Report = appeals.get_case(session, Report, report_id, principal, "report")
+    return rep
+
+
+def _routable(session: Session) -> list[Organisation]:
+    kinds = (OrgKind.enterprise.value, OrgKind.department.value)
+    return list(
+        session.scalars(
+            select(Organisation)
+            .where(Organisation.kind.in_(kinds), Organisation.active.is_(True))
+            .order_by(Organisation.kind, Organisation.name)
+        )
+    )
+
+
+def _report_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    rep: Report,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    action: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    reviewer = principal.role in REVIEWERS
+    recipient = principal.role in ADDRESSEES and rep.addressed_to_org_id == principal.org_id
+    mine: list[Entry] = []
+    if recipient and rep.status == "routed":
+        mine = list(
+            session.scalars(
+                select(Entry)
+                .where(Entry.owner_org_id == principal.org_id)
+                .order_by(Entry.submitted_at.desc())
+            ).all()[:50]
+        )
+    return render(
+        request,
+        "report.html",
+        status_code=status_code,
+        r=report_out(session, rep, principal),
+        org_names=_names(session),
+        today=china_today(),
+        may_triage=reviewer and rep.status == "received",
+        may_handle=recipient and rep.status == "routed",
+        routable=_routable(session) if reviewer else [],
+        own_entries=mine,
+        errors=errors or {},
+        form=form or {},
+        failed=action,
+        done=DONE.get(request.query_params.get("done") or ""),
+    )
+
+
+@router.get("/reports/{report_id}")
+def report_detail(
+    request: Request,
+    report_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS, *ADDRESSEES),
+) -> Response:
+    return _report_page(request, session, principal, _report(session, report_id, principal))
+
+
+@router.post("/reports/{report_id}/triage")
+def report_triage(
+    request: Request,
+    report_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    action: str = Form(""),
+    addressed_to_org_id: str = Form(""),
+    note: str = Form(""),
+    version: int | None = Form(None),
+) -> Response:
+    """Route to the enterprise or department that handles it, or dismiss it (with a reason)."""
+    rep = _report(session, report_id, principal)
+    form = {"action": action, "addressed_to_org_id": addressed_to_org_id, "note": note}
+    try:
+        body = TriageIn.model_validate(
+            {
+                "action": action,
+                "addressed_to_org_id": addressed_to_org_id.strip() or None if action == "route" else None,
+                "note": note,
+            }
+        )
+        appeals.triage_report(
+            session,
+            principal.actor,
+            rep,
+            action=body.action,
+            addressed_to_org_id=body.addressed_to_org_id,
+            note=body.note,
+            expected_version=version,
+        )
+    except (ValidationError, Problem) as exc:
+        session.rollback()
+        status = exc.status if isinstance(exc, Problem) else 422
+        rep = _report(session, report_id, principal)
+        return _report_page(
+            request, session, principal, rep, errors=form_errors(exc), form=form, action="triage",
+            status_code=status,
+        )  # fmt: skip
+    return redirect(request, f"{PREFIX}/reports/{report_id}?done=triage")
+
+
+@router.post("/reports/{report_id}/handle")
+def report_handle(
+    request: Request,
+    report_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*ADDRESSEES),
+    outcome: str = Form(""),
+    note: str = Form(""),
+    entry_id: str = Form(""),
+    forwarded_to: str = Form(""),
+) -> Response:
+    """The recipient's outcome: substantiated (with its entry), unsubstantiated, or forwarded elsewhere."""
+    rep = _report(session, report_id, principal)
+    form = {"outcome": outcome, "note": note, "entry_id": entry_id, "forwarded_to": forwarded_to}
+    try:
+        body = ReportOutcomeIn.model_validate(
+            {
+                "outcome": outcome,
+                "note": note,
+                "entry_id": entry_id.strip() or None,
+                "forwarded_to": forwarded_to.strip() or None,
+            }
+        )
+        appeals.handle_report(
+            session,
+            principal,
+            rep,
+            outcome=body.outcome,
+            note=body.note,
+            entry_id=body.entry_id,
+            forwarded_to=body.forwarded_to,
+        )
+    except (ValidationError, Problem) as exc:
+        session.rollback()
+        status = exc.status if isinstance(exc, Problem) else 422
+        rep = _report(session, report_id, principal)
+        return _report_page(
+            request, session, principal, rep, errors=form_errors(exc), form=form, action="handle",
+            status_code=status,
+        )  # fmt: skip
+    return redirect(request, f"{PREFIX}/reports/{report_id}?done=handle")
+
+
+@router.get("/reports/{report_id}/attachments/{sha256}")
+def report_attachment(
+    request: Request,
+    report_id: uuid.UUID,
+    sha256: str,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS, *ADDRESSEES),
+) -> Response:
+    return _download(session, principal, "report", _report(session, report_id, principal), sha256)
+
+
+# --- credit repair (信用修复) -------------------------------------------------------------------------------
+
+
+def _badge(due: Any, today: Any, done: bool) -> str:
+    from fanchaoxin.console.views import _badge as badge
+
+    return badge(due, today, done)
+
+
+@router.get("/repairs")
+def repair_queue(
+    request: Request,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    status: str | None = None,
+) -> Response:
+    today = china_today()
+    rows = appeals.list_repairs(session, status=status or None, limit=500)
+    entries = {
+        e.id: e for e in session.scalars(select(Entry).where(Entry.id.in_({a.entry_id for a in rows})))
+    }
+    items = [
+        {
+            "a": a,
+            "entry": entries.get(a.entry_id),
+            "due": a.decide_due_on,
+            "badge": _badge(a.decide_due_on, today, a.status == "decided"),
+        }
+        for a in rows
+    ]
+    return render(request, "repairs.html", items=items, status=status or "", today=today)
+
+
+def _repair(session: Session, repair_id: uuid.UUID, principal: Principal) -> RepairApplication:
+    app: RepairApplication = appeals.get_case(session, RepairApplication, repair_id, principal, "application")
+    return app
+
+
+def _repair_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    app: RepairApplication,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    today = china_today()
+    return render(
+        request,
+        "repair.html",
+        status_code=status_code,
+        a=repair_out(session, app),
+        entry=session.get(Entry, app.entry_id),
+        badge=_badge(app.decide_due_on, today, app.status == "decided"),
+        today=today,
+        may_decide=app.status != "decided",
+        errors=errors or {},
+        form=form or {},
+        done=DONE.get(request.query_params.get("done") or ""),
+    )
+
+
+@router.get("/repairs/{repair_id}")
+def repair_detail(
+    request: Request,
+    repair_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+) -> Response:
+    return _repair_page(request, session, principal, _repair(session, repair_id, principal))
+
+
+@router.post("/repairs/{repair_id}/decide")
+def repair_decide(
+    request: Request,
+    repair_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    outcome: str = Form(""),
+    reason: str = Form(""),
+    identity_verification: str = Form(""),
+    version: int | None = Form(None),
+) -> Response:
+    """Approval ends the entry as repaired and issues lift instructions; a refusal needs its reason."""
+    app = _repair(session, repair_id, principal)
+    form = {"outcome": outcome, "reason": reason, "identity_verification": identity_verification}
+    try:
+        body = RepairDecisionIn.model_validate(
+            {
+                "outcome": outcome,
+                "reason": reason,
+                "identity_verification": identity_verification.strip() or None,
+                "version": version,
+            }
+        )
+        appeals.decide_repair(
+            session,
+            principal.actor,
+            app,
+            outcome=body.outcome,
+            reason=body.reason,
+            identity_verification=body.identity_verification,
+            expected_version=body.version,
+        )
+    except (ValidationError, Problem) as exc:
+        session.rollback()
+        status = exc.status if isinstance(exc, Problem) else 422
+        app = _repair(session, repair_id, principal)
+        return _repair_page(
+            request, session, principal, app, errors=form_errors(exc), form=form, status_code=status
+        )
+    return redirect(request, f"{PREFIX}/repairs/{repair_id}?done=repair")
+
+
+@router.get("/repairs/{repair_id}/attachments/{sha256}")
+def repair_attachment(
+    request: Request,
+    repair_id: uuid.UUID,
+    sha256: str,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+) -> Response:
+    return _download(session, principal, "repair", _repair(session, repair_id, principal), sha256)

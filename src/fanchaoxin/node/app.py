@@ -1,0 +1,379 @@
+"""`fcx node serve`: the enterprise node's HTTP API.
+
+* ``POST /v1/decisions`` — the platform's request and response shape (sanctions/views.py), answered from the
+  node's in-memory index with no I/O per request, plus ``feed_seq``, ``feed_age_seconds`` and
+  ``not_enrolled``; 503 before the first verified sync.
+* ``GET /healthz`` (the process is up), ``GET /readyz`` (feed age and platform reachability; 503 before the
+  first verified sync — afterwards the node stays ready through a platform outage, answering from its last
+  verified copy, and says how old it is).
+* ``POST /v1/instructions/{id}/ack`` and ``/feedback`` — relayed to the platform, queued while it is down;
+  ``GET /v1/outbox`` lists what waits.
+* ``POST /v1/webhooks/feed`` — the platform's feed webhook (``protocol.verify_webhook``): it only wakes the
+  sync loop; what is applied always comes from the signed feed.
+
+A background loop syncs every ``sync_interval`` seconds (or at once on a webhook), then swaps the changes
+into the index between two requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from fanchaoxin.core.errors import NotFound, Problem, Unauthenticated, ValidationProblem, install_handlers
+from fanchaoxin.core.identifiers import IdentifierError
+from fanchaoxin.node import relay
+from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
+from fanchaoxin.node.sdk import Node
+from fanchaoxin.node.store import Store, now
+from fanchaoxin.node.sync import SyncRefused, sync
+from fanchaoxin.sanctions import views as platform_views
+from fanchaoxin.sanctions.views import DecisionRequest, FeedbackIn
+from fanchaoxin.sharing import protocol as P
+
+log = logging.getLogger("fanchaoxin.node.app")
+
+
+class NotReady(Problem):
+    status = 503
+    slug = "node-not-synced"
+    title = "The node has not completed a verified sync yet"
+    title_zh = "节点尚未完成经验证的同步"
+
+
+class NodeState:
+    def __init__(self, store: Store, node: Node, client: PlatformClient, interval: float) -> None:
+        self.store = store
+        self.node = node
+        self.client = client
+        self.interval = interval
+        self.wake = asyncio.Event()
+        self.platform_ok: bool | None = None
+        self.last_error: str | None = None
+        self.last_attempt_at: float | None = None
+        self.sync_lock = asyncio.Lock()
+
+    async def sync_once(self) -> None:
+        async with self.sync_lock:
+            self.last_attempt_at = now()
+            try:
+                result = await asyncio.to_thread(sync, self.store, self.client)
+                if self.platform_ok is False:
+                    log.warning("platform reachable again: caught up to seq %s", result.head_after)
+                self.platform_ok, self.last_error = True, None
+            except PlatformUnavailable as exc:
+                if self.platform_ok is not False:
+                    log.warning(
+                        "platform unavailable (%s): answering from the last verified copy (seq %s)",
+                        exc, self.node.feed_seq,
+                    )  # fmt: skip
+                self.platform_ok, self.last_error = False, str(exc)
+            except SyncRefused as exc:  # already logged by sync
+                self.platform_ok, self.last_error = True, str(exc)
+            except Exception as exc:
+                log.exception("sync failed")
+                self.last_error = f"sync failed: {exc}"
+            plan = await asyncio.to_thread(self.node.prepare_refresh)
+            self.node.commit(plan)  # on the event loop: no request sees half a delta
+            if self.platform_ok:
+                try:
+                    await asyncio.to_thread(relay.flush, self.store, self.client)
+                except Exception:
+                    log.exception("outbox flush failed")
+
+    async def loop(self) -> None:
+        while True:
+            await self.sync_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
+            self.wake.clear()
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+MAX_BODY = 2 * 1024 * 1024
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class FastDecisions:
+    """The hot path of ``POST /v1/decisions`` as a bare ASGI wrapper in front of the FastAPI app.
+
+    A well-formed request from an allowed caller on a synced node is answered here without routing,
+    dependency injection or middleware (the same DecisionRequest model validates it, the same Node
+    decides); anything else — bad input, not synced, no token — is replayed to the FastAPI route, which
+    gives the platform's exact problem answers. Every other path goes straight to FastAPI."""
+
+    def __init__(self, app: FastAPI, node: Node, token: bytes | None) -> None:
+        self.app = app
+        self.node = node
+        self.token = token
+        self.state = app.state
+
+    def _allowed(self, scope: dict[str, Any]) -> bool:
+        if self.token is None:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return hmac.compare_digest(value[7:].strip(), self.token)
+            if name == b"x-api-key":
+                return hmac.compare_digest(value.strip(), self.token)
+        return False
+
+    def _answer(self, scope: dict[str, Any], raw: bytes) -> bytes | None:
+        node = self.node
+        if node.last_sync_at is None or not self._allowed(scope):
+            return None
+        try:
+            body = DecisionRequest.model_validate_json(raw)
+            if body.identifiers is not None:
+                out = node.decide([(i.type, i.value) for i in body.identifiers], body.scene)
+            else:
+                out = node.decide_many(
+                    [[(i.type, i.value) for i in s.identifiers] for s in body.subjects or []], body.scene
+                )
+        except (ValidationError, IdentifierError, ValueError):
+            return None
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/decisions" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                problem = json.dumps({"type": "https://fanchaoxin.org/problems/payload-too-large",
+                                      "title": "Request body too large", "status": 413}).encode()  # fmt: skip
+                headers = [*_JSON_HEADERS, (b"content-length", str(len(problem)).encode())]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+                await send({"type": "http.response.body", "body": problem})
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        answer = self._answer(scope, raw)
+        if answer is not None:
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": answer})
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_node_app(
+    store_path: str, *, sync_interval: float = 30.0, token: str | None = None, sync_loop: bool = True
+) -> FastDecisions:
+    store = Store(store_path)
+    cfg = store.get_config()
+    node = Node(store, refresh_seconds=None)
+    client = PlatformClient(cfg["platform_url"], cfg["api_key"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = NodeState(store, node, client, sync_interval)
+        app.state.node_state = state
+        task = asyncio.create_task(state.loop()) if sync_loop else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            client.close()
+            store.dispose()
+
+    app = FastAPI(
+        title="fcx node",
+        summary="The enterprise node: decisions from the verified shared feed (issue #5)",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.state.node = node
+    app.state.store = store
+    expected = token.encode() if token else None
+
+    def check_token(request: Request) -> None:
+        if expected is None:
+            return
+        header = request.headers.get("authorization", "")
+        given = (
+            header[7:].strip()
+            if header.lower().startswith("bearer ")
+            else request.headers.get("x-api-key", "")
+        )
+        if not hmac.compare_digest(given.encode(), expected):
+            raise Unauthenticated("a valid node token is required (Authorization: Bearer <token>)")
+
+    def identifiers_problem(body: DecisionRequest) -> None:
+        """Raise the platform's exact problem for the first bad identifier (sanctions.views._keys)."""
+        if body.identifiers is not None:
+            platform_views._keys(body.identifiers, "identifiers")
+        for n, s in enumerate(body.subjects or []):
+            platform_views._keys(s.identifiers, f"subjects[{n}].identifiers")
+
+    @app.post("/v1/decisions", summary="decide(identifiers, scene), from the last verified feed")
+    async def decisions(request: Request) -> Response:
+        check_token(request)
+        raw = await request.body()
+        try:
+            body = DecisionRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        if node.last_sync_at is None:
+            raise NotReady(
+                "The node has no verified copy of the feed yet; retry after its first sync",
+                headers={"Retry-After": "5"},
+            )
+        try:
+            if body.identifiers is not None:
+                out = node.decide([(i.type, i.value) for i in body.identifiers], body.scene)
+            else:
+                out = node.decide_many(
+                    [[(i.type, i.value) for i in s.identifiers] for s in body.subjects or []], body.scene
+                )
+        except (IdentifierError, ValueError):
+            identifiers_problem(body)
+            raise ValidationProblem("Invalid identifier") from None
+        return _json(out)
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    def readiness() -> dict[str, Any]:
+        state: NodeState | None = getattr(app.state, "node_state", None)
+        return {
+            "ready": node.last_sync_at is not None,
+            "feed_seq": node.feed_seq,
+            "feed_age_seconds": node.feed_age_seconds(),
+            "last_sync_at": node.last_sync_at,
+            "platform_reachable": None if state is None else state.platform_ok,
+            "last_error": None if state is None else state.last_error,
+            "entries_in_force": len(node.index),
+            "enrolled_identifiers": len(node.users),
+        }
+
+    @app.get("/readyz", summary="Ready once a verified sync has completed; states the feed's age")
+    async def readyz() -> Response:
+        body = readiness()
+        return _json(body, 200 if body["ready"] else 503)
+
+    @app.post("/v1/sync", summary="Sync with the platform now")
+    async def sync_now(request: Request) -> Response:
+        check_token(request)
+        await request.app.state.node_state.sync_once()
+        return _json(readiness())
+
+    async def _relay(
+        request: Request, instruction_id: str, action: str, body: dict[str, Any] | None
+    ) -> Response:
+        status, answer = await asyncio.to_thread(relay.relay, store, client, instruction_id, action, body)
+        if status >= 400:
+            return JSONResponse(answer, status_code=status, media_type="application/problem+json")
+        return _json(answer, status)
+
+    @app.post(
+        "/v1/instructions/{instruction_id}/ack",
+        summary="Acknowledge (relayed; queued if the platform is down)",
+    )
+    async def ack(instruction_id: str, request: Request) -> Response:
+        check_token(request)
+        return await _relay(request, instruction_id, "ack", None)
+
+    @app.post("/v1/instructions/{instruction_id}/feedback", summary="Report execution (relayed; queued)")
+    async def feedback(instruction_id: str, request: Request, body: FeedbackIn) -> Response:
+        check_token(request)
+        return await _relay(
+            request, instruction_id, "feedback", body.model_dump(mode="json", exclude_unset=True)
+        )
+
+    @app.get(
+        "/v1/entries/{entry_id}",
+        summary="Need to know: details of an entry this node holds (fetched from the platform, audited)",
+    )
+    async def entry_details(entry_id: str, request: Request) -> Response:
+        check_token(request)
+        purpose = (request.headers.get("x-fcx-purpose") or "").strip()
+        if not purpose:
+            raise ValidationProblem(
+                "Say why you need this entry in the X-FCX-Purpose header",
+                errors=[{"in": "header", "field": "X-FCX-Purpose", "type": "missing", "message": "required"}],
+            )
+        if not node.matches(entry_id):
+            raise NotFound(
+                f"Entry {entry_id} is not in force here or concerns none of this node's enrolled users: "
+                "details are for a match only"
+            )
+        try:
+            answer = await asyncio.to_thread(client.entry, entry_id, purpose)
+        except PlatformRefused as exc:
+            return JSONResponse(exc.problem, status_code=exc.status, media_type="application/problem+json")
+        return _json(answer)
+
+    @app.get("/v1/outbox", summary="Relayed instruction messages: queued, sent, refused")
+    async def outbox(request: Request, status: str | None = None) -> Response:
+        check_token(request)
+        return _json({"items": await asyncio.to_thread(relay.listing, store, status)})
+
+    @app.post("/v1/webhooks/feed", summary="The platform's feed webhook: wakes the sync loop")
+    async def webhook(request: Request) -> Response:
+        raw = await request.body()
+        secret = store.get_config().get("webhook_secret")
+        if not secret:
+            raise NotReady("no webhook secret configured (fcx node webhook-secret)")
+
+        def seen(event_id: str) -> bool:
+            with store.transaction() as conn:
+                row = conn.exec_driver_sql(
+                    "INSERT OR IGNORE INTO node_webhook_events(event_id, received_at) VALUES (?, ?)",
+                    (event_id, now()),
+                )
+                return row.rowcount == 0
+
+        try:
+            event_id = await asyncio.to_thread(
+                P.verify_webhook, secret.encode(), request.headers, raw, seen=seen
+            )
+        except P.ProtocolError as exc:
+            log.error("refused webhook: %s", exc)
+            raise Unauthenticated(str(exc)) from None
+        state: NodeState = request.app.state.node_state
+        state.wake.set()
+        return _json({"accepted": event_id})
+
+    return FastDecisions(app, node, expected)

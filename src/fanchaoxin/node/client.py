@@ -1,0 +1,99 @@
+"""The node's HTTP client for the platform's sharing API (docs/sharing.md), with its API key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+USER_AGENT = "fcx-node/1"
+
+
+class PlatformUnavailable(RuntimeError):
+    """The platform could not be reached or answered 5xx: keep the last verified copy and retry later."""
+
+
+class PlatformRefused(RuntimeError):
+    """The platform answered 4xx. ``status``, ``problem`` (its problem+json body) and ``retry_after``."""
+
+    def __init__(self, status: int, problem: dict[str, Any], retry_after: float | None = None) -> None:
+        self.status = status
+        self.problem = problem
+        self.retry_after = retry_after
+        detail = problem.get("detail") or problem.get("title") or ""
+        super().__init__(f"platform answered {status}: {detail}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class PlatformClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            headers={"X-API-Key": api_key, "User-Agent": USER_AGENT},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise PlatformUnavailable(f"platform at {self.base_url} unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise PlatformUnavailable(f"platform answered {response.status_code} on {method} {url}")
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except (ValueError, json.JSONDecodeError):
+                problem = {"detail": response.text[:500]}
+            if not isinstance(problem, dict):
+                problem = {"detail": str(problem)[:500]}
+            raise PlatformRefused(response.status_code, problem, _retry_after(response))
+        return response
+
+    # --- sharing API ---------------------------------------------------------------------------------
+
+    def keys(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/sharing/keys").json()
+
+    def manifest(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/sharing/manifest").json()
+
+    def get_bytes(self, url: str) -> bytes:
+        return self.request("GET", url).content
+
+    def evaluate(self, blinded_b64: list[str], key_id: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"blinded": blinded_b64}
+        if key_id is not None:
+            body["key_id"] = key_id
+        return self.request("POST", "/v1/sharing/evaluate", json=body).json()
+
+    def instruction(self, instruction_id: str, action: str, body: dict[str, Any] | None) -> httpx.Response:
+        if action not in ("ack", "feedback"):
+            raise ValueError(f"unknown instruction action {action!r}")
+        return self.request("POST", f"/v1/instructions/{instruction_id}/{action}", json=body)
+
+    def entry(self, entry_id: str, purpose: str) -> dict[str, Any]:
+        """Need to know: one shared entry's details (audited on the platform with the purpose)."""
+        return self.request(
+            "GET", f"/v1/sharing/entries/{entry_id}", headers={"X-FCX-Purpose": purpose}
+        ).json()

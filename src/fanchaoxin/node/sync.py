@@ -1,0 +1,369 @@
+"""`fcx node sync`: manifest → snapshot or deltas, each verified before anything is applied.
+
+Order of checks (docs/sharing.md "Node side"):
+
+1. the manifest's Ed25519 signature against the **pinned** key (``protocol.verify_manifest``); a manifest
+   whose head is behind the local head is refused (an old manifest replayed);
+2. a snapshot is taken when the store is empty or the platform answers 410 for the deltas after the local
+   head: its bytes must hash to the manifest's ``sha256``, it must verify (``protocol.read_feed_file``)
+   and its ``seq`` must be the manifest's;
+3. each delta must verify (signature over the exact bytes, count, consecutive sequence numbers) and fit
+   the local head exactly (``protocol.check_delta_fits``: no replay, no skip), checked again inside the
+   transaction that applies it;
+4. a snapshot, and each delta, is applied in ONE SQLite transaction together with the new head.
+
+A refusal raises :class:`SyncRefused` after logging one line that says what was refused and that nothing
+was applied; the store keeps its last verified copy.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
+from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, SEP, Store, entry_row, now
+from fanchaoxin.sharing import protocol as P
+
+log = logging.getLogger("fanchaoxin.node.sync")
+
+DELTA_LIMIT = 10_000
+PAUSE_ENV = "FCX_NODE_TEST_APPLY_PAUSE"  # tests: seconds to sleep inside the apply transaction
+
+
+class SyncRefused(Exception):
+    """A manifest, snapshot or delta that was refused; nothing of it was applied."""
+
+
+@dataclass
+class SyncResult:
+    head_before: int
+    head_after: int
+    manifest_head: int
+    snapshot: int | None = None  # the snapshot seq applied, if any
+    deltas: int = 0
+    events: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.head_after >= self.manifest_head
+
+
+_MARKS = ", ".join("?" * len(ENTRY_COLUMNS.split(",")))
+
+
+def _pause_for_tests(what: str) -> None:
+    pause = os.environ.get(PAUSE_ENV)
+    if pause:
+        print(f"fcx-node: paused inside the {what} transaction", file=sys.stderr, flush=True)
+        time.sleep(float(pause))
+
+
+def read_feed(data: bytes, public_key: bytes, expect: str) -> P.FeedFile:
+    """protocol.read_feed_file with the cyclic garbage collector paused: a million parsed records would
+    otherwise trigger repeated full collections (most of the parse time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return P.read_feed_file(data, public_key, expect=expect)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _public_key(store_config: dict[str, str]) -> bytes:
+    return P.unb64(store_config["signing_public_key"], "pinned signing public key")
+
+
+# --- apply (also used by bench/bench_node.py without HTTP) ---------------------------------------------
+
+
+def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = False) -> int:
+    """Replace the store's entries with a verified snapshot, in one transaction; returns its seq.
+
+    The rows are prepared before the transaction opens (a malformed record refuses the whole file); inside
+    it the bulk indexes are dropped, the rows inserted with executemany and the indexes rebuilt (one sort
+    each), and the head moves — all or nothing."""
+    if feed.format != P.SNAPSHOT_FORMAT:
+        raise P.ProtocolError(f"expected a snapshot, got {feed.format}")
+    seq = int(feed.header["seq"])
+    entry_rows: list[tuple[Any, ...]] = []
+    key_rows: list[tuple[str, str]] = []
+    was_enabled = gc.isenabled()
+    gc.disable()  # millions of small tuples: no point scanning them while they are made
+    try:
+        for n, line in enumerate(feed.records):
+            record = line.get("record") if isinstance(line, dict) else None
+            if not isinstance(record, dict) or not isinstance(record.get("entry_id"), str):
+                raise P.ProtocolError(f"snapshot {seq}: line {n + 2} has no record with an entry_id")
+            row = entry_row(seq, record, True)
+            entry_rows.append(row)
+            eid = row[0]
+            key_rows.extend((k, eid) for k in row[3].split(SEP) if k)
+    finally:
+        if was_enabled:
+            gc.enable()
+    with store.transaction() as conn:
+        head = int(store.get_config(conn).get("head", "0"))
+        if seq < head and not allow_rollback:
+            raise P.ProtocolError(f"snapshot {seq} is older than the local head {head} (rollback refused)")
+        for name in BULK_INDEXES:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        conn.exec_driver_sql("DELETE FROM node_entry_keys")
+        conn.exec_driver_sql("DELETE FROM node_entries")
+        if entry_rows:
+            conn.exec_driver_sql(f"INSERT INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows)
+        if key_rows:
+            key_rows.sort()
+            conn.exec_driver_sql("INSERT INTO node_entry_keys(key, entry_id) VALUES (?, ?)", key_rows)
+        for ddl in BULK_INDEXES.values():  # a duplicate entry id or key pair fails here: nothing applied
+            conn.exec_driver_sql(ddl)
+        _pause_for_tests("snapshot")
+        generation = int(store.get_config(conn).get("generation", "0")) + 1
+        store.set_config(conn, head=str(seq), snapshot_seq=str(seq), generation=str(generation))
+    store.checkpoint()
+    return seq
+
+
+def apply_delta(store: Store, feed: P.FeedFile) -> int:
+    """Apply a verified delta in one transaction with the new head; returns the new head.
+
+    The fit (``from`` == local head) is checked inside the transaction, so two syncs racing cannot both
+    apply it. Revoked and expired entries stay as tombstones (in_force 0) so that an index can follow."""
+    if feed.format != P.DELTA_FORMAT:
+        raise P.ProtocolError(f"expected a delta, got {feed.format}")
+    start, end = int(feed.header["from"]), int(feed.header["to"])
+    last: dict[str, tuple[int, dict[str, Any]]] = {}
+    for line in feed.records:
+        record = line.get("record")
+        if not isinstance(record, dict) or not isinstance(record.get("entry_id"), str):
+            raise P.ProtocolError(
+                f"delta {start}..{end}: event {line.get('seq')} has no record with an entry_id"
+            )
+        last[record["entry_id"]] = (int(line["seq"]), record)
+    ids = [(eid,) for eid in last]
+    entry_rows = []
+    key_rows = []
+    for eid, (seq, record) in last.items():
+        in_force = record.get("status") in IN_FORCE_STATUSES
+        row = entry_row(seq, record, in_force)
+        entry_rows.append(row)
+        if in_force:
+            key_rows.extend((k, eid) for k in row[3].split(SEP) if k)
+    with store.transaction() as conn:
+        head = int(store.get_config(conn).get("head", "0"))
+        P.check_delta_fits(feed.header, head)
+        if entry_rows:
+            conn.exec_driver_sql("DELETE FROM node_entry_keys WHERE entry_id = ?", ids)
+            conn.exec_driver_sql(
+                f"INSERT OR REPLACE INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows
+            )
+            if key_rows:
+                conn.exec_driver_sql(
+                    "INSERT OR IGNORE INTO node_entry_keys(key, entry_id) VALUES (?, ?)", key_rows
+                )
+            _pause_for_tests("delta")
+        store.set_config(conn, head=str(end))
+    return end
+
+
+def mark_synced(store: Store, manifest: dict[str, Any] | None = None) -> None:
+    values: dict[str, object] = {"last_sync_at": repr(now())}
+    if manifest is not None:
+        values["manifest_head"] = str(int(manifest.get("head", 0)))
+        values["oprf_key_ids"] = json.dumps(list(manifest.get("oprf_key_ids") or []))
+    with store.transaction() as conn:
+        store.set_config(conn, **values)
+
+
+# --- the sync ------------------------------------------------------------------------------------------
+
+
+def _refuse(what: str, exc: Exception) -> SyncRefused:
+    message = f"refused {what}: {exc}; nothing applied, the store keeps its last verified copy"
+    log.error(message)
+    return SyncRefused(message)
+
+
+def _fetch_snapshot(client: PlatformClient, manifest: dict[str, Any], public_key: bytes) -> P.FeedFile:
+    snap = manifest.get("snapshot") or {}
+    try:
+        url = str(snap["url"])
+        expected_seq = int(snap["seq"])
+        expected_sha = str(snap["sha256"])
+    except (KeyError, TypeError, ValueError):
+        raise _refuse("manifest", P.ProtocolError("manifest names no snapshot (url, seq, sha256)")) from None
+    data = client.get_bytes(url)
+    what = f"snapshot {expected_seq}"
+    if hashlib.sha256(data).hexdigest() != expected_sha:
+        raise _refuse(what, P.ProtocolError("its sha256 differs from the manifest's (truncated or replaced)"))
+    try:
+        feed = read_feed(data, public_key, P.SNAPSHOT_FORMAT)
+    except P.ProtocolError as exc:
+        raise _refuse(what, exc) from None
+    if int(feed.header.get("seq", -1)) != expected_seq:
+        raise _refuse(what, P.ProtocolError(f"its header says seq {feed.header.get('seq')}"))
+    return feed
+
+
+def _delta_url(manifest: dict[str, Any], after: int) -> str:
+    template = str(manifest.get("delta_url") or "/v1/sharing/deltas?after={seq}")
+    url = template.replace("{seq}", str(after)).replace("{after}", str(after))
+    if "limit=" not in url:
+        url += ("&" if "?" in url else "?") + f"limit={DELTA_LIMIT}"
+    return url
+
+
+def sync(store: Store, client: PlatformClient | None = None) -> SyncResult:
+    """Bring the store to the platform's head. Raises PlatformUnavailable, SyncRefused."""
+    cfg = store.get_config()
+    own_client = client is None
+    if client is None:
+        client = PlatformClient(cfg["platform_url"], cfg["api_key"])
+    try:
+        return _sync(store, client, cfg)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResult:
+    public_key = _public_key(cfg)
+    state = store.state()
+    head = state["head"]
+    try:
+        manifest = P.verify_manifest(client.manifest(), public_key)
+    except P.ProtocolError as exc:
+        raise _refuse("manifest", exc) from None
+    except PlatformRefused as exc:
+        raise PlatformUnavailable(str(exc)) from exc
+    manifest_head = int(manifest.get("head", 0))
+    result = SyncResult(head, head, manifest_head)
+    if manifest_head < head:
+        raise _refuse(
+            "manifest",
+            P.ProtocolError(
+                f"its head {manifest_head} is behind the local head {head} (an old manifest replayed?)"
+            ),
+        )
+    need_snapshot = state["snapshot_seq"] == 0 and head == 0 and (manifest.get("snapshot") or {}).get("url")
+    while True:
+        if need_snapshot:
+            feed = _fetch_snapshot(client, manifest, public_key)
+            try:
+                head = apply_snapshot(store, feed)
+            except P.ProtocolError as exc:
+                raise _refuse(f"snapshot {feed.header.get('seq')}", exc) from None
+            result.snapshot = head
+            result.events += len(feed.records)
+            log.info("applied snapshot %s (%s entries)", head, len(feed.records))
+            need_snapshot = False
+        if head >= manifest_head:
+            break
+        url = _delta_url(manifest, head)
+        try:
+            data = client.get_bytes(url)
+        except PlatformRefused as exc:
+            if exc.status == 410:
+                log.warning("deltas after %s are no longer available (410): taking the snapshot", head)
+                need_snapshot = True
+                snap_seq = int((manifest.get("snapshot") or {}).get("seq", 0))
+                if snap_seq < head:
+                    raise _refuse(
+                        "snapshot",
+                        P.ProtocolError(f"410 for deltas after {head} but the snapshot is at {snap_seq}"),
+                    ) from None
+                continue
+            raise PlatformUnavailable(str(exc)) from exc
+        what = f"delta after {head}"
+        try:
+            feed = read_feed(data, public_key, P.DELTA_FORMAT)
+            what = f"delta {feed.header.get('from')}..{feed.header.get('to')}"
+            P.check_delta_fits(feed.header, head)
+            if feed.header.get("count") == 0:
+                log.warning(
+                    "the platform has no events after %s although its manifest says %s", head, manifest_head
+                )
+                break
+            head = apply_delta(store, feed)
+        except P.ProtocolError as exc:
+            raise _refuse(what, exc) from None
+        result.deltas += 1
+        result.events += len(feed.records)
+        log.info("applied %s (%s events)", what, len(feed.records))
+    result.head_after = head
+    mark_synced(store, manifest)
+    return result
+
+
+# --- fcx node init -------------------------------------------------------------------------------------
+
+
+class InitError(ValueError):
+    """The platform's signing key does not match the fingerprint given, or the store is pinned to another."""
+
+
+def initialise(
+    path: str,
+    platform_url: str,
+    api_key: str,
+    *,
+    fingerprint: str | None = None,
+    client: PlatformClient | None = None,
+    repin: bool = False,
+) -> dict[str, str]:
+    """Fetch ``/v1/sharing/keys``, pin the signing key (it must match ``fingerprint`` when given), and write
+    the config into the store (created if missing). Returns the pinned key's id and fingerprint."""
+    own = client is None
+    if client is None:
+        client = PlatformClient(platform_url, api_key)
+    try:
+        keys = client.keys()
+    finally:
+        if own:
+            client.close()
+    signing = keys.get("signing") or {}
+    public = P.unb64(signing.get("public_key"), "signing.public_key")
+    if len(public) != 32:
+        raise InitError("the platform's signing public key is not a 32-byte Ed25519 key")
+    actual = P.fingerprint(public)
+    if fingerprint is not None and fingerprint.strip().lower() != actual:
+        raise InitError(
+            f"--fingerprint: the platform's signing key has fingerprint {actual}, not {fingerprint.strip()} "
+            "(wrong platform, or someone in between); nothing written"
+        )
+    store = Store(path, create=True)
+    try:
+        with store.transaction() as conn:
+            cfg = store.get_config(conn)
+            pinned = cfg.get("signing_public_key")
+            if pinned and pinned != P.b64(public) and not repin:
+                raise InitError(
+                    f"this store is pinned to signing key {cfg.get('signing_fingerprint')}; the platform now "
+                    f"shows {actual}. Re-pin only after checking it out of band (--repin)"
+                )
+            values: dict[str, object] = {
+                "platform_url": platform_url.rstrip("/"),
+                "api_key": api_key,
+                "signing_public_key": P.b64(public),
+                "signing_key_id": str(signing.get("key_id", "")),
+                "signing_fingerprint": actual,
+                "oprf_keys": json.dumps(keys.get("oprf") or []),
+            }
+            if not cfg.get("node_secret"):
+                values["node_secret"] = P.b64(os.urandom(32))
+            for name in ("head", "snapshot_seq", "generation"):
+                if name not in cfg:
+                    values[name] = "0"
+            store.set_config(conn, **values)
+    finally:
+        store.dispose()
+    return {"key_id": str(signing.get("key_id", "")), "fingerprint": actual}

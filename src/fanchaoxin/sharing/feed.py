@@ -1,0 +1,517 @@
+"""The shared feed: records with identifier tags, snapshots, deltas and the signed manifest.
+
+Every record that leaves the platform for an enterprise goes through ONE function, :func:`share_record`:
+the change feed's record (``blacklist.feed.feed_record``, already without a person's name or plain
+identifier) plus ``tags`` — each identifier of the subject under each active OPRF key — and, for a
+personal subject kind, neither ``subject_name`` nor ``identifiers`` nor ``subject_id`` even if present.
+
+Tags are cached per ``(key id, identifier type, value)`` in ``sharing_identifier_tags``, filled
+incrementally (:func:`ensure_tags`; in bulk on a pool of processes), so a snapshot never recomputes
+the tags of subjects it has seen before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, text
+from sqlalchemy.orm import Session
+
+from fanchaoxin.blacklist import feed as blacklist_feed
+from fanchaoxin.blacklist.lifecycle import IN_FORCE
+from fanchaoxin.blacklist.models import Entry, FeedEvent
+from fanchaoxin.core.db import Database, utcnow
+from fanchaoxin.sharing import oprf, protocol
+from fanchaoxin.sharing.keys import SharingKeys
+from fanchaoxin.sharing.models import IdentifierTag, Snapshot
+from fanchaoxin.subjects.models import Subject, SubjectIdentifier
+from fanchaoxin.subjects.service import is_personal
+
+log = logging.getLogger(__name__)
+
+PERSONAL_FIELDS = ("subject_name", "identifiers", "subject_id")
+DELTA_MAX = 50_000
+# Below this many missing tags they are computed in the calling process; above, on the pool.
+POOL_THRESHOLD = 20_000
+_CHUNK = 5_000
+
+
+# --- the one record transformation ----------------------------------------------------------------------
+
+
+def share_record(
+    record: dict[str, Any],
+    identifiers: Iterable[tuple[str, str]],
+    keyring: oprf.KeyRing | None = None,
+    *,
+    tags: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The record an enterprise receives. ``identifiers`` are the subject's canonical ``(type, value)``;
+    ``tags`` are their tags if already known (from the cache), else computed with ``keyring``."""
+    shared = dict(record)
+    if is_personal(str(record["subject_kind"])):
+        for name in PERSONAL_FIELDS:
+            shared.pop(name, None)
+    if tags is None:
+        if keyring is None:
+            raise ValueError("share_record needs the key ring or the tags")
+        keys = keyring.active(now)
+        tags = [k.tag(oprf.identifier_input(t, v, normalised=True)) for t, v in identifiers for k in keys]
+    shared["tags"] = sorted(set(tags))
+    return shared
+
+
+# --- the tag cache --------------------------------------------------------------------------------------
+
+_WORKER_KEYS: list[tuple[str, bytes, int]] = []
+
+
+def _init_worker(keys: list[tuple[str, bytes, int]]) -> None:
+    global _WORKER_KEYS
+    _WORKER_KEYS = keys
+
+
+def _tag_chunk(items: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    out = []
+    for key_id, sk, mode in _WORKER_KEYS:
+        for t, v in items:
+            output = oprf.evaluate(sk, oprf.identifier_input(t, v, normalised=True), mode)
+            out.append((key_id, t, v, oprf.tag(key_id, output)))
+    return out
+
+
+def compute_tags(
+    keys: list[oprf.OPRFKey], items: list[tuple[str, str]], *, workers: int = 1
+) -> Iterator[list[tuple[str, str, str, str]]]:
+    """``(key_id, type, value, tag)`` for every item under every key, in chunks; a process pool when
+    ``workers`` > 1 and the list is long (libsodium does the group work; each process takes chunks)."""
+    spec = [(k.key_id, k.sk, k.mode) for k in keys]
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    if workers <= 1 or len(items) < POOL_THRESHOLD:
+        _init_worker(spec)
+        for chunk in chunks:
+            yield _tag_chunk(chunk)
+        return
+    # spawn: the API process has threads, and a forked child could inherit a held lock.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
+        yield from pool.imap_unordered(_tag_chunk, chunks)
+
+
+def _store_tags(session: Session, rows: list[tuple[str, str, str, str]]) -> None:
+    if not rows:
+        return
+    values = [{"key_id": k, "type": t, "value": v, "tag": g} for k, t, v, g in rows]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(IdentifierTag).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(IdentifierTag).on_conflict_do_nothing()
+    for i in range(0, len(values), _CHUNK):
+        session.execute(stmt, values[i : i + _CHUNK])
+
+
+def ensure_tags(
+    session: Session, pairs: Iterable[tuple[str, str]], keys: list[oprf.OPRFKey], *, workers: int = 1
+) -> dict[tuple[str, str], list[str]]:
+    """Tags of ``pairs`` under ``keys``: from the cache, the missing ones computed and stored.
+    Returns ``{(type, value): [tag per key]}``."""
+    pairs = sorted(set(pairs))
+    found: dict[tuple[str, str], list[str]] = {p: [] for p in pairs}
+    if not pairs or not keys:
+        return found
+    key_ids = [k.key_id for k in keys]
+    have: set[tuple[str, str, str]] = set()
+    values = sorted({v for _, v in pairs})
+    for i in range(0, len(values), 500):
+        rows = session.execute(
+            select(IdentifierTag.key_id, IdentifierTag.type, IdentifierTag.value, IdentifierTag.tag).where(
+                IdentifierTag.key_id.in_(key_ids), IdentifierTag.value.in_(values[i : i + 500])
+            )
+        )
+        for kid, t, v, tag in rows:
+            if (t, v) in found:
+                found[(t, v)].append(tag)
+                have.add((kid, t, v))
+    for key in keys:
+        missing = [p for p in pairs if (key.key_id, *p) not in have]
+        for chunk in compute_tags([key], missing, workers=workers):
+            _store_tags(session, chunk)
+            for _kid, t, v, tag in chunk:
+                found[(t, v)].append(tag)
+    return found
+
+
+def fill_tags(db: Database, keys: list[oprf.OPRFKey], *, workers: int = 2) -> int:
+    """Compute the missing tags of every identifier of a subject with an entry in force (snapshots
+    then only read the cache). Committed chunk by chunk, so an interrupted run keeps its work."""
+    in_force = [s.value for s in IN_FORCE]
+    total = 0
+    for key in keys:
+        with db.session() as session:
+            missing = [
+                (t, v)
+                for t, v in session.execute(
+                    select(SubjectIdentifier.type, SubjectIdentifier.value)
+                    .where(
+                        SubjectIdentifier.subject_id.in_(
+                            select(Entry.subject_id).where(Entry.status.in_(in_force))
+                        ),
+                        ~exists().where(
+                            IdentifierTag.key_id == key.key_id,
+                            IdentifierTag.type == SubjectIdentifier.type,
+                            IdentifierTag.value == SubjectIdentifier.value,
+                        ),
+                    )
+                    .distinct()
+                )
+            ]
+        if not missing:
+            continue
+        started = time.perf_counter()
+        batch: list[tuple[str, str, str, str]] = []
+        for chunk in compute_tags([key], missing, workers=workers):
+            batch.extend(chunk)
+            if len(batch) >= 50_000:
+                with db.session() as session:
+                    _store_tags(session, batch)
+                batch = []
+        with db.session() as session:
+            _store_tags(session, batch)
+        total += len(missing)
+        log.info(
+            "sharing: %d tags under %s in %.1f s", len(missing), key.key_id, time.perf_counter() - started
+        )
+    return total
+
+
+def prune_tags(session: Session, keys: SharingKeys) -> int:
+    """Drop cached tags of keys that are no longer active (their tags have left the feed)."""
+    active = [k.key_id for k in keys.ring.active()]
+    return session.execute(delete(IdentifierTag).where(IdentifierTag.key_id.not_in(active))).rowcount or 0
+
+
+# --- records from the database --------------------------------------------------------------------------
+
+
+def subject_identifiers(session: Session, subject_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    import uuid as _uuid
+
+    ids = sorted({str(s) for s in subject_ids if s})
+    out: dict[str, list[tuple[str, str]]] = {s: [] for s in ids}
+    for i in range(0, len(ids), 500):
+        chunk = [_uuid.UUID(s) for s in ids[i : i + 500]]
+        for sid, t, v in session.execute(
+            select(SubjectIdentifier.subject_id, SubjectIdentifier.type, SubjectIdentifier.value).where(
+                SubjectIdentifier.subject_id.in_(chunk)
+            )
+        ):
+            out[str(sid)].append((t, v))
+    return out
+
+
+def shared_event_records(
+    session: Session, events: list[FeedEvent], keys: SharingKeys, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The shared record of each feed event (the event's record, tags of the subject's identifiers now)."""
+    active = keys.ring.active(now)
+    idents = subject_identifiers(session, (e.record.get("subject_id") for e in events))
+    tags = ensure_tags(session, {p for ps in idents.values() for p in ps}, active)
+    out = []
+    for ev in events:
+        pairs = idents.get(str(ev.record.get("subject_id")), [])
+        out.append(share_record(ev.record, pairs, tags=[t for p in pairs for t in tags.get(p, [])]))
+    return out
+
+
+# --- deltas ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeedBytes:
+    data: bytes
+    header: dict[str, Any]
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.data).hexdigest() + '"'
+
+
+class DeltaGone(Exception):
+    """The events after ``after`` are no longer kept; the receiver must take a snapshot."""
+
+
+def oldest_after(session: Session) -> int:
+    """The smallest ``after`` a delta can start from (events are kept from the first on)."""
+    first = session.scalar(select(func.min(FeedEvent.seq)))
+    return int(first) - 1 if first is not None else blacklist_feed.head(session)
+
+
+def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBytes:
+    head = blacklist_feed.head(session)
+    if after < oldest_after(session):
+        raise DeltaGone(f"events after {after} are no longer kept; take the snapshot")
+    events = blacklist_feed.events_after(session, after, min(limit, DELTA_MAX)) if after < head else []
+    records = shared_event_records(session, events, keys)
+    lines = [
+        {"seq": ev.seq, "event": ev.event, "at": ev.at.isoformat(), "record": rec}
+        for ev, rec in zip(events, records, strict=True)
+    ]
+    to = events[-1].seq if events else after
+    header = {
+        "from": after,
+        "to": to,
+        "count": len(lines),
+        "head": head,
+        "oprf_key_ids": [k.key_id for k in keys.ring.active()],
+    }
+    data = protocol.write_feed_file(protocol.DELTA_FORMAT, header, lines, keys.signing)
+    return FeedBytes(data, header)
+
+
+# --- snapshots ------------------------------------------------------------------------------------------
+
+
+def sharing_dir(keys_dir: Path, setting: str | None = None) -> Path:
+    path = Path(setting).resolve() if setting else keys_dir.parent / "sharing"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@contextlib.contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    with open(directory / ".build.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def latest_snapshot(session: Session) -> Snapshot | None:
+    return session.scalar(select(Snapshot).order_by(Snapshot.seq.desc(), Snapshot.built_at.desc()).limit(1))
+
+
+def _consistent_read(session: Session) -> None:
+    """Head, count and records from one snapshot of the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        session.execute(text("SET TRANSACTION READ ONLY"))
+
+
+def _snapshot_lines(session: Session, active_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """Every entry in force, by subject: two ordered streams (entries; identifiers with their cached
+    tags) merged on the subject id, each record made by ``feed_record`` and ``share_record``."""
+    in_force = [s.value for s in IN_FORCE]
+    cols = [Entry.__table__.c[n] for n in _ENTRY_COLUMNS]
+    entries = session.execute(
+        select(*cols, Subject.kind, Subject.name)
+        .join(Subject, Subject.id == Entry.subject_id)
+        .where(Entry.status.in_(in_force))
+        .order_by(Entry.subject_id, Entry.id)
+        .execution_options(yield_per=10_000)
+    )
+    in_force_subjects = select(Entry.subject_id).where(Entry.status.in_(in_force))
+    idents = session.execute(
+        select(
+            SubjectIdentifier.subject_id, SubjectIdentifier.type, SubjectIdentifier.value, IdentifierTag.tag
+        )
+        .outerjoin(
+            IdentifierTag,
+            and_(
+                IdentifierTag.type == SubjectIdentifier.type,
+                IdentifierTag.value == SubjectIdentifier.value,
+                IdentifierTag.key_id.in_(active_ids),
+            ),
+        )
+        .where(SubjectIdentifier.subject_id.in_(in_force_subjects))
+        .order_by(SubjectIdentifier.subject_id)
+        .execution_options(yield_per=20_000)
+    )
+    ident_iter = iter(idents)
+    pending = next(ident_iter, None)
+    current_sid = None
+    pairs: list[SimpleNamespace] = []
+    tags: list[str] = []
+    for row in entries:
+        sid = row.subject_id
+        if sid != current_sid:
+            current_sid = sid
+            seen: dict[tuple[str, str], SimpleNamespace] = {}
+            tags = []
+            while pending is not None and pending[0] < sid:  # identifiers of subjects not in this stream
+                pending = next(ident_iter, None)
+            while pending is not None and pending[0] == sid:
+                _, t, v, tag = pending
+                seen.setdefault((t, v), SimpleNamespace(type=t, value=v))
+                if tag is not None:
+                    tags.append(tag)
+                pending = next(ident_iter, None)
+            pairs = list(seen.values())
+        subject = SimpleNamespace(kind=row.kind, name=row.name, identifiers=pairs)
+        entry = SimpleNamespace(subject=subject, **{n: getattr(row, n) for n in _ENTRY_COLUMNS})
+        record = blacklist_feed.feed_record(entry)  # type: ignore[arg-type]
+        yield {"record": share_record(record, (), tags=tags)}
+
+
+_ENTRY_COLUMNS = (
+    "id",
+    "subject_id",
+    "behaviours",
+    "role",
+    "severity",
+    "basis",
+    "status",
+    "published_at",
+    "min_end_on",
+    "max_end_on",
+    "parent_entry_id",
+    "liable_role",
+    "policy_version",
+    "measures",
+)
+
+
+def build_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers: int = 2) -> Snapshot:
+    """Build, sign and record a snapshot of the entries in force (streamed; the file is the cache)."""
+    active = keys.ring.active()
+    active_ids = [k.key_id for k in active]
+    started = time.perf_counter()
+    with _build_lock(directory):
+        fill_tags(db, active, workers=workers)
+        tagged = time.perf_counter()
+        with db.session() as session:
+            _consistent_read(session)
+            head = blacklist_feed.head(session)
+            in_force = [s.value for s in IN_FORCE]
+            count = int(
+                session.scalar(select(func.count()).select_from(Entry).where(Entry.status.in_(in_force)))
+            )
+            name = f"snapshot-{head:012d}-{int(time.time() * 1000)}.jsonl.gz"
+            header = {"seq": head, "count": count, "oprf_key_ids": active_ids}
+            gc_was = gc.isenabled()
+            gc.disable()
+            try:
+                sha, size = protocol.write_feed_file_to(
+                    directory / name,
+                    protocol.SNAPSHOT_FORMAT,
+                    header,
+                    _snapshot_lines(session, active_ids),
+                    keys.signing,
+                )
+            finally:
+                if gc_was:
+                    gc.enable()
+        with db.session() as session:
+            old = session.get(Snapshot, head)
+            if old is not None:
+                _remove_file(directory, old.filename)
+                session.delete(old)
+                session.flush()
+            snap = Snapshot(
+                seq=head,
+                count=count,
+                sha256=sha,
+                size=size,
+                key_ids=active_ids,
+                signing_key_id=keys.signing.key_id,
+                filename=name,
+                built_at=utcnow(),
+            )
+            session.add(snap)
+            # Keep the newest two (a node may be downloading the previous one right now).
+            for stale in session.scalars(select(Snapshot).order_by(Snapshot.seq.desc()).offset(2)):
+                _remove_file(directory, stale.filename)
+                session.delete(stale)
+    log.info(
+        "sharing: snapshot at %d, %d records, %d bytes in %.1f s (tags %.1f s)",
+        head,
+        count,
+        size,
+        time.perf_counter() - started,
+        tagged - started,
+    )
+    return snap
+
+
+def _remove_file(directory: Path, filename: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / filename)
+
+
+def snapshot_is_current(snap: Snapshot | None, keys: SharingKeys, directory: Path) -> bool:
+    return (
+        snap is not None
+        and snap.key_ids == [k.key_id for k in keys.ring.active()]
+        and snap.signing_key_id == keys.signing.key_id
+        and (directory / snap.filename).exists()
+    )
+
+
+def current_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers: int = 2) -> Snapshot:
+    """The snapshot the manifest names: the newest one, built now if there is none usable (none yet, the
+    key set changed with a rotation, or its file is missing on this machine)."""
+    with db.session() as session:
+        snap = latest_snapshot(session)
+    if snapshot_is_current(snap, keys, directory):
+        return snap  # type: ignore[return-value]
+    with _build_lock(directory):  # another worker may be building it right now
+        with db.session() as session:
+            snap = latest_snapshot(session)
+        if snapshot_is_current(snap, keys, directory):
+            return snap  # type: ignore[return-value]
+    return build_snapshot(db, keys, directory, workers=workers)
+
+
+def maybe_rebuild(db: Database, keys: SharingKeys, directory: Path, every: int, *, workers: int = 2) -> bool:
+    """Scheduled: a new snapshot when the head has moved ``every`` events past the last one."""
+    with db.session() as session:
+        snap = latest_snapshot(session)
+        head = blacklist_feed.head(session)
+    if snapshot_is_current(snap, keys, directory) and head - snap.seq < every:  # type: ignore[union-attr]
+        return False
+    build_snapshot(db, keys, directory, workers=workers)
+    return True
+
+
+# --- manifest -------------------------------------------------------------------------------------------
+
+
+def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[str, Any], str]:
+    """The signed manifest and its ETag (over everything but ``generated_at``)."""
+    body = {
+        "head": blacklist_feed.head(session),
+        "snapshot": {
+            "seq": snap.seq,
+            "count": snap.count,
+            "sha256": snap.sha256,
+            "size": snap.size,
+            "url": f"/v1/sharing/snapshots/{snap.seq}",
+        },
+        "oprf_key_ids": [k.key_id for k in keys.ring.active()],
+        "signing_key_id": keys.signing.key_id,
+        "delta_url": "/v1/sharing/deltas?after={seq}",
+        "oldest_delta_after": oldest_after(session),
+        "delta_max": DELTA_MAX,
+    }
+    etag = '"' + hashlib.sha256(protocol.canonical_json(body)).hexdigest() + '"'
+    signed = protocol.sign_manifest({**body, "generated_at": datetime.now(UTC).isoformat()}, keys.signing)
+    return signed, etag

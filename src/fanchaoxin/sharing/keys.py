@@ -1,0 +1,298 @@
+"""The platform's sharing keys, kept as files under ``FCX_SHARING_KEY_DIR`` (mode 0600, dir 0700).
+
+* ``oprf.json`` — the OPRF key ring (RFC 9497 ristretto255-SHA512, mode 1): every key with its secret
+  scalar, creation time and the end of its rotation overlap (``active_until``, null while current).
+* ``signing.json`` — the Ed25519 seed of the feed-signing key; its public key is what nodes pin.
+
+Every API worker loads them from there (re-read when a file changes, so ``fcx sharing keys rotate``
+reaches running workers). They are created on first use, or by ``fcx sharing keys init``. The first
+creation is exclusive (written to a temporary file, then hard-linked into place), so two workers
+starting together end up with the same keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fanchaoxin.sharing import oprf
+from fanchaoxin.sharing.protocol import SigningKey, fingerprint
+
+OPRF_FILE = "oprf.json"
+SIGNING_FILE = "signing.json"
+OPRF_FORMAT = "fcx-oprf-keys/1"
+SIGNING_FORMAT = "fcx-signing-key/1"
+
+
+class KeyFileError(RuntimeError):
+    """A key file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class SharingKeys:
+    ring: oprf.KeyRing
+    signing: SigningKey
+    directory: Path
+
+    def public(self, now: datetime | None = None) -> dict[str, Any]:
+        """``GET /v1/sharing/keys``: what nodes pin (signing) and verify proofs with (OPRF)."""
+        current = self.ring.current.key_id
+        return {
+            "signing": {
+                "key_id": self.signing.key_id,
+                "public_key": base64.b64encode(self.signing.public).decode(),
+                "fingerprint": fingerprint(self.signing.public),
+            },
+            "oprf": [
+                {
+                    "key_id": k.key_id,
+                    "public_key": base64.b64encode(k.pk).decode(),
+                    "created_at": k.created_at.isoformat(),
+                    "active_until": k.active_until.isoformat() if k.active_until else None,
+                    "current": k.key_id == current,
+                }
+                for k in self.ring.active(now)
+            ],
+            "suite": oprf.SUITE,
+            "mode": self.ring.mode,
+        }
+
+
+def key_dir(directory: str | Path | None = None) -> Path:
+    if directory is None:
+        from fanchaoxin.core.settings import get_settings
+
+        directory = get_settings().sharing_key_dir
+    return Path(directory).resolve()
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat() if at else None
+
+
+def _parse_time(value: object, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC)
+    except ValueError:
+        raise KeyFileError(f"{where}: not an ISO 8601 time: {value!r}") from None
+
+
+def _ring_document(ring: oprf.KeyRing, all_keys: list[oprf.OPRFKey]) -> dict[str, Any]:
+    return {
+        "format": OPRF_FORMAT,
+        "mode": ring.mode,
+        "current": ring.current.key_id,
+        "keys": [
+            {
+                "key_id": k.key_id,
+                "sk": base64.b64encode(k.sk).decode(),
+                "created_at": _iso(k.created_at),
+                "active_until": _iso(k.active_until),
+            }
+            for k in all_keys
+        ],
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise KeyFileError(f"{path}: expected a JSON object")
+    return data
+
+
+def _load_ring(path: Path) -> tuple[oprf.KeyRing, list[oprf.OPRFKey]]:
+    data = _read_json(path)
+    if data.get("format") != OPRF_FORMAT:
+        raise KeyFileError(f"{path}: format must be {OPRF_FORMAT}, not {data.get('format')!r}")
+    ring = oprf.KeyRing(int(data.get("mode", oprf.MODE_VOPRF)))
+    current = data.get("current")
+    keys = data.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise KeyFileError(f"{path}: keys must be a non-empty list")
+    for i, item in enumerate(keys):
+        where = f"{path}: keys[{i}]"
+        try:
+            sk = base64.b64decode(item["sk"], validate=True)
+            ring.add(
+                item["key_id"],
+                sk,
+                current=item["key_id"] == current,
+                created_at=_parse_time(item.get("created_at"), where),
+                active_until=_parse_time(item.get("active_until"), where),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeyFileError(f"{where}: {exc}") from None
+    if current not in ring:
+        raise KeyFileError(f"{path}: current key {current!r} is not among the keys")
+    # Keep every key, retired ones included, so that a retired id is answered "retired", not "unknown".
+    return ring, [ring._keys[k] for k in ring._keys]
+
+
+def _load_signing(path: Path) -> SigningKey:
+    data = _read_json(path)
+    if data.get("format") != SIGNING_FORMAT:
+        raise KeyFileError(f"{path}: format must be {SIGNING_FORMAT}, not {data.get('format')!r}")
+    try:
+        seed = base64.b64decode(data["seed"], validate=True)
+        return SigningKey.from_seed(str(data["key_id"]), seed)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+
+
+def _write_new(path: Path, document: dict[str, Any]) -> bool:
+    """Create ``path`` with ``document`` unless it exists (atomic, exclusive). True if this call made it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def _replace(path: Path, document: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    with open(directory / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _ensure_dir(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def init(directory: str | Path | None = None) -> tuple[SharingKeys, bool]:
+    """Create the keys if they do not exist yet; ``(keys, created)``. Existing keys are never replaced."""
+    directory = key_dir(directory)
+    _ensure_dir(directory)
+    created = False
+    if not (directory / OPRF_FILE).exists():
+        ring = oprf.KeyRing()
+        ring.generate("k1")
+        created |= _write_new(directory / OPRF_FILE, _ring_document(ring, [ring.current]))
+    if not (directory / SIGNING_FILE).exists():
+        signing = SigningKey.generate("s1")
+        created |= _write_new(
+            directory / SIGNING_FILE,
+            {
+                "format": SIGNING_FORMAT,
+                "key_id": signing.key_id,
+                "seed": base64.b64encode(signing.seed).decode(),
+                "created_at": _iso(datetime.now(UTC)),
+            },
+        )
+    return load(directory, create=False), created
+
+
+_cache: dict[Path, tuple[tuple[int, ...], SharingKeys]] = {}
+_cache_lock = threading.Lock()
+
+
+def load(directory: str | Path | None = None, *, create: bool = True) -> SharingKeys:
+    """The keys in ``directory`` (the setting's unless given); created on first use if ``create``."""
+    directory = key_dir(directory)
+    oprf_path, signing_path = directory / OPRF_FILE, directory / SIGNING_FILE
+    try:
+        a, b = oprf_path.stat(), signing_path.stat()
+        # A rewrite is a new file (os.replace), so the inode tells a change even within one clock tick.
+        stamp = (a.st_ino, a.st_mtime_ns, b.st_ino, b.st_mtime_ns)
+    except FileNotFoundError:
+        if not create:
+            raise KeyFileError(
+                f"no sharing keys in {directory}; run `fcx sharing keys init` (or set FCX_SHARING_KEY_DIR)"
+            ) from None
+        return init(directory)[0]
+    with _cache_lock:
+        hit = _cache.get(directory)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    ring, _all = _load_ring(oprf_path)
+    keys = SharingKeys(ring, _load_signing(signing_path), directory)
+    with _cache_lock:
+        _cache[directory] = (stamp, keys)
+    return keys
+
+
+def all_oprf_keys(directory: str | Path | None = None) -> list[oprf.OPRFKey]:
+    """Every OPRF key in the file, retired ones included (for ``fcx sharing keys show``)."""
+    return _load_ring(key_dir(directory) / OPRF_FILE)[1]
+
+
+def _next_key_id(existing: list[str]) -> str:
+    numbers = [int(m.group(1)) for k in existing if (m := re.fullmatch(r"k(\d+)", k))]
+    return f"k{max(numbers, default=0) + 1}"
+
+
+def rotate(
+    directory: str | Path | None = None, *, overlap: timedelta, now: datetime | None = None
+) -> tuple[oprf.OPRFKey, oprf.OPRFKey]:
+    """Make a fresh OPRF key current; the previous one stays active for ``overlap``. ``(old, new)``."""
+    directory = key_dir(directory)
+    if not (directory / OPRF_FILE).exists():
+        raise KeyFileError(f"no OPRF key ring in {directory}; run `fcx sharing keys init` first")
+    with _locked(directory):
+        ring, all_keys = _load_ring(directory / OPRF_FILE)
+        old = ring.current
+        new = ring.rotate(_next_key_id([k.key_id for k in all_keys]), overlap=overlap, now=now)
+        _replace(directory / OPRF_FILE, _ring_document(ring, [ring._keys[k] for k in ring._keys]))
+    return ring.get(old.key_id, now=now) if old.active(now) else old, new
+
+
+def set_active_until(directory: str | Path | None, key_id: str, until: datetime) -> None:
+    """End (or extend) a non-current key's overlap window, e.g. to retire it early after a leak."""
+    directory = key_dir(directory)
+    with _locked(directory):
+        ring, _ = _load_ring(directory / OPRF_FILE)
+        if key_id not in ring:
+            raise KeyFileError(f"no OPRF key {key_id!r} in {directory}")
+        if ring.current.key_id == key_id:
+            raise KeyFileError(f"{key_id} is the current key; rotate first")
+        from dataclasses import replace
+
+        ring._keys[key_id] = replace(ring._keys[key_id], active_until=until)
+        _replace(directory / OPRF_FILE, _ring_document(ring, [ring._keys[k] for k in ring._keys]))

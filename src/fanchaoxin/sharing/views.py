@@ -1,0 +1,283 @@
+"""Routes of sharing without leaking: keys, signed manifest, snapshots, deltas, blinded evaluation with
+quotas, need-to-know entry details, webhooks and dead letters (docs/sharing.md)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import Field
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from fanchaoxin.blacklist.models import Entry, FeedEvent
+from fanchaoxin.core import audit
+from fanchaoxin.core.auth import DB, Principal, allow
+from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
+from fanchaoxin.core.schemas import StrictModel
+from fanchaoxin.core.tenancy import get_visible
+from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.sharing import evaluate as evaluation
+from fanchaoxin.sharing import feed, outbox, service
+from fanchaoxin.sharing.models import Snapshot
+
+router = APIRouter(prefix="/v1/sharing", tags=["sharing"])
+
+FEED_READERS = (
+    R.enterprise_node,
+    R.enterprise_operator,
+    R.department_officer,
+    R.platform_admin,
+    R.platform_reviewer,
+    R.auditor,
+)
+SUBSCRIBERS = (R.enterprise_operator, R.enterprise_node, R.department_officer, R.platform_admin)
+
+
+class Gone(Problem):
+    status = 410
+    slug = "gone"
+    title = "No longer available"
+    title_zh = "已不可用"
+
+
+def _settings(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state.settings
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    return request.headers.get("if-none-match") in (etag, f"W/{etag}")
+
+
+@router.get("/keys", summary="The feed-signing public key and the active OPRF public keys")
+def get_keys(request: Request, principal: Principal = allow(*FEED_READERS)) -> dict[str, Any]:
+    return service.load_keys(_settings(request)).public()
+
+
+@router.get("/manifest", summary="The signed manifest: head, snapshot, key ids (ETag, If-None-Match)")
+def get_manifest(
+    request: Request, session: Session = DB, principal: Principal = allow(*FEED_READERS)
+) -> Response:
+    settings = _settings(request)
+    keys = service.load_keys(settings)
+    snap = feed.current_snapshot(
+        request.app.state.db, keys, service.snapshot_dir(settings), workers=settings.sharing_tag_workers
+    )
+    document, etag = feed.manifest(session, keys, snap)
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(document, headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+@router.get("/snapshots/{seq}", summary="A signed snapshot file (fcx-feed-snapshot/1, gzip)")
+def get_snapshot(
+    seq: int, request: Request, session: Session = DB, principal: Principal = allow(*FEED_READERS)
+) -> Response:
+    snap = session.get(Snapshot, seq)
+    path = service.snapshot_dir(_settings(request)) / snap.filename if snap else None
+    if snap is None or path is None or not path.exists():
+        raise NotFound(f"No snapshot at {seq}; the manifest names the current one")
+    etag = f'"{snap.sha256}"'
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    audit.record_read(
+        session, principal.actor, "sharing.snapshot.read", "snapshot", str(seq), detail={"count": snap.count}
+    )
+    return FileResponse(path, media_type="application/gzip", headers={"ETag": etag})
+
+
+@router.get("/deltas", summary="Signed delta file of the feed events after a sequence number")
+def get_deltas(
+    request: Request,
+    after: int = Query(ge=0, description="The receiver's head: events after it are sent."),
+    limit: int = Query(10_000, ge=1, le=feed.DELTA_MAX),
+    session: Session = DB,
+    principal: Principal = allow(*FEED_READERS),
+) -> Response:
+    keys = service.load_keys(_settings(request))
+    try:
+        delta = feed.delta(session, keys, after, limit)
+    except feed.DeltaGone as exc:
+        raise Gone(str(exc)) from None
+    if _not_modified(request, delta.etag):
+        return Response(status_code=304, headers={"ETag": delta.etag})
+    if delta.header["count"]:
+        audit.record_read(
+            session,
+            principal.actor,
+            "sharing.delta.read",
+            "feed",
+            f"{delta.header['from']}..{delta.header['to']}",
+            detail={"count": delta.header["count"]},
+        )
+    return Response(delta.data, media_type="application/gzip", headers={"ETag": delta.etag})
+
+
+class EvaluateIn(StrictModel):
+    key_id: str | None = Field(None, description="OPRF key id; the current key if absent.")
+    blinded: list[Any] = Field(description="Base64 blinded elements (32 bytes each), 1 to 1,000.")
+
+
+@router.post("/evaluate", summary="Blinded evaluation of up to 1,000 elements with one DLEQ proof (quota)")
+def post_evaluate(
+    body: EvaluateIn, request: Request, session: Session = DB, principal: Principal = allow(R.enterprise_node)
+) -> dict[str, Any]:
+    settings = _settings(request)
+    org = session.get(Organisation, principal.org_id)
+    assert org is not None
+    ring = service.load_keys(settings).ring
+    return evaluation.evaluate(session, principal.actor, org, ring, body.blinded, body.key_id, settings)
+
+
+class QuotaIn(StrictModel):
+    declared_users: int = Field(ge=0, le=2_000_000_000, description="The enterprise's declared user count.")
+
+
+def _quota_out(session: Session, org: Organisation, request: Request) -> dict[str, Any]:
+    b = evaluation.bucket(session, org, _settings(request))
+    return {
+        "org_id": str(org.id),
+        "declared_users": org.declared_users,
+        "daily": b.capacity,
+        "remaining": int(b.tokens),
+    }
+
+
+@router.get("/quotas/{org_id}", summary="An enterprise's daily blinded-evaluation quota and what is left")
+def get_quota(
+    org_id: uuid.UUID,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin, R.auditor, R.enterprise_operator, R.enterprise_node),
+) -> dict[str, Any]:
+    org = get_visible(session, Organisation, org_id, principal, what="organisation")
+    return _quota_out(session, org, request)
+
+
+@router.put("/quotas/{org_id}", summary="Set an enterprise's declared user count (its quota follows)")
+def put_quota(
+    org_id: uuid.UUID,
+    body: QuotaIn,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin),
+) -> dict[str, Any]:
+    org = get_visible(session, Organisation, org_id, principal, what="organisation")
+    set_declared_users(session, principal.actor, org, body.declared_users)
+    return _quota_out(session, org, request)
+
+
+def set_declared_users(session: Session, actor, org: Organisation, declared_users: int) -> None:  # type: ignore[no-untyped-def]
+    if org.kind != "enterprise":
+        raise ValidationProblem(
+            "Only an enterprise has an evaluation quota",
+            errors=[{"in": "path", "field": "org_id", "type": "value_error", "message": "not an enterprise"}],
+        )
+    before = org.snapshot()
+    org.declared_users = declared_users
+    session.flush()
+    audit.record(
+        session, actor, "sharing.quota.set", "organisation", org.id, before=before, after=org.snapshot()
+    )
+
+
+@router.get(
+    "/entries/{entry_id}", summary="Details of one shared entry a node matched (need to know; audited)"
+)
+def get_entry(
+    entry_id: uuid.UUID,
+    session: Session = DB,
+    purpose: str | None = Header(None, alias="X-FCX-Purpose", max_length=200),
+    principal: Principal = allow(R.enterprise_node, R.enterprise_operator),
+) -> dict[str, Any]:
+    from fanchaoxin.blacklist.views import entry_out
+
+    if not purpose or not purpose.strip():
+        raise ValidationProblem(
+            "Say why you need this entry in the X-FCX-Purpose header",
+            errors=[{"in": "header", "field": "X-FCX-Purpose", "type": "missing", "message": "required"}],
+        )
+    entry = session.get(Entry, entry_id)
+    if entry is None or not session.scalar(select(exists().where(FeedEvent.entry_id == entry_id))):
+        raise NotFound(f"No shared entry {entry_id}")
+    audit.record_pii_read(
+        session,
+        principal.actor,
+        "entry",
+        entry.id,
+        purpose=purpose.strip(),
+        fields=["entry", "masked_subject"],
+    )
+    out = entry_out(session, entry, principal).model_dump(mode="json")
+    return {"entry": out, "measures": entry.measures or []}
+
+
+class WebhookIn(StrictModel):
+    url: str = Field(min_length=1, max_length=500)
+    org_id: uuid.UUID | None = Field(None, description="Platform admin only: the organisation to subscribe.")
+
+
+def _hook_out(hook, secret: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out = {
+        "id": str(hook.id),
+        "org_id": str(hook.owner_org_id),
+        "url": hook.url,
+        "audience": hook.audience,
+        "created_at": hook.created_at.isoformat(),
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+@router.post(
+    "/webhooks", status_code=status.HTTP_201_CREATED, summary="Subscribe a URL; the secret is shown once"
+)
+def post_webhook(
+    body: WebhookIn, session: Session = DB, principal: Principal = allow(*SUBSCRIBERS)
+) -> dict[str, Any]:
+    if body.org_id is not None and not principal.is_platform and body.org_id != principal.org_id:
+        raise NotFound(f"No organisation {body.org_id}")
+    org_id = body.org_id or principal.org_id
+    if org_id is None:
+        raise ValidationProblem(
+            "Give org_id",
+            errors=[{"in": "body", "field": "org_id", "type": "missing", "message": "required"}],
+        )
+    org = get_visible(session, Organisation, org_id, principal, what="organisation")
+    hook, secret = outbox.subscribe(session, principal.actor, org, body.url)
+    return _hook_out(hook, secret)
+
+
+@router.get("/webhooks", summary="Active webhook subscriptions (one's own; the platform sees all)")
+def get_webhooks(
+    session: Session = DB, principal: Principal = allow(*SUBSCRIBERS, R.auditor)
+) -> list[dict[str, Any]]:
+    return [_hook_out(h) for h in outbox.list_webhooks(session, principal)]
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Unsubscribe")
+def delete_webhook(
+    webhook_id: uuid.UUID, session: Session = DB, principal: Principal = allow(*SUBSCRIBERS)
+) -> Response:
+    outbox.unsubscribe(session, principal.actor, outbox.get_webhook(session, webhook_id, principal))
+    return Response(status_code=204)
+
+
+@router.get("/dead-letters", summary="Webhook deliveries that failed every attempt")
+def get_dead_letters(
+    limit: int = Query(100, ge=1, le=1000),
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin, R.auditor),
+) -> list[dict[str, Any]]:
+    return [outbox.item_out(i) for i in outbox.dead_letters(session, limit=limit)]
+
+
+@router.post("/dead-letters/{item_id}/replay", summary="Deliver a dead letter again (same event id)")
+def replay_dead_letter(
+    item_id: int, session: Session = DB, principal: Principal = allow(R.platform_admin)
+) -> dict[str, Any]:
+    return outbox.item_out(outbox.replay(session, principal.actor, item_id))
