@@ -27,7 +27,7 @@ from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.client import PlatformClient
 from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
 from fanchaoxin.node.sdk import NotSynced
-from fanchaoxin.node.store import Store
+from fanchaoxin.node.store import SEP, Store
 from fanchaoxin.node.sync import InitError, SyncRefused, apply_delta, initialise, sync
 from fanchaoxin.sharing import protocol as P
 from tests.test_node_support import OTHER_SIGNING, SIGNING, FakePlatform, record
@@ -67,7 +67,8 @@ def _snapshot_state(path: str) -> tuple[int, list[tuple], list[tuple]]:
     try:
         with s.read() as c:
             entries = sorted(c.exec_driver_sql("SELECT entry_id, seq, in_force FROM node_entries").all())
-            keys = sorted(c.exec_driver_sql("SELECT key, entry_id FROM node_entry_keys").all())
+            rows = c.exec_driver_sql("SELECT keys, entry_id FROM node_entries WHERE in_force=1").all()
+            keys = sorted((k, eid) for joined, eid in rows for k in joined.split(SEP) if k)
         return s.state()["head"], entries, keys
     finally:
         s.dispose()

@@ -9,7 +9,6 @@ What it keeps
 * ``node_entries``: entry id → the shared record (JSON, tags only for persons), the sequence number of the
   event that last touched it, and whether it is in force (revoked entries stay as tombstones so that an
   in-memory index can follow the store by sequence number).
-* ``node_entry_keys``: tag (or a unit's public ``type:value``) → entry id, for the entries in force.
 * ``node_users``: enrolled users: ``user_ref`` (the enterprise's own user id), ``id_hmac`` =
   HMAC-SHA256(node secret, ``"type:normalised value"``), the OPRF key id and the tag. Never a plain
   personal identifier.
@@ -76,15 +75,6 @@ entries = Table(
     Index("ix_node_entries_seq", "seq"),
 )
 
-entry_keys = Table(
-    "node_entry_keys",
-    metadata,
-    Column("key", String(200), nullable=False),
-    Column("entry_id", String(64), nullable=False),
-    Index("ux_node_entry_keys", "key", "entry_id", unique=True),
-    Index("ix_node_entry_keys_entry", "entry_id"),
-)
-
 users = Table(
     "node_users",
     metadata,
@@ -129,8 +119,6 @@ ENTRY_COLUMNS = (
 BULK_INDEXES = {  # dropped before a snapshot's bulk insert and built after it (a sort beats random inserts)
     "ux_node_entries_entry": "CREATE UNIQUE INDEX ux_node_entries_entry ON node_entries (entry_id)",
     "ix_node_entries_seq": "CREATE INDEX ix_node_entries_seq ON node_entries (seq)",
-    "ux_node_entry_keys": "CREATE UNIQUE INDEX ux_node_entry_keys ON node_entry_keys (key, entry_id)",
-    "ix_node_entry_keys_entry": "CREATE INDEX ix_node_entry_keys_entry ON node_entry_keys (entry_id)",
 }
 
 
@@ -240,7 +228,6 @@ class Store:
                     "SELECT count(*) FROM node_entries WHERE in_force=1"
                 ).scalar_one(),
                 "entries_total": c.exec_driver_sql("SELECT count(*) FROM node_entries").scalar_one(),
-                "entry_keys": c.exec_driver_sql("SELECT count(*) FROM node_entry_keys").scalar_one(),
                 "users": c.exec_driver_sql("SELECT count(DISTINCT user_ref) FROM node_users").scalar_one(),
                 "user_tags": c.exec_driver_sql("SELECT count(*) FROM node_users").scalar_one(),
                 "outbox_queued": c.exec_driver_sql(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, SEP, Store, entry_row, now
+from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, Store, entry_row, now
 from fanchaoxin.sharing import protocol as P
 
 log = logging.getLogger("fanchaoxin.node.sync")
@@ -96,7 +96,6 @@ def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = Fal
         raise P.ProtocolError(f"expected a snapshot, got {feed.format}")
     seq = int(feed.header["seq"])
     entry_rows: list[tuple[Any, ...]] = []
-    key_rows: list[tuple[str, str]] = []
     was_enabled = gc.isenabled()
     gc.disable()  # millions of small tuples: no point scanning them while they are made
     try:
@@ -104,10 +103,7 @@ def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = Fal
             record = line.get("record") if isinstance(line, dict) else None
             if not isinstance(record, dict) or not isinstance(record.get("entry_id"), str):
                 raise P.ProtocolError(f"snapshot {seq}: line {n + 2} has no record with an entry_id")
-            row = entry_row(seq, record, True)
-            entry_rows.append(row)
-            eid = row[0]
-            key_rows.extend((k, eid) for k in row[3].split(SEP) if k)
+            entry_rows.append(entry_row(seq, record, True))
     finally:
         if was_enabled:
             gc.enable()
@@ -117,14 +113,10 @@ def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = Fal
             raise P.ProtocolError(f"snapshot {seq} is older than the local head {head} (rollback refused)")
         for name in BULK_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-        conn.exec_driver_sql("DELETE FROM node_entry_keys")
         conn.exec_driver_sql("DELETE FROM node_entries")
         if entry_rows:
             conn.exec_driver_sql(f"INSERT INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows)
-        if key_rows:
-            key_rows.sort()
-            conn.exec_driver_sql("INSERT INTO node_entry_keys(key, entry_id) VALUES (?, ?)", key_rows)
-        for ddl in BULK_INDEXES.values():  # a duplicate entry id or key pair fails here: nothing applied
+        for ddl in BULK_INDEXES.values():  # a duplicate entry id fails here: nothing applied
             conn.exec_driver_sql(ddl)
         _pause_for_tests("snapshot")
         generation = int(store.get_config(conn).get("generation", "0")) + 1
@@ -149,27 +141,18 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
                 f"delta {start}..{end}: event {line.get('seq')} has no record with an entry_id"
             )
         last[record["entry_id"]] = (int(line["seq"]), record)
-    ids = [(eid,) for eid in last]
-    entry_rows = []
-    key_rows = []
-    for eid, (seq, record) in last.items():
-        in_force = record.get("status") in IN_FORCE_STATUSES
-        row = entry_row(seq, record, in_force)
-        entry_rows.append(row)
-        if in_force:
-            key_rows.extend((k, eid) for k in row[3].split(SEP) if k)
+    # The keys (tags, a unit's public identifiers) live in the entry row itself: one write per entry,
+    # no second table to keep in step (its random-order indexes doubled a delta's commit).
+    entry_rows = [
+        entry_row(seq, record, record.get("status") in IN_FORCE_STATUSES) for seq, record in last.values()
+    ]
     with store.transaction() as conn:
         head = int(store.get_config(conn).get("head", "0"))
         P.check_delta_fits(feed.header, head)
         if entry_rows:
-            conn.exec_driver_sql("DELETE FROM node_entry_keys WHERE entry_id = ?", ids)
             conn.exec_driver_sql(
                 f"INSERT OR REPLACE INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows
             )
-            if key_rows:
-                conn.exec_driver_sql(
-                    "INSERT OR IGNORE INTO node_entry_keys(key, entry_id) VALUES (?, ?)", key_rows
-                )
             _pause_for_tests("delta")
         store.set_config(conn, head=str(end))
     return end
