@@ -29,6 +29,7 @@ from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
 from fanchaoxin.node.sdk import NotSynced
 from fanchaoxin.node.store import SEP, Store
 from fanchaoxin.node.sync import InitError, SyncRefused, apply_delta, initialise, sync
+from fanchaoxin.sharing import oprf
 from fanchaoxin.sharing import protocol as P
 from tests.test_node_support import OTHER_SIGNING, SIGNING, FakePlatform, record
 
@@ -405,7 +406,6 @@ def test_enroll_honours_429_retry_after(store_path: str, fake: FakePlatform, tmp
 
 
 def test_enroll_refuses_a_proof_for_another_key(store_path: str, fake: FakePlatform, tmp_path: Path) -> None:
-    from fanchaoxin.sharing import oprf
 
     other = oprf.KeyRing()
     other.derive("k1", b"another seed entirely", b"k1")
@@ -553,3 +553,22 @@ def test_entry_details_for_a_match_only(served: TestClient, fake: FakePlatform) 
     r = served.get("/v1/entries/e1", headers={"X-FCX-Purpose": "support check"})
     assert r.status_code == 404  # the fake platform has no details route: its 404 is passed back
     assert ("GET", "/v1/sharing/entries/e1") in [(m, p) for m, p, _b in fake.requests]
+
+
+def test_an_oprf_key_rotation_takes_a_new_snapshot(store_path: str, fake: FakePlatform, caplog) -> None:
+    fake.publish(record("e1", tags=[fake.tag("phone", PHONES[0])]))
+    store = Store(store_path)
+    assert sync(store).head_after == 1
+    assert sync(store).snapshot is None  # up to date, same keys: nothing more
+    # the platform rotates: both keys active, entries re-tagged under both in a rebuilt snapshot
+    fake.ring.derive("k2", b"fake-oprf-seed-2" * 3, b"k2")
+    both = [fake.ring.tag(oprf.identifier_input("phone", PHONES[0]), key_id=k) for k in ("k1", "k2")]
+    fake.current["e1"] = dict(fake.current["e1"], tags=both)
+    fake.build_snapshot()
+    with caplog.at_level("WARNING"):
+        result = sync(store)
+    assert result.snapshot == fake.head and "re-enrol" in caplog.text
+    with store.read() as c:
+        keys = c.exec_driver_sql("SELECT keys FROM node_entries WHERE entry_id='e1'").scalar_one()
+    assert sorted(keys.split(SEP)) == sorted(both)
+    assert sync(store).snapshot is None  # the new key set is remembered

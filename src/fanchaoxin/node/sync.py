@@ -205,6 +205,20 @@ def _delta_url(manifest: dict[str, Any], after: int) -> str:
     return url
 
 
+def _oprf_keys_changed(cfg: dict[str, str], manifest: dict[str, Any]) -> bool:
+    before = json.loads(cfg.get("oprf_key_ids") or "null")
+    after = list(manifest.get("oprf_key_ids") or [])
+    if before is None or before == after:
+        return False
+    log.warning(
+        "the platform's OPRF keys changed from %s to %s: taking a new snapshot; re-enrol users with "
+        "`fcx node enroll` under the new key before the old key's overlap window ends",
+        ",".join(before),
+        ",".join(after),
+    )
+    return True
+
+
 def sync(store: Store, client: PlatformClient | None = None) -> SyncResult:
     """Bring the store to the platform's head. Raises PlatformUnavailable, SyncRefused."""
     cfg = store.get_config()
@@ -238,11 +252,17 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
             ),
         )
     need_snapshot = state["snapshot_seq"] == 0 and head == 0 and (manifest.get("snapshot") or {}).get("url")
+    rebase = _oprf_keys_changed(cfg, manifest) if head else False
+    if rebase:
+        # Entries applied earlier carry tags under the old key set only; users re-enrolled under a new key
+        # would silently stop matching them once the old key retires. The platform's snapshot is rebuilt
+        # for every key-set change, so take it and follow the deltas after it.
+        need_snapshot = True
     while True:
         if need_snapshot:
             feed = _fetch_snapshot(client, manifest, public_key)
             try:
-                head = apply_snapshot(store, feed)
+                head = apply_snapshot(store, feed, allow_rollback=rebase)
             except P.ProtocolError as exc:
                 raise _refuse(f"snapshot {feed.header.get('seq')}", exc) from None
             result.snapshot = head
