@@ -13,6 +13,7 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import Database
 from fanchaoxin.orgs import service
@@ -265,12 +266,8 @@ def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
             "facts": "网站提供虚假评价代写服务。",
         },
     )
-    steps(
-        e,
-        (Action.start_review, ""),
-        (Action.publish, ""),
-        (Action.dispute, "主体提出异议：域名已于2026年3月转让"),
-    )
+    steps(e, (Action.start_review, ""), (Action.publish, ""))
+    disputed = e  # disputed through a real objection below (_demo_cases)
     # rejected
     e = entry(
         ride,
@@ -328,8 +325,69 @@ def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
     )
     long_ago = today - timedelta(days=100)
     steps(e, (Action.start_review, ""), (Action.publish, ""), day=long_ago)
+    # published four months ago, general severity: the minimum period is over, the shop applied for repair
+    repairable = entry(
+        ecommerce,
+        {
+            "subject": {
+                "kind": "platform_account",
+                "name": "示例好物旗舰店",
+                "identifiers": [{"type": "platform_account", "value": "demo-select:shop-2231"}],
+            },
+            "behaviours": ["order_brushing"],
+            "role": "organizer",
+            "severity": "general",
+            "basis": "administrative_penalty",
+            "document_number": "示市监罚〔2026〕118号",
+            "issuing_authority": "示范市市场监督管理局",
+            "facts": "店铺自行组织刷单 420 笔以提升销量排名，被处以罚款。",
+        },
+    )
+    steps(repairable, (Action.start_review, ""), (Action.publish, ""), day=today - timedelta(days=125))
     registry.run_jobs(session, today=today)
     _demo_feedback(session, orgs, today)
+    _demo_cases(session, orgs, disputed, repairable)  # type: ignore[arg-type]
+
+
+def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, repairable: Entry) -> None:
+    """An open objection, credit-repair application and report, so that each queue has a case to work."""
+    from fanchaoxin.appeals import service as appeals
+
+    public = Actor("public:demo")
+    ident = objected.subject.identifiers[0]
+    appeals.file_objection(
+        session,
+        public,
+        entry_id=objected.id,
+        identifier_type=ident.type,
+        identifier_value=ident.value,
+        grounds="域名已于2026年3月转让他人，判决所涉代写服务发生在转让之后，请核实。",
+        contact_email="objector@example.cn",
+        channel="web",
+    )
+    ident = repairable.subject.identifiers[0]
+    appeals.file_repair(
+        session,
+        public,
+        entry_id=repairable.id,
+        identifier_type=ident.type,
+        identifier_value=ident.value,
+        commitment_accepted=True,
+        commitment_text="本店承诺今后诚信经营，不再组织或参与任何刷单炒信行为，如有违反自愿接受加重惩戒。",
+        rectification="已删除全部刷单订单的评价与销量，退还平台补贴，负责人完成诚信经营培训。",
+        contact_email="repair@example.cn",
+        channel="web",
+    )
+    appeals.file_report(
+        session,
+        public,
+        description="某店铺在微信群招募刷手，每单返现 5 元并要求五星好评，附群聊截图。",
+        reported={"name": "示例好物旗舰店", "identifiers": []},
+        behaviours=["order_brushing", "fake_review"],
+        enterprise_org_id=orgs[3].id,
+        contact_email=None,
+        channel="web",
+    )
 
 
 def _demo_feedback(session: Session, orgs: list[Organisation], today: object) -> None:
