@@ -325,6 +325,19 @@ def test_entry_details_need_a_purpose_and_are_audited(client, market, db):
     with db.session() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "pii.read")).one()
     assert ev.detail["purpose"] == "matched user 42 at sign-up" and ev.target_id == str(person)
+    # a Chinese purpose travels percent-encoded (header values are Latin-1) and is audited as written
+    purpose = "注册时匹配到用户 42，核实身份"
+    r = client.get(
+        f"/v1/sharing/entries/{person}", headers={**node, "X-FCX-Purpose": protocol.encode_purpose(purpose)}
+    )
+    assert r.status_code == 200, r.text
+    with db.session() as s:
+        purposes = [
+            e.detail["purpose"] for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "pii.read"))
+        ]
+    assert purpose in purposes
+    r = client.get(f"/v1/sharing/entries/{person}", headers={**node, "X-FCX-Purpose": "%E6%B3"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "X-FCX-Purpose"
     with db.session() as s:
         e = registry.submit(s, REVIEWER, market["ride"].org.id, EntryIn.model_validate(person_entry()))
         unpublished = e.id

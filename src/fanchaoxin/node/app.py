@@ -328,7 +328,10 @@ def create_node_app(
     )
     async def entry_details(entry_id: str, request: Request) -> Response:
         check_token(request)
-        purpose = (request.headers.get("x-fcx-purpose") or "").strip()
+        try:
+            purpose = P.decode_purpose(request.headers.get("x-fcx-purpose"))
+        except UnicodeDecodeError:
+            purpose = ""
         if not purpose:
             raise ValidationProblem(
                 "Say why you need this entry in the X-FCX-Purpose header",

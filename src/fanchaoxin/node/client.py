@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from fanchaoxin.sharing import protocol as P
+
 USER_AGENT = "fcx-node/1"
 
 
@@ -95,5 +97,5 @@ class PlatformClient:
     def entry(self, entry_id: str, purpose: str) -> dict[str, Any]:
         """Need to know: one shared entry's details (audited on the platform with the purpose)."""
         return self.request(
-            "GET", f"/v1/sharing/entries/{entry_id}", headers={"X-FCX-Purpose": purpose}
+            "GET", f"/v1/sharing/entries/{entry_id}", headers={P.PURPOSE_HEADER: P.encode_purpose(purpose)}
         ).json()

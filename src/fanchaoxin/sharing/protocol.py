@@ -337,6 +337,25 @@ def verify_webhook(
     return event_id
 
 
+# --- need-to-know purpose --------------------------------------------------------------------------------
+
+PURPOSE_HEADER = "X-FCX-Purpose"
+
+
+def encode_purpose(purpose: str) -> str:
+    """HTTP header values are Latin-1, a purpose is usually Chinese: percent-encoded UTF-8 on the wire."""
+    from urllib.parse import quote
+
+    return quote(purpose.strip(), safe=" ")
+
+
+def decode_purpose(value: str | None) -> str:
+    """The purpose a caller sent (percent-encoded UTF-8, or plain ASCII, which decodes to itself)."""
+    from urllib.parse import unquote
+
+    return unquote(value or "", errors="strict").strip()
+
+
 def iter_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
     for line in data.splitlines():
         if line.strip():

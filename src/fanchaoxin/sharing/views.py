@@ -21,7 +21,7 @@ from fanchaoxin.core.tenancy import get_visible
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.orgs.models import Role as R
 from fanchaoxin.sharing import evaluate as evaluation
-from fanchaoxin.sharing import feed, outbox, service
+from fanchaoxin.sharing import feed, outbox, protocol, service
 from fanchaoxin.sharing.models import Snapshot
 
 router = APIRouter(prefix="/v1/sharing", tags=["sharing"])
@@ -190,12 +190,26 @@ def set_declared_users(session: Session, actor, org: Organisation, declared_user
 def get_entry(
     entry_id: uuid.UUID,
     session: Session = DB,
-    purpose: str | None = Header(None, alias="X-FCX-Purpose", max_length=200),
+    purpose_header: str | None = Header(
+        None,
+        alias="X-FCX-Purpose",
+        max_length=600,
+        description="Why the details are needed; percent-encoded UTF-8 (e.g. Chinese text), audited",
+    ),
     principal: Principal = allow(R.enterprise_node, R.enterprise_operator),
 ) -> dict[str, Any]:
     from fanchaoxin.blacklist.views import entry_out
 
-    if not purpose or not purpose.strip():
+    try:
+        purpose = protocol.decode_purpose(purpose_header)
+    except UnicodeDecodeError:
+        raise ValidationProblem(
+            "X-FCX-Purpose must be percent-encoded UTF-8",
+            errors=[
+                {"in": "header", "field": "X-FCX-Purpose", "type": "value_error", "message": "bad encoding"}
+            ],
+        ) from None
+    if not purpose:
         raise ValidationProblem(
             "Say why you need this entry in the X-FCX-Purpose header",
             errors=[{"in": "header", "field": "X-FCX-Purpose", "type": "missing", "message": "required"}],
@@ -208,7 +222,7 @@ def get_entry(
         principal.actor,
         "entry",
         entry.id,
-        purpose=purpose.strip(),
+        purpose=purpose[:200],
         fields=["entry", "masked_subject"],
     )
     out = entry_out(session, entry, principal).model_dump(mode="json")
