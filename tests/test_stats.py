@@ -597,3 +597,18 @@ def test_print_pdf_of_a_plain_page(tmp_path):
     page.write_text("<!DOCTYPE html><meta charset=utf-8><p>反炒信 统计</p>", encoding="utf-8")
     print_pdf(page, tmp_path / "p.pdf", chromium=CHROMIUM)
     assert (tmp_path / "p.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_anonymous_public_figures_are_computed_once_for_api_and_console(client, scene, monkeypatch):
+    calls = []
+    real = stats.public_summary
+
+    def counting(session, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(session, **kw)
+
+    monkeypatch.setattr(stats, "public_summary", counting)
+    assert client.get("/v1/stats/public").status_code == 200
+    assert client.get("/console/public/stats").status_code == 200
+    assert client.get("/v1/stats/public?format=csv").status_code == 200
+    assert len(calls) == 1

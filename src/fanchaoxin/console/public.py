@@ -174,7 +174,9 @@ def query(
 def public_stats(request: Request, session: Session = DB, _: Principal = public_page()) -> Response:
     from fanchaoxin.stats import service as stats
 
-    return render(request, "public/stats.html", summary=stats.public_summary(session))
+    return render(
+        request, "public/stats.html", summary=stats.public_summary_cached(request.app.state, session)
+    )
 
 
 @router.get("/public/corrections")

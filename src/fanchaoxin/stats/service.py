@@ -11,6 +11,7 @@ and row shapes are a contract (extra keys may be added, none removed).
 from __future__ import annotations
 
 import re
+import time as clock
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -637,3 +638,25 @@ def monthly(session: Session, month: str, *, today: date | None = None) -> dict[
         "cases": _case_totals(session, first, last),
         "previous_cases": _case_totals(session, p_first, p_last),
     }
+
+
+# Anyone may ask for the public figures without a key (GET /v1/stats/public, the console's public
+# statistics page): they are computed at most once a minute per process, so that anonymous traffic
+# cannot make the database scan the registry on every request.
+PUBLIC_CACHE_SECONDS = 60.0
+
+
+def public_summary_cached(state: Any, session: Session) -> dict[str, Any]:
+    """`public_summary`, reused for PUBLIC_CACHE_SECONDS within the same day; `state` holds the cache
+    (the application's `app.state`)."""
+    now = clock.monotonic()
+    cached = getattr(state, "stats_public_cache", None)
+    if (
+        cached is not None
+        and now - cached[0] < PUBLIC_CACHE_SECONDS
+        and cached[1]["as_of"] == str(china_today())
+    ):
+        return cached[1]
+    data = public_summary(session)
+    state.stats_public_cache = (now, data)
+    return data

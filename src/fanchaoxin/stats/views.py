@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any
 
@@ -11,7 +10,6 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fanchaoxin.core.auth import DB, PLATFORM_ROLES, Principal, allow, allow_public
-from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import ValidationProblem
 from fanchaoxin.orgs.models import Role as R
 from fanchaoxin.stats import service
@@ -179,23 +177,8 @@ def _public_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-# Anyone may call /v1/stats/public without a key: its figures are computed at most once a minute per
-# process, so that anonymous traffic cannot make the database scan the registry on every request.
-PUBLIC_CACHE_SECONDS = 60.0
-
-
 def _public_summary(request: Request, session: Session) -> dict[str, Any]:
-    now = time.monotonic()
-    cached = getattr(request.app.state, "stats_public_cache", None)
-    if (
-        cached is not None
-        and now - cached[0] < PUBLIC_CACHE_SECONDS
-        and cached[1]["as_of"] == str(china_today())
-    ):
-        return cached[1]
-    data = service.public_summary(session)
-    request.app.state.stats_public_cache = (now, data)
-    return data
+    return service.public_summary_cached(request.app.state, session)
 
 
 @router.get("/public", summary="Aggregate figures for the public statistics page (no names, no identifiers)")
