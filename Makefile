@@ -26,12 +26,14 @@ run: $(STAMP)
 	mkdir -p var
 	$(BIN)/fcx serve --demo --host 127.0.0.1 --port 8000
 
-test: $(TEST_STAMP)
-	$(BIN)/ruff check src tests bench
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# Style, the architecture contracts (.importlinter, empty ignore lists) and static types.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(TEST_STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

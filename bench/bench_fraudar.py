@@ -26,8 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+from scipy import sparse
 
 from fanchaoxin.detect import fraudar
+
+try:
+    from fraudar.export import greedy
+except ImportError:  # the reference implementation is optional: pip install '.[bench]'
+    greedy = None
 
 
 def machine() -> str:
@@ -95,13 +101,9 @@ def main() -> None:
 
     if args.no_reference:
         return
-    try:
-        from fraudar.export import greedy
-    except ImportError:
+    if greedy is None:
         print("reference: rgmining-fraudar not installed (pip install '.[bench]')")
         return
-    from scipy import sparse
-
     matrix = (sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, n)) > 0).astype(int).tocsr()
     ref = []
     for _ in range(args.runs):

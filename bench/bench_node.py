@@ -14,7 +14,7 @@
    phone each, timed on one core: warm (identifiers seen before: the per-identifier key cache) and cold
    (every identifier new: normalise + HMAC + look-up). Target ≥ 200,000/s.
 4. POST /v1/decisions on `fcx node serve` (one uvicorn process, `async def` route, no I/O per request),
-   loaded by the closed-loop keep-alive asyncio client of bench_decide in another process for
+   loaded by the closed-loop keep-alive asyncio client of bench/loadgen.py in another process for
    `--http-seconds` at each `--concurrency`. Target ≥ 2,000 req/s.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import gc
+import json
 import os
 import random
 import resource
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.loadgen import python_run
 from fanchaoxin.node import Node
 from fanchaoxin.node.sdk import id_hmac
 from fanchaoxin.node.store import Store
@@ -200,10 +202,6 @@ def bench_decide(node: Node, phones: list[str], decisions: int) -> None:
 
 
 def bench_http(store_path: Path, phones: list[str], seconds: float, levels: list[int], tmp: Path) -> None:
-    import json
-
-    from bench.bench_decide import python_run
-
     port_file = tmp / "node.port"
     log = (tmp / "node.log").open("ab")
     proc = subprocess.Popen(

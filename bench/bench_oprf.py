@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pysodium
 
-from fanchaoxin.sharing import oprf
+from fanchaoxin.sharing import feed, oprf
 
 SEED = b"fanchaoxin bench seed, not a real key 0000"[:32]
 INFO = b"bench"
@@ -237,8 +237,6 @@ def main() -> None:
 
 
 def bench_platform_tags(sk: bytes, n: int, workers: int) -> None:
-    from fanchaoxin.sharing import feed
-
     key = oprf.OPRFKey("k1", sk, oprf.public_key(sk))
     items = [("phone", f"+861{i:010d}") for i in range(n)]
     t = time.perf_counter()

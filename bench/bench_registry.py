@@ -33,9 +33,9 @@ from fanchaoxin.app import create_app
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import Settings
 from fanchaoxin.orgs import service as orgs
-from fanchaoxin.orgs.models import BusinessType, OrgKind, Role
 from fanchaoxin.subjects.models import Subject, SubjectIdentifier
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

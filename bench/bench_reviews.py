@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import sklearn
 
 from fanchaoxin.detect import reviews as R
 
@@ -45,8 +46,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import sklearn
-
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, numpy {np.__version__}"

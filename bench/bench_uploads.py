@@ -22,6 +22,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import openpyxl
 import pydantic
 
 from fanchaoxin.blacklist import uploads as U
@@ -238,8 +239,6 @@ def to_csv(rows: list[dict[str, str]], header: list[str] | None = None) -> str:
 
 
 def to_xlsx(rows: list[dict[str, str]]) -> bytes:
-    import openpyxl
-
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet()
     ws.append(HEADER)

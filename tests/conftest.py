@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from hypothesis import settings as hyp_settings
 from sqlalchemy import create_engine, text
 
+from fanchaoxin.app import create_app
 from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.db import Base, Database
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.models import Base as _all_models  # noqa: F401  (registers every table)
 from fanchaoxin.orgs import service as org_service
-from fanchaoxin.orgs.models import BusinessType, Organisation, OrgKind, Role
+from fanchaoxin.orgs.models import Organisation
 
 # Property tests must not fail because a shared CI machine was slow: no per-example deadline.
 hyp_settings.register_profile("fcx", deadline=None)
@@ -115,7 +117,6 @@ def settings(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture
 def app(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
-    from fanchaoxin.app import create_app
 
     return create_app(settings, db=db)
 

@@ -8,12 +8,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from fanchaoxin import __version__
+from fanchaoxin.appeals.views import router as appeals_router
+from fanchaoxin.blacklist.views import router as blacklist_router
+from fanchaoxin.console import install as install_console
+from fanchaoxin.core.auth import install_authenticator, route_access
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
+from fanchaoxin.core.views import router as core_router
+from fanchaoxin.orgs.service import authenticate_key
+from fanchaoxin.orgs.views import router as orgs_router
+from fanchaoxin.sanctions.index import IndexHolder
+from fanchaoxin.sanctions.views import router as sanctions_router
+from fanchaoxin.sharing import outbox as sharing_outbox
+from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
+from fanchaoxin.sharing.views import changes_router
+from fanchaoxin.sharing.views import router as sharing_router
+from fanchaoxin.stats.views import router as stats_router
+from fanchaoxin.subjects.views import router as subjects_router
+from fanchaoxin.workflows.appeals_views import router as appeals_workflows_router
+from fanchaoxin.workflows.jobs import run_appeals_jobs
+from fanchaoxin.workflows.jobs import run_jobs as run_registry_jobs
+from fanchaoxin.workflows.views import router as workflows_router
 
 log = logging.getLogger(__name__)
 
@@ -69,30 +89,28 @@ def create_app(
     app.state.db = database
     app.state.settings = settings
     app.state.metrics = Metrics()
-    from fanchaoxin.sanctions.index import IndexHolder
-
+    install_authenticator(app, authenticate_key)
     app.state.decision_index = IndexHolder(database)
     install_handlers(app)
 
-    from fanchaoxin.appeals.views import router as appeals_router
-    from fanchaoxin.blacklist.views import router as blacklist_router
-    from fanchaoxin.core.views import router as core_router
-    from fanchaoxin.orgs.views import router as orgs_router
-    from fanchaoxin.sanctions.views import router as sanctions_router
-    from fanchaoxin.sharing.views import router as sharing_router
-    from fanchaoxin.stats.views import router as stats_router
-    from fanchaoxin.subjects.views import router as subjects_router
-
-    routers = (core_router, orgs_router, subjects_router, blacklist_router, sanctions_router, appeals_router)
-    routers = (*routers, sharing_router)
-    routers = (*routers, stats_router)
+    routers = (
+        core_router,
+        orgs_router,
+        subjects_router,
+        blacklist_router,
+        sanctions_router,
+        appeals_router,
+        changes_router,
+        sharing_router,
+        stats_router,
+        workflows_router,
+        appeals_workflows_router,
+    )
     for router in routers:
         _document_roles(router)
         app.include_router(router)
 
     # The web console: HTML pages under /console (their own access rules), files under /console/static.
-    from fanchaoxin.console import install as install_console
-
     install_console(app)
 
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -107,17 +125,12 @@ def create_app(
 
 def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None:
     """Expiry and deadlines while the platform runs; safe in every worker (steps are version-checked)."""
-    from fanchaoxin.appeals.service import run_jobs as run_appeals_jobs
-    from fanchaoxin.blacklist.service import run_jobs
-    from fanchaoxin.sharing import outbox as sharing_outbox
-    from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
-
     # Webhook deliveries need seconds, not the jobs interval: their own thread, stopped with this loop.
     sharing_outbox.start_worker(database, stop)
     while not stop.is_set():
         try:
             with database.session() as session:
-                result = run_jobs(session)
+                result = run_registry_jobs(session)
             if result["expired"] or result["notice_ended"]:
                 log.info("jobs: %s", result)
             with database.session() as session:
@@ -134,10 +147,6 @@ def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None
 
 def _document_roles(router: APIRouter) -> None:
     """Show each route's access rule in the OpenAPI document (before the router is included)."""
-    from fastapi.routing import APIRoute
-
-    from fanchaoxin.core.auth import route_access
-
     for route in router.routes:
         if isinstance(route, APIRoute):
             rule = route_access(route)

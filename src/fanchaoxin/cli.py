@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import date
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from fanchaoxin.appeals.cli import appeals_app
-from fanchaoxin.blacklist.cli import entries_app, jobs_app
+from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
-from fanchaoxin.core.audit import Actor
+from fanchaoxin.core import audit
+from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
+from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
+from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app
+from fanchaoxin.orgs import service
+from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.cli import policy_app
 from fanchaoxin.sharing.cli import sharing_app
 from fanchaoxin.simulate.cli import app as simulate_app
 from fanchaoxin.stats.cli import report_app
+from fanchaoxin.workflows.cli import jobs_app
 
 app = typer.Typer(
     help="fanchaoxin (反炒信) — platform, enterprise node and monitoring toolkit.", no_args_is_help=True
@@ -49,37 +55,6 @@ app.add_typer(node_app, name="node")
 app.add_typer(report_app, name="report")
 app.add_typer(console_app, name="console")
 
-console = Console()
-err = Console(stderr=True)
-
-
-def _database():  # type: ignore[no-untyped-def]
-    from fanchaoxin.core.db import Database
-    from fanchaoxin.core.settings import get_settings
-
-    settings = get_settings()
-    return Database(settings.database_url, echo=settings.database_echo)
-
-
-def _cli_actor() -> Actor:
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return Actor(f"cli:{user}")
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
-
-
-def _problem_message(exc: Problem) -> str:
-    if exc.errors:
-        return "; ".join(f"{e.get('field')}: {e.get('message')}" for e in exc.errors)
-    return exc.detail
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -92,12 +67,10 @@ def serve(
     """Upgrade the database, optionally load demo data, and serve the platform API."""
     import uvicorn
 
-    db = _database()
+    db = database()
     db.upgrade()
     if demo:
-        from fanchaoxin.demo import load_demo, print_demo
-
-        print_demo(console, load_demo(db))
+            print_demo(console, load_demo(db))
     db.dispose()
     console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
     uvicorn.run("fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers)
@@ -106,7 +79,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or upgrade the schema (Alembic migrations)."""
-    db = _database()
+    db = database()
     db.upgrade(revision)
     console.print(f"Database at revision [bold]{db.current_revision()}[/] ({db.engine.dialect.name})")
 
@@ -114,7 +87,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision and whether it is current."""
-    db = _database()
+    db = database()
     current, head = db.current_revision(), db.head_revision()
     console.print(
         f"current: {current}  head: {head}  {'(up to date)' if current == head else '(run fcx db upgrade)'}"
@@ -143,31 +116,28 @@ def org_add(
     ] = None,
 ) -> None:
     """Register an organisation."""
-    from fanchaoxin.orgs import service
-    from fanchaoxin.orgs.models import BusinessType, OrgKind
-
     try:
         kind_v = OrgKind(kind)
     except ValueError:
-        _fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in OrgKind)}")
+        fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in OrgKind)}")
     types = []
     for bt in business_type or []:
         try:
             types.append(BusinessType(bt))
         except ValueError:
-            _fail(f"--business-type: {bt!r} is not one of {', '.join(b.value for b in BusinessType)}")
+            fail(f"--business-type: {bt!r} is not one of {', '.join(b.value for b in BusinessType)}")
     signed = None
     if agreement_signed:
         try:
             signed = date.fromisoformat(agreement_signed)
         except ValueError:
-            _fail(f"--agreement-signed: {agreement_signed!r} is not a date YYYY-MM-DD")
-    db = _database()
+            fail(f"--agreement-signed: {agreement_signed!r} is not a date YYYY-MM-DD")
+    db = database()
     try:
         with db.session() as session:
             org = service.create_organisation(
                 session,
-                _cli_actor(),
+                cli_actor(),
                 kind=kind_v,
                 name=name,
                 name_en=name_en,
@@ -178,17 +148,13 @@ def org_add(
             )
             console.print(f"Created {org.kind} [bold]{org.name}[/] id={org.id}")
     except Problem as exc:
-        _fail(_problem_message(exc))
+        fail(problem_message(exc))
 
 
 @org_app.command("list")
 def org_list() -> None:
     """List organisations."""
-    from sqlalchemy import select
-
-    from fanchaoxin.orgs.models import Organisation
-
-    db = _database()
+    db = database()
     with db.session() as session:
         table = Table("id", "kind", "name", "uscc", "business types", "agreement")
         for o in session.scalars(select(Organisation).order_by(Organisation.kind, Organisation.name)):
@@ -211,19 +177,16 @@ def key_create(
     expires_in_days: Annotated[int | None, typer.Option(help="Lifetime in days.")] = None,
 ) -> None:
     """Create an API key and print it once."""
-    from fanchaoxin.orgs import service
-    from fanchaoxin.orgs.models import Role
-
     try:
         role_v = Role(role)
     except ValueError:
-        _fail(f"--role: {role!r} is not one of {', '.join(r.value for r in Role if r != Role.public)}")
-    db = _database()
+        fail(f"--role: {role!r} is not one of {', '.join(r.value for r in Role if r != Role.public)}")
+    db = database()
     try:
         with db.session() as session:
             organisation = service.find_organisation(session, org)
             issued = service.create_key(
-                session, _cli_actor(), organisation, role_v, label=label, expires_in_days=expires_in_days
+                session, cli_actor(), organisation, role_v, label=label, expires_in_days=expires_in_days
             )
             console.print(
                 f"API key for {organisation.name} ({role_v.value}), expires {issued.key.expires_at:%Y-%m-%d}:"
@@ -231,19 +194,13 @@ def key_create(
             console.print(f"[bold]{issued.secret}[/]")
             console.print("It is shown only now; store it safely.")
     except Problem as exc:
-        _fail(_problem_message(exc))
+        fail(problem_message(exc))
 
 
 @key_app.command("list")
 def key_list(org: Annotated[str | None, typer.Option(help="Only this organisation.")] = None) -> None:
     """List API keys (never their secrets)."""
-    from sqlalchemy import select
-
-    from fanchaoxin.core.db import utcnow
-    from fanchaoxin.orgs import service
-    from fanchaoxin.orgs.models import ApiKey
-
-    db = _database()
+    db = database()
     try:
         with db.session() as session:
             stmt = select(ApiKey).order_by(ApiKey.created_at)
@@ -263,7 +220,7 @@ def key_list(org: Annotated[str | None, typer.Option(help="Only this organisatio
                 )
             console.print(table)
     except Problem as exc:
-        _fail(_problem_message(exc))
+        fail(problem_message(exc))
 
 
 @key_app.command("revoke")
@@ -272,23 +229,19 @@ def key_revoke(
     reason: Annotated[str, typer.Option(help="Why the key is revoked.")],
 ) -> None:
     """Revoke an API key at once."""
-    from fanchaoxin.orgs import service
-
-    db = _database()
+    db = database()
     try:
         with db.session() as session:
-            k = service.revoke_key(session, _cli_actor(), service.find_key(session, key), reason=reason)
+            k = service.revoke_key(session, cli_actor(), service.find_key(session, key), reason=reason)
             console.print(f"Revoked key {k.prefix} of {k.organisation.name}")
     except Problem as exc:
-        _fail(_problem_message(exc))
+        fail(problem_message(exc))
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain and name the first broken link (exit status 1 if any)."""
-    from fanchaoxin.core import audit
-
-    db = _database()
+    db = database()
     with db.session() as session:
         result = audit.verify(session)
     if result.ok:

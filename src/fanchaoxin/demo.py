@@ -6,18 +6,32 @@ All names and numbers are fictitious; the USCCs carry valid check characters.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fanchaoxin.appeals import repair, reports
+from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.blacklist.schemas import EntryIn
+from fanchaoxin.console.auth import create_user
 from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.auth import Principal
+from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.db import Database
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.orgs import service
-from fanchaoxin.orgs.models import BusinessType, Organisation, OrgKind, Role
+from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sanctions import service as sanctions
+from fanchaoxin.sanctions.models import Instruction
+from fanchaoxin.workflows import appeals as due_process
+from fanchaoxin.workflows.entries import take_step
+from fanchaoxin.workflows.jobs import run_jobs
 
 DEMO_ACTOR = Actor("system:demo")
 
@@ -131,9 +145,7 @@ def load_demo(db: Database) -> list[DemoKey] | None:
 
 def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
     """Console users with random passwords, printed once like the keys (only scrypt hashes are stored)."""
-    import secrets
 
-    from fanchaoxin.console.auth import create_user
 
     users = []
     for index, role, username in DEMO_USERS:
@@ -146,12 +158,7 @@ def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
 
 def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
     """One entry in every state of the lifecycle, from the enterprises and a department."""
-    from datetime import timedelta
 
-    from fanchaoxin.blacklist import service as registry
-    from fanchaoxin.blacklist.lifecycle import Action
-    from fanchaoxin.blacklist.schemas import EntryIn
-    from fanchaoxin.core.calendar import china_today
 
     reviewer = Actor("system:demo-reviewer", orgs[0].id)
     market, ecommerce, ride, courier = orgs[1], orgs[3], orgs[4], orgs[5]
@@ -164,7 +171,7 @@ def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
 
     def steps(e: object, *actions: tuple[Action, str], day: object = None) -> None:
         for action, reason in actions:
-            registry.transition(session, reviewer, e, action, reason=reason, today=day or today)  # type: ignore[arg-type]
+            take_step(session, reviewer, e, action, reason=reason, today=day or today)  # type: ignore[arg-type]
 
     # submitted: an e-commerce platform's finding, just in
     entry(
@@ -344,18 +351,17 @@ def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
         },
     )
     steps(repairable, (Action.start_review, ""), (Action.publish, ""), day=today - timedelta(days=125))
-    registry.run_jobs(session, today=today)
+    run_jobs(session, today=today)
     _demo_feedback(session, orgs, today)
     _demo_cases(session, orgs, disputed, repairable)  # type: ignore[arg-type]
 
 
 def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, repairable: Entry) -> None:
     """An open objection, credit-repair application and report, so that each queue has a case to work."""
-    from fanchaoxin.appeals import service as appeals
 
     public = Actor("public:demo")
     ident = objected.subject.identifiers[0]
-    appeals.file_objection(
+    due_process.file_objection(
         session,
         public,
         entry_id=objected.id,
@@ -366,7 +372,7 @@ def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, rep
         channel="web",
     )
     ident = repairable.subject.identifiers[0]
-    appeals.file_repair(
+    repair.file_repair(
         session,
         public,
         entry_id=repairable.id,
@@ -378,7 +384,7 @@ def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, rep
         contact_email="repair@example.cn",
         channel="web",
     )
-    appeals.file_report(
+    reports.file_report(
         session,
         public,
         description="某店铺在微信群招募刷手，每单返现 5 元并要求五星好评，附群聊截图。",
@@ -392,11 +398,7 @@ def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, rep
 
 def _demo_feedback(session: Session, orgs: list[Organisation], today: object) -> None:
     """Each kind of enterprise at a different point: all executed, partly not applicable, overdue."""
-    from datetime import timedelta
 
-    from fanchaoxin.core.auth import Principal
-    from fanchaoxin.sanctions import service as sanctions
-    from fanchaoxin.sanctions.models import Instruction
 
     def principal(org: Organisation) -> Principal:
         kind = OrgKind(org.kind)

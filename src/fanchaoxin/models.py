@@ -7,22 +7,22 @@ from fanchaoxin.appeals.models import (
     RepairApplication,
     Report,
 )
-from fanchaoxin.blacklist.models import (
-    Entry,
-    EntryTransition,
-    Evidence,
-    EvidenceBlob,
-    FeedEvent,
-    FeedHead,
-    UploadBatch,
-)
+from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, UploadBatch
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
-from fanchaoxin.sharing.models import EvaluationQuota, IdentifierTag, OutboxItem, Snapshot, Webhook
+from fanchaoxin.sharing.models import (
+    EvaluationQuota,
+    FeedEvent,
+    FeedHead,
+    IdentifierTag,
+    OutboxItem,
+    Snapshot,
+    Webhook,
+)
 from fanchaoxin.subjects.models import LiableLink, MergeProposal, Subject, SubjectIdentifier, SubjectMerge
 
 __all__ = [

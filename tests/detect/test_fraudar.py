@@ -9,6 +9,7 @@ from decimal import Decimal, getcontext
 
 import numpy as np
 import pytest
+from scipy import sparse
 from typer.testing import CliRunner
 
 from fanchaoxin.detect import fraudar
@@ -125,8 +126,6 @@ def test_blocks_stop_when_no_edges_are_left():
 
 def test_agrees_with_the_reference_implementation():
     greedy = pytest.importorskip("fraudar.export.greedy")
-    from scipy import sparse
-
     agree = 0
     for seed in range(40):
         rng = np.random.default_rng(seed)

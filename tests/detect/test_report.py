@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from fanchaoxin.cli import app
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.report import render_html, write_report
+from fanchaoxin.simulate.marketplace import generate
 
 
 def _findings() -> list[Finding]:
@@ -99,11 +102,6 @@ def test_no_times_no_timeline() -> None:
 
 
 def test_cli_reports_are_self_contained(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from fanchaoxin.cli import app
-    from fanchaoxin.simulate.marketplace import generate
-
     generate(tmp_path / "sim", seed=5, scale=0.05)
     runner = CliRunner()
     for cmd, inp, out in (

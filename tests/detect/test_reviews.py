@@ -11,6 +11,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from fanchaoxin.cli import app
@@ -242,8 +243,6 @@ def test_version_2_model_file_is_refused_clearly(tmp_path: Path) -> None:
 
 def test_nb_weighting_and_method_grid() -> None:
     # The NB log-count ratio is positive for a feature seen mostly in positive rows, negative otherwise.
-    import scipy.sparse as sp
-
     X = sp.csr_matrix(np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], dtype=float))
     w = R.NBWeighter().fit(X, np.array([1, 1, 0, 0]))
     assert w.r_[0] > 0 > w.r_[1] and w.r_[2] == pytest.approx(0.0)

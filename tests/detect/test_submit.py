@@ -19,11 +19,11 @@ import typer
 from typer.testing import CliRunner
 
 from fanchaoxin.cli import app
+from fanchaoxin.core.roles import Role
 from fanchaoxin.detect import brushing
 from fanchaoxin.detect import submit as S
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.orgs.models import Role
-from tests.registry_helpers import USCC_A
+from tests.blacklist.registry_helpers import USCC_A
 
 runner = CliRunner()
 NS = "testshop"

@@ -2,7 +2,8 @@
 
 Services *queue* a message in the session (`queue`); it is sent only after the transaction commits,
 so a rolled-back change never mails anybody, and a mail server that is down never loses a change
-(the failure is logged; the case's tracking page shows the same status).
+(the failure is logged; the case's tracking page shows the same status). The hook is the session's
+own (`send_after_commit`), set when it first queues a message: no process-wide session listener.
 
 `LogNotifier` (development and tests) keeps what it sent in memory and logs it with the recipient
 masked; `SmtpNotifier` sends through the SMTP server named in the settings (`FCX_SMTP_*`).
@@ -25,7 +26,8 @@ from fanchaoxin.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-OUTBOX = "fcx_outbox"
+OUTBOX = "fcx_outbox"  # session.info key of the messages queued in its transaction
+_HOOKED = "fcx_outbox_hooked"  # session.info key: the session sends its queue after commit
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,27 @@ def set_notifier(notifier: Notifier | None) -> Notifier | None:
 
 
 def queue(session: Session, message: Message) -> None:
-    """Send `message` once the session's transaction has committed."""
-    session.info.setdefault(OUTBOX, []).append(message)
+    """Send `message` once the session's transaction has committed; never if it rolls back."""
+    outbox: list[Message] | None = session.info.get(OUTBOX)
+    if outbox is None:
+        outbox = session.info[OUTBOX] = []
+        send_after_commit(session)
+    outbox.append(message)
 
 
-@event.listens_for(Session, "after_commit")
+def send_after_commit(session: Session) -> None:
+    """Hook this session, and no other, to send its queued messages when its transaction commits.
+
+    One listener pair per session, registered on the first message it queues: after the commit the
+    queue is sent and emptied; when the outermost transaction ends without a commit it is dropped.
+    """
+    if session.info.get(_HOOKED):
+        return
+    session.info[_HOOKED] = True
+    event.listen(session, "after_commit", _deliver)
+    event.listen(session, "after_transaction_end", _discard)
+
+
 def _deliver(session: Session) -> None:
     messages: list[Message] = session.info.pop(OUTBOX, None) or []
     if not messages:
@@ -151,7 +169,6 @@ def _deliver(session: Session) -> None:
             log.exception("could not send %s on %s", message.event, message.case)
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _discard(session: Session, transaction: SessionTransaction) -> None:
     # After a rollback nothing happened: whatever was queued is dropped (after_commit ran first).
     if transaction.parent is None:

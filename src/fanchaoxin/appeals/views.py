@@ -6,19 +6,24 @@ Who sees what:
 - a report: platform reviewers, the reporting organisation (its own, status only for what the
   recipient did), the recipient it was routed to (not who reported it);
 - correction notices: everybody, without login.
+
+The routes whose step changes the entry too (filing, forwarding and deciding an objection, deciding a
+credit repair) start a workflow and live in `workflows.appeals_views`; they use the helpers here.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import service
+from fanchaoxin.appeals import attachments, cases, corrections, objections, repair, reports
 from fanchaoxin.appeals.models import CorrectionNotice, Objection, RepairApplication, Report
 from fanchaoxin.appeals.ratelimit import PublicLimits
 from fanchaoxin.appeals.schemas import (
@@ -28,12 +33,8 @@ from fanchaoxin.appeals.schemas import (
     CorrectionOut,
     Deadlines,
     Filed,
-    ForwardIn,
     IdentityIn,
-    ObjectionDecisionIn,
-    ObjectionIn,
     ObjectionOut,
-    RepairDecisionIn,
     RepairIn,
     RepairOut,
     ReportIn,
@@ -45,14 +46,23 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, PayloadTooLarge
+from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import ResponseModel
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.orgs.models import Role as R
 
 router = APIRouter(prefix="/v1", tags=["due process"])
 
 REVIEWERS = (R.platform_reviewer, R.platform_admin)
 ADDRESSEES = (R.enterprise_operator, R.department_officer)
+
+# Pages of due process (the objector's confirmation): HTML lives in templates, escaped by Jinja2.
+PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 _limits_lock = threading.Lock()
 
@@ -66,7 +76,7 @@ def _limits(request: Request) -> PublicLimits:
         return limits
 
 
-def _rate_limit(request: Request, principal: Principal, targets: list[str]) -> None:
+def rate_limit(request: Request, principal: Principal, targets: list[str]) -> None:
     """Filings without a platform reviewer's key are limited per client address and per target."""
     if principal.role in REVIEWERS:
         return
@@ -75,10 +85,10 @@ def _rate_limit(request: Request, principal: Principal, targets: list[str]) -> N
 
 
 def _attachments(session: Session, kind: str, case_id: uuid.UUID) -> list[Attachment]:
-    return [Attachment.model_validate(a) for a in service.attachments_of(session, kind, case_id)]
+    return [Attachment.model_validate(a) for a in attachments.attachments_of(session, kind, case_id)]
 
 
-def _filed(case: Any, secret: str, deadlines: Deadlines) -> Filed:
+def filed(case: Any, secret: str, deadlines: Deadlines) -> Filed:
     return Filed(
         id=case.id,
         tracking_number=case.tracking_number,
@@ -91,7 +101,7 @@ def _filed(case: Any, secret: str, deadlines: Deadlines) -> Filed:
 # --- objections -----------------------------------------------------------------------------------------
 
 
-def _objection_deadlines(o: Objection) -> Deadlines:
+def objection_deadlines(o: Objection) -> Deadlines:
     return Deadlines(
         filed_on=o.filed_on,
         dispute_due_on=o.dispute_due_on,
@@ -104,7 +114,7 @@ def _objection_deadlines(o: Objection) -> Deadlines:
 def objection_out(session: Session, o: Objection, principal: Principal) -> ObjectionOut:
     # The reporting organisation sees the grounds and files it must check, not the objector's contact.
     platform = principal.is_platform
-    late = service.objection_overdue(o, china_today())
+    late = objections.objection_overdue(o, china_today())
     return ObjectionOut(
         id=o.id,
         tracking_number=o.tracking_number,
@@ -116,7 +126,7 @@ def objection_out(session: Session, o: Objection, principal: Principal) -> Objec
         contact_email=o.contact_email if platform else None,
         identity_verification=o.identity_verification if platform else None,
         addressed_to_org_id=o.addressed_to_org_id,
-        deadlines=_objection_deadlines(o),
+        deadlines=objection_deadlines(o),
         disputed_at=o.disputed_at,
         forwarded_on=o.forwarded_on,
         forward_note=o.forward_note,
@@ -134,35 +144,6 @@ def objection_out(session: Session, o: Objection, principal: Principal) -> Objec
     )
 
 
-@router.post(
-    "/objections",
-    response_model=Filed,
-    status_code=status.HTTP_201_CREATED,
-    summary="File an objection (异议) to a published entry: the entry is marked disputed at once",
-    description="By the subject or its agent, without a key (rate-limited) or through a platform reviewer. "
-    "The caller proves it speaks for the subject by stating one of the subject's identifiers; a wrong "
-    "one answers 404 exactly like an unknown entry. Attach files afterwards with "
-    "`POST /v1/attachments/objections/{tracking_number}`.",
-)
-def file_objection(
-    body: ObjectionIn, request: Request, session: Session = DB, principal: Principal = allow_public()
-) -> Filed:
-    _rate_limit(request, principal, [f"entry:{body.entry_id}"])
-    reviewer = principal.role in REVIEWERS
-    filing = service.file_objection(
-        session,
-        principal.actor,
-        entry_id=body.entry_id,
-        identifier_type=body.identifier.type.value,
-        identifier_value=body.identifier.value,
-        grounds=body.grounds,
-        contact_email=body.contact_email,
-        channel="reviewer" if reviewer else "public",
-        owner_org_id=principal.org_id if reviewer else None,
-    )
-    return _filed(filing.case, filing.secret, _objection_deadlines(filing.case))
-
-
 class ObjectionPage(ResponseModel):
     objections: list[ObjectionOut]
 
@@ -177,14 +158,14 @@ def list_objections(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> ObjectionPage:
-    rows = service.list_objections(
+    rows = objections.list_objections(
         session, principal, status=status_, overdue=overdue, entry_id=entry_id, limit=limit, offset=offset
     )
     return ObjectionPage(objections=[objection_out(session, o, principal) for o in rows])
 
 
-def _objection(session: Session, objection_id: uuid.UUID, principal: Principal) -> Objection:
-    obj: Objection = service.get_case(session, Objection, objection_id, principal, "objection")
+def objection_for(session: Session, objection_id: uuid.UUID, principal: Principal) -> Objection:
+    obj: Objection = cases.get_case(session, Objection, objection_id, principal, "objection")
     return obj
 
 
@@ -192,7 +173,7 @@ def _objection(session: Session, objection_id: uuid.UUID, principal: Principal) 
 def get_objection(
     objection_id: uuid.UUID, session: Session = DB, principal: Principal = allow(*REVIEWERS, *ADDRESSEES)
 ) -> ObjectionOut:
-    return objection_out(session, _objection(session, objection_id, principal), principal)
+    return objection_out(session, objection_for(session, objection_id, principal), principal)
 
 
 @router.post(
@@ -203,21 +184,8 @@ def get_objection(
 def record_identity(
     objection_id: uuid.UUID, body: IdentityIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> ObjectionOut:
-    obj = _objection(session, objection_id, principal)
-    service.record_identity(session, principal.actor, obj, body.identity_verification)
-    return objection_out(session, obj, principal)
-
-
-@router.post(
-    "/objections/{objection_id}/forward",
-    response_model=ObjectionOut,
-    summary="Forward to the reporting organisation for verification (within 2 working days)",
-)
-def forward_objection(
-    objection_id: uuid.UUID, body: ForwardIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
-) -> ObjectionOut:
-    obj = _objection(session, objection_id, principal)
-    service.forward_objection(session, principal.actor, obj, note=body.note, expected_version=body.version)
+    obj = objection_for(session, objection_id, principal)
+    cases.record_identity(session, principal.actor, obj, body.identity_verification)
     return objection_out(session, obj, principal)
 
 
@@ -229,35 +197,9 @@ def forward_objection(
 def answer_objection(
     objection_id: uuid.UUID, body: AnswerIn, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
 ) -> ObjectionOut:
-    obj = _objection(session, objection_id, principal)
-    service.answer_objection(
+    obj = objection_for(session, objection_id, principal)
+    objections.answer_objection(
         session, principal, obj, proposed_outcome=body.proposed_outcome, answer=body.answer
-    )
-    return objection_out(session, obj, principal)
-
-
-@router.post(
-    "/objections/{objection_id}/decision",
-    response_model=ObjectionOut,
-    summary="Decide an objection: upheld, corrected (re-graded) or revoked (lifted everywhere, notice)",
-)
-def decide_objection(
-    objection_id: uuid.UUID,
-    body: ObjectionDecisionIn,
-    session: Session = DB,
-    principal: Principal = allow(*REVIEWERS),
-) -> ObjectionOut:
-    obj = _objection(session, objection_id, principal)
-    service.decide_objection(
-        session,
-        principal.actor,
-        obj,
-        outcome=body.outcome,
-        reason=body.reason,
-        identity_verification=body.identity_verification,
-        corrections=body.corrections.changes() if body.corrections else None,
-        public_reason=body.public_reason,
-        expected_version=body.version,
     )
     return objection_out(session, obj, principal)
 
@@ -274,8 +216,8 @@ def objection_confirmation(
     secret: str | None = Query(None),
     x_case_secret: str | None = Header(None),
 ) -> HTMLResponse:
-    obj = service.by_tracking(session, "objection", tracking_number, secret or x_case_secret)
-    page = service.confirmation_html(session, obj)
+    obj = cases.by_tracking(session, "objection", tracking_number, secret or x_case_secret)
+    page = PAGES.get_template("confirmation.html").render(c=objections.confirmation(session, obj))
     return HTMLResponse(
         page,
         headers={
@@ -298,18 +240,18 @@ def objection_status(
     secret: str | None = Query(None),
     x_case_secret: str | None = Header(None),
 ) -> CaseStatusOut:
-    obj = service.by_tracking(session, "objection", tracking_number, secret or x_case_secret)
+    obj = cases.by_tracking(session, "objection", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
     return CaseStatusOut(
         tracking_number=obj.tracking_number,
         kind="objection",
         status=obj.status,
         filed_on=obj.filed_on,
-        deadlines=_objection_deadlines(obj),
+        deadlines=objection_deadlines(obj),
         outcome=obj.outcome,
         reason=obj.decision_reason,
         decided_at=obj.decided_at,
-        attachments=len(service.attachments_of(session, "objection", obj.id)),
+        attachments=len(attachments.attachments_of(session, "objection", obj.id)),
     )
 
 
@@ -346,9 +288,9 @@ def add_attachment(
             f"The upload is {declared} bytes; an attachment may be at most {limit} bytes",
             errors=[{"in": "body", "field": "file", "type": "size", "message": f"at most {limit} bytes"}],
         )
-    case = service.by_tracking(session, case_type, tracking_number, secret or x_case_secret)
+    case = cases.by_tracking(session, case_type, tracking_number, secret or x_case_secret)
     data = file.file.read(limit + 1)
-    att = service.add_attachment(
+    att = attachments.add_attachment(
         session,
         principal.actor,
         case_type,
@@ -361,7 +303,7 @@ def add_attachment(
 
 
 def _download(session: Session, principal: Principal, case_type: str, case: Any, sha256: str) -> Response:
-    att, blob = service.attachment_blob(session, case_type, case.id, sha256)
+    att, blob = attachments.attachment_blob(session, case_type, case.id, sha256)
     audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"sha256": sha256})
     return Response(
         blob.data,
@@ -377,14 +319,14 @@ def get_objection_attachment(
     session: Session = DB,
     principal: Principal = allow(*REVIEWERS, *ADDRESSEES),
 ) -> Response:
-    obj = _objection(session, objection_id, principal)
+    obj = objection_for(session, objection_id, principal)
     return _download(session, principal, "objection", obj, sha256)
 
 
 # --- credit repair --------------------------------------------------------------------------------------
 
 
-def _repair_deadlines(a: RepairApplication) -> Deadlines:
+def repair_deadlines(a: RepairApplication) -> Deadlines:
     return Deadlines(filed_on=a.filed_on, decide_due_on=a.decide_due_on)
 
 
@@ -400,7 +342,7 @@ def repair_out(session: Session, a: RepairApplication) -> RepairOut:
         rectification=a.rectification,
         contact_email=a.contact_email,
         identity_verification=a.identity_verification,
-        deadlines=_repair_deadlines(a),
+        deadlines=repair_deadlines(a),
         outcome=a.outcome,
         decision_reason=a.decision_reason,
         decided_at=a.decided_at,
@@ -421,9 +363,9 @@ def repair_out(session: Session, a: RepairApplication) -> RepairOut:
 def file_repair(
     body: RepairIn, request: Request, session: Session = DB, principal: Principal = allow_public()
 ) -> Filed:
-    _rate_limit(request, principal, [f"entry:{body.entry_id}"])
+    rate_limit(request, principal, [f"entry:{body.entry_id}"])
     reviewer = principal.role in REVIEWERS
-    filing = service.file_repair(
+    filing = repair.file_repair(
         session,
         principal.actor,
         entry_id=body.entry_id,
@@ -436,7 +378,7 @@ def file_repair(
         channel="reviewer" if reviewer else "public",
         owner_org_id=principal.org_id if reviewer else None,
     )
-    return _filed(filing.case, filing.secret, _repair_deadlines(filing.case))
+    return filed(filing.case, filing.secret, repair_deadlines(filing.case))
 
 
 class RepairPage(ResponseModel):
@@ -452,7 +394,7 @@ def list_repairs(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> RepairPage:
-    rows = service.list_repairs(session, status=status_, overdue=overdue, limit=limit, offset=offset)
+    rows = repair.list_repairs(session, status=status_, overdue=overdue, limit=limit, offset=offset)
     return RepairPage(repairs=[repair_out(session, a) for a in rows])
 
 
@@ -461,39 +403,15 @@ def get_repair(
     repair_id: uuid.UUID, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> RepairOut:
     return repair_out(
-        session, service.get_case(session, RepairApplication, repair_id, principal, "application")
+        session, cases.get_case(session, RepairApplication, repair_id, principal, "application")
     )
-
-
-@router.post(
-    "/repairs/{repair_id}/decision",
-    response_model=RepairOut,
-    summary="Decide a credit repair application: approval ends the entry and lifts every measure",
-)
-def decide_repair(
-    repair_id: uuid.UUID,
-    body: RepairDecisionIn,
-    session: Session = DB,
-    principal: Principal = allow(*REVIEWERS),
-) -> RepairOut:
-    app = service.get_case(session, RepairApplication, repair_id, principal, "application")
-    service.decide_repair(
-        session,
-        principal.actor,
-        app,
-        outcome=body.outcome,
-        reason=body.reason,
-        identity_verification=body.identity_verification,
-        expected_version=body.version,
-    )
-    return repair_out(session, app)
 
 
 @router.get("/repairs/{repair_id}/attachments/{sha256}", summary="Download a repair application's file")
 def get_repair_attachment(
     repair_id: uuid.UUID, sha256: str, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> Response:
-    app = service.get_case(session, RepairApplication, repair_id, principal, "application")
+    app = cases.get_case(session, RepairApplication, repair_id, principal, "application")
     return _download(session, principal, "repair", app, sha256)
 
 
@@ -510,18 +428,18 @@ def repair_status(
     secret: str | None = Query(None),
     x_case_secret: str | None = Header(None),
 ) -> CaseStatusOut:
-    app = service.by_tracking(session, "repair", tracking_number, secret or x_case_secret)
+    app = cases.by_tracking(session, "repair", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
     return CaseStatusOut(
         tracking_number=app.tracking_number,
         kind="repair",
         status=app.status,
         filed_on=app.filed_on,
-        deadlines=_repair_deadlines(app),
+        deadlines=repair_deadlines(app),
         outcome=app.outcome,
         reason=app.decision_reason,
         decided_at=app.decided_at,
-        attachments=len(service.attachments_of(session, "repair", app.id)),
+        attachments=len(attachments.attachments_of(session, "repair", app.id)),
     )
 
 
@@ -557,7 +475,7 @@ def report_out(session: Session, r: Report, principal: Principal) -> ReportOut:
         forwarded_to=r.forwarded_to if show_handling else None,
         linked_entry_id=r.linked_entry_id if show_handling else None,
         handled_at=r.handled_at,
-        overdue=service.report_overdue(r, china_today()),
+        overdue=reports.report_overdue(r, china_today()),
         attachments=_attachments(session, "report", r.id),
         version=r.version,
     )
@@ -573,7 +491,7 @@ def _report_targets(body: ReportIn) -> list[str]:
 
 def _file_report(session: Session, principal: Principal, body: ReportIn, channel: str) -> Filed:
     reported = body.reported.model_dump(mode="json")
-    filing = service.file_report(
+    filing = reports.file_report(
         session,
         principal.actor,
         description=body.description,
@@ -584,7 +502,7 @@ def _file_report(session: Session, principal: Principal, body: ReportIn, channel
         channel=channel,
         owner_org_id=principal.org_id if channel == "organisation" else None,
     )
-    return _filed(filing.case, filing.secret, _report_deadlines(filing.case))
+    return filed(filing.case, filing.secret, _report_deadlines(filing.case))
 
 
 @router.post(
@@ -596,7 +514,7 @@ def _file_report(session: Session, principal: Principal, body: ReportIn, channel
 def file_public_report(
     body: ReportIn, request: Request, session: Session = DB, principal: Principal = allow_public()
 ) -> Filed:
-    _rate_limit(request, principal, _report_targets(body))
+    rate_limit(request, principal, _report_targets(body))
     return _file_report(session, principal, body, "public")
 
 
@@ -625,14 +543,14 @@ def list_reports(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> ReportPage:
-    rows = service.list_reports(
+    rows = reports.list_reports(
         session, principal, status=status_, overdue=overdue, limit=limit, offset=offset
     )
     return ReportPage(reports=[report_out(session, r, principal) for r in rows])
 
 
 def _report(session: Session, report_id: uuid.UUID, principal: Principal) -> Report:
-    rep: Report = service.get_case(session, Report, report_id, principal, "report")
+    rep: Report = cases.get_case(session, Report, report_id, principal, "report")
     return rep
 
 
@@ -652,7 +570,7 @@ def triage_report(
     report_id: uuid.UUID, body: TriageIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> ReportOut:
     rep = _report(session, report_id, principal)
-    service.triage_report(
+    reports.triage_report(
         session,
         principal.actor,
         rep,
@@ -675,7 +593,7 @@ def report_outcome(
     principal: Principal = allow(*ADDRESSEES),
 ) -> ReportOut:
     rep = _report(session, report_id, principal)
-    service.handle_report(
+    reports.handle_report(
         session,
         principal,
         rep,
@@ -711,7 +629,7 @@ def report_status(
     secret: str | None = Query(None),
     x_case_secret: str | None = Header(None),
 ) -> CaseStatusOut:
-    rep = service.by_tracking(session, "report", tracking_number, secret or x_case_secret)
+    rep = cases.by_tracking(session, "report", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
     return CaseStatusOut(
         tracking_number=rep.tracking_number,
@@ -721,7 +639,7 @@ def report_status(
         deadlines=_report_deadlines(rep),
         outcome=rep.outcome,
         decided_at=rep.handled_at,
-        attachments=len(service.attachments_of(session, "report", rep.id)),
+        attachments=len(attachments.attachments_of(session, "report", rep.id)),
     )
 
 
@@ -729,7 +647,7 @@ def report_status(
 
 
 def correction_out(n: CorrectionNotice) -> CorrectionOut:
-    zh, en = service.correction_text(n)
+    zh, en = corrections.correction_text(n)
     return CorrectionOut(
         id=n.id,
         subject_kind=n.subject_kind,
@@ -759,5 +677,7 @@ def list_corrections(
     offset: int = Query(0, ge=0, le=100_000),
 ) -> CorrectionPage:
     return CorrectionPage(
-        corrections=[correction_out(n) for n in service.list_corrections(session, limit=limit, offset=offset)]
+        corrections=[
+            correction_out(n) for n in corrections.list_corrections(session, limit=limit, offset=offset)
+        ]
     )

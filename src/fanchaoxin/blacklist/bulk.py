@@ -25,6 +25,7 @@ from fanchaoxin.core.db import bulk_insert, new_id, utcnow
 from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask
 from fanchaoxin.subjects.models import LiableLink, Subject, SubjectIdentifier
 from fanchaoxin.subjects.names import display_name, name_key
+from fanchaoxin.subjects.service import get_subject, survivor
 
 CHUNK = 2000
 
@@ -72,7 +73,6 @@ class _Resolver:
                     if into is not None:
                         merged[sid] = into
         if merged:  # identifiers still pointing at a merged-away subject (should not happen; be safe)
-            from fanchaoxin.subjects.service import get_subject, survivor
 
             for pair, (sid, _kind) in list(self.known.items()):
                 if sid in merged:

@@ -65,6 +65,19 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 # Statuses in which an entry is in force: shared with all participants, in the feed, in decide().
 IN_FORCE = frozenset({S.published, S.disputed})
 FINAL = frozenset({S.rejected, S.expired, S.revoked, S.repaired})
+# Statuses that end punishment: every measure applied is lifted (解除惩戒).
+LIFTED = frozenset({S.expired, S.revoked, S.repaired})
+# The change-feed event each step announces; steps not named here change nothing participants see.
+FEED_EVENT: dict[Action, str] = {
+    A.publish: "published",
+    A.dispute: "disputed",
+    A.resolve_dispute: "undisputed",
+    A.revoke: "revoked",
+    A.expire: "expired",
+    A.repair: "repaired",
+}
+# Steps of a unit's entry that its liable persons' entries follow.
+FOLLOWED_BY_LINKED = frozenset({A.dispute, A.resolve_dispute, A.revoke, A.expire, A.repair})
 # Actions a reviewer must give a reason for (the subject and the audit trail are owed one).
 NEEDS_REASON = frozenset({A.reject, A.revoke, A.repair, A.dispute, A.resolve_dispute})
 
@@ -100,7 +113,8 @@ def next_status(
             errors=[{"in": "body", "field": "reason", "type": "missing", "message": "give the reason"}],
         )
     if action == A.publish:
-        if facts.status == S.under_review and facts.basis == "enterprise_finding":
+        # A liable person's entry needs no notice of its own: the unit's notice period covered it.
+        if facts.status == S.under_review and facts.basis == "enterprise_finding" and not facts.is_linked:
             raise Conflict(
                 "An enterprise finding is published only after the notice period (告知 + 陈述申辩); "
                 "open_notice first"

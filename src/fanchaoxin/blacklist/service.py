@@ -1,21 +1,24 @@
-"""The registry's rules: submit, review, give notice, publish, end — for the API, the CLI and jobs alike."""
+"""The registry's own work: submit, take one lifecycle step, open linked entries, read, evidence.
+
+A step here changes the entry, its periods and its history and records the audit event; what follows
+from it in other slices (instructions, the change feed, correction notices, linked entries) is the
+workflow's (`workflows.entries.take_step`), which every caller uses.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from fanchaoxin.blacklist import feed
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob
-from fanchaoxin.blacklist.schemas import Basis, EntryIn
+from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
@@ -29,26 +32,11 @@ from fanchaoxin.core.errors import (
     UnsupportedMediaType,
     ValidationProblem,
 )
+from fanchaoxin.core.permissions import SEE_REVOKED
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
-from fanchaoxin.orgs.models import Role
-from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.subjects import service as subjects
-from fanchaoxin.subjects.models import LiableLink
-
-# Feed event for each step that changes what participants must know.
-FEED_EVENT = {
-    Action.publish: "published",
-    Action.dispute: "disputed",
-    Action.resolve_dispute: "undisputed",
-    Action.revoke: "revoked",
-    Action.expire: "expired",
-    Action.repair: "repaired",
-}
-# Steps of a unit's entry that its liable persons' entries follow.
-FOLLOWED_BY_LINKED = frozenset(
-    {Action.dispute, Action.resolve_dispute, Action.revoke, Action.expire, Action.repair}
-)
+from fanchaoxin.subjects.models import LiableLink, Subject
 
 
 def _transition_row(entry: Entry, frm: str | None, to: str, action: str, actor: Actor, reason: str) -> None:
@@ -146,7 +134,10 @@ def transition(
     today: date | None = None,
     system: bool = False,
 ) -> Entry:
-    """Take one lifecycle step; side effects (periods, feed, linked entries) follow from the step."""
+    """Take one lifecycle step of this entry alone: status, periods, history, audit.
+
+    Callers go through `workflows.entries.take_step`, which adds what follows in other slices.
+    """
     today = today or china_today()
     if expected_version is not None and expected_version != entry.version:
         raise Conflict(
@@ -185,32 +176,16 @@ def transition(
         after=entry.snapshot(),
         detail={"from": frm, "to": target.value},
     )
-    # Punishment follows publication and ends with the entry (sanctions capability).
-    if action == Action.publish:
-        sanctions.on_published(session, actor, entry, today=today)
-    elif target in (Status.expired, Status.revoked, Status.repaired):
-        sanctions.on_ended(session, actor, entry, why=action.value, today=today)
-    if action in FEED_EVENT:
-        feed.append(session, entry, FEED_EVENT[action])
-    if target == Status.revoked:
-        # Restoration (恢复信誉): every revocation publishes a correction notice (appeals capability).
-        from fanchaoxin.appeals.service import publish_correction
-
-        publish_correction(session, actor, entry, reason=reason, today=today)
-    if action == Action.publish and entry.parent_entry_id is None:
-        _publish_linked(session, actor, entry)
-    if action in FOLLOWED_BY_LINKED and entry.parent_entry_id is None:
-        for linked in linked_entries(session, entry):
-            if Status(linked.status) in IN_FORCE:
-                transition(
-                    session, actor, linked, action, reason=reason or action.value, today=today, system=True
-                )
     return entry
 
 
-def _publish_linked(session: Session, actor: Actor, unit_entry: Entry) -> None:
-    """Liable persons are punished with the unit: each gets a linked entry, published with it."""
+def open_linked_entries(session: Session, actor: Actor, unit_entry: Entry) -> list[Entry]:
+    """Liable persons are punished with the unit: one entry each, under review, to be published with it.
+
+    The caller publishes them through the same step as any entry (`workflows.entries.take_step`).
+    """
     links = session.scalars(select(LiableLink).where(LiableLink.entry_id == unit_entry.id)).all()
+    opened: list[Entry] = []
     for link in links:
         person = subjects.survivor(session, subjects.get_subject(session, link.person_id))
         linked = Entry(
@@ -235,42 +210,17 @@ def _publish_linked(session: Session, actor: Actor, unit_entry: Entry) -> None:
             batch_id=unit_entry.batch_id,
         )
         session.add(linked)
-        session.flush()
-        linked.transitions.append(
-            EntryTransition(
-                from_status=None,
-                to_status=Status.under_review.value,
-                action="link",
-                actor=actor.name,
-                actor_org_id=actor.org_id,
-                reason=f"liable person ({link.role}) of entry {unit_entry.id}",
-            )
-        )
-        # Linked entries skip their own notice: the unit's notice period covered the liable persons.
-        linked_facts = EntryFacts(
-            Status.under_review, Basis.administrative_penalty.value, None, None, None, True
-        )
-        next_status(linked_facts, Action.publish, today=china_today(), system=True)
-        frm = linked.status
-        linked.status = Status.published.value
-        linked.published_at = unit_entry.published_at
-        linked.min_end_on, linked.max_end_on = unit_entry.min_end_on, unit_entry.max_end_on
-        linked.shared_with_all = True
         _transition_row(
-            linked, frm, Status.published.value, Action.publish.value, actor, "published with the unit"
-        )
-        session.flush()
-        audit.record(
-            session,
+            linked,
+            None,
+            Status.under_review.value,
+            "link",
             actor,
-            "entry.publish",
-            "entry",
-            linked.id,
-            after=linked.snapshot(),
-            detail={"linked_to": str(unit_entry.id), "liable_role": link.role},
+            f"liable person ({link.role}) of entry {unit_entry.id}",
         )
-        sanctions.on_published(session, actor, linked)
-        feed.append(session, linked, "published")
+        opened.append(linked)
+    session.flush()
+    return opened
 
 
 def linked_entries(session: Session, entry: Entry) -> list[Entry]:
@@ -280,6 +230,42 @@ def linked_entries(session: Session, entry: Entry) -> list[Entry]:
 
 
 # --- reading ---------------------------------------------------------------------------------------
+
+
+def entry_ids_of(session: Session, subject_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(session.scalars(select(Entry.id).where(Entry.subject_id == subject_id)))
+
+
+def entries_of(session: Session, subject_id: uuid.UUID, entry_ids: list[uuid.UUID]) -> list[Entry]:
+    """These entries, each of which must be the subject's (a 422 naming `entry_ids` otherwise)."""
+    entries = list(session.scalars(select(Entry).where(Entry.id.in_(entry_ids)))) if entry_ids else []
+    if len(entries) != len(set(entry_ids)) or any(e.subject_id != subject_id for e in entries):
+        raise ValidationProblem(
+            "Some entries do not belong to this subject",
+            errors=[{"field": "entry_ids", "message": "not all ours"}],
+        )
+    return entries
+
+
+def move_entries(session: Session, entry_ids: list[uuid.UUID], to_subject_id: uuid.UUID) -> None:
+    """Entries follow their subject's identifiers in a merge or a split."""
+    if entry_ids:
+        session.execute(
+            update(Entry).where(Entry.id.in_(entry_ids)).values(subject_id=to_subject_id),
+            execution_options={"synchronize_session": False},
+        )
+    session.flush()
+    session.expire_all()
+
+
+def in_force_of(session: Session, subject_ids: list[uuid.UUID]) -> list[Entry]:
+    return list(
+        session.scalars(
+            select(Entry)
+            .where(Entry.subject_id.in_(subject_ids), Entry.status.in_([s.value for s in IN_FORCE]))
+            .order_by(Entry.published_at, Entry.id)
+        )
+    )
 
 
 def entries_in_force(session: Session, subject_id: uuid.UUID) -> list[Entry]:
@@ -293,11 +279,8 @@ def entries_in_force(session: Session, subject_id: uuid.UUID) -> list[Entry]:
     )
 
 
-# After a revocation nothing of the entry is shown but to those who keep the record (and the audit log).
-SEE_REVOKED = frozenset({Role.platform_admin, Role.auditor})
-
-
 def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> Entry:
+    # After a revocation nothing of the entry is shown but to those who keep the record (SEE_REVOKED).
     entry = get_visible(session, Entry, entry_id, principal, what="entry")
     if entry.status == Status.revoked.value and principal.role not in SEE_REVOKED:
         raise NotFound(f"No entry with id {entry_id}")
@@ -329,7 +312,10 @@ def list_entries(
     cursor: str | None = None,
     limit: int = 100,
 ) -> EntryPage:
-    stmt = scoped(select(Entry), Entry, principal).options(selectinload(Entry.subject))
+    # A page of entries is shown with each subject's identifiers: load them in two queries, not one a row.
+    stmt = scoped(select(Entry), Entry, principal).options(
+        selectinload(Entry.subject).selectinload(Subject.identifiers)
+    )
     if principal.role not in SEE_REVOKED:
         stmt = stmt.where(Entry.status != Status.revoked.value)
     if status:
@@ -343,8 +329,6 @@ def list_entries(
     if cursor:
         try:
             at_s, id_s = cursor.split("|", 1)
-            from datetime import datetime
-
             at, last_id = datetime.fromisoformat(at_s), uuid.UUID(id_s)
         except ValueError as exc:
             raise ValidationProblem(
@@ -470,6 +454,19 @@ def add_evidence(
     return ev
 
 
+def read_evidence(
+    session: Session, principal: Principal, entry_id: uuid.UUID, sha256: str
+) -> tuple[Evidence, EvidenceBlob]:
+    """An evidence file, for the platform and the organisation that reported the entry; every read is
+    an audit event (the API and the console both come here)."""
+    entry = get_entry(session, entry_id, principal)
+    if not (principal.is_platform or entry.owner_org_id == principal.org_id):
+        raise NotFound(f"No entry with id {entry_id}")
+    ev, blob = get_evidence_blob(session, entry, sha256)
+    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
+    return ev, blob
+
+
 def get_evidence_blob(session: Session, entry: Entry, sha256: str) -> tuple[Evidence, EvidenceBlob]:
     ev = session.scalar(select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == sha256))
     blob = session.get(EvidenceBlob, sha256) if ev else None
@@ -481,60 +478,39 @@ def get_evidence_blob(session: Session, entry: Entry, sha256: str) -> tuple[Evid
 # --- jobs ------------------------------------------------------------------------------------------
 
 
-JOB_ACTOR = Actor("system:jobs")
+def due_for_expiry(session: Session, today: date) -> list[Entry]:
+    """Units' entries in force whose maximum period has run out (their liable persons follow them)."""
+    return list(
+        session.scalars(
+            select(Entry).where(
+                Entry.status.in_([Status.published.value, Status.disputed.value]),
+                Entry.parent_entry_id.is_(None),
+                Entry.max_end_on <= today,
+            )
+        )
+    )
 
 
-def run_jobs(session: Session, *, today: date | None = None) -> dict[str, Any]:
-    """End entries at their maximum period; report notice periods that have run out (deadline events)."""
-    today = today or china_today()
-    expired = 0
-    due = session.scalars(
-        select(Entry).where(
-            Entry.status.in_([Status.published.value, Status.disputed.value]),
-            Entry.parent_entry_id.is_(None),
-            Entry.max_end_on <= today,
-        )
-    ).all()
-    for entry in due:
-        transition(
-            session,
-            JOB_ACTOR,
-            entry,
-            Action.expire,
-            reason="maximum period reached",
-            today=today,
-            system=True,
-        )
-        expired += 1
+def flag_notice_ended(session: Session, actor: Actor, today: date) -> int:
+    """Mark, once, each entry whose notice period is over: it is ready to publish (a deadline event)."""
     notice_over = session.scalars(
         select(Entry).where(Entry.status == Status.notice_period.value, Entry.notice_ends_on < today)
     ).all()
     flagged = 0
     for entry in notice_over:
-        already = any(t.action == "notice_ended" for t in entry.transitions)
-        if not already:
-            _transition_row(
-                entry,
-                entry.status,
-                entry.status,
-                "notice_ended",
-                JOB_ACTOR,
-                "notice period over; ready to publish",
-            )
-            audit.record(
-                session,
-                JOB_ACTOR,
-                "entry.notice_ended",
-                "entry",
-                entry.id,
-                detail={"notice_ends_on": entry.notice_ends_on.isoformat()},
-            )
-            flagged += 1
+        if any(t.action == "notice_ended" for t in entry.transitions):
+            continue
+        _transition_row(
+            entry, entry.status, entry.status, "notice_ended", actor, "notice period over; ready to publish"
+        )
+        audit.record(
+            session,
+            actor,
+            "entry.notice_ended",
+            "entry",
+            entry.id,
+            detail={"notice_ends_on": entry.notice_ends_on.isoformat() if entry.notice_ends_on else None},
+        )
+        flagged += 1
     session.flush()
-    checked = subjects.check_pending_proposals(session)
-    return {
-        "expired": expired,
-        "notice_ended": flagged,
-        "proposals_checked": checked,
-        "today": today.isoformat(),
-    }
+    return flagged

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fanchaoxin.blacklist.schemas import Basis, EntryIn, LiableRole, Role, Service
+from fanchaoxin.blacklist.schemas import EntryIn, LiableRole, Role, Service
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.errors import pydantic_error
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
@@ -200,14 +200,6 @@ _SERVICE_ZH = {
     "信息发布": Service.information_spreading,
     "信息传播": Service.information_spreading,
 }
-_BASIS_ZH = {
-    "企业监测发现": Basis.enterprise_finding,
-    "企业发现": Basis.enterprise_finding,
-    "行政处罚": Basis.administrative_penalty,
-    "行政处罚决定书": Basis.administrative_penalty,
-    "司法裁判": Basis.judicial_decision,
-    "裁判文书": Basis.judicial_decision,
-}
 
 
 def _header_key(raw: str) -> str:
@@ -229,7 +221,7 @@ def _value_maps() -> dict[str, dict[str, str]]:
         "severity": {s.zh: s.code for s in cat.severities.values()},
         "role": {k: v.value for k, v in _ROLE_ZH.items()},
         "services": {k: v.value for k, v in _SERVICE_ZH.items()},
-        "basis": {k: v.value for k, v in _BASIS_ZH.items()},
+        "basis": {name: b.code for b in cat.bases.values() for name in (b.zh, *b.aliases)},
     }
 
 

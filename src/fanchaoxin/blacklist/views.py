@@ -6,40 +6,28 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
-from pydantic import Field
 from sqlalchemy.orm import Session
 
-from fanchaoxin.blacklist import feed
+from fanchaoxin.blacklist import bulk
 from fanchaoxin.blacklist import service as registry
-from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.blacklist.schemas import EntryIn, EntryOut, TransitionIn
-from fanchaoxin.core import audit, idempotency
+from fanchaoxin.blacklist.schemas import EntryIn, EntryOut
+from fanchaoxin.blacklist.uploads import UploadError, parse_upload
+from fanchaoxin.core import audit, idempotency, permissions
 from fanchaoxin.core.audit import canonical_json
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
-from fanchaoxin.core.identifiers import mask_person_name
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask_person_name, normalise
+from fanchaoxin.core.permissions import REVIEWERS as REVIEWERS
+from fanchaoxin.core.permissions import may_reveal
 from fanchaoxin.core.schemas import ResponseModel
-from fanchaoxin.orgs.models import Role as R
 from fanchaoxin.subjects import service as subjects
 
 router = APIRouter(prefix="/v1", tags=["blacklist"])
 
-SUBMITTERS = (R.enterprise_operator, R.department_officer, R.platform_reviewer, R.platform_admin)
-REVIEWERS = (R.platform_reviewer, R.platform_admin)
-READERS = (
-    R.platform_admin,
-    R.platform_reviewer,
-    R.auditor,
-    R.department_officer,
-    R.enterprise_operator,
-    R.enterprise_node,
-)
-
-
-def may_reveal(principal: Principal) -> bool:
-    """Plain personal identifiers go only to an authorised reviewer (and to the subject, via due process)."""
-    return principal.role in REVIEWERS
+# Who may call what: core.permissions (REVIEWERS is imported from here by workflows.views).
+SUBMITTERS = permissions.SUBMITTERS
+READERS = permissions.ENTRY_READERS
 
 
 def entry_out(
@@ -185,28 +173,6 @@ def get_entry(
     return entry_out(session, entry, principal, reveal=reveal, detail=True)
 
 
-@router.post("/entries/{entry_id}/transitions", response_model=EntryOut, summary="Take one lifecycle step")
-def transition_entry(
-    entry_id: uuid.UUID, body: TransitionIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
-) -> EntryOut:
-    try:
-        action = Action(body.action)
-    except ValueError as exc:
-        raise ValidationProblem(
-            f"Unknown action {body.action!r}",
-            errors=[
-                {"in": "body", "field": "action", "type": "enum", "message": "one of " + ", ".join(Action)}
-            ],
-        ) from exc
-    if action in (Action.expire,):
-        raise Forbidden("Entries expire by themselves at their maximum period (fcx jobs run)")
-    entry = registry.get_entry_for_update(session, entry_id)
-    registry.transition(
-        session, principal.actor, entry, action, reason=body.reason, expected_version=body.version
-    )
-    return entry_out(session, entry, principal, detail=True)
-
-
 class EvidenceOut(ResponseModel):
     sha256: str
     filename: str
@@ -246,44 +212,14 @@ def get_evidence(
     entry_id: uuid.UUID,
     sha256: str,
     session: Session = DB,
-    principal: Principal = allow(
-        R.platform_admin, R.platform_reviewer, R.auditor, R.enterprise_operator, R.department_officer
-    ),
+    principal: Principal = allow(*permissions.EVIDENCE_READERS),
 ) -> Response:
-    entry = registry.get_entry(session, entry_id, principal)
-    if not (principal.is_platform or entry.owner_org_id == principal.org_id):
-        raise NotFound(f"No entry with id {entry_id}")
-    ev, blob = registry.get_evidence_blob(session, entry, sha256)
-    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
+    ev, blob = registry.read_evidence(session, principal, entry_id, sha256)
     return Response(
         blob.data,
         media_type=blob.media_type,
         headers={"Content-Disposition": f'attachment; filename="{ev.sha256}"', "ETag": f'"{ev.sha256}"'},
     )
-
-
-class FeedEventOut(ResponseModel):
-    seq: int
-    at: Any
-    event: str
-    entry_id: uuid.UUID
-    record: dict[str, Any]
-
-
-class FeedPageOut(ResponseModel):
-    events: list[FeedEventOut]
-    head: int = Field(description="The newest sequence number; a reader that reached it is up to date.")
-
-
-@router.get("/feed", response_model=FeedPageOut, tags=["feed"], summary="Change feed since a sequence number")
-def read_feed(
-    session: Session = DB,
-    _: Principal = allow(*READERS),
-    after: int = Query(0, ge=0),
-    limit: int = Query(1000, ge=1, le=10000),
-) -> FeedPageOut:
-    events = feed.events_after(session, after, limit)
-    return FeedPageOut(events=[FeedEventOut.model_validate(e) for e in events], head=feed.head(session))
 
 
 class LookupSubjectOut(ResponseModel):
@@ -312,7 +248,6 @@ def lookup(
     name: str | None = Query(None, min_length=2, max_length=200),
     limit: int = Query(20, ge=1, le=100),
 ) -> LookupOut:
-    from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 
     if name is None and (type_ is None or value is None):
         raise ValidationProblem(
@@ -388,8 +323,6 @@ def upload_entries(
     principal: Principal = allow(*SUBMITTERS),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> Any:
-    from fanchaoxin.blacklist import bulk
-    from fanchaoxin.blacklist.uploads import UploadError, parse_upload
 
     key = idempotency.check_key(idempotency_key)
     assert principal.org_id is not None

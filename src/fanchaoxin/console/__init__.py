@@ -1,23 +1,61 @@
-"""The web console: server-rendered pages for every role and the public pages (/console)."""
+"""The web console: server-rendered pages for every role and the public pages (/console).
+
+One router per capability, all under /console and all checking the CSRF token of every POST:
+
+- `signin`: language switch, sign-in, sign-out
+- `dashboard`: the platform's figures and charts
+- `review`: the review queue and its bulk steps
+- `entries`: entries, one entry, a lifecycle step, evidence downloads
+- `subjects`: one subject; merge, split, undo a merge
+- `orgs`, `instructions`: organisation pages; acknowledging and reporting instructions
+- `queues`, `cases`: the due-process queues, and one objection, report or repair application
+- `policy`, `audit_log`, `keys`: the grading policy, the audit log, API keys
+- `public`: the pages anyone may open (query, statistics, corrections, objection, repair, report)
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from fanchaoxin.console import (
+    audit_log,
+    cases,
+    dashboard,
+    entries,
+    instructions,
+    keys,
+    orgs,
+    policy,
+    public,
+    queues,
+    review,
+    signin,
+    subjects,
+)
+from fanchaoxin.console.i18n import HERE
+from fanchaoxin.console.web import PREFIX, install_error_pages
+
+ROUTERS = (
+    signin.router,
+    dashboard.router,
+    review.router,
+    entries.router,
+    subjects.router,
+    orgs.router,
+    instructions.router,
+    queues.router,
+    policy.router,
+    audit_log.router,
+    keys.router,
+    cases.router,
+    public.router,
+)
 
 
 def install(app: FastAPI) -> None:
     """Mount the console on the platform's application: pages under /console, files under /console/static."""
-    from fastapi.staticfiles import StaticFiles
-
-    from fanchaoxin.console import cases, public, views
-    from fanchaoxin.console.i18n import HERE
-    from fanchaoxin.console.web import PREFIX, install_error_pages
-
-    app.include_router(views.router)
-    app.include_router(cases.router)
-    app.include_router(public.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
     install_error_pages(app)

@@ -21,20 +21,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fanchaoxin.console import queries
+from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
-from fanchaoxin.core.auth import DB, Access, Principal
+from fanchaoxin.core.auth import ANONYMOUS, DB, Access, Principal
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, Problem, Unauthenticated, ValidationProblem
+from fanchaoxin.core.roles import ROLE_ORG_KIND, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.orgs.models import ROLE_ORG_KIND, ApiKey, Organisation, OrgKind, Role
-
-from .models import ConsoleSecret, ConsoleSession, ConsoleUser
+from fanchaoxin.orgs.models import ApiKey, Organisation
+from fanchaoxin.orgs.service import authenticate
 
 SESSION_COOKIE = "fcx_session"
 ANON_COOKIE = "fcx_anon"
@@ -284,8 +286,7 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
         audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in_failed",
                      "console_user", user.id)  # fmt: skip
         raise Unauthenticated("Wrong username or password")
-    org = session.get(Organisation, user.owner_org_id)
-    if not user.active or org is None or not org.active:
+    if not user.active or queries.active_organisation(session, user.owner_org_id) is None:
         raise Unauthenticated("This account is disabled")
     user.last_login_at = utcnow()
     audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in",
@@ -294,12 +295,10 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
 
 
 def sign_in_key(session: Session, raw: str) -> ApiKey:
-    from fanchaoxin.orgs.service import authenticate
-
     principal = authenticate(session, raw.strip())
     if principal.role not in CONSOLE_ROLES:
         raise Unauthenticated(f"A {principal.role.value} key cannot sign in to the console")
-    key = session.get(ApiKey, principal.key_id)
+    key = queries.api_key(session, principal.key_id)
     assert key is not None
     audit.record(session, principal.actor, "console.sign_in", "api_key", key.id, detail={"method": "api_key"})
     return key
@@ -318,8 +317,8 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         user = session.get(ConsoleUser, row.user_id)
         if user is None or not user.active:
             return None
-        org = session.get(Organisation, user.owner_org_id)
-        if org is None or not org.active:
+        org = queries.active_organisation(session, user.owner_org_id)
+        if org is None:
             return None
         role, username, display, prefix, key_id = (
             Role(user.role),
@@ -329,11 +328,11 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
             None,
         )
     else:
-        key = session.get(ApiKey, row.api_key_id)
+        key = queries.api_key(session, row.api_key_id)
         if key is None or key.status(now) != "active":
             return None
-        org = session.get(Organisation, key.owner_org_id)
-        if org is None or not org.active:
+        org = queries.active_organisation(session, key.owner_org_id)
+        if org is None:
             return None
         role, username, display, prefix, key_id = Role(key.role), None, key.label, key.prefix, key.id
     return ConsolePrincipal(
@@ -375,14 +374,10 @@ class ConsoleAccess(Access):
 
 
 def _anonymous() -> Principal:
-    from fanchaoxin.core.auth import ANONYMOUS
-
     return ANONYMOUS
 
 
 def page(*roles: Role) -> Any:
-    from fastapi import Depends
-
     return Depends(ConsoleAccess(frozenset(roles)))
 
 

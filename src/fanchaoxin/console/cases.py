@@ -1,7 +1,9 @@
 """Due-process pages of the console: one objection, report or credit repair application, and its actions.
 
 Every action validates its form with the API's request models (appeals.schemas) and then calls the same
-service function as the API (appeals.service), which applies the rules and writes the audit record.
+function as the API — `workflows.appeals` where the entry takes a step (forwarding and deciding an
+objection, deciding a repair), else the appeals slice's own — which applies the rules and writes the
+audit record.
 Errors are shown next to the field they name; nothing is half-written (the transaction rolls back).
 """
 
@@ -10,13 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import service as appeals
+from fanchaoxin.appeals import attachments, objections, reports
+from fanchaoxin.appeals import cases as appeal_cases
 from fanchaoxin.appeals.models import Objection, RepairApplication, Report
 from fanchaoxin.appeals.schemas import (
     AnswerIn,
@@ -28,7 +30,9 @@ from fanchaoxin.appeals.schemas import (
 )
 from fanchaoxin.appeals.views import objection_out, repair_out, report_out
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.console.auth import check_csrf, page
+from fanchaoxin.console import queries
+from fanchaoxin.console.auth import page
+from fanchaoxin.console.common import ADDRESSEES, REVIEWERS, console_router, deadline_badge
 from fanchaoxin.console.i18n import N_
 from fanchaoxin.console.web import PREFIX, redirect, render
 from fanchaoxin.core import audit
@@ -36,13 +40,13 @@ from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.errors import Problem
-from fanchaoxin.orgs.models import Organisation, OrgKind
-from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.workflows import appeals as due_process
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = console_router()
 
-REVIEWERS = (R.platform_reviewer, R.platform_admin)
-ADDRESSEES = (R.enterprise_operator, R.department_officer)
+# Where the platform may route a report: an enterprise or a department.
+ROUTABLE_KINDS = (OrgKind.enterprise.value, OrgKind.department.value)
 
 # Confirmation shown after an action (?done=…), translated where shown.
 DONE = {
@@ -72,15 +76,11 @@ def form_errors(exc: ValidationError | Problem) -> dict[str, str]:
     return out or {"form": exc.detail}
 
 
-def _names(session: Session) -> dict[uuid.UUID, str]:
-    return dict(session.execute(select(Organisation.id, Organisation.name)).all())  # type: ignore[arg-type]
-
-
 # --- objections -----------------------------------------------------------------------------------------
 
 
 def _objection(session: Session, objection_id: uuid.UUID, principal: Principal) -> Objection:
-    obj: Objection = appeals.get_case(session, Objection, objection_id, principal, "objection")
+    obj: Objection = appeal_cases.get_case(session, Objection, objection_id, principal, "objection")
     return obj
 
 
@@ -95,7 +95,7 @@ def _objection_page(
     action: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    entry = session.get(Entry, obj.entry_id)
+    entry = appeal_cases.entry_of(session, obj)
     reviewer = principal.role in REVIEWERS
     return render(
         request,
@@ -103,7 +103,7 @@ def _objection_page(
         status_code=status_code,
         o=objection_out(session, obj, principal),
         entry=entry,
-        org_names=_names(session),
+        org_names=queries.organisation_names(session),
         today=china_today(),
         may_forward=reviewer and obj.status == "open",
         may_decide=reviewer and obj.status != "decided",
@@ -143,7 +143,7 @@ def objection_forward(
     obj = _objection(session, objection_id, principal)
     try:
         body = ForwardIn.model_validate({"note": note, "version": version})
-        appeals.forward_objection(
+        due_process.forward_objection(
             session, principal.actor, obj, note=body.note, expected_version=body.version
         )
     except (ValidationError, Problem) as exc:
@@ -164,7 +164,7 @@ def objection_answer(
     form = {"proposed_outcome": proposed_outcome, "answer": answer}
     try:
         body = AnswerIn.model_validate(form)
-        appeals.answer_objection(
+        objections.answer_objection(
             session, principal, obj, proposed_outcome=body.proposed_outcome, answer=body.answer
         )
     except (ValidationError, Problem) as exc:
@@ -214,7 +214,7 @@ def objection_decide(
                 "version": version,
             }
         )
-        appeals.decide_objection(
+        due_process.decide_objection(
             session,
             principal.actor,
             obj,
@@ -266,7 +266,7 @@ def objection_attachment(
 
 
 def _download(session: Session, principal: Principal, case_type: str, case: Any, sha256: str) -> Response:
-    att, blob = appeals.attachment_blob(session, case_type, case.id, sha256)
+    att, blob = attachments.attachment_blob(session, case_type, case.id, sha256)
     audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"sha256": sha256})
     return Response(
         blob.data,
@@ -283,19 +283,8 @@ def _download(session: Session, principal: Principal, case_type: str, case: Any,
 
 
 def _report(session: Session, report_id: uuid.UUID, principal: Principal) -> Report:
-    rep: Report = appeals.get_case(session, Report, report_id, principal, "report")
+    rep: Report = appeal_cases.get_case(session, Report, report_id, principal, "report")
     return rep
-
-
-def _routable(session: Session) -> list[Organisation]:
-    kinds = (OrgKind.enterprise.value, OrgKind.department.value)
-    return list(
-        session.scalars(
-            select(Organisation)
-            .where(Organisation.kind.in_(kinds), Organisation.active.is_(True))
-            .order_by(Organisation.kind, Organisation.name)
-        )
-    )
 
 
 def _report_page(
@@ -313,23 +302,19 @@ def _report_page(
     recipient = principal.role in ADDRESSEES and rep.addressed_to_org_id == principal.org_id
     mine: list[Entry] = []
     if recipient and rep.status == "routed":
-        mine = list(
-            session.scalars(
-                select(Entry)
-                .where(Entry.owner_org_id == principal.org_id)
-                .order_by(Entry.submitted_at.desc())
-            ).all()[:50]
-        )
+        # The recipient names the entry it submitted for a substantiated report: its latest ones.
+        assert principal.org_id is not None
+        mine = queries.entries_owned_by(session, principal.org_id, limit=50)
     return render(
         request,
         "report.html",
         status_code=status_code,
         r=report_out(session, rep, principal),
-        org_names=_names(session),
+        org_names=queries.organisation_names(session),
         today=china_today(),
         may_triage=reviewer and rep.status == "received",
         may_handle=recipient and rep.status == "routed",
-        routable=_routable(session) if reviewer else [],
+        routable=queries.active_organisations(session, ROUTABLE_KINDS) if reviewer else [],
         own_entries=mine,
         errors=errors or {},
         form=form or {},
@@ -370,7 +355,7 @@ def report_triage(
                 "note": note,
             }
         )
-        appeals.triage_report(
+        reports.triage_report(
             session,
             principal.actor,
             rep,
@@ -413,7 +398,7 @@ def report_handle(
                 "forwarded_to": forwarded_to.strip() or None,
             }
         )
-        appeals.handle_report(
+        reports.handle_report(
             session,
             principal,
             rep,
@@ -447,38 +432,10 @@ def report_attachment(
 # --- credit repair (信用修复) -------------------------------------------------------------------------------
 
 
-def _badge(due: Any, today: Any, done: bool) -> str:
-    from fanchaoxin.console.views import _badge as badge
-
-    return badge(due, today, done)
-
-
-@router.get("/repairs")
-def repair_queue(
-    request: Request,
-    session: Session = DB,
-    principal: Principal = page(*REVIEWERS),
-    status: str | None = None,
-) -> Response:
-    today = china_today()
-    rows = appeals.list_repairs(session, status=status or None, limit=500)
-    entries = {
-        e.id: e for e in session.scalars(select(Entry).where(Entry.id.in_({a.entry_id for a in rows})))
-    }
-    items = [
-        {
-            "a": a,
-            "entry": entries.get(a.entry_id),
-            "due": a.decide_due_on,
-            "badge": _badge(a.decide_due_on, today, a.status == "decided"),
-        }
-        for a in rows
-    ]
-    return render(request, "repairs.html", items=items, status=status or "", today=today)
-
-
 def _repair(session: Session, repair_id: uuid.UUID, principal: Principal) -> RepairApplication:
-    app: RepairApplication = appeals.get_case(session, RepairApplication, repair_id, principal, "application")
+    app: RepairApplication = appeal_cases.get_case(
+        session, RepairApplication, repair_id, principal, "application"
+    )
     return app
 
 
@@ -498,8 +455,8 @@ def _repair_page(
         "repair.html",
         status_code=status_code,
         a=repair_out(session, app),
-        entry=session.get(Entry, app.entry_id),
-        badge=_badge(app.decide_due_on, today, app.status == "decided"),
+        entry=appeal_cases.entry_of(session, app),
+        badge=deadline_badge(app.decide_due_on, today, app.status == "decided"),
         today=today,
         may_decide=app.status != "decided",
         errors=errors or {},
@@ -541,7 +498,7 @@ def repair_decide(
                 "version": version,
             }
         )
-        appeals.decide_repair(
+        due_process.decide_repair(
             session,
             principal.actor,
             app,

@@ -8,11 +8,26 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from fanchaoxin.console.auth import create_user
+from fanchaoxin.core.cli import cli_actor, console, database, fail, problem_message
+from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.roles import Role
+from fanchaoxin.orgs.service import find_organisation
 
 console_app = typer.Typer(help="The web console (/console): staff users.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+
+
+def _password(from_stdin: bool) -> str:
+    """From standard input, FCX_CONSOLE_PASSWORD, or typed twice at a prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if os.environ.get("FCX_CONSOLE_PASSWORD"):
+        return os.environ["FCX_CONSOLE_PASSWORD"]
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        fail("password: the two entries differ")
+    return password
 
 
 @console_app.command("add-user")
@@ -26,36 +41,18 @@ def add_user(
     ] = False,
 ) -> None:
     """Add a console user who signs in with a password (stored as an scrypt hash only)."""
-    from fanchaoxin.cli import _cli_actor, _database, _problem_message
-    from fanchaoxin.console.auth import create_user
-    from fanchaoxin.core.errors import Problem
-    from fanchaoxin.orgs.models import Role
-    from fanchaoxin.orgs.service import find_organisation
-
     try:
         role_ = Role(role)
     except ValueError:
-        err.print(
-            f"[bold red]error:[/] role: unknown role {role!r}; one of {', '.join(r.value for r in Role)}"
-        )
-        raise typer.Exit(1) from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    elif os.environ.get("FCX_CONSOLE_PASSWORD"):
-        password = os.environ["FCX_CONSOLE_PASSWORD"]
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            err.print("[bold red]error:[/] password: the two entries differ")
-            raise typer.Exit(1)
+        fail(f"role: unknown role {role!r}; one of {', '.join(r.value for r in Role)}")
+    password = _password(password_stdin)
     try:
-        with _database().session() as s:
+        with database().session() as s:
             organisation = find_organisation(s, org)
             user = create_user(
-                s, _cli_actor(), username=username, password=password, org=organisation, role=role_,
+                s, cli_actor(), username=username, password=password, org=organisation, role=role_,
                 display_name=display_name,
             )  # fmt: skip
-            out.print(f"console user {user.username} ({role_.value}, {organisation.name}) added")
+            console.print(f"console user {user.username} ({role_.value}, {organisation.name}) added")
     except Problem as exc:
-        err.print(f"[bold red]error:[/] {_problem_message(exc)}")
-        raise typer.Exit(1) from None
+        fail(problem_message(exc))

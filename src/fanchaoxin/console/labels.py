@@ -1,8 +1,15 @@
-"""Display names of the codes the console shows (translated where shown; catalogue items carry zh/en)."""
+"""Display names of the codes the console shows, in the page's language.
+
+The domain vocabularies — behaviours, severities, subject kinds, bases, entry and case statuses — are
+named by their catalogue (core.catalogue: each item carries zh and en), nowhere else. The console's own
+vocabularies below (roles, actions, outcomes, identifier types, organisation kinds …) are English
+message ids, translated with gettext.
+"""
 
 from __future__ import annotations
 
-from fanchaoxin.console.i18n import N_
+from fanchaoxin.console.i18n import N_, translator
+from fanchaoxin.core.catalogue import VOCABULARIES, catalogues
 
 ROLE = {
     "platform_admin": N_("Platform administrator"),
@@ -12,18 +19,6 @@ ROLE = {
     "enterprise_operator": N_("Enterprise operator"),
     "enterprise_node": N_("Enterprise node (machine)"),
     "public": N_("Public"),
-}
-
-ENTRY_STATUS = {
-    "submitted": N_("Submitted"),
-    "under_review": N_("Under review"),
-    "rejected": N_("Rejected"),
-    "notice_period": N_("Notice period"),
-    "published": N_("Published"),
-    "disputed": N_("Disputed"),
-    "expired": N_("Expired"),
-    "revoked": N_("Revoked"),
-    "repaired": N_("Repaired"),
 }
 
 ACTION = {
@@ -38,27 +33,10 @@ ACTION = {
     "repair": N_("Credit repair"),
 }
 
-BASIS = {
-    "administrative_penalty": N_("Administrative penalty"),
-    "judicial_decision": N_("Judicial decision"),
-    "enterprise_finding": N_("Enterprise finding"),
-}
-
 ENTRY_ROLE = {
     "organizer": N_("Organiser"),
     "participant": N_("Participant"),
     "facilitator": N_("Facilitator"),
-}
-
-CASE_STATUS = {
-    "open": N_("Open"),
-    "forwarded": N_("Forwarded"),
-    "answered": N_("Answered"),
-    "decided": N_("Decided"),
-    "received": N_("Received"),
-    "routed": N_("Routed"),
-    "handled": N_("Handled"),
-    "dismissed": N_("Dismissed"),
 }
 
 OUTCOME = {
@@ -102,14 +80,26 @@ IDENTIFIER = {
 
 ALL = {
     "role": ROLE,
-    "entry_status": ENTRY_STATUS,
     "action": ACTION,
-    "basis": BASIS,
     "entry_role": ENTRY_ROLE,
-    "case_status": CASE_STATUS,
     "outcome": OUTCOME,
     "instruction_status": INSTRUCTION_STATUS,
     "instruction_kind": INSTRUCTION_KIND,
     "org_kind": ORG_KIND,
     "identifier": IDENTIFIER,
 }
+
+
+def label(kind: str, code: str | None, locale: str) -> str:
+    """The name of `code` in `locale` (`zh_CN`, `en`); the code itself when nothing names it.
+
+    `kind` is a catalogue vocabulary (behaviour, severity, subject_kind, basis, entry_status,
+    case_status) or one of the console's own vocabularies (ALL).
+    """
+    if code is None:
+        return "—"
+    if kind in VOCABULARIES:
+        item = catalogues().vocabulary(kind).get(code)
+        return item.text(locale) if item is not None else code
+    table = ALL.get(kind, {})
+    return translator(locale)(table[code]) if code in table else code

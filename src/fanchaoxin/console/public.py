@@ -6,30 +6,36 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import service as appeals
+from fanchaoxin.appeals import attachments, repair, reports
+from fanchaoxin.appeals import corrections as correction_notices
 from fanchaoxin.appeals.ratelimit import PublicLimits, TokenBuckets
 from fanchaoxin.appeals.schemas import ObjectionIn, RepairIn, ReportIn
+from fanchaoxin.appeals.views import _report_targets
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.console.auth import check_csrf, public_page
-from fanchaoxin.console.web import PREFIX, render
+from fanchaoxin.console import queries
+from fanchaoxin.console.auth import public_page
+from fanchaoxin.console.common import console_router, listed_name
+from fanchaoxin.console.web import render
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests
-from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask_person_name, normalise
+from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests, ValidationProblem
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.orgs.models import Organisation, OrgKind
+from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.stats import service as stats
 from fanchaoxin.subjects import service as subjects
+from fanchaoxin.workflows import appeals as due_process
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = console_router()
 
 PUBLIC_ACTOR = Actor("public")
 _lock = threading.Lock()
@@ -99,8 +105,6 @@ def _find(session: Session, by: str, q: str) -> list[Any]:
 
 
 def _form_error(field: str, message: str) -> Problem:
-    from fanchaoxin.core.errors import ValidationProblem
-
     return ValidationProblem(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
@@ -153,11 +157,10 @@ def query(
         ]
         if not entries:
             continue
-        personal = subjects.is_personal(subject.kind)
         results.append(
             {
                 "kind": subject.kind,
-                "name": mask_person_name(subject.name) if personal else subject.name,
+                "name": listed_name(subject),
                 "identifiers": subjects.identifiers_out(subject, reveal=False),
                 "entries": entries,
             }
@@ -172,8 +175,6 @@ def query(
 
 @router.get("/public/stats")
 def public_stats(request: Request, session: Session = DB, _: Principal = public_page()) -> Response:
-    from fanchaoxin.stats import service as stats
-
     return render(
         request, "public/stats.html", summary=stats.public_summary_cached(request.app.state, session)
     )
@@ -182,8 +183,8 @@ def public_stats(request: Request, session: Session = DB, _: Principal = public_
 @router.get("/public/corrections")
 def corrections(request: Request, session: Session = DB, _: Principal = public_page()) -> Response:
     notices = []
-    for n in appeals.list_corrections(session, limit=200):
-        zh, en = appeals.correction_text(n)
+    for n in correction_notices.list_corrections(session, limit=200):
+        zh, en = correction_notices.correction_text(n)
         notices.append({"n": n, "zh": zh, "en": en})
     return render(request, "public/corrections.html", notices=notices)
 
@@ -247,7 +248,7 @@ def objection_submit(
     if body is not None:
         _filing_limits(request).check(_address(request), [audit.digest(f"entry:{body.entry_id}") or ""])
         try:
-            filing = appeals.file_objection(
+            filing = due_process.file_objection(
                 session,
                 PUBLIC_ACTOR,
                 entry_id=body.entry_id,
@@ -348,7 +349,7 @@ def repair_submit(
     _filing_limits(request).check(_address(request), [audit.digest(f"entry:{body.entry_id}") or ""])
     limit = get_settings().attachment_max_bytes
     try:
-        filing = appeals.file_repair(
+        filing = repair.file_repair(
             session,
             PUBLIC_ACTOR,
             entry_id=body.entry_id,
@@ -361,7 +362,7 @@ def repair_submit(
             channel="public",
         )
         if proof is not None and proof.filename:
-            appeals.add_attachment(
+            attachments.add_attachment(
                 session,
                 PUBLIC_ACTOR,
                 "repair",
@@ -395,13 +396,8 @@ def repair_submit(
 
 
 def _enterprises(session: Session) -> list[Organisation]:
-    return list(
-        session.scalars(
-            select(Organisation)
-            .where(Organisation.kind == OrgKind.enterprise.value, Organisation.active.is_(True))
-            .order_by(Organisation.name)
-        )
-    )
+    """The enterprises a report may name as the one it concerns."""
+    return queries.active_organisations(session, (OrgKind.enterprise.value,))
 
 
 @router.get("/public/report")
@@ -467,12 +463,10 @@ def report_submit(
         errors = _validation_messages(exc)
         body = None
     if body is not None:
-        from fanchaoxin.appeals.views import _report_targets
-
         targets = [audit.digest(t) or t for t in _report_targets(body)]
         _filing_limits(request).check(_address(request), targets)
         try:
-            filing = appeals.file_report(
+            filing = reports.file_report(
                 session,
                 PUBLIC_ACTOR,
                 description=body.description,

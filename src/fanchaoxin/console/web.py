@@ -24,10 +24,12 @@ from fanchaoxin.console.auth import (
     csrf_token,
 )
 from fanchaoxin.console.i18n import HERE, HTML_LANG, N_, negotiate, translator
-from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.core.errors import Problem
+from fanchaoxin.core import permissions
+from fanchaoxin.core.errors import _BY_STATUS, Problem, ValidationProblem, _validation_errors
+from fanchaoxin.core.identifiers import mask_person_name
+from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.orgs.models import Role
+from fanchaoxin.subjects.service import is_personal
 
 PREFIX = "/console"
 env = Environment(
@@ -51,8 +53,9 @@ CSP = (
     "frame-ancestors 'none'"
 )
 
-REVIEWERS = frozenset({Role.platform_reviewer, Role.platform_admin})
-PLATFORM = frozenset({Role.platform_admin, Role.platform_reviewer, Role.auditor})
+# Who sees which part of the navigation: the role sets of core.permissions.
+REVIEWERS = permissions.REVIEWERS
+PLATFORM = permissions.PLATFORM
 
 
 def locale_of(request: Request) -> str:
@@ -80,15 +83,15 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/org", N_("Our department")))
     else:
         items.append((f"{PREFIX}/org", N_("Our organisation")))
-    if role in REVIEWERS or role in (Role.enterprise_operator, Role.department_officer):
+    if role in REVIEWERS or role in permissions.CASE_ADDRESSEES:
         items.append((f"{PREFIX}/objections", N_("Objections")))
         items.append((f"{PREFIX}/reports", N_("Reports")))
     if role in REVIEWERS:
         items.append((f"{PREFIX}/repairs", N_("Credit repair")))
     items.append((f"{PREFIX}/policy", N_("Policy")))
-    if role in (Role.auditor, Role.platform_admin):
+    if role in permissions.AUDIT_READERS:
         items.append((f"{PREFIX}/audit", N_("Audit log")))
-    if role in (Role.platform_admin, Role.department_officer, Role.enterprise_operator):
+    if role in permissions.KEY_MANAGERS:
         items.append((f"{PREFIX}/keys", N_("API keys")))
     return items
 
@@ -105,27 +108,17 @@ def _fmt_dt(value: datetime | date | None, with_time: bool = True) -> str:
 def context_for(request: Request, **ctx: Any) -> dict[str, Any]:
     locale = locale_of(request)
     _ = translator(locale)
-    cat = catalogues()
 
     def label(kind: str, code: str | None) -> str:
-        if code is None:
-            return "—"
-        table = labels.ALL.get(kind, {})
-        return _(table[code]) if code in table else code
+        """A code in the page's language: catalogue vocabularies from the catalogue (console.labels)."""
+        return labels.label(kind, code, locale)
 
     def item(kind: str, code: str) -> str:
         """A catalogue item (behaviour, severity, subject kind) in the page's language."""
-        source = {"behaviour": cat.behaviours, "severity": cat.severities, "subject_kind": cat.subject_kinds}
-        found = source[kind].get(code)
-        if found is None:
-            return code
-        return found.zh if locale == "zh_CN" else found.en
+        return labels.label(kind, code, locale)
 
     def subject_name(subject: Any) -> str:
         """A natural person's name is masked wherever it is listed (revealed only on request, audited)."""
-        from fanchaoxin.core.identifiers import mask_person_name
-        from fanchaoxin.subjects.service import is_personal
-
         return mask_person_name(subject.name) if is_personal(subject.kind) else subject.name
 
     principal = getattr(request.state, "principal", None)
@@ -237,8 +230,6 @@ def install_error_pages(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         if _is_console(request) and isinstance(exc, StarletteHTTPException):
-            from fanchaoxin.core.errors import _BY_STATUS
-
             cls = _BY_STATUS.get(exc.status_code) or Problem
             return problem_page(request, cls(str(exc.detail) if exc.detail else None))
         assert api_http is not None
@@ -246,8 +237,6 @@ def install_error_pages(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         if _is_console(request) and isinstance(exc, RequestValidationError):
-            from fanchaoxin.core.errors import ValidationProblem, _validation_errors
-
             _cls, errors = _validation_errors(exc)
             fields = ", ".join(e["field"] for e in errors)
             return problem_page(request, ValidationProblem(f"Invalid fields: {fields}", errors=errors))

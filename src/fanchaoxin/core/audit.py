@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fanchaoxin.core.db import Base, UTCDateTime, utcnow
+from fanchaoxin.core.db import Base, UTCDateTime, bulk_insert, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -235,8 +235,6 @@ def record_many(session: Session, actor: Actor, events: list[dict[str, Any]]) ->
             }
         )
         prev_hash = new_hash
-    from fanchaoxin.core.db import bulk_insert
-
     bulk_insert(session, AuditEvent.__table__, rows)
     session.execute(text("UPDATE audit_chain_head SET hash = :h WHERE id = 1"), {"h": prev_hash})
     return len(rows)

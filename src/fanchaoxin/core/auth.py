@@ -12,10 +12,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.errors import Forbidden, Unauthenticated
-from fanchaoxin.orgs.models import OrgKind, Role
+from fanchaoxin.core.roles import OrgKind, Role
 
 PLATFORM_ROLES = frozenset({Role.platform_admin, Role.platform_reviewer, Role.auditor})
 STAFF_ROLES = frozenset(Role) - {Role.public}
@@ -121,6 +121,8 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the commit happens before the response is sent, so a failed commit is an error
 # the caller sees, never a 200 for something that was not stored.
 DB: Any = Depends(get_session, scope="function")
+# The same dependency as a type: `session: DbSession` in a route's signature.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _raw_key(request: Request) -> str | None:
@@ -152,8 +154,10 @@ class Access:
             raise Unauthenticated("This route needs an API key")
         ttl = request.app.state.settings.auth_cache_seconds
         fp = PrincipalCache.fingerprint(raw)
-        principal = principal_cache.get(fp) if ttl > 0 else None
-        if principal is None:
+        cached = principal_cache.get(fp) if ttl > 0 else None
+        if cached is not None:
+            principal = cached
+        else:
             # A miss needs the database: off the event loop, in a short transaction of its own.
             principal, expires_at = await run_in_threadpool(_authenticate, request, raw)
             if ttl > 0:
@@ -167,11 +171,19 @@ class Access:
         return principal
 
 
-def _authenticate(request: Request, raw: str) -> tuple[Principal, datetime | None]:
-    from fanchaoxin.orgs.service import authenticate_key
+# How a presented key becomes a principal: the organisations slice owns the keys, so `create_app`
+# installs its function here (core knows no capability). Returns the principal and the key's expiry.
+Authenticator = Callable[[Session, str], tuple[Principal, datetime | None]]
 
+
+def install_authenticator(app: Any, authenticate: Authenticator) -> None:
+    app.state.authenticate = authenticate
+
+
+def _authenticate(request: Request, raw: str) -> tuple[Principal, datetime | None]:
+    authenticate: Authenticator = request.app.state.authenticate
     with request.app.state.db.session() as session:
-        return authenticate_key(session, raw)
+        return authenticate(session, raw)
 
 
 def allow(*roles: Role) -> Any:

@@ -6,20 +6,24 @@ Both run the same migrations and the same test suite.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+if TYPE_CHECKING:
+    import psycopg
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -174,14 +178,12 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]], *, chu
         for i in range(0, len(rows), chunk):
             conn.execute(table.insert(), rows[i : i + chunk])
         return
-    from psycopg.types.json import Json
-    from sqlalchemy import JSON
-
     columns = [c for c in table.columns if c.name in rows[0] or c.default is not None]
     json_cols = {c.name for c in columns if isinstance(c.type, JSON)}
     defaults = {c.name: c.default for c in columns if c.default is not None and c.name not in rows[0]}
     names = ", ".join(f'"{c.name}"' for c in columns)
-    dbapi = conn.connection.dbapi_connection
+    # normalise_url() puts every PostgreSQL URL on psycopg 3, whose connections SQLAlchemy hands out as is.
+    dbapi = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
     with dbapi.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             values = []
@@ -190,8 +192,8 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]], *, chu
                     v = row[c.name]
                 else:
                     d = defaults[c.name]
-                    v = d.arg(None) if callable(d.arg) else d.arg  # type: ignore[union-attr]
+                    v = d.arg(None) if callable(d.arg) else d.arg
                 if c.name in json_cols and v is not None:
-                    v = Json(v)
+                    v = json.dumps(v)  # the text psycopg's Json(v) would send; COPY's text format parses it
                 values.append(v)
             copy.write_row(values)

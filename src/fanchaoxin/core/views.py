@@ -15,8 +15,8 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.errors import Problem, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, validate
+from fanchaoxin.core.permissions import AUDIT_READERS, STAFF
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
-from fanchaoxin.orgs.models import Role as R
 
 router = APIRouter()
 
@@ -78,7 +78,7 @@ class AuditPage(ResponseModel):
 @router.get("/v1/audit/events", response_model=AuditPage, tags=["audit"], summary="Search the audit log")
 def audit_events(
     session: Session = DB,
-    _: Principal = allow(R.auditor, R.platform_admin),
+    _: Principal = allow(*AUDIT_READERS),
     action: str | None = None,
     actor: str | None = None,
     target_id: str | None = None,
@@ -107,7 +107,7 @@ class VerifyOut(ResponseModel):
 
 
 @router.get("/v1/audit/verify", response_model=VerifyOut, tags=["audit"], summary="Walk the hash chain")
-def audit_verify(session: Session = DB, _: Principal = allow(R.auditor, R.platform_admin)) -> VerifyOut:
+def audit_verify(session: Session = DB, _: Principal = allow(*AUDIT_READERS)) -> VerifyOut:
     result = audit.verify(session)
     return VerifyOut(ok=result.ok, checked=result.checked, broken_at=result.broken_at, reason=result.reason)
 
@@ -124,16 +124,6 @@ class IdentifierOut(ResponseModel):
     type: IdentifierType
     value: str
     masked: str
-
-
-STAFF = (
-    R.platform_admin,
-    R.platform_reviewer,
-    R.auditor,
-    R.department_officer,
-    R.enterprise_operator,
-    R.enterprise_node,
-)
 
 
 @router.post(

@@ -25,6 +25,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.io import InputError
+from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
+from fanchaoxin.detect.parcels import Params, detect_empty_parcels, load_waybills, missing_values
+from fanchaoxin.detect.registrations import find_clusters, load_registrations
+from fanchaoxin.detect.report import dumps, write_report
 
 app = typer.Typer()
 
@@ -39,8 +44,6 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _guard() -> Iterator[None]:
-    from fanchaoxin.detect.io import InputError
-
     try:
         yield
     except InputError as exc:
@@ -76,8 +79,6 @@ def _report_paths(output: Path, html: Path | None, js: Path | None) -> tuple[Pat
 
 def write_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
     """Findings to `path`: CSV (one row per finding, evidence as JSON) or JSON, by the suffix."""
-    from fanchaoxin.detect.report import dumps
-
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         with path.open("w", newline="", encoding="utf-8") as fh:
@@ -122,8 +123,6 @@ def _finish(
     meta: dict[str, Any],
     step: Callable[..., None],
 ) -> None:
-    from fanchaoxin.detect.report import write_report
-
     step("writing")
     html, js = _report_paths(output, report_html, report_json)
     write_findings(output, findings, meta)
@@ -177,8 +176,6 @@ def lockstep_cmd(
     submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """Lockstep groups (CopyCatch): ≥ m users acting on the same ≥ n items at the same times."""
-    from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
-
     if behaviour not in ("fake_review", "order_brushing"):
         _fail("--behaviour must be fake_review or order_brushing")
     submission.check_options(submit, platform, key)
@@ -268,8 +265,6 @@ def registrations_cmd(
     submit_min_score: float | None = submission.opt_min_score(short=False),
 ) -> None:
     """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs."""
-    from fanchaoxin.detect.registrations import find_clusters, load_registrations
-
     submission.check_options(submit, platform, key)
     cols = _columns(column, _REG_COLS)
     t0 = time.perf_counter()
@@ -377,10 +372,6 @@ def parcels_cmd(
     ),
 ) -> None:
     """Empty-parcel waybills, and senders / couriers where they concentrate."""
-    import numpy as np
-
-    from fanchaoxin.detect.parcels import NO_TIME, Params, detect_empty_parcels, load_waybills
-
     if courier_kind not in ("courier_staff", "courier_company"):
         _fail("--courier-kind must be courier_staff or courier_company")
     submission.check_options(submit, platform, key)
@@ -409,12 +400,7 @@ def parcels_cmd(
             "rows": len(wb.waybill),
             "findings": levels,
             # unknown values give no signal rather than being dropped or guessed: say how many
-            "missing_values": {
-                "weight_kg": int(np.isnan(wb.weight).sum()),
-                "transit_scans": int(np.isnan(wb.scans).sum()),
-                "distance_km": int(np.isnan(wb.distance).sum()),
-                "sign_time": int((wb.sign == NO_TIME).sum()),
-            },
+            "missing_values": missing_values(wb),
             "parameters": {"columns": cols, **params.__dict__},
             "note": "waybill scores are in [0, 1]; sender and courier scores are −log10 P",
             "seconds": round(time.perf_counter() - t0, 3),

@@ -22,6 +22,7 @@ from fanchaoxin.detect import brushing, fraudar
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import BEHAVIOURS, Finding
 from fanchaoxin.detect.io import InputError
+from fanchaoxin.detect.report import write_report
 
 app = typer.Typer()
 
@@ -47,8 +48,6 @@ def _write_reports(
     """The findings for review, in the toolkit's shared report format (detect/report.py)."""
     if report_json is None and report_html is None:
         return
-    from fanchaoxin.detect.report import write_report  # charts and HTML: only when asked for
-
     write_report(findings, title=title, html_path=report_html, json_path=report_json, meta=meta)
 
 

@@ -1,8 +1,9 @@
 """Commands of `fcx detect` over text (merged into one Typer app by detect/cli.py).
 
 `fcx detect reviews train|score|duplicates`: fake reviews (虚假评价, behaviour `fake_review`).
-The detector module is imported inside each command so that `fcx --help` stays fast (scikit-learn
-takes a while to import).
+The detector module (detect/reviews.py) is imported inside each command: its estimators subclass
+scikit-learn's at module level, and model files refer to them there, so importing it means importing
+scikit-learn — most of a second that `fcx --help` and every other command would pay.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import typer
 
 from fanchaoxin.detect import submit as submission
+from fanchaoxin.detect.io import InputError
 
 app = typer.Typer()
 reviews_app = typer.Typer(
@@ -55,8 +57,7 @@ def train(
     jobs: int = typer.Option(1, "--jobs", help="Parallel CV folds (-1: all cores)."),
 ) -> None:
     """Train a review-text classifier; with --group-col also print grouped CV accuracy."""
-    from fanchaoxin.detect import reviews as R
-    from fanchaoxin.detect.io import InputError
+    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
 
     try:
         cols = R.read_columns(input, [text_col, label_col, *([group_col] if group_col else [])])
@@ -115,8 +116,7 @@ def score(
     output: Path = typer.Option(..., "--output", help="CSV to write: row, score, label."),
 ) -> None:
     """Score reviews: row (1-based data row), score (0..1, likelihood of the positive label), label."""
-    from fanchaoxin.detect import reviews as R
-    from fanchaoxin.detect.io import InputError
+    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
 
     try:
         m = R.ReviewModel.load(model)
@@ -160,8 +160,7 @@ def duplicates(
     submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """Find near-duplicate review templates (MinHash + LSH); write `fake_review` findings as JSON."""
-    from fanchaoxin.detect import reviews as R
-    from fanchaoxin.detect.io import InputError
+    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
 
     submission.check_options(submit, platform, key)
     try:

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.io import read_table
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
@@ -325,8 +326,6 @@ def load_actions(path: str | Path, *, user: str, item: str, time: str):  # type:
 
     Returns ``(user_labels, item_labels, user_codes, item_codes, epoch_seconds)``.
     """
-    from fanchaoxin.detect.io import read_table
-
     rel = read_table(path, [user, item, time], types={user: "VARCHAR", item: "VARCHAR", time: "TIMESTAMP"})
     q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
     data = rel.project(f"{q(user)} AS u, {q(item)} AS i, CAST(epoch({q(time)}) AS BIGINT) AS t").fetchnumpy()

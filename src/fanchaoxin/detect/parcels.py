@@ -49,9 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom, poisson
 
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.io import read_table
 
 COLUMNS = (
     "waybill",
@@ -82,6 +82,16 @@ class Waybills:
 
 
 NO_TIME = -(2**62)  # "not signed"; far from any real epoch second
+
+
+def missing_values(w: Waybills) -> dict[str, int]:
+    """How many waybills lack each optional value (those give no signal, so a report says how many)."""
+    return {
+        "weight_kg": int(np.isnan(w.weight).sum()),
+        "transit_scans": int(np.isnan(w.scans).sum()),
+        "distance_km": int(np.isnan(w.distance).sum()),
+        "sign_time": int((w.sign == NO_TIME).sum()),
+    }
 
 
 @dataclass
@@ -219,6 +229,9 @@ def _concentration(
     level: str,
     kind: str,
 ) -> list[Finding]:
+    # scipy.stats takes most of a second to import: `fcx` loads it when parcels are scored, not at start
+    from scipy.stats import binom, poisson  # noqa: PLC0415
+
     labels, inv = np.unique(keys.astype(str), return_inverse=True)
     total = np.bincount(inv, minlength=len(labels))
     hits = np.bincount(inv, weights=flagged.astype(float), minlength=len(labels)).astype(np.int64)
@@ -321,8 +334,6 @@ def load_waybills(path: str | Path, *, columns: dict[str, str] | None = None) ->
     waybill, courier, sender and pickup_time must be filled; sign_time may be empty (not yet signed);
     weight_kg, distance_km and transit_scans may be empty (unknown); cities are optional text.
     """
-    from fanchaoxin.detect.io import read_table
-
     names = {k: k for k in COLUMNS}
     names.update(columns or {})
     req = list(names.values())

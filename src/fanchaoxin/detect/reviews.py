@@ -32,16 +32,24 @@ import functools
 import math
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
+import sklearn
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
 
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError, read_table
@@ -330,8 +338,6 @@ def build_features(features: str, weighting: str) -> Any:
 
     `min_df=2` drops n-grams seen once, which cannot generalise and only slow the classifier down.
     """
-    from sklearn.pipeline import FeatureUnion, Pipeline
-
     parts = []
     for block in FEATURE_SETS[features]:
         vec = _vectorizer(block, weighting)
@@ -343,9 +349,6 @@ def build_features(features: str, weighting: str) -> Any:
 
 
 def _linear(classifier: str, c: float) -> Any:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
-
     if classifier == "svm":
         return LinearSVC(C=c)
     return LogisticRegression(C=c, solver="liblinear")
@@ -353,8 +356,6 @@ def _linear(classifier: str, c: float) -> Any:
 
 def build_member(member: Member, calibrate: bool = True) -> Any:
     """Features → one linear classifier (calibrated by default), a sklearn Pipeline over raw texts."""
-    from sklearn.pipeline import Pipeline
-
     clf: Any = (
         CalibratedLinear(member.classifier, member.C) if calibrate else _linear(member.classifier, member.C)
     )
@@ -454,9 +455,6 @@ class CalibratedLinear(ClassifierMixin, BaseEstimator):
         self.cv = cv
 
     def fit(self, X: Any, y: Any) -> CalibratedLinear:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
@@ -515,8 +513,6 @@ class ReviewModel:
         return [self.positive if s >= 0.5 else self.negative for s in self.score(texts)]
 
     def save(self, path: str | Path) -> None:
-        import joblib
-
         payload = {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -529,8 +525,6 @@ class ReviewModel:
 
     @classmethod
     def load(cls, path: str | Path) -> ReviewModel:
-        import joblib
-
         path = Path(path)
         if not path.is_file():
             raise ReviewModelError(f"{path}: no such model file")
@@ -585,9 +579,6 @@ def select_method(
     feature set and weighting) and its calibrated logits kept; a method's prediction is the sign of
     its members' mean clipped logit, exactly as `LogitAverage` predicts. Ties go to the earlier point.
     """
-    from joblib import Parallel, delayed
-    from sklearn.model_selection import GroupKFold, StratifiedKFold
-
     texts = list(texts)
     y = np.asarray(y)
     if groups is not None and len(set(groups)) >= inner_splits:
@@ -650,8 +641,6 @@ def train_model(
     y, negative = encode_labels(labels, positive, source=source)
     _check_trainable(y)
     pipeline, method = _fit(texts, y, c, tune, groups, inner_splits, n_jobs, method)
-    import sklearn
-
     meta = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_train": len(texts),
@@ -722,9 +711,6 @@ def grouped_cv(
     GroupKFold's deterministic size-balancing assignment); several seeds show how much the figure
     owes to one particular split.
     """
-    from joblib import Parallel, delayed
-    from sklearn.model_selection import GroupKFold
-
     y, _ = encode_labels(labels, positive, source=source)
     groups = [g.strip() for g in groups]
     n_groups = len(set(groups))
@@ -803,8 +789,6 @@ def shingle_hashes(text: str, k: int | None = None) -> np.ndarray:
     t = shingle_text(text)
     k = k or auto_shingle_size(t)
     grams = [t] if len(t) <= k else [t[i : i + k] for i in range(len(t) - k + 1)]
-    import zlib
-
     # crc32 is stable across processes (unlike hash()) and fast; collisions at 2**-32 are noise.
     return np.unique(
         np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))

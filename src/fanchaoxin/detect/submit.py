@@ -59,14 +59,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import httpx
 import typer
 
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.identifiers import IdentifierError, normalise
 from fanchaoxin.detect.findings import Finding
-
-if TYPE_CHECKING:
-    import httpx
+from fanchaoxin.detect.report import BEHAVIOUR_ZH, dumps
 
 __all__ = [
     "BULK_THRESHOLD",
@@ -151,7 +152,6 @@ def identifier_for(
     kind: str, subject_id: str, *, namespace: str | None, courier_uscc: str | None = None
 ) -> tuple[dict[str, str] | None, str]:
     """The platform identifier of one subject (type, canonical value), or None and what is missing."""
-    from fanchaoxin.core.identifiers import IdentifierError, normalise
 
     def check(itype: str, value: str, what: str) -> tuple[dict[str, str] | None, str]:
         try:
@@ -186,9 +186,7 @@ def identifier_for(
 
 
 def finding_json(finding: Finding, **kw: Any) -> str:
-    from fanchaoxin.detect.report import _json_default  # numpy scalars in evidence
-
-    return json.dumps(finding.to_dict(), ensure_ascii=False, default=_json_default, **kw)
+    return dumps(finding.to_dict(), **kw)
 
 
 def _finding_digest(finding: Finding) -> str:
@@ -337,8 +335,6 @@ def _key_evidence(evidence: dict[str, Any]) -> list[str]:
 
 
 def _facts(c: Candidate, *, excerpt: bool) -> str:
-    from fanchaoxin.detect.report import BEHAVIOUR_ZH
-
     f = c.finding
     zh = BEHAVIOUR_ZH.get(f.behaviour, f.behaviour)
     head = [
@@ -387,8 +383,6 @@ def _day(v: Any) -> date | None:
 
 def _span(evidence: dict[str, Any]) -> tuple[date | None, date | None]:
     """When the activity happened, from the evidence's times (windows included); never in the future."""
-    from fanchaoxin.core.calendar import china_today
-
     starts = [d for k in _START_KEYS if (d := _day(evidence.get(k)))]
     ends = [d for k in _END_KEYS if (d := _day(evidence.get(k)))]
     for w in evidence.get("windows") or []:
@@ -588,8 +582,6 @@ class _Platform:
         self.headers = {"Authorization": f"Bearer {key}"}
 
     def call(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        import httpx
-
         headers = {**self.headers, **kw.pop("headers", {})}
         try:
             resp = self.client.request(method, url, headers=headers, **kw)
@@ -745,10 +737,6 @@ def submit_findings(
 
 def open_client(url: str) -> AbstractContextManager[Any]:
     """An HTTP client for the platform at `url` (tests replace this with the in-process app's client)."""
-    try:
-        import httpx
-    except ImportError as exc:  # pragma: no cover - httpx ships with the test extra
-        raise SubmitError("--submit needs the httpx package (pip install httpx)") from exc
     return httpx.Client(base_url=url, timeout=60.0, follow_redirects=False)
 
 

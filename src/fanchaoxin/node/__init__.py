@@ -7,17 +7,6 @@ HTTP (:mod:`.app`) and in process (:class:`Node`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from fanchaoxin.node.sdk import Node
+from fanchaoxin.node.sdk import Node
 
 __all__ = ["Node"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Node":
-        from fanchaoxin.node.sdk import Node
-
-        return Node
-    raise AttributeError(name)

@@ -1,7 +1,7 @@
 """`fcx node serve`: the enterprise node's HTTP API.
 
-* ``POST /v1/decisions`` — the platform's request and response shape (sanctions/views.py), answered from the
-  node's in-memory index with no I/O per request, plus ``feed_seq``, ``feed_age_seconds`` and
+* ``POST /v1/decisions`` — the platform's request (``protocol.DecisionRequest``) and response shape, answered
+  from the node's in-memory index with no I/O per request, plus ``feed_seq``, ``feed_age_seconds`` and
   ``not_enrolled``; 503 before the first verified sync.
 * ``GET /healthz`` (the process is up), ``GET /readyz`` (feed age and platform reachability; 503 before the
   first verified sync — afterwards the node stays ready through a platform outage, answering from its last
@@ -29,17 +29,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope, Send
 
 from fanchaoxin.core.errors import NotFound, Problem, Unauthenticated, ValidationProblem, install_handlers
-from fanchaoxin.core.identifiers import IdentifierError
 from fanchaoxin.node import relay
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.sdk import Node
+from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced
 from fanchaoxin.node.store import Store, now
 from fanchaoxin.node.sync import SyncRefused, sync
-from fanchaoxin.sanctions import views as platform_views
-from fanchaoxin.sanctions.views import DecisionRequest, FeedbackIn
 from fanchaoxin.sharing import protocol as P
+from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn
 
 log = logging.getLogger("fanchaoxin.node.app")
 
@@ -109,49 +109,69 @@ def _json(body: Any, status: int = 200) -> Response:
 
 MAX_BODY = 2 * 1024 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# Where FastDecisions hands a refusal to the FastAPI route (an extra key of the ASGI scope).
+_REFUSAL = "fcx.refusal"
+
+
+def token_allowed(expected: bytes | None, headers: Headers) -> bool:
+    """Whether the caller sent the node's token: ``Authorization: Bearer <token>``, or ``X-API-Key``."""
+    if expected is None:
+        return True
+    header = headers.get("authorization", "")
+    given = header[7:] if header.lower().startswith("bearer ") else headers.get("x-api-key", "")
+    # Header values are Latin-1 text: encoding them back gives the bytes the caller sent.
+    return hmac.compare_digest(given.strip().encode("latin-1"), expected)
+
+
+def unauthenticated() -> Unauthenticated:
+    return Unauthenticated("a valid node token is required (Authorization: Bearer <token>)")
+
+
+class Decisions:
+    """``POST /v1/decisions``: the token checked once, the body validated once (the platform's own wire
+    model), the node's answer in the platform's shape plus its feed position."""
+
+    def __init__(self, node: Node, token: bytes | None) -> None:
+        self.node = node
+        self.token = token
+
+    def answer(self, headers: Headers, raw: bytes) -> bytes:
+        """The answer's bytes, or a Problem / RequestValidationError refusing the request: in the order
+        token, body, readiness, identifiers."""
+        if not token_allowed(self.token, headers):
+            raise unauthenticated()
+        try:
+            body = DecisionRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        try:
+            out = self.node.answer(body)
+        except NotSynced:
+            raise NotReady(
+                "The node has no verified copy of the feed yet; retry after its first sync",
+                headers={"Retry-After": "5"},
+            ) from None
+        except BadIdentifier as exc:
+            raise P.identifier_problem(exc.given_type, exc, exc.field) from None
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class FastDecisions:
-    """The hot path of ``POST /v1/decisions`` as a bare ASGI wrapper in front of the FastAPI app.
+    """``POST /v1/decisions`` as a bare ASGI wrapper in front of the FastAPI app.
 
-    A well-formed request from an allowed caller on a synced node is answered here without routing,
-    dependency injection or middleware (the same DecisionRequest model validates it, the same Node
-    decides); anything else — bad input, not synced, no token — is replayed to the FastAPI route, which
-    gives the platform's exact problem answers. Every other path goes straight to FastAPI."""
+    Every decision request is judged here, without routing, dependency injection or middleware. An
+    answer is sent from here; a refusal goes to the FastAPI route in the scope, which raises it so that
+    the app's exception handlers give the platform's exact problem answer. Every other path goes
+    straight to FastAPI."""
 
-    def __init__(self, app: FastAPI, node: Node, token: bytes | None) -> None:
+    def __init__(self, app: FastAPI, decisions: Decisions) -> None:
         self.app = app
-        self.node = node
-        self.token = token
+        self.decisions = decisions
         self.state = app.state
 
-    def _allowed(self, scope: dict[str, Any]) -> bool:
-        if self.token is None:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                return hmac.compare_digest(value[7:].strip(), self.token)
-            if name == b"x-api-key":
-                return hmac.compare_digest(value.strip(), self.token)
-        return False
-
-    def _answer(self, scope: dict[str, Any], raw: bytes) -> bytes | None:
-        node = self.node
-        if node.last_sync_at is None or not self._allowed(scope):
-            return None
-        try:
-            body = DecisionRequest.model_validate_json(raw)
-            if body.identifiers is not None:
-                out = node.decide([(i.type, i.value) for i in body.identifiers], body.scene)
-            else:
-                out = node.decide_many(
-                    [[(i.type, i.value) for i in s.identifiers] for s in body.subjects or []], body.scene
-                )
-        except (ValidationError, IdentifierError, ValueError):
-            return None
-        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/v1/decisions" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -174,22 +194,23 @@ class FastDecisions:
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks)
-        answer = self._answer(scope, raw)
-        if answer is not None:
-            headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": answer})
+        try:
+            answer = self.decisions.answer(Headers(scope=scope), raw)
+        except (Problem, RequestValidationError) as exc:
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": raw, "more_body": False}
+                return await receive()
+
+            await self.app({**scope, _REFUSAL: exc}, replay, send)
             return
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": raw, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
 
 def create_node_app(
@@ -224,52 +245,20 @@ def create_node_app(
     app.state.node = node
     app.state.store = store
     expected = token.encode() if token else None
+    judge = Decisions(node, expected)
 
     def check_token(request: Request) -> None:
-        if expected is None:
-            return
-        header = request.headers.get("authorization", "")
-        given = (
-            header[7:].strip()
-            if header.lower().startswith("bearer ")
-            else request.headers.get("x-api-key", "")
-        )
-        if not hmac.compare_digest(given.encode(), expected):
-            raise Unauthenticated("a valid node token is required (Authorization: Bearer <token>)")
-
-    def identifiers_problem(body: DecisionRequest) -> None:
-        """Raise the platform's exact problem for the first bad identifier (sanctions.views._keys)."""
-        if body.identifiers is not None:
-            platform_views._keys(body.identifiers, "identifiers")
-        for n, s in enumerate(body.subjects or []):
-            platform_views._keys(s.identifiers, f"subjects[{n}].identifiers")
+        if not token_allowed(expected, request.headers):
+            raise unauthenticated()
 
     @app.post("/v1/decisions", summary="decide(identifiers, scene), from the last verified feed")
     async def decisions(request: Request) -> Response:
-        check_token(request)
-        raw = await request.body()
-        try:
-            body = DecisionRequest.model_validate_json(raw)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
-        if node.last_sync_at is None:
-            raise NotReady(
-                "The node has no verified copy of the feed yet; retry after its first sync",
-                headers={"Retry-After": "5"},
-            )
-        try:
-            if body.identifiers is not None:
-                out = node.decide([(i.type, i.value) for i in body.identifiers], body.scene)
-            else:
-                out = node.decide_many(
-                    [[(i.type, i.value) for i in s.identifiers] for s in body.subjects or []], body.scene
-                )
-        except (IdentifierError, ValueError):
-            identifiers_problem(body)
-            raise ValidationProblem("Invalid identifier") from None
-        return _json(out)
+        refusal: Problem | RequestValidationError | None = request.scope.get(_REFUSAL)
+        if refusal is not None:
+            raise refusal
+        # Only the bare app (FastDecisions' .app) gets here with a request nobody has judged yet.
+        answer = judge.answer(request.headers, await request.body())
+        return Response(answer, media_type="application/json")
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> Response:
@@ -379,4 +368,4 @@ def create_node_app(
         state.wake.set()
         return _json({"accepted": event_id})
 
-    return FastDecisions(app, node, expected)
+    return FastDecisions(app, judge)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fanchaoxin.node.app import create_node_app
+from fanchaoxin.node.client import PlatformRefused, PlatformUnavailable
+from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
+from fanchaoxin.node.store import Store, StoreError
+from fanchaoxin.node.sync import InitError, SyncRefused, initialise, sync
 
 node_app = typer.Typer(
     help="The enterprise node: follow the signed feed, enrol your users as tags, answer decisions locally.",
@@ -22,7 +31,7 @@ StoreOpt = Annotated[str, typer.Option("--store", envvar="FCX_NODE_STORE", help=
 DEFAULT_STORE = "var/node.db"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(1)
 
@@ -34,9 +43,7 @@ def _logging() -> None:
     )
 
 
-def _store(path: str):  # type: ignore[no-untyped-def]
-    from fanchaoxin.node.store import Store, StoreError
-
+def _store(path: str) -> Store:
     try:
         return Store(path)
     except StoreError as exc:
@@ -59,9 +66,6 @@ def init(
     ] = False,
 ) -> None:
     """Fetch the platform's keys, pin its feed-signing key, and write the node's store."""
-    from fanchaoxin.node.client import PlatformRefused, PlatformUnavailable
-    from fanchaoxin.node.sync import InitError, initialise
-
     try:
         pinned = initialise(store, platform, key, fingerprint=fingerprint, repin=repin)
     except (InitError, PlatformUnavailable, PlatformRefused) as exc:
@@ -78,9 +82,6 @@ def init(
 @node_app.command("sync")
 def sync_cmd(store: StoreOpt = DEFAULT_STORE) -> None:
     """Bring the store to the platform's head: verify, then apply each file atomically."""
-    from fanchaoxin.node.client import PlatformUnavailable
-    from fanchaoxin.node.sync import SyncRefused, sync
-
     _logging()
     s = _store(store)
     try:
@@ -115,11 +116,6 @@ def enroll_cmd(
     max_wait: Annotated[float, typer.Option(help="Longest total wait for the quota (seconds).")] = 3600.0,
 ) -> None:
     """Turn your users' identifiers into tags by blinded evaluation; keeps only HMACs and tags."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from fanchaoxin.node.client import PlatformUnavailable
-    from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
-
     _logging()
     s = _store(store)
     try:
@@ -157,11 +153,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve POST /v1/decisions, /readyz and the instruction relay; sync in the background."""
-    import asyncio
-
-    import uvicorn
-
-    from fanchaoxin.node.app import create_node_app
+    import uvicorn  # only when serving: the other commands start without the server stack
 
     _logging()
     _store(store).dispose()
@@ -190,8 +182,6 @@ def serve(
 @node_app.command("status")
 def status(store: StoreOpt = DEFAULT_STORE) -> None:
     """Head, feed age, counts, pinned key."""
-    import time
-
     s = _store(store)
     state, counts, cfg = s.state(), s.counts(), s.get_config()
     age = f"{time.time() - state['last_sync_at']:.0f} s" if state["last_sync_at"] else "never synced"

@@ -27,6 +27,21 @@ class PlatformRefused(RuntimeError):
         super().__init__(f"platform answered {status}: {detail}")
 
 
+def _object(response: httpx.Response) -> dict[str, Any]:
+    """A 2xx answer's JSON object; anything else means the platform is not itself: retry, as on a 5xx."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        request = response.request
+        raise PlatformUnavailable(
+            f"platform answered {response.status_code} on {request.method} {request.url.path} "
+            "without a JSON object"
+        )
+    return body
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if not value:
@@ -75,9 +90,10 @@ class PlatformClient:
     # --- sharing API ---------------------------------------------------------------------------------
 
     def keys(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/sharing/keys").json()
+        return _object(self.request("GET", "/v1/sharing/keys"))
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> object:
+        """The signed manifest document as received: unverified, so untyped (protocol.verify_manifest)."""
         return self.request("GET", "/v1/sharing/manifest").json()
 
     def get_bytes(self, url: str) -> bytes:
@@ -87,7 +103,7 @@ class PlatformClient:
         body: dict[str, Any] = {"blinded": blinded_b64}
         if key_id is not None:
             body["key_id"] = key_id
-        return self.request("POST", "/v1/sharing/evaluate", json=body).json()
+        return _object(self.request("POST", "/v1/sharing/evaluate", json=body))
 
     def instruction(self, instruction_id: str, action: str, body: dict[str, Any] | None) -> httpx.Response:
         if action not in ("ack", "feedback"):
@@ -96,6 +112,5 @@ class PlatformClient:
 
     def entry(self, entry_id: str, purpose: str) -> dict[str, Any]:
         """Need to know: one shared entry's details (audited on the platform with the purpose)."""
-        return self.request(
-            "GET", f"/v1/sharing/entries/{entry_id}", headers={P.PURPOSE_HEADER: P.encode_purpose(purpose)}
-        ).json()
+        headers = {P.PURPOSE_HEADER: P.encode_purpose(purpose)}
+        return _object(self.request("GET", f"/v1/sharing/entries/{entry_id}", headers=headers))

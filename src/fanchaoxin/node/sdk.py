@@ -18,17 +18,17 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from fanchaoxin.core.calendar import china_today
-from fanchaoxin.core.identifiers import IdentifierType, normalise
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.node.store import SEP, Store
-from fanchaoxin.sanctions.decide import DecisionIndex, IndexedEntry, decide, index_entry
+from fanchaoxin.sanctions.decide import ByScene, DecisionIndex, IndexedEntry, decide, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
-from fanchaoxin.sharing.protocol import unb64
+from fanchaoxin.sharing.protocol import DecisionRequest, scene_codes, unb64
 
 CACHE_MAX = 1_000_000
 
@@ -47,8 +47,38 @@ def _is_tag(key: str) -> bool:
 _IDENTIFIER_TYPES = frozenset(t.value for t in IdentifierType)
 
 
+# How the SDK takes an identifier: ``("phone", "138…")``, ``{"type": "phone", "value": "138…"}`` or
+# ``"phone:138…"``.
+IdentifierLike = tuple[str, str] | Mapping[str, str] | str
+
+
 class NotSynced(RuntimeError):
     """The store has never completed a verified sync: there is nothing to decide from."""
+
+
+class BadIdentifier(IdentifierError):
+    """An :class:`IdentifierError` that knows where it stands in the request (``field``, e.g.
+    ``subjects[3].identifiers[1]``) and the type as given (``given_type``), which is all the HTTP API
+    needs for the platform's 422 without validating the request a second time."""
+
+    def __init__(self, error: IdentifierError, given_type: str, field: str) -> None:
+        super().__init__(error.type, error.rule, error.detail)
+        self.given_type = given_type
+        self.field = field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # IdentifierError's reduction replays its own three arguments, which are not this class's.
+        return (type(self), (IdentifierError(self.type, self.rule, self.detail), self.given_type, self.field))
+
+
+def _pair(ident: IdentifierLike) -> tuple[str, str]:
+    if isinstance(ident, str):
+        type_, _, value = ident.partition(":")
+        return type_, value
+    if isinstance(ident, Mapping):
+        return ident["type"], ident["value"]
+    type_, value = ident
+    return type_, value
 
 
 def _date(value: object) -> date | None:
@@ -61,10 +91,10 @@ class _EntryBuilder:
 
     def __init__(self) -> None:
         self.catalogue = measure_catalogue()
-        self.shared: dict[tuple[str, bool], Any] = {}
+        self.shared: dict[tuple[str, bool], ByScene] = {}
         self.dates: dict[str, date] = {}
 
-    def __call__(self, row: Any) -> tuple[list[str], IndexedEntry]:
+    def __call__(self, row: Sequence[Any]) -> tuple[list[str], IndexedEntry]:
         eid, keys, kind, severity, behaviours, status, max_end_on, liable_role, measures = row
         disputed = status == "disputed"
         by_scene = self.shared.get((measures, disputed))
@@ -112,11 +142,11 @@ class Node:
         self.last_sync_at: float | None = None
         self.refresh_seconds = refresh_seconds
         self._checked = 0.0
-        self._cache: dict[Any, tuple[tuple[str, ...], bool]] = {}
+        self._cache: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {}
         self._today: date = china_today()
         self._today_until = 0.0
         self._refresh_lock = threading.Lock()
-        self._scenes = frozenset(measure_catalogue().scenes)
+        self._scenes = frozenset(scene_codes())
         self._user_tags: tuple[dict[bytes, tuple[str, ...]], set[str]] | None = None
         self.refresh()
 
@@ -242,60 +272,50 @@ class Node:
         self._cache[cache_key] = result
         return result
 
-    def _decide_one(self, identifiers: Iterable[Any], scene: str, path: str) -> dict[str, Any]:
+    def _decide_one(self, identifiers: Iterable[IdentifierLike], scene: str, path: str) -> dict[str, Any]:
         keys: list[str] = []
         not_enrolled: list[str] = []
         cache = self._cache
         for i, ident in enumerate(identifiers):
-            if type(ident) is tuple:
-                hit = cache.get(ident)
-                if hit is None:
-                    hit = self.keys_for(*ident)
-            elif isinstance(ident, str):
-                t, _, v = ident.partition(":")
-                hit = self.keys_for(t, v)
-            elif isinstance(ident, Mapping):
-                hit = self.keys_for(ident["type"], ident["value"])
-            else:
-                hit = self.keys_for(*ident)
+            hit = cache.get(ident) if type(ident) is tuple else None
+            if hit is None:
+                type_, value = _pair(ident)
+                try:
+                    hit = self.keys_for(type_, value)
+                except IdentifierError as exc:
+                    raise BadIdentifier(exc, type_, f"{path}[{i}]") from None
             keys.extend(hit[0])
             if not hit[1]:
                 not_enrolled.append(f"{path}[{i}]")
-        v = decide(self.index, keys, scene, today=self.today())
-        return {
-            "verdict": v.verdict,
-            "measures": v.measures,
-            "labels": v.labels,
-            "reasons": v.reasons,
-            "entry_ids": v.entry_ids,
-            "disputed": v.disputed,
-            "not_enrolled": not_enrolled,
-        }
+        out = decide(self.index, keys, scene, today=self.today()).to_dict()
+        out["not_enrolled"] = not_enrolled
+        return out
 
-    def _check(self, scene: str) -> None:
+    def _ready(self) -> float:
+        """Refresh if due; the time of the last verified sync. Raises :class:`NotSynced` before the first."""
         if self.refresh_seconds is not None and time.monotonic() - self._checked >= self.refresh_seconds:
             self._maybe_refresh()
-        if self.last_sync_at is None:
+        last = self.last_sync_at
+        if last is None:
             raise NotSynced("the node has not completed a verified sync yet: run `fcx node sync`")
+        return last
+
+    def _check(self, scene: str) -> float:
+        last = self._ready()
         if scene not in self._scenes:
             raise ValueError(f"scene: unknown scene {scene!r}")
+        return last
 
-    def decide(self, identifiers: Iterable[Any], scene: str) -> dict[str, Any]:
-        """The platform's answer for one subject, plus ``feed_seq``, ``feed_age_seconds`` and
-        ``not_enrolled`` (identifiers the node holds no tag for, so they could match only as a unit's
-        public identifier). ``identifiers``: ``(type, value)`` tuples, ``{"type", "value"}`` dicts or
-        ``"type:value"`` strings. Raises :class:`NotSynced` before the first verified sync, ValueError
-        (IdentifierError) for an unknown scene or a bad identifier."""
-        self._check(scene)
+    def _single(
+        self, identifiers: Iterable[IdentifierLike], scene: str, last_sync_at: float
+    ) -> dict[str, Any]:
         out = self._decide_one(identifiers, scene, "identifiers")
         out["scene"] = scene
         out["feed_seq"] = self.index.seq
-        out["feed_age_seconds"] = round(time.time() - self.last_sync_at, 1)  # type: ignore[operator]
+        out["feed_age_seconds"] = round(time.time() - last_sync_at, 1)
         return out
 
-    def decide_many(self, subjects: Iterable[Iterable[Any]], scene: str) -> dict[str, Any]:
-        """A batch, in the platform's batch shape: ``{"scene", "results": [...], "feed_seq", ...}``."""
-        self._check(scene)
+    def _batch(self, subjects: Iterable[Iterable[IdentifierLike]], scene: str) -> dict[str, Any]:
         results = [self._decide_one(s, scene, f"subjects[{n}].identifiers") for n, s in enumerate(subjects)]
         return {
             "scene": scene,
@@ -303,6 +323,28 @@ class Node:
             "feed_seq": self.index.seq,
             "feed_age_seconds": self.feed_age_seconds(),
         }
+
+    def decide(self, identifiers: Iterable[IdentifierLike], scene: str) -> dict[str, Any]:
+        """The platform's answer for one subject, plus ``feed_seq``, ``feed_age_seconds`` and
+        ``not_enrolled`` (identifiers the node holds no tag for, so they could match only as a unit's
+        public identifier). ``identifiers``: ``(type, value)`` tuples, ``{"type", "value"}`` dicts or
+        ``"type:value"`` strings. Raises :class:`NotSynced` before the first verified sync, ValueError
+        for an unknown scene, :class:`BadIdentifier` (an IdentifierError) for a bad identifier."""
+        return self._single(identifiers, scene, self._check(scene))
+
+    def decide_many(self, subjects: Iterable[Iterable[IdentifierLike]], scene: str) -> dict[str, Any]:
+        """A batch, in the platform's batch shape: ``{"scene", "results": [...], "feed_seq", ...}``."""
+        self._check(scene)
+        return self._batch(subjects, scene)
+
+    def answer(self, request: DecisionRequest) -> dict[str, Any]:
+        """:meth:`decide` or :meth:`decide_many` for a request the wire model has validated (the HTTP
+        API's body), so its scene is not checked again. Raises :class:`NotSynced`, :class:`BadIdentifier`."""
+        last_sync_at = self._ready()
+        if request.identifiers is not None:
+            return self._single([(i.type, i.value) for i in request.identifiers], request.scene, last_sync_at)
+        subjects = [[(i.type, i.value) for i in s.identifiers] for s in request.subjects or []]
+        return self._batch(subjects, request.scene)
 
     def matches(self, entry_id: str) -> bool:
         """Whether an entry in force concerns one of this node's enrolled users (one of its tags is theirs),

@@ -19,9 +19,10 @@ from fanchaoxin.core.auth import Principal, principal_cache
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.roles import ROLE_ORG_KIND, BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
-from fanchaoxin.orgs.models import ROLE_ORG_KIND, ApiKey, BusinessType, Organisation, OrgKind, Role
+from fanchaoxin.orgs.models import ApiKey, Organisation
 
 KEY_PREFIX = "fcx"
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Forbidden
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.orgs import service
-from fanchaoxin.orgs.models import BusinessType, OrgKind, Role
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
 

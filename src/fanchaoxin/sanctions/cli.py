@@ -6,22 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from fanchaoxin.core.cli import cli_actor, console, database, err
+from fanchaoxin.core.errors import Problem
+from fanchaoxin.sanctions.policy import PolicyError, grade, parse_policy
+from fanchaoxin.sanctions.service import active_policy, load_policy
 
 policy_app = typer.Typer(
     help="The grading policy (severity × behaviour × subject kind × role → measures).", no_args_is_help=True
 )
 
-console = Console()
-err = Console(stderr=True)
-
 
 @policy_app.command("check")
 def check(file: Annotated[Path, typer.Argument(help="A policy YAML file.")]) -> None:
     """Validate a policy file; errors name the line and key. Exit 1 if invalid."""
-    from fanchaoxin.sanctions.policy import PolicyError, grade, parse_policy
-
     if not file.exists():
         err.print(f"[bold red]error:[/] {file}: no such file")
         raise typer.Exit(1)
@@ -56,14 +55,9 @@ def check(file: Annotated[Path, typer.Argument(help="A policy YAML file.")]) -> 
 @policy_app.command("load")
 def load(file: Annotated[Path, typer.Argument(help="A policy YAML file with a new version.")]) -> None:
     """Validate and activate a new policy version (entries keep the version that graded them)."""
-    from fanchaoxin.cli import _cli_actor, _database
-    from fanchaoxin.core.errors import Problem
-    from fanchaoxin.sanctions.policy import PolicyError
-    from fanchaoxin.sanctions.service import load_policy
-
     try:
-        with _database().session() as s:
-            row = load_policy(s, _cli_actor(), file.read_text(encoding="utf-8"), file.name)
+        with database().session() as s:
+            row = load_policy(s, cli_actor(), file.read_text(encoding="utf-8"), file.name)
             console.print(f"Policy [bold]{row.version}[/] is now active")
     except (PolicyError, Problem) as exc:
         err.print(f"[bold red]error:[/] {exc}")
@@ -73,10 +67,7 @@ def load(file: Annotated[Path, typer.Argument(help="A policy YAML file with a ne
 @policy_app.command("show")
 def show() -> None:
     """Print the active policy's version and rules."""
-    from fanchaoxin.cli import _database
-    from fanchaoxin.sanctions.service import active_policy
-
-    with _database().session() as s:
+    with database().session() as s:
         policy = active_policy(s)
     console.print(f"version [bold]{policy.version}[/] — {policy.description}")
     for i, rule in enumerate(policy.rules):

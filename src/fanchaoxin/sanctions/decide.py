@@ -15,12 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final, Literal
 
+from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.sanctions.policy import MeasureCatalogue, measure_catalogue, merge_params
 
-ALLOW, RESTRICT, DENY = "allow", "restrict", "deny"
-_RANK = {ALLOW: 0, RESTRICT: 1, DENY: 2}
+Effect = Literal["allow", "restrict", "deny"]
+ALLOW: Final = "allow"
+RESTRICT: Final = "restrict"
+DENY: Final = "deny"
+_RANK: Final[dict[Effect, int]] = {ALLOW: 0, RESTRICT: 1, DENY: 2}
+
+# Per scene: the entry's effect there and its measures (code, parameters) in catalogue order.
+ByScene = dict[str, tuple[Effect, tuple[tuple[str, dict[str, Any]], ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +41,7 @@ class IndexedEntry:
     disputed: bool
     max_end_on: date | None
     liable_role: str | None
-    by_scene: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...]]]
+    by_scene: ByScene
 
 
 def index_entry(
@@ -50,7 +57,7 @@ def index_entry(
     catalogue: MeasureCatalogue | None = None,
 ) -> IndexedEntry:
     cat = catalogue or measure_catalogue()
-    by_scene: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
+    by_scene: dict[str, tuple[Effect, list[tuple[str, dict[str, Any]]]]] = {}
     for m in measures:
         definition = cat.measures.get(m["code"])
         if definition is None:
@@ -63,7 +70,7 @@ def index_entry(
                 current = effect
             listed.append((m["code"], dict(m.get("params") or {})))
             by_scene[scene] = (current, listed)
-    frozen = {scene: (effect, tuple(listed)) for scene, (effect, listed) in by_scene.items()}
+    frozen: ByScene = {scene: (effect, tuple(listed)) for scene, (effect, listed) in by_scene.items()}
     return IndexedEntry(
         entry_id, subject_kind, severity, tuple(behaviours), disputed, max_end_on, liable_role, frozen
     )
@@ -98,7 +105,7 @@ class DecisionIndex:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str
+    verdict: Effect
     measures: list[dict[str, Any]]
     labels: list[dict[str, str]]
     reasons: list[dict[str, str]]
@@ -131,7 +138,7 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
     if not hits:
         return _ALLOW
     cat = measure_catalogue()
-    verdict = ALLOW
+    verdict: Effect = ALLOW
     merged: dict[str, dict[str, Any]] = {}
     reasons: list[dict[str, str]] = []
     entry_ids: list[str] = []
@@ -201,7 +208,5 @@ _LIABLE_ZH = {
 
 
 def cat_behaviour(code: str) -> str:
-    from fanchaoxin.core.catalogue import catalogues
-
     b = catalogues().behaviours.get(code)
     return b.zh if b else code

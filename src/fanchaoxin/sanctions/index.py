@@ -19,12 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
-from fanchaoxin.blacklist.feed import head
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
-from fanchaoxin.blacklist.models import Entry, FeedEvent
+from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import Database
 from fanchaoxin.sanctions.decide import DecisionIndex, IndexedEntry, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
+from fanchaoxin.sharing.changes import head
+from fanchaoxin.sharing.models import FeedEvent
 from fanchaoxin.subjects.models import Subject, SubjectIdentifier
 
 REFRESH_SECONDS = 1.0

@@ -1,150 +1,87 @@
 """The measure catalogues and the grading policy, as validated YAML (the policy is versioned).
 
-Errors name the file, the line and the key, e.g.
-`policy.yaml:14: rules[2].measures[0]: unknown measure 'deny_everything'`, so an operator can fix a
-policy before loading it (`fcx policy check FILE`).
+Read with the platform's one catalogue loader (core.catalogue): errors name the file, the line and the
+key, e.g. `policy.yaml:14: rules[2].measures[0].code: unknown measure 'deny_everything'`, so an operator
+can fix a policy before loading it (`fcx policy check FILE`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from fanchaoxin.core.catalogue import CATALOGUE_DIR, catalogues
-from fanchaoxin.orgs.models import BusinessType
+from fanchaoxin.core.catalogue import (
+    CATALOGUE_DIR,
+    CatalogueError,
+    Label,
+    Strict,
+    catalogues,
+    load_list,
+    read_yaml,
+    validate,
+)
+from fanchaoxin.core.roles import BusinessType
 
 DEFAULT_POLICY = CATALOGUE_DIR / "policies" / "default.yaml"
 
-
-class PolicyError(ValueError):
-    """A catalogue or policy file that cannot be used; the message names file, line and key."""
-
-
-# --- YAML with line numbers ---------------------------------------------------------------------------
-
-
-def load_yaml_with_lines(text: str, filename: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML and remember the line of every key and list item (1-based)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise PolicyError(f"{filename}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def build(node: yaml.Node, path: tuple[Any, ...]) -> Any:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = yaml.safe_load(yaml.serialize(key_node))
-                if key in out:
-                    raise PolicyError(f"{filename}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
-                out[key] = build(value_node, (*path, key))
-                lines[(*path, key)] = key_node.start_mark.line + 1
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
-
-    if root is None:
-        raise PolicyError(f"{filename}: the file is empty")
-    return build(root, ()), lines
-
-
-def _where(filename: str, lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
-    path = tuple(loc)
-    while path and path not in lines:
-        path = path[:-1]
-    line = lines.get(path, 1)
-    key = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-    return f"{filename}:{line}: {key or '(top)'}"
-
-
-def validate_with_lines(
-    model: type[BaseModel], data: Any, filename: str, lines: dict[tuple[Any, ...], int]
-) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
-        loc = tuple(err["loc"])
-        # A model-level check names its own path as "a.b[0].c: message".
-        if (
-            ": " in msg
-            and msg.split(": ", 1)[0].replace("[", ".").replace("]", "").replace(".", "").isidentifier()
-        ):
-            sub, msg = msg.split(": ", 1)
-            parts: list[Any] = []
-            for piece in sub.replace("]", "").replace("[", ".").split("."):
-                parts.append(int(piece) if piece.isdigit() else piece)
-            loc = (*loc, *parts)
-        raise PolicyError(f"{_where(filename, lines, loc)}: {msg}") from exc
+# The one error of every catalogue and policy file (core.catalogue); the name callers know it by here.
+PolicyError = CatalogueError
 
 
 # --- catalogues of measures and scenes ----------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Text(_Strict):
+class Text(Strict):
     zh: str
     en: str
 
 
-class ParamDef(_Strict):
+class ParamDef(Strict):
     default: Any
     merge: Literal["max", "min", "first"] = "first"
 
 
-class Measure(_Strict):
+class Scene(Label):
+    """Where an enterprise asks decide(subject, scene)."""
+
+
+class Measure(Label):
     """One of the 13 joint punishment measures (联合惩戒措施)."""
 
-    code: str
     number: int = Field(ge=1, le=13)
-    zh: str
-    en: str
     implementers: tuple[BusinessType, ...] = Field(min_length=1)
     scenes: dict[str, Literal["deny", "restrict"]]
     params: dict[str, ParamDef] = Field(default_factory=dict)
     lift: Text
 
+    @field_validator("scenes")
+    @classmethod
+    def _known_scenes(
+        cls, v: dict[str, Literal["deny", "restrict"]], info: ValidationInfo
+    ) -> dict[str, Literal["deny", "restrict"]]:
+        known = (info.context or {}).get("scenes")
+        for scene in v:
+            if known is not None and scene not in known:
+                raise ValueError(f"{scene}: unknown scene {scene!r} (scenes.yaml)")
+        return v
 
-class DepartmentMeasure(_Strict):
-    code: str
-    zh: str
-    en: str
+
+class DepartmentMeasure(Label):
+    """A measure departments apply under the memoranda to entries on a punishing basis."""
+
     min_severity: str
 
-
-class Scene(_Strict):
-    code: str
-    zh: str
-    en: str
-
-
-def _load_list(path: Path, model: type[_Strict]) -> dict[str, Any]:
-    data, lines = load_yaml_with_lines(path.read_text(encoding="utf-8"), path.name)
-    if not isinstance(data, list):
-        raise PolicyError(f"{path.name}:1: expected a list")
-    out: dict[str, Any] = {}
-    for i, raw in enumerate(data):
-        item = validate_with_lines(
-            model, raw, path.name, {k[1:]: v for k, v in lines.items() if k[:1] == (i,)}
-        )
-        if item.code in out:
-            raise PolicyError(f"{path.name}:{lines.get((i,), 1)}: duplicate code {item.code!r}")
-        out[item.code] = item
-    return out
+    @field_validator("min_severity")
+    @classmethod
+    def _known_severity(cls, v: str) -> str:
+        known = catalogues().severities
+        if v not in known:
+            raise ValueError(f"unknown severity {v!r}; one of {', '.join(known)}")
+        return v
 
 
 @dataclass(frozen=True)
@@ -159,26 +96,25 @@ class MeasureCatalogue:
 
 @cache
 def measure_catalogue() -> MeasureCatalogue:
-    scenes = _load_list(CATALOGUE_DIR / "scenes.yaml", Scene)
-    measures = _load_list(CATALOGUE_DIR / "measures.yaml", Measure)
-    dept = _load_list(CATALOGUE_DIR / "department_measures.yaml", DepartmentMeasure)
-    numbers = sorted(m.number for m in measures.values())
-    if numbers != list(range(1, 14)):
-        raise PolicyError(f"measures.yaml: the 13 measures must be numbered 1-13 once each, got {numbers}")
-    for m in measures.values():
-        for scene in m.scenes:
-            if scene not in scenes:
-                raise PolicyError(f"measures.yaml: {m.code}.scenes: unknown scene {scene!r}")
-    for d in dept.values():
-        if d.min_severity not in catalogues().severities:
-            raise PolicyError(f"department_measures.yaml: {d.code}.min_severity: unknown {d.min_severity!r}")
-    return MeasureCatalogue(measures, dept, scenes)
+    scenes = load_list(CATALOGUE_DIR / "scenes.yaml", Scene).items
+    measures = load_list(CATALOGUE_DIR / "measures.yaml", Measure, context={"scenes": scenes})
+    dept = load_list(CATALOGUE_DIR / "department_measures.yaml", DepartmentMeasure).items
+    first: dict[int, str] = {}
+    for m in measures.items.values():
+        if m.number in first:
+            raise measures.error(m.code, "number", f"{m.number} is also {first[m.number]}'s number")
+        first[m.number] = m.code
+    if sorted(first) != list(range(1, 14)):
+        raise CatalogueError(
+            f"measures.yaml:1: (top): the 13 measures must be numbered 1-13 once each, got {sorted(first)}"
+        )
+    return MeasureCatalogue(measures.items, dept, scenes)
 
 
 # --- the policy -----------------------------------------------------------------------------------------
 
 
-class When(_Strict):
+class When(Strict):
     severity: list[str] | None = None
     behaviours: list[str] | None = Field(None, description="Matches when the entry has any of these.")
     subject_kind: list[str] | None = None
@@ -188,11 +124,11 @@ class When(_Strict):
     @model_validator(mode="after")
     def _known_codes(self) -> When:
         cat = catalogues()
-        checks = [
-            ("severity", self.severity, cat.severities),
-            ("behaviours", self.behaviours, cat.behaviours),
-            ("subject_kind", self.subject_kind, cat.subject_kinds),
-            ("role", self.role, {"organizer": 1, "participant": 1, "facilitator": 1}),
+        checks: list[tuple[str, list[str] | None, Collection[str]]] = [
+            ("severity", self.severity, cat.severities.keys()),
+            ("behaviours", self.behaviours, cat.behaviours.keys()),
+            ("subject_kind", self.subject_kind, cat.subject_kinds.keys()),
+            ("role", self.role, ("organizer", "participant", "facilitator")),
         ]
         for name, values, known in checks:
             for i, v in enumerate(values or []):
@@ -201,7 +137,7 @@ class When(_Strict):
         return self
 
 
-class MeasureGrant(_Strict):
+class MeasureGrant(Strict):
     code: str
     params: dict[str, Any] = Field(default_factory=dict)
     implementers: list[BusinessType] | None = Field(
@@ -232,7 +168,7 @@ class MeasureGrant(_Strict):
         return self
 
 
-class Rule(_Strict):
+class Rule(Strict):
     when: When = Field(default_factory=When)
     measures: list[MeasureGrant] = Field(min_length=1)
 
@@ -245,7 +181,7 @@ class Rule(_Strict):
         return data
 
 
-class Policy(_Strict):
+class Policy(Strict):
     version: str = Field(min_length=1, max_length=50)
     description: str = ""
     rules: list[Rule] = Field(min_length=1)
@@ -306,10 +242,11 @@ def grade(
 
 
 def parse_policy(text: str, filename: str = "policy.yaml") -> Policy:
-    data, lines = load_yaml_with_lines(text, filename)
+    """A policy file's text → the policy; a CatalogueError (PolicyError) names file, line and key."""
+    data, lines = read_yaml(text, filename)
     if not isinstance(data, dict):
-        raise PolicyError(f"{filename}:1: a policy is a mapping with version and rules")
-    return validate_with_lines(Policy, data, filename, lines)
+        raise CatalogueError(f"{filename}:1: (top): a policy is a mapping with version and rules")
+    return validate(Policy, data, filename, lines)
 
 
 @cache

@@ -2,8 +2,10 @@
 
 Publishing an entry grades it under the active policy and sends every participating enterprise the
 instructions its business types can carry out (never one it cannot). Departments get the memoranda
-measures for entries resting on an administrative penalty or a judicial decision. Revocation, expiry
-and repair send lift instructions for everything that was applied.
+measures for entries resting on a punishing basis (bases.yaml: an administrative penalty or a
+judicial decision). One rule, `targets`, says who is instructed what: publication issues it, and a
+correction re-issues the difference (`reissue_instructions`). Revocation, expiry and repair send lift
+instructions for everything that was applied. The instructions of one step go in one INSERT.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -22,16 +24,16 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import add_working_days, china_today
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import catalogues, punishing_bases
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import can_see, scoped
-from fanchaoxin.orgs.models import Organisation, OrgKind
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.sanctions.policy import Policy, default_policy, grade, measure_catalogue, parse_policy
 
-PUNISHING_BASES = ("administrative_penalty", "judicial_decision")
 OUTCOMES = ("executed", "not_applicable", "failed")
 
 
@@ -107,98 +109,158 @@ def participants(session: Session, today: date) -> list[Organisation]:
     )
 
 
-def on_published(
-    session: Session, actor: Actor, entry: Entry, *, today: date | None = None
-) -> list[Instruction]:
-    today = today or china_today()
-    grade_entry(session, entry)
-    due = add_working_days(today, get_settings().instruction_ack_working_days)
+@dataclass(frozen=True)
+class Target:
+    """What one organisation is instructed to apply for one measure of an entry."""
+
+    params: dict[str, Any]
+    department_measure: bool
+
+
+def targets(session: Session, entry: Entry, today: date) -> dict[tuple[uuid.UUID, str], Target]:
+    """(organisation, measure) → what publication instructs for this entry as it is graded now.
+
+    The one targeting rule, for publication and for re-issue after a correction: an enterprise gets
+    the measures its business types can implement (never one it cannot); departments get the
+    memoranda measures, from the entry's severity up, for entries on a punishing basis.
+    """
+    out: dict[tuple[uuid.UUID, str], Target] = {}
     severity_rank = list(catalogues().severities)
-    out: list[Instruction] = []
     for org in participants(session, today):
         if org.kind == OrgKind.enterprise.value:
             types = set(org.business_types or [])
             for m in entry.measures or []:
                 if types & set(m["implementers"]):
-                    out.append(
-                        Instruction(
-                            entry_id=entry.id,
-                            owner_org_id=org.id,
-                            kind="apply",
-                            measure=m["code"],
-                            params=m["params"],
-                            ack_due_on=due,
-                            reason="published",
-                        )
-                    )
-        elif entry.basis in PUNISHING_BASES:
+                    out[(org.id, m["code"])] = Target(m["params"], department_measure=False)
+        elif entry.basis in punishing_bases():
             for d in measure_catalogue().department_measures.values():
                 if severity_rank.index(entry.severity) >= severity_rank.index(d.min_severity):
-                    out.append(
-                        Instruction(
-                            entry_id=entry.id,
-                            owner_org_id=org.id,
-                            kind="apply",
-                            measure=d.code,
-                            department_measure=True,
-                            params={},
-                            ack_due_on=due,
-                            reason="published",
-                        )
-                    )
-    session.add_all(out)
-    session.flush()
-    audit.record(
-        session, actor, "instructions.issue", "entry", entry.id,
-        detail={"kind": "apply", "count": len(out), "policy_version": entry.policy_version,
-                "measures": [m["code"] for m in entry.measures or []]},
-    )  # fmt: skip
+                    out[(org.id, d.code)] = Target({}, department_measure=True)
     return out
 
 
-def on_ended(
-    session: Session, actor: Actor, entry: Entry, *, why: str, today: date | None = None
-) -> list[Instruction]:
+def _ack_due(today: date) -> date:
+    return add_working_days(today, get_settings().instruction_ack_working_days)
+
+
+def _apply_row(
+    entry: Entry, org_id: uuid.UUID, measure: str, target: Target, *, due: date, reason: str
+) -> dict[str, Any]:
+    return {
+        "entry_id": entry.id,
+        "owner_org_id": org_id,
+        "kind": "apply",
+        "measure": measure,
+        "department_measure": target.department_measure,
+        "params": target.params,
+        "lifts_id": None,
+        "ack_due_on": due,
+        "reason": reason,
+    }
+
+
+def _lift_row(applied: Instruction, *, due: date, reason: str) -> dict[str, Any]:
+    return {
+        "entry_id": applied.entry_id,
+        "owner_org_id": applied.owner_org_id,
+        "kind": "lift",
+        "measure": applied.measure,
+        "department_measure": applied.department_measure,
+        "params": applied.params,
+        "lifts_id": applied.id,
+        "ack_due_on": due,
+        "reason": reason,
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Every instruction of one step in one INSERT (ids, status, version and issued_at by default)."""
+    if rows:
+        session.execute(insert(Instruction), rows)
+
+
+def on_published(session: Session, actor: Actor, entry: Entry, *, today: date | None = None) -> int:
+    """Grade the entry and instruct every participant what it can carry out; returns how many."""
+    today = today or china_today()
+    grade_entry(session, entry)
+    due = _ack_due(today)
+    rows = [
+        _apply_row(entry, org_id, code, target, due=due, reason="published")
+        for (org_id, code), target in targets(session, entry, today).items()
+    ]
+    _insert(session, rows)
+    audit.record(
+        session, actor, "instructions.issue", "entry", entry.id,
+        detail={"kind": "apply", "count": len(rows), "policy_version": entry.policy_version,
+                "measures": [m["code"] for m in entry.measures or []]},
+    )  # fmt: skip
+    return len(rows)
+
+
+def _applied_and_lifted(session: Session, entry: Entry) -> tuple[list[Instruction], set[uuid.UUID | None]]:
+    rows = session.scalars(
+        select(Instruction).where(Instruction.entry_id == entry.id).order_by(Instruction.seq)
+    ).all()
+    return [r for r in rows if r.kind == "apply"], {r.lifts_id for r in rows if r.kind == "lift"}
+
+
+def _liftable(applied: Instruction, lifted: set[uuid.UUID | None]) -> bool:
+    return applied.id not in lifted and applied.outcome != "not_applicable"
+
+
+def on_ended(session: Session, actor: Actor, entry: Entry, *, why: str, today: date | None = None) -> int:
     """Lift everything that was applied: restore points and levels, reinstate accounts, remove labels."""
     today = today or china_today()
-    due = add_working_days(today, get_settings().instruction_ack_working_days)
-    applied = session.scalars(
-        select(Instruction).where(Instruction.entry_id == entry.id, Instruction.kind == "apply")
-    ).all()
-    lifted = {
-        i.lifts_id
-        for i in session.scalars(
-            select(Instruction).where(Instruction.entry_id == entry.id, Instruction.kind == "lift")
-        )
-    }
-    out = []
-    for a in applied:
-        if a.id in lifted or a.outcome == "not_applicable":
-            continue
-        out.append(
-            Instruction(
-                entry_id=entry.id,
-                owner_org_id=a.owner_org_id,
-                kind="lift",
-                measure=a.measure,
-                department_measure=a.department_measure,
-                params=a.params,
-                lifts_id=a.id,
-                ack_due_on=due,
-                reason=why,
-            )
-        )
-    session.add_all(out)
-    session.flush()
+    due = _ack_due(today)
+    applied, lifted = _applied_and_lifted(session, entry)
+    rows = [_lift_row(a, due=due, reason=why) for a in applied if _liftable(a, lifted)]
+    _insert(session, rows)
     audit.record(
         session,
         actor,
         "instructions.issue",
         "entry",
         entry.id,
-        detail={"kind": "lift", "count": len(out), "why": why},
+        detail={"kind": "lift", "count": len(rows), "why": why},
     )
-    return out
+    return len(rows)
+
+
+def reissue_instructions(
+    session: Session, actor: Actor, entry: Entry, *, today: date | None = None
+) -> dict[str, int]:
+    """After a correction (the entry graded again): apply what is newly targeted, lift what no longer is.
+
+    What is left in force is what publishing the corrected entry would instruct, with two known
+    exceptions, both because an instruction is one per organisation, measure and kind: a measure kept
+    with other parameters is not re-issued, nor is a measure lifted earlier and targeted again.
+    """
+    today = today or china_today()
+    due = _ack_due(today)
+    applied, lifted = _applied_and_lifted(session, entry)
+    by_key = {(a.owner_org_id, a.measure): a for a in applied}
+    desired = targets(session, entry, today)
+    applies = [
+        _apply_row(entry, org_id, code, target, due=due, reason="corrected")
+        for (org_id, code), target in desired.items()
+        if (org_id, code) not in by_key
+    ]
+    lifts = [
+        _lift_row(a, due=due, reason="corrected")
+        for key, a in by_key.items()
+        if key not in desired and _liftable(a, lifted)
+    ]
+    _insert(session, applies + lifts)
+    counts = {"apply": len(applies), "lift": len(lifts)}
+    audit.record(
+        session,
+        actor,
+        "instructions.issue",
+        "entry",
+        entry.id,
+        detail={"kind": "correction", **counts, "policy_version": entry.policy_version},
+    )
+    return counts
 
 
 def _check_may_act(principal: Principal, instruction: Instruction) -> None:

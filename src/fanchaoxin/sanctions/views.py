@@ -7,20 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import Field, model_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Problem, ValidationProblem
-from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
-from fanchaoxin.core.schemas import ResponseModel, StrictModel
-from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.core.roles import Role as R
+from fanchaoxin.core.schemas import ResponseModel
 from fanchaoxin.sanctions import service
 from fanchaoxin.sanctions.decide import DecisionIndex, decide
 from fanchaoxin.sanctions.index import IndexWarming
 from fanchaoxin.sanctions.policy import PolicyError, measure_catalogue
+from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn, identifier_keys
 
 router = APIRouter(prefix="/v1", tags=["joint punishment"])
 
@@ -34,65 +33,6 @@ class IndexNotReady(Problem):
 
 ADDRESSEES = (R.enterprise_operator, R.enterprise_node, R.department_officer)
 READERS = (R.platform_admin, R.platform_reviewer, R.auditor, *ADDRESSEES)
-MAX_BATCH = 1000
-
-
-class IdentifierIn(StrictModel):
-    type: str
-    value: str = Field(min_length=1, max_length=200)
-
-
-class SubjectQuery(StrictModel):
-    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
-
-
-class DecisionRequest(StrictModel):
-    """One subject (`identifiers`) or a batch (`subjects`, up to 1,000) in one scene."""
-
-    scene: str
-    identifiers: list[IdentifierIn] | None = Field(None, max_length=20)
-    subjects: list[SubjectQuery] | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> DecisionRequest:
-        if self.scene not in measure_catalogue().scenes:
-            raise ValueError(
-                f"scene: unknown scene {self.scene!r}; one of {', '.join(measure_catalogue().scenes)}"
-            )
-        if (self.identifiers is None) == (self.subjects is None):
-            raise ValueError("identifiers: give either identifiers (one subject) or subjects (a batch)")
-        if self.subjects is not None and len(self.subjects) > MAX_BATCH:
-            raise ValueError(
-                f"subjects: at most {MAX_BATCH} subjects in one request, got {len(self.subjects)}"
-            )
-        return self
-
-
-def _keys(identifiers: list[IdentifierIn], path: str) -> list[str]:
-    keys = []
-    for i, ident in enumerate(identifiers):
-        try:
-            t = IdentifierType(ident.type)
-        except ValueError as exc:
-            raise ValidationProblem(
-                f"Unknown identifier type {ident.type!r}",
-                errors=[
-                    {
-                        "in": "body",
-                        "field": f"{path}[{i}].type",
-                        "type": "enum",
-                        "message": "one of " + ", ".join(IdentifierType),
-                    }
-                ],
-            ) from exc
-        try:
-            keys.append(f"{t.value}:{normalise(t, ident.value)}")
-        except IdentifierError as exc:
-            raise ValidationProblem(
-                str(exc),
-                errors=[{"in": "body", "field": f"{path}[{i}].value", "type": exc.rule, "message": str(exc)}],
-            ) from exc
-    return keys
 
 
 @router.post(
@@ -121,10 +61,14 @@ def _decide_all(index: DecisionIndex, body: DecisionRequest) -> dict[str, Any]:
     if body.identifiers is not None:
         return {
             "scene": body.scene,
-            **decide(index, _keys(body.identifiers, "identifiers"), body.scene, today=today).to_dict(),
+            **decide(
+                index, identifier_keys(body.identifiers, "identifiers"), body.scene, today=today
+            ).to_dict(),
         }
     results = [
-        decide(index, _keys(s.identifiers, f"subjects[{n}].identifiers"), body.scene, today=today).to_dict()
+        decide(
+            index, identifier_keys(s.identifiers, f"subjects[{n}].identifiers"), body.scene, today=today
+        ).to_dict()
         for n, s in enumerate(body.subjects or [])
     ]
     return {"scene": body.scene, "results": results}
@@ -201,12 +145,6 @@ def acknowledge(
 ) -> InstructionOut:
     i = service.get_instruction(session, instruction_id, principal)
     return instruction_out(service.acknowledge(session, principal, i))
-
-
-class FeedbackIn(StrictModel):
-    outcome: str = Field(description="executed | not_applicable | failed")
-    reason: str = Field("", max_length=2000)
-    executed_at: datetime | None = None
 
 
 @router.post(

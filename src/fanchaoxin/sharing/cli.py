@@ -12,6 +12,13 @@ import typer
 from rich.console import Console
 
 from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.db import Database
+from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs.service import find_organisation
+from fanchaoxin.sharing import feed, keys, outbox, service
+from fanchaoxin.sharing.evaluate import daily_quota
+from fanchaoxin.sharing.views import set_declared_users
 
 sharing_app = typer.Typer(help="Sharing without leaking: keys, signed feed, webhooks.", no_args_is_help=True)
 keys_app = typer.Typer(help="The OPRF key ring and the feed-signing key.", no_args_is_help=True)
@@ -22,8 +29,6 @@ err = Console(stderr=True)
 
 
 def _database():  # type: ignore[no-untyped-def]
-    from fanchaoxin.core.db import Database
-    from fanchaoxin.core.settings import get_settings
 
     settings = get_settings()
     return Database(settings.database_url, echo=settings.database_echo)
@@ -42,7 +47,6 @@ def _fail(message: str) -> None:
 
 
 def _show(directory: str | None) -> None:
-    from fanchaoxin.sharing import keys
 
     k = keys.load(directory, create=False)
     doc = k.public()
@@ -60,7 +64,6 @@ def keys_init(
     key_dir: Annotated[str | None, typer.Option(help="Default: FCX_SHARING_KEY_DIR.")] = None,
 ) -> None:
     """Create the OPRF key ring and the signing key (never replaces existing keys)."""
-    from fanchaoxin.sharing import keys
 
     _, created = keys.init(key_dir)
     err.print("created" if created else "keys already exist; nothing changed")
@@ -72,7 +75,6 @@ def keys_show(
     key_dir: Annotated[str | None, typer.Option(help="Default: FCX_SHARING_KEY_DIR.")] = None,
 ) -> None:
     """Public keys, key ids, overlap windows and the signing key's fingerprint (never a secret)."""
-    from fanchaoxin.sharing import keys
 
     try:
         _show(key_dir)
@@ -89,8 +91,6 @@ def keys_rotate(
     key_dir: Annotated[str | None, typer.Option(help="Default: FCX_SHARING_KEY_DIR.")] = None,
 ) -> None:
     """Make a new OPRF key current; the old one keeps working (tags and evaluations) for the overlap."""
-    from fanchaoxin.core.settings import get_settings
-    from fanchaoxin.sharing import keys
 
     days = get_settings().sharing_rotation_overlap_days if overlap_days is None else overlap_days
     if days < 0:
@@ -108,8 +108,6 @@ def keys_rotate(
 @sharing_app.command("snapshot")
 def snapshot() -> None:
     """Build a snapshot of the entries in force now (tags computed on FCX_SHARING_TAG_WORKERS processes)."""
-    from fanchaoxin.core.settings import get_settings
-    from fanchaoxin.sharing import feed, service
 
     settings = get_settings()
     db = _database()
@@ -135,7 +133,6 @@ def deliver(
     interval: Annotated[float, typer.Option(help="Seconds between rounds with --loop.")] = 1.0,
 ) -> None:
     """Deliver due webhooks from the outbox (once, or in a loop)."""
-    from fanchaoxin.sharing import outbox
 
     db = _database()
     try:
@@ -158,11 +155,6 @@ def quota(
     declared_users: Annotated[int, typer.Option(help="The enterprise's declared user count.", min=0)],
 ) -> None:
     """Set an enterprise's declared user count; its daily blinded-evaluation quota follows."""
-    from fanchaoxin.core.errors import Problem
-    from fanchaoxin.core.settings import get_settings
-    from fanchaoxin.orgs.service import find_organisation
-    from fanchaoxin.sharing.evaluate import daily_quota
-    from fanchaoxin.sharing.views import set_declared_users
 
     db = _database()
     try:
@@ -182,7 +174,6 @@ def quota(
 @sharing_app.command("dead-letters")
 def dead_letters() -> None:
     """Webhook deliveries that failed every attempt."""
-    from fanchaoxin.sharing import outbox
 
     db = _database()
     try:
@@ -195,8 +186,6 @@ def dead_letters() -> None:
 @sharing_app.command("replay")
 def replay(item_id: Annotated[int, typer.Argument(help="The dead letter's id.")]) -> None:
     """Deliver a dead letter again (same event id: receivers dedupe)."""
-    from fanchaoxin.core.errors import Problem
-    from fanchaoxin.sharing import outbox
 
     db = _database()
     try:

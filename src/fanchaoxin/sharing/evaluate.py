@@ -18,6 +18,8 @@ from datetime import datetime
 
 import pysodium
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fanchaoxin.core import audit
@@ -153,10 +155,7 @@ def take(session: Session, org: Organisation, n: int, settings: Settings) -> Buc
 
 def _create_row(session: Session, org_id: uuid.UUID, capacity: int, now: datetime) -> None:
     values = {"org_id": org_id, "tokens": float(capacity), "updated_at": now}
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(EvaluationQuota).values(**values).on_conflict_do_nothing())
 
 

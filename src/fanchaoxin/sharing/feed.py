@@ -1,7 +1,7 @@
 """The shared feed: records with identifier tags, snapshots, deltas and the signed manifest.
 
 Every record that leaves the platform for an enterprise goes through ONE function, :func:`share_record`:
-the change feed's record (``blacklist.feed.feed_record``, already without a person's name or plain
+the change feed's record (``sharing.changes.record``, already without a person's name or plain
 identifier) plus ``tags`` — each identifier of the subject under each active OPRF key — and, for a
 personal subject kind, neither ``subject_name`` nor ``identifiers`` nor ``subject_id`` even if present.
 
@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+import uuid as _uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,15 +29,16 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from fanchaoxin.blacklist import feed as blacklist_feed
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
-from fanchaoxin.blacklist.models import Entry, FeedEvent
+from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import Database, utcnow
-from fanchaoxin.sharing import oprf, protocol
+from fanchaoxin.sharing import changes, oprf, protocol
 from fanchaoxin.sharing.keys import SharingKeys
-from fanchaoxin.sharing.models import IdentifierTag, Snapshot
+from fanchaoxin.sharing.models import FeedEvent, IdentifierTag, Snapshot
 from fanchaoxin.subjects.models import Subject, SubjectIdentifier
 from fanchaoxin.subjects.service import is_personal
 
@@ -118,12 +120,8 @@ def _store_tags(session: Session, rows: list[tuple[str, str, str, str]]) -> None
     values = [{"key_id": k, "type": t, "value": v, "tag": g} for k, t, v, g in rows]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt = pg_insert(IdentifierTag).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         stmt = sqlite_insert(IdentifierTag).on_conflict_do_nothing()
     for i in range(0, len(values), _CHUNK):
         session.execute(stmt, values[i : i + _CHUNK])
@@ -213,7 +211,6 @@ def prune_tags(session: Session, keys: SharingKeys) -> int:
 
 
 def subject_identifiers(session: Session, subject_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
-    import uuid as _uuid
 
     ids = sorted({str(s) for s in subject_ids if s})
     out: dict[str, list[tuple[str, str]]] = {s: [] for s in ids}
@@ -262,14 +259,14 @@ class DeltaGone(Exception):
 def oldest_after(session: Session) -> int:
     """The smallest ``after`` a delta can start from (events are kept from the first on)."""
     first = session.scalar(select(func.min(FeedEvent.seq)))
-    return int(first) - 1 if first is not None else blacklist_feed.head(session)
+    return int(first) - 1 if first is not None else changes.head(session)
 
 
 def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBytes:
-    head = blacklist_feed.head(session)
+    head = changes.head(session)
     if after < oldest_after(session):
         raise DeltaGone(f"events after {after} are no longer kept; take the snapshot")
-    events = blacklist_feed.events_after(session, after, min(limit, DELTA_MAX)) if after < head else []
+    events = changes.events_after(session, after, min(limit, DELTA_MAX)) if after < head else []
     records = shared_event_records(session, events, keys)
     lines = [
         {"seq": ev.seq, "event": ev.event, "at": ev.at.isoformat(), "record": rec}
@@ -319,7 +316,7 @@ def _consistent_read(session: Session) -> None:
 
 def _snapshot_lines(session: Session, active_ids: list[str]) -> Iterator[dict[str, Any]]:
     """Every entry in force, by subject: two ordered streams (entries; identifiers with their cached
-    tags) merged on the subject id, each record made by ``feed_record`` and ``share_record``."""
+    tags) merged on the subject id, each record made by ``changes.record`` and ``share_record``."""
     in_force = [s.value for s in IN_FORCE]
     cols = [Entry.__table__.c[n] for n in _ENTRY_COLUMNS]
     entries = session.execute(
@@ -368,7 +365,7 @@ def _snapshot_lines(session: Session, active_ids: list[str]) -> Iterator[dict[st
             pairs = list(seen.values())
         subject = SimpleNamespace(kind=row.kind, name=row.name, identifiers=pairs)
         entry = SimpleNamespace(subject=subject, **{n: getattr(row, n) for n in _ENTRY_COLUMNS})
-        record = blacklist_feed.feed_record(entry)  # type: ignore[arg-type]
+        record = changes.record(entry)  # type: ignore[arg-type]
         yield {"record": share_record(record, (), tags=tags)}
 
 
@@ -400,7 +397,7 @@ def build_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers:
         tagged = time.perf_counter()
         with db.session() as session:
             _consistent_read(session)
-            head = blacklist_feed.head(session)
+            head = changes.head(session)
             in_force = [s.value for s in IN_FORCE]
             count = int(
                 session.scalar(select(func.count()).select_from(Entry).where(Entry.status.in_(in_force)))
@@ -485,7 +482,7 @@ def maybe_rebuild(db: Database, keys: SharingKeys, directory: Path, every: int, 
     """Scheduled: a new snapshot when the head has moved ``every`` events past the last one."""
     with db.session() as session:
         snap = latest_snapshot(session)
-        head = blacklist_feed.head(session)
+        head = changes.head(session)
     if snapshot_is_current(snap, keys, directory) and head - snap.seq < every:  # type: ignore[union-attr]
         return False
     build_snapshot(db, keys, directory, workers=workers)
@@ -498,7 +495,7 @@ def maybe_rebuild(db: Database, keys: SharingKeys, directory: Path, every: int, 
 def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[str, Any], str]:
     """The signed manifest and its ETag (over everything but ``generated_at``)."""
     body = {
-        "head": blacklist_feed.head(session),
+        "head": changes.head(session),
         "snapshot": {
             "seq": snap.seq,
             "count": snap.count,

@@ -21,11 +21,12 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fanchaoxin.core.settings import get_settings
 from fanchaoxin.sharing import oprf
 from fanchaoxin.sharing.protocol import SigningKey, fingerprint
 
@@ -71,7 +72,6 @@ class SharingKeys:
 
 def key_dir(directory: str | Path | None = None) -> Path:
     if directory is None:
-        from fanchaoxin.core.settings import get_settings
 
         directory = get_settings().sharing_key_dir
     return Path(directory).resolve()
@@ -292,7 +292,6 @@ def set_active_until(directory: str | Path | None, key_id: str, until: datetime)
             raise KeyFileError(f"no OPRF key {key_id!r} in {directory}")
         if ring.current.key_id == key_id:
             raise KeyFileError(f"{key_id} is the current key; rotate first")
-        from dataclasses import replace
 
         ring._keys[key_id] = replace(ring._keys[key_id], active_until=until)
         _replace(directory / OPRF_FILE, _ring_document(ring, [ring._keys[k] for k in ring._keys]))

@@ -1,4 +1,5 @@
-"""Tables of the sharing capability (migration 0005): tag cache, quotas, snapshots, webhooks, outbox."""
+"""Tables of the sharing capability: the change feed (migration 0002), tag cache, quotas, snapshots,
+webhooks, outbox (migration 0005)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,30 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 
 _BigInt = BigInteger().with_variant(Integer, "sqlite")
+
+
+class FeedEvent(Base):
+    """The change feed: one event per publication, update, dispute flag, revocation, expiry or repair.
+
+    Sequence numbers are gap-free and assigned in the transaction of the change (from `feed_head`),
+    so a reader that has seen N has seen everything up to N. The record carries no plain personal
+    identifier; it is the one source for sharing, department push, statistics and enterprise nodes.
+    """
+
+    __tablename__ = "feed_events"
+
+    seq: Mapped[int] = mapped_column(_BigInt, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FeedHead(Base):
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(_BigInt)
 
 
 class IdentifierTag(Base):

@@ -57,6 +57,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from fanchaoxin.core.identifiers import normalise
+
 try:
     import pysodium as _na
 except (ImportError, ValueError, OSError) as exc:  # pysodium raises ValueError when libsodium is absent
@@ -270,7 +272,6 @@ def identifier_input(type: str, value: object, *, normalised: bool = False) -> b
     The value is normalised with :func:`fanchaoxin.core.identifiers.normalise` unless ``normalised``
     says it already is; the same identifier thus gives the same tag at the platform and at every node.
     """
-    from fanchaoxin.core.identifiers import normalise
 
     type_name = str(getattr(type, "value", type))
     canonical = str(value) if normalised else normalise(type_name, value)

@@ -1,6 +1,6 @@
 """Webhooks from a transactional outbox: at-least-once, retried with back-off, dead letters replayable.
 
-:func:`enqueue` runs inside ``blacklist.feed.append``, in the transaction of the change: one outbox row
+``sharing.changes.append`` writes the outbox rows, in the transaction of the change: one outbox row
 per active subscription, so an event is pushed if and only if it committed. :func:`deliver_due` (the
 ``fcx serve`` delivery thread, or ``fcx sharing deliver``) claims due rows with a short lease, POSTs
 ``{"event_id", "seq", "event", "record"}`` signed with :func:`protocol.webhook_headers`, and on failure
@@ -8,9 +8,10 @@ schedules the next attempt after ``min(cap, base · 2^(attempts-1))`` seconds wi
 it); after the last attempt the row is dead until an admin replays it. The event id (``evt_<seq>``) is
 the same on every retry and replay: receivers dedupe by it.
 
-Enterprises receive the shared record (tags only). Departments receive only events of entries with an
-administrative-penalty or judicial basis, in full (subject name and plain identifiers: their role may
-see them); each such delivery is an audited ``pii.read``-style event.
+Enterprises receive the shared record (tags only). Departments receive only events of entries on a
+punishing basis (``core.catalogue.punishing_bases()``: an administrative penalty or a judicial decision),
+in full (subject name and plain identifiers: their role may see them); each such delivery is an audited
+``pii.read``-style event.
 """
 
 from __future__ import annotations
@@ -30,21 +31,22 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fanchaoxin.blacklist.models import FeedEvent
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
+from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import Settings, get_settings
-from fanchaoxin.orgs.models import Organisation, OrgKind
+from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.sharing import protocol
-from fanchaoxin.sharing.models import OutboxItem, Webhook
+from fanchaoxin.sharing.feed import shared_event_records, subject_identifiers
+from fanchaoxin.sharing.models import FeedEvent, OutboxItem, Webhook
+from fanchaoxin.subjects.models import Subject
 
 log = logging.getLogger(__name__)
 
-# Entries departments receive (sanctions.service.PUNISHING_BASES: the memoranda apply to these).
-DEPARTMENT_BASES = ("administrative_penalty", "judicial_decision")
 LEASE_SECONDS = 60
 MAX_WEBHOOKS_PER_ORG = 5
 
@@ -150,24 +152,6 @@ def unsubscribe(session: Session, actor: Actor, hook: Webhook) -> None:
 # --- the outbox -----------------------------------------------------------------------------------------
 
 
-def enqueue(session: Session, event: FeedEvent) -> int:
-    """One outbox row per subscription that gets this event (called by ``blacklist.feed.append``)."""
-    hooks = session.execute(select(Webhook.id, Webhook.audience).where(Webhook.active)).all()
-    if not hooks:
-        return 0
-    punishing = (event.record or {}).get("basis") in DEPARTMENT_BASES
-    now = utcnow()
-    rows = [
-        OutboxItem(
-            webhook_id=hid, seq=event.seq, status="pending", attempts=0, next_attempt_at=now, created_at=now
-        )
-        for hid, audience in hooks
-        if audience == "enterprise" or punishing
-    ]
-    session.add_all(rows)
-    return len(rows)
-
-
 def backoff(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
     """Seconds before attempt ``attempts + 1``: exponential, capped, with jitter (half to all of it)."""
     delay = min(
@@ -203,10 +187,6 @@ def _claim(db: Database, now: datetime, limit: int) -> list[int]:
 
 def payload(session: Session, item: OutboxItem) -> tuple[dict[str, Any], list[str]]:
     """The body for one delivery and, for a department, the personal fields it carries."""
-    from fanchaoxin.sharing import keys as sharing_keys
-    from fanchaoxin.sharing.feed import shared_event_records, subject_identifiers
-    from fanchaoxin.subjects.models import Subject
-
     event = session.get(FeedEvent, item.seq)
     assert event is not None
     fields: list[str] = []

@@ -1,4 +1,5 @@
-"""The sharing wire formats, in one place: signed feed files, the signed manifest, webhook MACs.
+"""The sharing wire formats, in one place: signed feed files, the signed manifest, webhook MACs, and the
+decision request that the platform and every enterprise node answer.
 
 The platform writes these and every receiver (enterprise node, department receiver) reads them with
 the same functions, so a rule (what is signed, what is refused) cannot drift between the two sides.
@@ -31,6 +32,11 @@ Headers ``X-FCX-Event-Id``, ``X-FCX-Timestamp`` (Unix seconds) and
 ``X-FCX-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + event_id + "." + body)>``.
 Receivers refuse a bad MAC, a timestamp more than :data:`WEBHOOK_TOLERANCE_SECONDS` away from their
 clock, and an event id they have already accepted (:func:`verify_webhook` with a seen-set).
+
+Decision requests
+-----------------
+``POST /v1/decisions`` takes :class:`DecisionRequest` on the platform and on a node alike, and both refuse
+a bad identifier with the same 422 naming its field (:func:`identifier_keys`, :func:`identifier_problem`).
 """
 
 from __future__ import annotations
@@ -46,11 +52,21 @@ import json
 import mmap
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pysodium
+import yaml
+from pydantic import Field, model_validator
+
+from fanchaoxin.core.catalogue import CATALOGUE_DIR
+from fanchaoxin.core.errors import ValidationProblem
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.schemas import StrictModel
 
 SNAPSHOT_FORMAT = "fcx-feed-snapshot/1"
 DELTA_FORMAT = "fcx-feed-delta/1"
@@ -344,15 +360,11 @@ PURPOSE_HEADER = "X-FCX-Purpose"
 
 def encode_purpose(purpose: str) -> str:
     """HTTP header values are Latin-1, a purpose is usually Chinese: percent-encoded UTF-8 on the wire."""
-    from urllib.parse import quote
-
     return quote(purpose.strip(), safe=" ")
 
 
 def decode_purpose(value: str | None) -> str:
     """The purpose a caller sent (percent-encoded UTF-8, or plain ASCII, which decodes to itself)."""
-    from urllib.parse import unquote
-
     return unquote(value or "", errors="strict").strip()
 
 
@@ -360,3 +372,88 @@ def iter_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
     for line in data.splitlines():
         if line.strip():
             yield json.loads(line)
+
+
+# --- decision requests ----------------------------------------------------------------------------------
+
+MAX_BATCH = 1000
+
+
+@cache
+def scene_codes() -> tuple[str, ...]:
+    """The scenes of catalogues/scenes.yaml, in its order. Read here rather than from the platform's
+    measure catalogue (sanctions.policy, which checks the file in full) because the wire format sits
+    below the sanctions slice; both read the one file, so the two cannot disagree."""
+    items = yaml.safe_load((CATALOGUE_DIR / "scenes.yaml").read_text(encoding="utf-8"))
+    return tuple(str(item["code"]) for item in items)
+
+
+class IdentifierIn(StrictModel):
+    type: str
+    value: str = Field(min_length=1, max_length=200)
+
+
+class SubjectQuery(StrictModel):
+    identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
+
+
+class DecisionRequest(StrictModel):
+    """One subject (`identifiers`) or a batch (`subjects`, up to 1,000) in one scene."""
+
+    scene: str
+    identifiers: list[IdentifierIn] | None = Field(None, max_length=20)
+    subjects: list[SubjectQuery] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DecisionRequest:
+        scenes = scene_codes()
+        if self.scene not in scenes:
+            raise ValueError(f"scene: unknown scene {self.scene!r}; one of {', '.join(scenes)}")
+        if (self.identifiers is None) == (self.subjects is None):
+            raise ValueError("identifiers: give either identifiers (one subject) or subjects (a batch)")
+        if self.subjects is not None and len(self.subjects) > MAX_BATCH:
+            raise ValueError(
+                f"subjects: at most {MAX_BATCH} subjects in one request, got {len(self.subjects)}"
+            )
+        return self
+
+
+def identifier_problem(given_type: str, error: IdentifierError, field: str) -> ValidationProblem:
+    """The 422 for a bad identifier at ``field`` (``subjects[3].identifiers[1]``): an unknown type names
+    the identifier's ``.type``, a value that breaks a rule of its type names its ``.value``."""
+    if error.rule == "type.unknown":
+        return ValidationProblem(
+            f"Unknown identifier type {given_type!r}",
+            errors=[
+                {
+                    "in": "body",
+                    "field": f"{field}.type",
+                    "type": "enum",
+                    "message": "one of " + ", ".join(IdentifierType),
+                }
+            ],
+        )
+    return ValidationProblem(
+        str(error),
+        errors=[{"in": "body", "field": f"{field}.value", "type": error.rule, "message": str(error)}],
+    )
+
+
+def identifier_keys(identifiers: Sequence[IdentifierIn], path: str) -> list[str]:
+    """The canonical ``type:value`` of each identifier; the first bad one raises
+    :func:`identifier_problem` at ``{path}[i]``."""
+    keys = []
+    for i, ident in enumerate(identifiers):
+        try:
+            keys.append(f"{ident.type}:{normalise(ident.type, ident.value)}")
+        except IdentifierError as exc:
+            raise identifier_problem(ident.type, exc, f"{path}[{i}]") from exc
+    return keys
+
+
+# An addressee's report on an instruction (POST /v1/instructions/{id}/feedback), relayed by the node as
+# it came. A comment, not a docstring: a docstring would become the schema's description in OpenAPI.
+class FeedbackIn(StrictModel):
+    outcome: str = Field(description="executed | not_applicable | failed")
+    reason: str = Field("", max_length=2000)
+    executed_at: datetime | None = None

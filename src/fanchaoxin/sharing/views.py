@@ -12,19 +12,21 @@ from pydantic import Field
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from fanchaoxin.blacklist.models import Entry, FeedEvent
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.blacklist.views import entry_out
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
-from fanchaoxin.core.schemas import StrictModel
+from fanchaoxin.core.roles import Role as R
+from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.core.tenancy import get_visible
 from fanchaoxin.orgs.models import Organisation
-from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.sharing import changes, feed, outbox, protocol, service
 from fanchaoxin.sharing import evaluate as evaluation
-from fanchaoxin.sharing import feed, outbox, protocol, service
-from fanchaoxin.sharing.models import Snapshot
+from fanchaoxin.sharing.models import FeedEvent, Snapshot
 
 router = APIRouter(prefix="/v1/sharing", tags=["sharing"])
+changes_router = APIRouter(prefix="/v1", tags=["feed"])
 
 FEED_READERS = (
     R.enterprise_node,
@@ -198,7 +200,6 @@ def get_entry(
     ),
     principal: Principal = allow(R.enterprise_node, R.enterprise_operator),
 ) -> dict[str, Any]:
-    from fanchaoxin.blacklist.views import entry_out
 
     try:
         purpose = protocol.decode_purpose(purpose_header)
@@ -295,3 +296,27 @@ def replay_dead_letter(
     item_id: int, session: Session = DB, principal: Principal = allow(R.platform_admin)
 ) -> dict[str, Any]:
     return outbox.item_out(outbox.replay(session, principal.actor, item_id))
+
+
+class FeedEventOut(ResponseModel):
+    seq: int
+    at: Any
+    event: str
+    entry_id: uuid.UUID
+    record: dict[str, Any]
+
+
+class FeedPageOut(ResponseModel):
+    events: list[FeedEventOut]
+    head: int = Field(description="The newest sequence number; a reader that reached it is up to date.")
+
+
+@changes_router.get("/feed", response_model=FeedPageOut, summary="Change feed since a sequence number")
+def read_feed(
+    session: Session = DB,
+    _: Principal = allow(*FEED_READERS),
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+) -> FeedPageOut:
+    events = changes.events_after(session, after, limit)
+    return FeedPageOut(events=[FeedEventOut.model_validate(e) for e in events], head=changes.head(session))

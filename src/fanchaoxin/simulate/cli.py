@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fanchaoxin.simulate.marketplace import generate
+
 app = typer.Typer(
     help="Generate synthetic marketplace data with planted 炒信 and ground truth.", no_args_is_help=True
 )
@@ -20,8 +22,6 @@ def marketplace(
     scale: float = typer.Option(1.0, "--scale", help="Volume multiplier: 1 ≈ 40,000 orders, 0.05 for tests."),
 ) -> None:
     """Write orders, reviews, edges, actions, registrations, waybills with planted 炒信 (docs/simulate.md)."""
-    from fanchaoxin.simulate.marketplace import generate
-
     if not (0 < scale <= 200):
         typer.echo("error: --scale must be in (0, 200]", err=True)
         raise typer.Exit(2)

@@ -11,6 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fanchaoxin.core.cli import database
+from fanchaoxin.stats import service
+from fanchaoxin.stats.report import PdfError, print_pdf, render_monthly
+
 report_app = typer.Typer(help="Periodic statistics reports (统计报告).", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -30,16 +34,12 @@ def monthly(
     ] = "/usr/bin/chromium",
 ) -> None:
     """Entries published, revoked, expired and repaired; measures and feedback; objections and reports."""
-    from fanchaoxin.cli import _database
-    from fanchaoxin.stats import service
-    from fanchaoxin.stats.report import PdfError, print_pdf, render_monthly
-
     try:
         service.parse_month(month)
     except ValueError as exc:
         err.print(f"[bold red]error:[/] --month: {str(exc).removeprefix('month: ')}")
         raise typer.Exit(1) from exc
-    db = _database()
+    db = database()
     try:
         with db.session() as s:
             data = service.monthly(s, month)

@@ -1,4 +1,5 @@
-"""Tables of figures as CSV (UTF-8 with BOM, so that Excel shows Chinese) and XLSX (openpyxl)."""
+"""Tables of figures as CSV (UTF-8 with BOM, so that Excel shows Chinese) and XLSX (openpyxl, loaded
+when a spreadsheet is asked for)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ import csv
 import io
 from collections.abc import Sequence
 from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.styles import Font
 
 BOM = "\ufeff"
 
@@ -52,6 +50,9 @@ def _sheet_cell(value: Any) -> Any:
 
 
 def to_xlsx(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, sheet: str = "stats") -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     wb = Workbook()
     ws = wb.active
     ws.title = sheet[:31]

@@ -21,12 +21,14 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals.models import Objection, RepairApplication, Report
+from fanchaoxin.appeals.objections import overdue_clause as objection_overdue_clause
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.calendar import SHANGHAI, add_working_days, china_today
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.db import is_postgres
-from fanchaoxin.orgs.models import Organisation, OrgKind
+from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.subjects.models import Subject
@@ -34,32 +36,6 @@ from fanchaoxin.subjects.models import Subject
 DIMENSIONS = ("behaviour", "severity", "basis", "month", "status", "subject_kind")
 DUE_SOON_WORKING_DAYS = 2
 
-BASIS_LABELS: dict[str, tuple[str, str]] = {
-    "enterprise_finding": ("企业监测发现", "Enterprise finding"),
-    "administrative_penalty": ("行政处罚", "Administrative penalty"),
-    "judicial_decision": ("司法裁判", "Judicial decision"),
-}
-STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "submitted": ("已报送", "Submitted"),
-    "under_review": ("审核中", "Under review"),
-    "rejected": ("未采纳", "Rejected"),
-    "notice_period": ("告知期", "Notice period"),
-    "published": ("已公示", "Published"),
-    "disputed": ("异议中", "Disputed"),
-    "expired": ("到期移出", "Expired"),
-    "revoked": ("已撤销", "Revoked"),
-    "repaired": ("已修复", "Repaired"),
-}
-CASE_STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "open": ("待处理", "Open"),
-    "forwarded": ("已转交", "Forwarded"),
-    "answered": ("已答复", "Answered"),
-    "decided": ("已决定", "Decided"),
-    "received": ("已收到", "Received"),
-    "routed": ("已分送", "Routed"),
-    "handled": ("已办结", "Handled"),
-    "dismissed": ("不予受理", "Dismissed"),
-}
 ORG_KIND_LABELS = {"enterprise": ("参与企业", "Enterprise"), "department": ("政府部门", "Department")}
 ENDED = (Status.expired.value, Status.revoked.value, Status.repaired.value)
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -116,22 +92,19 @@ def _count(expr: Any) -> Any:
     return func.coalesce(func.sum(case((expr, 1), else_=0)), 0)
 
 
+# A dimension's labels come from its catalogue (zh, en); months are their own label.
+_VOCABULARY = {
+    "behaviour": "behaviour",
+    "severity": "severity",
+    "basis": "basis",
+    "status": "entry_status",
+    "subject_kind": "subject_kind",
+}
+
+
 def _label(dimension: str, key: str) -> tuple[str, str]:
-    cats = catalogues()
-    item: Any = None
-    if dimension == "behaviour":
-        item = cats.behaviours.get(key)
-    elif dimension == "severity":
-        item = cats.severities.get(key)
-    elif dimension == "subject_kind":
-        item = cats.subject_kinds.get(key)
-    if item is not None:
-        return item.zh, item.en
-    if dimension == "basis":
-        return BASIS_LABELS.get(key, (key, key))
-    if dimension == "status":
-        return STATUS_LABELS.get(key, (key, key))
-    return key, key
+    vocabulary = _VOCABULARY.get(dimension)
+    return catalogues().names(vocabulary, key) if vocabulary else (key, key)
 
 
 # --- entries --------------------------------------------------------------------------------------------
@@ -393,13 +366,11 @@ def _case_block(session: Session, model: Any, open_: Any, overdue: Any, due_soon
 
 def cases(session: Session, *, today: date | None = None) -> dict[str, Any]:
     """Objections, reports and repair applications: open, due soon (within 2 PRC working days), overdue."""
-    from fanchaoxin.appeals.service import _objection_overdue_clause
-
     today = today or china_today()
     soon = add_working_days(today, DUE_SOON_WORKING_DAYS)
 
     o_open = Objection.status != "decided"
-    o_late = _objection_overdue_clause(today)
+    o_late = objection_overdue_clause(today)
     o_soon = and_(
         o_open,
         ~o_late,

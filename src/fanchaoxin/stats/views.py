@@ -9,17 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fanchaoxin.core.auth import DB, PLATFORM_ROLES, Principal, allow, allow_public
+from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.errors import ValidationProblem
-from fanchaoxin.orgs.models import Role as R
+from fanchaoxin.core.permissions import PLATFORM, STATS_ENTRY_READERS, STATS_MEASURE_READERS, own_figures_only
 from fanchaoxin.stats import service
 from fanchaoxin.stats.export import columns_of, to_csv, to_xlsx
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
-PLATFORM = tuple(sorted(PLATFORM_ROLES))
-ENTRY_READERS = (*PLATFORM, R.department_officer)
-MEASURE_READERS = (*ENTRY_READERS, R.enterprise_operator, R.enterprise_node)
 FORMATS = ("json", "csv", "xlsx")
 MEASURE_DIMENSIONS = ("enterprise", "measure")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -97,7 +94,7 @@ _TO = Query(None, alias="to", description="Last day (YYYY-MM-DD, Beijing time), 
 @router.get("/entries", summary="Entries by behaviour, severity, basis, month, status or subject kind")
 def entries(
     session: Session = DB,
-    _: Principal = allow(*ENTRY_READERS),
+    _: Principal = allow(*STATS_ENTRY_READERS),
     by: str = Query(..., description=", ".join(service.DIMENSIONS)),
     start: str | None = _FROM,
     end: str | None = _TO,
@@ -123,7 +120,7 @@ def entries(
 @router.get("/measures", summary="Joint-punishment instructions by addressee or by measure")
 def measures(
     session: Session = DB,
-    principal: Principal = allow(*MEASURE_READERS),
+    principal: Principal = allow(*STATS_MEASURE_READERS),
     by: str = Query("enterprise", description="enterprise (each addressee) or measure"),
     start: str | None = _FROM,
     end: str | None = _TO,
@@ -133,7 +130,7 @@ def measures(
     dim = _choice("by", by, MEASURE_DIMENSIONS)
     lo, hi = _period(start, end)
     # An enterprise sees its own figures only; platform staff and departments see every addressee.
-    own = principal.org_id if principal.role in (R.enterprise_operator, R.enterprise_node) else None
+    own = principal.org_id if own_figures_only(principal) else None
     if dim == "enterprise":
         rows = service.measures_by_enterprise(session, start=lo, end=hi, org_id=own)
         cols: tuple[str, ...] = ("org_id", "org_name", "kind")

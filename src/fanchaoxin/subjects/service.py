@@ -176,11 +176,16 @@ def is_personal(kind: str) -> bool:
 
 
 def merge(
-    session: Session, actor: Actor, survivor_id: uuid.UUID, merged_id: uuid.UUID, *, reason: str
+    session: Session,
+    actor: Actor,
+    survivor_id: uuid.UUID,
+    merged_id: uuid.UUID,
+    *,
+    reason: str,
+    entry_ids: list[uuid.UUID],
 ) -> SubjectMerge:
-    """Merge one subject into another: identifiers and entries move; the merge can be undone."""
-    from fanchaoxin.blacklist.models import Entry
-
+    """Merge one subject into another: its identifiers move, and the merge records which entries the
+    caller moves with them (`workflows.subjects.merge_subjects`), so that it can be undone exactly."""
     if survivor_id == merged_id:
         raise Conflict("A subject cannot be merged into itself")
     if not reason.strip():
@@ -197,20 +202,15 @@ def merge(
         str(i)
         for i in session.scalars(select(SubjectIdentifier.id).where(SubjectIdentifier.subject_id == gone.id))
     ]
-    entry_ids = [str(i) for i in session.scalars(select(Entry.id).where(Entry.subject_id == gone.id))]
     session.execute(
         update(SubjectIdentifier).where(SubjectIdentifier.subject_id == gone.id).values(subject_id=keep.id)
-    )
-    session.execute(
-        update(Entry).where(Entry.subject_id == gone.id).values(subject_id=keep.id),
-        execution_options={"synchronize_session": False},
     )
     gone.merged_into_id = keep.id
     record = SubjectMerge(
         survivor_id=keep.id,
         merged_id=gone.id,
         moved_identifier_ids=ident_ids,
-        moved_entry_ids=entry_ids,
+        moved_entry_ids=[str(i) for i in entry_ids],
         reason=reason.strip(),
         actor=actor.name,
     )
@@ -230,7 +230,6 @@ def merge(
         "survivor": get_subject(session, keep.id).snapshot(),
         "merged": get_subject(session, gone.id).snapshot(),
     }
-    _announce(session, [keep.id, gone.id])
     audit.record(
         session,
         actor,
@@ -249,35 +248,17 @@ def merge(
     return record
 
 
-def _announce(session: Session, subject_ids: list[uuid.UUID]) -> None:
-    """Identifiers moved: entries in force of these subjects are re-sent on the change feed."""
-    from fanchaoxin.blacklist import feed
-    from fanchaoxin.blacklist.models import Entry
-
-    session.flush()
-    session.expire_all()
-    for entry in session.scalars(
-        select(Entry).where(Entry.subject_id.in_(subject_ids), Entry.status.in_(["published", "disputed"]))
-    ):
-        feed.append(session, entry, "updated")
-
-
-def undo_merge(session: Session, actor: Actor, merge_id: uuid.UUID, *, reason: str) -> SubjectMerge:
-    """Split a merged subject out again, with exactly the identifiers and entries it brought."""
+def merge_to_undo(session: Session, merge_id: uuid.UUID) -> SubjectMerge:
+    """The merge to undo, if it can still be undone."""
     record = session.get(SubjectMerge, merge_id)
     if record is None:
         raise NotFound(f"No merge with id {merge_id}")
     if record.undone_at is not None:
         raise Conflict("This merge was already undone")
-    split(
-        session,
-        actor,
-        record.survivor_id,
-        identifier_ids=[uuid.UUID(i) for i in record.moved_identifier_ids],
-        entry_ids=[uuid.UUID(i) for i in record.moved_entry_ids],
-        reason=reason,
-        into=record.merged_id,
-    )
+    return record
+
+
+def mark_undone(session: Session, actor: Actor, record: SubjectMerge) -> SubjectMerge:
     record.undone_at = utcnow()
     record.undone_by = actor.name
     session.flush()
@@ -290,14 +271,15 @@ def split(
     subject_id: uuid.UUID,
     *,
     identifier_ids: list[uuid.UUID],
-    entry_ids: list[uuid.UUID],
     reason: str,
     name: str | None = None,
     into: uuid.UUID | None = None,
+    entry_count: int = 0,
 ) -> Subject:
-    """Move some identifiers and entries of a subject to another (new, or the one merged earlier)."""
-    from fanchaoxin.blacklist.models import Entry
+    """Move some identifiers of a subject to another (new, or the one merged earlier).
 
+    The entries that go with them are the registry's to move (`workflows.subjects.split_subject`).
+    """
     if not reason.strip():
         raise ValidationProblem(
             "A split needs a reason", errors=[{"field": "reason", "message": "give the reason"}]
@@ -313,12 +295,6 @@ def split(
         raise ValidationProblem(
             "Some identifiers do not belong to this subject",
             errors=[{"field": "identifier_ids", "message": "not all ours"}],
-        )
-    entries = list(session.scalars(select(Entry).where(Entry.id.in_(entry_ids)))) if entry_ids else []
-    if len(entries) != len(set(entry_ids)) or any(e.subject_id != source.id for e in entries):
-        raise ValidationProblem(
-            "Some entries do not belong to this subject",
-            errors=[{"field": "entry_ids", "message": "not all ours"}],
         )
     remaining = session.scalar(
         select(SubjectIdentifier.id).where(
@@ -338,11 +314,7 @@ def split(
         session.flush()
     for i in idents:
         i.subject_id = target.id
-    for e in entries:
-        e.subject_id = target.id
     session.flush()
-    session.expire_all()
-    _announce(session, [source.id, target.id])
     audit.record(
         session,
         actor,
@@ -351,9 +323,9 @@ def split(
         source.id,
         before=before,
         after=get_subject(session, source.id).snapshot(),
-        detail={"into": str(target.id), "identifiers": len(idents), "entries": len(entries)},
+        detail={"into": str(target.id), "identifiers": len(idents), "entries": entry_count},
     )
-    return get_subject(session, target.id)
+    return target
 
 
 def identifiers_out(subject: Subject, *, reveal: bool) -> list[dict[str, Any]]:

@@ -13,15 +13,14 @@ from sqlalchemy.orm import Session
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.db import utcnow
-from fanchaoxin.core.errors import Conflict, NotFound
+from fanchaoxin.core.errors import Conflict, Forbidden, NotFound
 from fanchaoxin.core.identifiers import mask_person_name
+from fanchaoxin.core.permissions import REVIEWERS, SUBJECT_READERS, may_reveal
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
-from fanchaoxin.orgs.models import Role as R
 from fanchaoxin.subjects import service
 from fanchaoxin.subjects.models import MergeProposal, Subject
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
-REVIEWERS = (R.platform_reviewer, R.platform_admin)
 
 
 class SubjectDetailOut(ResponseModel):
@@ -34,7 +33,7 @@ class SubjectDetailOut(ResponseModel):
     created_at: datetime
 
 
-def _subject_out(session: Session, s: Subject, principal: Principal, reveal: bool) -> SubjectDetailOut:
+def subject_out(session: Session, s: Subject, principal: Principal, reveal: bool) -> SubjectDetailOut:
     personal = service.is_personal(s.kind)
     if reveal and personal:
         audit.record_pii_read(
@@ -55,14 +54,12 @@ def _subject_out(session: Session, s: Subject, principal: Principal, reveal: boo
 def get_subject(
     subject_id: uuid.UUID,
     session: Session = DB,
-    principal: Principal = allow(*REVIEWERS, R.auditor),
+    principal: Principal = allow(*SUBJECT_READERS),
     reveal: bool = Query(False, description="Plain personal identifiers (reviewers only; audited)."),
 ) -> SubjectDetailOut:
-    if reveal and principal.role not in REVIEWERS:
-        from fanchaoxin.core.errors import Forbidden
-
+    if reveal and not may_reveal(principal):
         raise Forbidden("Only a platform reviewer may see plain personal identifiers")
-    return _subject_out(session, service.get_subject(session, subject_id), principal, reveal)
+    return subject_out(session, service.get_subject(session, subject_id), principal, reveal)
 
 
 class ProposalOut(ResponseModel):
@@ -134,42 +131,8 @@ class MergeOut(ResponseModel):
     undone_at: datetime | None
 
 
-@router.post("/subjects/merge", response_model=MergeOut, summary="Merge a subject into another (reversible)")
-def merge_subjects(
-    body: MergeIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
-) -> MergeOut:
-    return MergeOut.model_validate(
-        service.merge(session, principal.actor, body.survivor_id, body.merged_id, reason=body.reason)
-    )
-
-
-@router.post(
-    "/merges/{merge_id}/undo", response_model=MergeOut, summary="Undo a merge (split the subject out again)"
-)
-def undo_merge(
-    merge_id: uuid.UUID, body: ReasonIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
-) -> MergeOut:
-    return MergeOut.model_validate(service.undo_merge(session, principal.actor, merge_id, reason=body.reason))
-
-
 class SplitIn(StrictModel):
     identifier_ids: list[uuid.UUID] = Field(min_length=1)
     entry_ids: list[uuid.UUID] = Field(default_factory=list)
     name: str | None = Field(None, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
-
-
-@router.post("/subjects/{subject_id}/split", response_model=SubjectDetailOut, summary="Split identifiers off")
-def split_subject(
-    subject_id: uuid.UUID, body: SplitIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
-) -> SubjectDetailOut:
-    new = service.split(
-        session,
-        principal.actor,
-        subject_id,
-        identifier_ids=body.identifier_ids,
-        entry_ids=body.entry_ids,
-        reason=body.reason,
-        name=body.name,
-    )
-    return _subject_out(session, new, principal, reveal=False)

@@ -1,0 +1,59 @@
+"""What the console's page modules share: their router, who may open what, and small display helpers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fastapi import APIRouter, Depends
+
+from fanchaoxin.console.auth import check_csrf
+from fanchaoxin.console.web import PREFIX
+from fanchaoxin.core import permissions
+from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.identifiers import mask_person_name
+from fanchaoxin.core.roles import Role
+from fanchaoxin.subjects import service as subjects
+from fanchaoxin.subjects.models import Subject
+
+# Who opens which page: the role sets of core.permissions, as the console names them.
+REVIEWERS: frozenset[Role] = permissions.REVIEWERS
+PLATFORM: frozenset[Role] = permissions.PLATFORM
+# An organisation's people at the console (a machine's key cannot sign in): the enterprise's operators
+# and the department's officers, to whom cases are forwarded and instructions addressed.
+ADDRESSEES: frozenset[Role] = permissions.CASE_ADDRESSEES
+# Entries, organisation pages and the policy: every console role.
+READERS: frozenset[Role] = PLATFORM | ADDRESSEES
+SUBJECT_READERS: frozenset[Role] = permissions.SUBJECT_READERS
+EVIDENCE_READERS: frozenset[Role] = permissions.EVIDENCE_READERS
+AUDITORS: frozenset[Role] = permissions.AUDIT_READERS
+KEY_MANAGERS: frozenset[Role] = permissions.KEY_MANAGERS
+
+
+def console_router() -> APIRouter:
+    """A router of console pages: under /console, out of the API document, every POST checked for CSRF."""
+    return APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def problem_errors(exc: Problem) -> list[str]:
+    """A service's problem as lines for the page's error list (`field: message`, else its detail)."""
+    if exc.errors:
+        return [f"{e.get('field') or ''}: {e.get('message') or ''}".strip(": ") for e in exc.errors]
+    return [exc.detail]
+
+
+def deadline_badge(due: date | None, today: date, done: bool) -> str:
+    """overdue / due_soon (within 2 days) / ok / done — shown as a coloured badge with text."""
+    if done or due is None:
+        return "done"
+    if due < today:
+        return "overdue"
+    if due <= today + timedelta(days=2):
+        return "due_soon"
+    return "ok"
+
+
+def listed_name(subject: Subject, *, reveal: bool = False) -> str:
+    """A subject's name as listed: a natural person's is masked unless revealed (audited elsewhere)."""
+    if reveal or not subjects.is_personal(subject.kind):
+        return subject.name
+    return mask_person_name(subject.name)

@@ -1,0 +1,120 @@
+"""Organisations: the platform's list, and one organisation's page — an enterprise's instructions and
+feedback rate, or a department's measures and the entries it acts on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.console import queries
+from fanchaoxin.console.auth import page
+from fanchaoxin.console.common import ADDRESSEES, PLATFORM, READERS, console_router
+from fanchaoxin.console.web import render
+from fanchaoxin.core.auth import DB, Principal
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.errors import NotFound
+from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.orgs import service as orgs
+from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sanctions import service as sanctions
+from fanchaoxin.sanctions.models import Instruction
+from fanchaoxin.sanctions.policy import measure_catalogue
+
+router = console_router()
+
+# What departments act on: entries whose basis is an administrative penalty or a judicial decision.
+DEPARTMENT_BASES = ("administrative_penalty", "judicial_decision")
+
+
+@router.get("/orgs")
+def org_list(request: Request, session: Session = DB, principal: Principal = page(*PLATFORM)) -> Response:
+    return render(request, "orgs.html", orgs=orgs.list_organisations(session, principal))
+
+
+@router.get("/org")
+def own_org(request: Request, session: Session = DB, principal: Principal = page(*ADDRESSEES)) -> Response:
+    assert principal.org_id is not None
+    return org_page(request, session, principal, principal.org_id)
+
+
+@router.get("/orgs/{org_id}")
+def org_detail(
+    request: Request, org_id: uuid.UUID, session: Session = DB, principal: Principal = page(*READERS)
+) -> Response:
+    if principal.role in ADDRESSEES and org_id != principal.org_id:
+        raise NotFound(f"No organisation with id {org_id}")
+    return org_page(request, session, principal, org_id)
+
+
+def _measure_names() -> dict[str, tuple[str, str]]:
+    """Measure code → (Chinese, English) name, enterprise and department measures alike."""
+    cat = measure_catalogue()
+    names = {code: (m.zh, m.en) for code, m in cat.measures.items()}
+    names.update({code: (m.zh, m.en) for code, m in cat.department_measures.items()})
+    return names
+
+
+def _department_blocks(
+    session: Session, principal: Principal, org: Organisation, rows: list[Instruction]
+) -> dict[str, Any]:
+    """A department's own page: the department measures addressed to it first, and the entries whose
+    basis is an administrative penalty or a judicial decision."""
+    based: list[Entry] = []
+    for basis in DEPARTMENT_BASES:
+        based += registry.list_entries(session, principal, basis=basis, limit=200).entries
+    if principal.is_platform:
+        based = [e for e in based if e.owner_org_id == org.id]
+    based.sort(key=lambda e: e.submitted_at, reverse=True)
+    return {
+        "measure_rows": [i for i in rows if i.department_measure],
+        "other_rows": [i for i in rows if not i.department_measure],
+        "based_entries": based,
+    }
+
+
+def _overdue(rows: list[Instruction], today: date) -> list[Instruction]:
+    return [i for i in rows if i.acknowledged_at is None and i.ack_due_on < today]
+
+
+def org_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    org_id: uuid.UUID,
+    *,
+    errors: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """One organisation's page (also shown again, with the errors, after a failed instruction action)."""
+    org = orgs.get_organisation(session, org_id, principal)
+    today = china_today()
+    rows = sanctions.list_instructions(session, principal, owner_org_id=org.id, limit=1000).instructions
+    total = len(rows)
+    reported = sum(1 for i in rows if i.outcome is not None)
+    department: dict[str, Any] = {}
+    if org.kind == OrgKind.department.value:
+        department = _department_blocks(session, principal, org, rows)
+    return render(
+        request,
+        "department.html" if department else "org.html",
+        status_code=status_code,
+        **department,
+        org=org,
+        instructions=rows,
+        entries=queries.entries_by_id(session, {i.entry_id for i in rows}),
+        total=total,
+        reported=reported,
+        feedback_rate=(reported / total) if total else None,
+        overdue=_overdue(rows, today),
+        today=today,
+        may_act=principal.org_id == org.id and principal.role in ADDRESSEES,
+        measure_names=_measure_names(),
+        errors=errors or [],
+    )

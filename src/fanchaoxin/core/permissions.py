@@ -1,0 +1,71 @@
+"""Who may do what: the role sets routes and pages admit, and the rules that are more than a set.
+
+A route names its roles with `allow(*permissions.REVIEWERS)` (a console page with `page(...)`); code that
+decides inside a handler asks the same sets or the functions below, so that each rule is written once.
+`core.auth` keeps the two sets it needs itself (PLATFORM_ROLES for tenancy, STAFF_ROLES); they are the
+same objects here.
+"""
+
+from __future__ import annotations
+
+from fanchaoxin.core.auth import PLATFORM_ROLES, STAFF_ROLES, Principal
+from fanchaoxin.core.roles import Role
+
+R = Role
+
+# --- who someone is ---------------------------------------------------------------------------------------
+
+# Platform staff (NDRC's subsystem): see every tenant's objects, within their role's routes.
+PLATFORM: frozenset[Role] = PLATFORM_ROLES
+# Every key holder: anyone but the public.
+STAFF: frozenset[Role] = STAFF_ROLES
+# Reviewers decide: review and publish entries, decide objections and repairs, triage reports, edit
+# subjects — and see plain personal identifiers (may_reveal).
+REVIEWERS: frozenset[Role] = frozenset({R.platform_reviewer, R.platform_admin})
+# Those who keep the record: read the audit log, and still see an entry after its revocation.
+RECORD_KEEPERS: frozenset[Role] = frozenset({R.platform_admin, R.auditor})
+# An enterprise: its operators and its machine (`fcx node`).
+ENTERPRISE: frozenset[Role] = frozenset({R.enterprise_operator, R.enterprise_node})
+# The organisations a case (objection, report) is forwarded or routed to, to answer or handle it.
+CASE_ADDRESSEES: frozenset[Role] = frozenset({R.enterprise_operator, R.department_officer})
+# The addressees of joint-punishment instructions (enterprises apply the 13 measures, departments theirs).
+INSTRUCTION_ADDRESSEES: frozenset[Role] = ENTERPRISE | {R.department_officer}
+# Who issues and revokes API keys (each for its own organisation; the admin for any).
+KEY_MANAGERS: frozenset[Role] = frozenset({R.platform_admin, R.department_officer, R.enterprise_operator})
+
+# --- what they may do -------------------------------------------------------------------------------------
+
+# Read entries (each within its tenancy: core.tenancy), the registry's information service.
+ENTRY_READERS: frozenset[Role] = STAFF
+# Submit entries: enterprises from their monitoring, departments from their decisions, reviewers.
+SUBMITTERS: frozenset[Role] = frozenset(
+    {R.enterprise_operator, R.department_officer, R.platform_reviewer, R.platform_admin}
+)
+# Download an entry's evidence: the platform and the organisation that submitted it (never a machine).
+EVIDENCE_READERS: frozenset[Role] = PLATFORM | {R.enterprise_operator, R.department_officer}
+# A subject's record, with its merge history: reviewers, and the auditor (read only).
+SUBJECT_READERS: frozenset[Role] = REVIEWERS | {R.auditor}
+# The audit log and its hash chain.
+AUDIT_READERS: frozenset[Role] = RECORD_KEEPERS
+# A revoked entry: nothing of it is shown but to those who keep the record.
+SEE_REVOKED: frozenset[Role] = RECORD_KEEPERS
+# Statistics of entries (departments too); of instructions (enterprises too, their own figures only).
+STATS_ENTRY_READERS: frozenset[Role] = PLATFORM | {R.department_officer}
+STATS_MEASURE_READERS: frozenset[Role] = STATS_ENTRY_READERS | ENTERPRISE
+
+
+def may_reveal(principal: Principal) -> bool:
+    """May see plain personal identifiers and names (audited): an authorised reviewer only.
+
+    The subject itself sees its own data through due process (objections, repairs), never through this.
+    """
+    return principal.role in REVIEWERS
+
+
+def sees_revoked(principal: Principal) -> bool:
+    return principal.role in SEE_REVOKED
+
+
+def own_figures_only(principal: Principal) -> bool:
+    """An enterprise sees its own instruction figures; platform staff and departments see everyone's."""
+    return principal.role in ENTERPRISE

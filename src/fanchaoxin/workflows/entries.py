@@ -1,0 +1,86 @@
+"""An entry's lifecycle across slices: the one path every step of every entry takes.
+
+`take_step` is where an entry is published, disputed, revoked, expired or repaired, for the API, the
+console, the CLI, due process and the scheduler alike. Read in order, it is what happens:
+
+1. the registry takes the step (status, periods, history, audit) — `blacklist.service.transition`;
+2. punishment follows: instructions on publication, lifts when the entry ends — `sanctions.service`;
+3. the change feed announces it, with its webhook outbox rows — `sharing.changes.append`;
+4. a revocation publishes a correction notice (恢复信誉) — `appeals.corrections`;
+5. liable persons follow the unit: their entries are opened and published with it, and take its
+   later steps — through this same function.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from fanchaoxin.appeals import corrections
+from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.lifecycle import FEED_EVENT, FOLLOWED_BY_LINKED, IN_FORCE, LIFTED, Action, Status
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.sanctions import service as sanctions
+from fanchaoxin.sharing import changes
+
+
+def take_step(
+    session: Session,
+    actor: Actor,
+    entry: Entry,
+    action: Action,
+    *,
+    reason: str = "",
+    expected_version: int | None = None,
+    today: date | None = None,
+    system: bool = False,
+) -> Entry:
+    """Take one lifecycle step and everything that follows from it, in the caller's transaction."""
+    today = today or china_today()
+    registry.transition(
+        session,
+        actor,
+        entry,
+        action,
+        reason=reason,
+        expected_version=expected_version,
+        today=today,
+        system=system,
+    )
+    status = Status(entry.status)
+    if action == Action.publish:
+        sanctions.on_published(session, actor, entry, today=today)
+    elif status in LIFTED:
+        sanctions.on_ended(session, actor, entry, why=action.value, today=today)
+    if action in FEED_EVENT:
+        changes.append(session, entry, FEED_EVENT[action])
+    if status == Status.revoked:
+        corrections.publish_correction(session, actor, entry, reason=reason, today=today)
+    if entry.parent_entry_id is None:
+        _follow_with_linked(session, actor, entry, action, reason=reason, today=today)
+    return entry
+
+
+def _follow_with_linked(
+    session: Session, actor: Actor, unit_entry: Entry, action: Action, *, reason: str, today: date
+) -> None:
+    if action == Action.publish:
+        for linked in registry.open_linked_entries(session, actor, unit_entry):
+            take_step(
+                session,
+                actor,
+                linked,
+                Action.publish,
+                reason="published with the unit",
+                today=today,
+                system=True,
+            )
+    elif action in FOLLOWED_BY_LINKED:
+        for linked in registry.linked_entries(session, unit_entry):
+            if Status(linked.status) in IN_FORCE:
+                take_step(
+                    session, actor, linked, action, reason=reason or action.value, today=today, system=True
+                )

@@ -1,0 +1,115 @@
+"""Every route declares who may call it; the table is walked so that a new route cannot forget."""
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from fanchaoxin.core.auth import iter_routes, route_access
+from fanchaoxin.core.roles import Role
+
+# Framework routes that serve only the API's own description, never data.
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Mounts of static files only (the console's stylesheet, script and vendored libraries), never data.
+STATIC_MOUNTS = {"/console/static"}
+
+
+def test_every_route_declares_its_roles(app):
+    missing = []
+    seen = 0
+    for path, route in iter_routes(app.routes):
+        if isinstance(route, APIRoute):
+            seen += 1
+            rule = route_access(route)
+            if rule is None or not rule.roles:
+                missing.append(f"{sorted(route.methods)} {path}")
+        elif isinstance(route, Mount) and path in STATIC_MOUNTS:
+            if not isinstance(route.app, StaticFiles):
+                missing.append(f"mount {path} is not static files")
+        elif isinstance(route, Route | Mount) and path not in FRAMEWORK_ROUTES:
+            missing.append(f"non-API route {path}")
+        elif not isinstance(route, Route | Mount):
+            missing.append(f"unknown kind of route {route!r} at {path}")
+    # The walk must actually reach the application's routes (guards against a silent empty walk).
+    assert seen >= 14
+    assert not missing, "routes without an access rule: " + ", ".join(missing)
+
+
+def test_public_routes_are_few_and_named(app):
+    public = sorted(
+        path
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute)
+        and Role.public in route_access(route).roles
+        and not path.startswith("/console/")
+    )
+    # Due process: anyone may object, apply for repair, report and follow a case with its secret.
+    assert public == [
+        "/healthz",
+        "/metrics",
+        "/readyz",
+        "/v1/attachments/{kind}/{tracking_number}",
+        "/v1/objections",
+        "/v1/objections/{tracking_number}/confirmation",
+        "/v1/public/corrections",
+        "/v1/public/objections/{tracking_number}",
+        "/v1/public/repairs/{tracking_number}",
+        "/v1/public/reports",
+        "/v1/public/reports/{tracking_number}",
+        "/v1/repairs",
+        "/v1/stats/public",
+    ]
+
+
+def test_roles_are_in_the_openapi_document(client):
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/organisations"]["post"]
+    assert op["x-roles"] == ["platform_admin"]
+
+
+def test_a_route_without_a_rule_is_caught():
+    router = APIRouter()
+
+    @router.get("/forgotten")
+    def forgotten() -> dict:
+        return {}
+
+    bare = FastAPI()
+    bare.include_router(router)
+    paths = [p for p, r in iter_routes(bare.routes) if isinstance(r, APIRoute) and route_access(r) is None]
+    assert paths == ["/forgotten"]
+
+
+def test_console_public_pages_are_few_and_named(app):
+    """The console's pages without sign-in: the public pages, the sign-in form and the language switch."""
+    public = sorted(
+        (path, tuple(sorted(route.methods)))
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute)
+        and path.startswith("/console/")
+        and Role.public in route_access(route).roles
+    )
+    assert public == [
+        ("/console/lang/{locale}", ("GET",)),
+        ("/console/login", ("GET",)),
+        ("/console/login", ("POST",)),
+        ("/console/public", ("GET",)),
+        ("/console/public", ("POST",)),
+        ("/console/public/corrections", ("GET",)),
+        ("/console/public/objection", ("GET",)),
+        ("/console/public/objection", ("POST",)),
+        ("/console/public/repair", ("GET",)),
+        ("/console/public/repair", ("POST",)),
+        ("/console/public/report", ("GET",)),
+        ("/console/public/report", ("POST",)),
+        ("/console/public/stats", ("GET",)),
+    ]
+    # Every other console page names staff roles only.
+    staff = [
+        path
+        for path, route in iter_routes(app.routes)
+        if isinstance(route, APIRoute)
+        and path.startswith("/console/")
+        and Role.public not in route_access(route).roles
+    ]
+    assert len(staff) >= 20

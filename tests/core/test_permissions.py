@@ -1,0 +1,74 @@
+"""core.permissions: each access rule written once; the routes built on it admit exactly whom they did."""
+
+import pytest
+from fastapi.routing import APIRoute
+
+from fanchaoxin.core import permissions as P
+from fanchaoxin.core.auth import PLATFORM_ROLES, STAFF_ROLES, Principal, iter_routes, route_access
+from fanchaoxin.core.roles import Role as R
+
+ADMIN, REVIEWER, AUDITOR = "platform_admin", "platform_reviewer", "auditor"
+DEPT, OPERATOR, NODE = "department_officer", "enterprise_operator", "enterprise_node"
+STAFF = {ADMIN, AUDITOR, DEPT, NODE, OPERATOR, REVIEWER}
+
+
+def names(roles) -> set[str]:
+    return {r.value for r in roles}
+
+
+def test_the_role_sets():
+    assert P.PLATFORM is PLATFORM_ROLES and P.STAFF is STAFF_ROLES
+    assert names(P.PLATFORM) == {ADMIN, AUDITOR, REVIEWER}
+    assert names(P.STAFF) == names(P.ENTRY_READERS) == STAFF
+    assert names(P.REVIEWERS) == {ADMIN, REVIEWER}
+    assert names(P.SEE_REVOKED) == names(P.AUDIT_READERS) == {ADMIN, AUDITOR}
+    assert names(P.SUBMITTERS) == {DEPT, OPERATOR, ADMIN, REVIEWER}
+    assert names(P.SUBJECT_READERS) == {AUDITOR, ADMIN, REVIEWER}
+    assert names(P.EVIDENCE_READERS) == {AUDITOR, DEPT, OPERATOR, ADMIN, REVIEWER}
+    assert names(P.STATS_ENTRY_READERS) == {AUDITOR, DEPT, ADMIN, REVIEWER}
+    assert names(P.STATS_MEASURE_READERS) == STAFF
+    assert names(P.CASE_ADDRESSEES) == {DEPT, OPERATOR}
+    assert names(P.INSTRUCTION_ADDRESSEES) == {DEPT, NODE, OPERATOR}
+    assert names(P.KEY_MANAGERS) == {DEPT, OPERATOR, ADMIN}
+
+
+@pytest.mark.parametrize("role", list(R))
+def test_only_a_reviewer_may_reveal(role):
+    principal = Principal(role=role)
+    assert P.may_reveal(principal) is (role in (R.platform_reviewer, R.platform_admin))
+    assert P.sees_revoked(principal) is (role in (R.platform_admin, R.auditor))
+    assert P.own_figures_only(principal) is (role in (R.enterprise_operator, R.enterprise_node))
+
+
+# The routes whose rules come from core.permissions, with the roles each admitted before it did.
+ROUTES = {
+    "GET /v1/audit/events": {AUDITOR, ADMIN},
+    "GET /v1/audit/verify": {AUDITOR, ADMIN},
+    "POST /v1/identifiers/validate": STAFF,
+    "GET /v1/entries": STAFF,
+    "GET /v1/entries/{entry_id}": STAFF,
+    "GET /v1/lookup": STAFF,
+    "POST /v1/entries": {DEPT, OPERATOR, ADMIN, REVIEWER},
+    "POST /v1/uploads": {DEPT, OPERATOR, ADMIN, REVIEWER},
+    "POST /v1/evidence/{entry_id}": {DEPT, OPERATOR, ADMIN, REVIEWER},
+    "GET /v1/evidence/{entry_id}/{sha256}": {AUDITOR, DEPT, OPERATOR, ADMIN, REVIEWER},
+    "POST /v1/entries/{entry_id}/transitions": {ADMIN, REVIEWER},
+    "GET /v1/subjects/{subject_id}": {AUDITOR, ADMIN, REVIEWER},
+    "GET /v1/merge-proposals": {ADMIN, REVIEWER},
+    "POST /v1/merge-proposals/{proposal_id}/dismiss": {ADMIN, REVIEWER},
+    "GET /v1/stats/entries": {AUDITOR, DEPT, ADMIN, REVIEWER},
+    "GET /v1/stats/measures": STAFF,
+    "GET /v1/stats/cases": {AUDITOR, ADMIN, REVIEWER},
+    "GET /v1/stats/public": {"public"},
+}
+
+
+def test_routes_admit_exactly_whom_they_did(app):
+    found = {}
+    for path, route in iter_routes(app.routes):
+        if isinstance(route, APIRoute):
+            for method in route.methods:
+                found[f"{method} {path}"] = route_access(route)
+    for route, roles in ROUTES.items():
+        assert route in found, f"no route {route}"
+        assert names(found[route].roles) == roles, route
