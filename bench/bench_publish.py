@@ -50,29 +50,20 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.db import Database
+from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.orgs import service as orgs
-from fanchaoxin.orgs.models import BusinessType, OrgKind, Role
 from fanchaoxin.sanctions.models import Instruction
-
-try:  # the refactored code base: one workflow per use case
-    from fanchaoxin.workflows.entries import take_step
-except ImportError:
-    take_step = None
+from fanchaoxin.workflows.entries import take_step
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LIABLE_ROLES = ["legal_representative", "principal", "directly_responsible"]
 
-if take_step is not None:
-    PUBLISH_VIA = "fanchaoxin.workflows.entries.take_step(session, actor, entry, Action.publish)"
+PUBLISH_VIA = "fanchaoxin.workflows.entries.take_step(session, actor, entry, Action.publish)"
 
-    def publish(session: Any, actor: Actor, entry: Entry) -> None:
-        take_step(session, actor, entry, Action.publish)
 
-else:
-    PUBLISH_VIA = "fanchaoxin.blacklist.service.transition(session, actor, entry, Action.publish)"
-
-    def publish(session: Any, actor: Actor, entry: Entry) -> None:
-        registry.transition(session, actor, entry, Action.publish)
+def publish(session: Any, actor: Actor, entry: Entry) -> None:
+    """The step measured: publication and all that follows it (instructions, feed, linked entries)."""
+    take_step(session, actor, entry, Action.publish)
 
 
 # --- the machine and the database ---------------------------------------------------------------------
@@ -282,7 +273,7 @@ def submitted_entries(
     with db.session() as s:
         for i in range(n):
             e = registry.submit(s, submitter, owner, EntryIn.model_validate(entry_body(rng, i, liable)))
-            registry.transition(s, reviewer, e, Action.start_review)
+            take_step(s, reviewer, e, Action.start_review)
             ids.append(e.id)
     return ids
 

@@ -42,18 +42,17 @@ from fanchaoxin.appeals.schemas import (
     ReportOutcomeIn,
     TriageIn,
 )
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, PayloadTooLarge
-from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import ResponseModel
 from fanchaoxin.core.settings import get_settings
 
 router = APIRouter(prefix="/v1", tags=["due process"])
 
-REVIEWERS = (R.platform_reviewer, R.platform_admin)
-ADDRESSEES = (R.enterprise_operator, R.department_officer)
+REVIEWERS = permissions.REVIEWERS
+ADDRESSEES = permissions.CASE_ADDRESSEES
 
 # Pages of due process (the objector's confirmation): HTML lives in templates, escaped by Jinja2.
 PAGES = Environment(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from fanchaoxin.core.catalogue import notice_bases
 from fanchaoxin.core.errors import Conflict, ValidationProblem
 
 
@@ -114,7 +115,7 @@ def next_status(
         )
     if action == A.publish:
         # A liable person's entry needs no notice of its own: the unit's notice period covered it.
-        if facts.status == S.under_review and facts.basis == "enterprise_finding" and not facts.is_linked:
+        if facts.status == S.under_review and facts.basis in notice_bases() and not facts.is_linked:
             raise Conflict(
                 "An enterprise finding is published only after the notice period (告知 + 陈述申辩); "
                 "open_notice first"

@@ -13,7 +13,10 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from fanchaoxin.core.calendar import china_today
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import (
+    Basis,  # the enum lives with its catalogue (bases.yaml)
+    catalogues,
+)
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.subjects.models import LiableRole
@@ -36,14 +39,6 @@ class Service(StrEnum):
     logistics = "logistics"
     funding = "funding"
     information_spreading = "information_spreading"
-
-
-class Basis(StrEnum):
-    """What the entry rests on. Only the last two trigger department measures under the memoranda."""
-
-    enterprise_finding = "enterprise_finding"  # an enterprise's own monitoring; platform review + notice
-    administrative_penalty = "administrative_penalty"  # 行政处罚决定书
-    judicial_decision = "judicial_decision"  # 裁判文书
 
 
 class IdentifierIn(StrictModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -514,3 +515,18 @@ def flag_notice_ended(session: Session, actor: Actor, today: date) -> int:
         flagged += 1
     session.flush()
     return flagged
+
+
+def entries_by_id(session: Session, entry_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Entry]:
+    """The entries a list of instructions or cases refers to, by id (the caller may see those)."""
+    if not entry_ids:
+        return {}
+    return {e.id: e for e in session.scalars(select(Entry).where(Entry.id.in_(list(entry_ids))))}
+
+def entries_owned_by(session: Session, org_id: uuid.UUID, *, limit: int = 50) -> list[Entry]:
+    """An organisation's own entries, newest first."""
+    return list(
+        session.scalars(
+            select(Entry).where(Entry.owner_org_id == org_id).order_by(Entry.submitted_at.desc()).limit(limit)
+        )
+    )

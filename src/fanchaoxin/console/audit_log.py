@@ -10,7 +10,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import AUDITORS, console_router
 from fanchaoxin.console.web import render
@@ -59,7 +58,7 @@ def audit_search(
     rows = (
         []
         if errors
-        else queries.search_audit(
+        else audit.search(
             session,
             action=_pattern(action),
             actor=_pattern(actor),

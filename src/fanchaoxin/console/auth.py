@@ -26,7 +26,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fanchaoxin.console import queries
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
@@ -35,6 +34,7 @@ from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, Problem, Unauthenticated, ValidationProblem
 from fanchaoxin.core.roles import ROLE_ORG_KIND, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import service as org_service
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.orgs.service import authenticate
 
@@ -286,7 +286,7 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
         audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in_failed",
                      "console_user", user.id)  # fmt: skip
         raise Unauthenticated("Wrong username or password")
-    if not user.active or queries.active_organisation(session, user.owner_org_id) is None:
+    if not user.active or org_service.active_organisation(session, user.owner_org_id) is None:
         raise Unauthenticated("This account is disabled")
     user.last_login_at = utcnow()
     audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in",
@@ -298,7 +298,7 @@ def sign_in_key(session: Session, raw: str) -> ApiKey:
     principal = authenticate(session, raw.strip())
     if principal.role not in CONSOLE_ROLES:
         raise Unauthenticated(f"A {principal.role.value} key cannot sign in to the console")
-    key = queries.api_key(session, principal.key_id)
+    key = org_service.api_key(session, principal.key_id)
     assert key is not None
     audit.record(session, principal.actor, "console.sign_in", "api_key", key.id, detail={"method": "api_key"})
     return key
@@ -317,7 +317,7 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         user = session.get(ConsoleUser, row.user_id)
         if user is None or not user.active:
             return None
-        org = queries.active_organisation(session, user.owner_org_id)
+        org = org_service.active_organisation(session, user.owner_org_id)
         if org is None:
             return None
         role, username, display, prefix, key_id = (
@@ -328,10 +328,10 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
             None,
         )
     else:
-        key = queries.api_key(session, row.api_key_id)
+        key = org_service.api_key(session, row.api_key_id)
         if key is None or key.status(now) != "active":
             return None
-        org = queries.active_organisation(session, key.owner_org_id)
+        org = org_service.active_organisation(session, key.owner_org_id)
         if org is None:
             return None
         role, username, display, prefix, key_id = Role(key.role), None, key.label, key.prefix, key.id

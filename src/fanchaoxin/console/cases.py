@@ -29,8 +29,8 @@ from fanchaoxin.appeals.schemas import (
     TriageIn,
 )
 from fanchaoxin.appeals.views import objection_out, repair_out, report_out
+from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import ADDRESSEES, REVIEWERS, console_router, deadline_badge
 from fanchaoxin.console.i18n import N_
@@ -41,6 +41,7 @@ from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.orgs import service as org_service
 from fanchaoxin.workflows import appeals as due_process
 
 router = console_router()
@@ -103,7 +104,7 @@ def _objection_page(
         status_code=status_code,
         o=objection_out(session, obj, principal),
         entry=entry,
-        org_names=queries.organisation_names(session),
+        org_names=org_service.organisation_names(session),
         today=china_today(),
         may_forward=reviewer and obj.status == "open",
         may_decide=reviewer and obj.status != "decided",
@@ -304,17 +305,17 @@ def _report_page(
     if recipient and rep.status == "routed":
         # The recipient names the entry it submitted for a substantiated report: its latest ones.
         assert principal.org_id is not None
-        mine = queries.entries_owned_by(session, principal.org_id, limit=50)
+        mine = registry.entries_owned_by(session, principal.org_id, limit=50)
     return render(
         request,
         "report.html",
         status_code=status_code,
         r=report_out(session, rep, principal),
-        org_names=queries.organisation_names(session),
+        org_names=org_service.organisation_names(session),
         today=china_today(),
         may_triage=reviewer and rep.status == "received",
         may_handle=recipient and rep.status == "routed",
-        routable=queries.active_organisations(session, ROUTABLE_KINDS) if reviewer else [],
+        routable=org_service.active_organisations(session, ROUTABLE_KINDS) if reviewer else [],
         own_entries=mine,
         errors=errors or {},
         form=form or {},

@@ -15,7 +15,6 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import TRANSITIONS, Action, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.views import entry_out
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import (
     ADDRESSEES,
@@ -30,6 +29,7 @@ from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
+from fanchaoxin.orgs import service as org_service
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.workflows.entries import take_step
@@ -109,7 +109,7 @@ def entry_detail(
         raw=entry,
         linked=_linked(session, entry, reveal=reveal),
         instructions=instructions,
-        org_names=queries.organisation_names(session),
+        org_names=org_service.organisation_names(session),
         objections=objections,
         actions=_entry_actions(entry, principal),
         may_reveal=permissions.may_reveal(principal),

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import ADDRESSEES, PLATFORM, READERS, console_router
 from fanchaoxin.console.web import render
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.catalogue import punishing_bases
 from fanchaoxin.core.errors import NotFound
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.orgs import service as orgs
@@ -29,8 +29,6 @@ from fanchaoxin.sanctions.policy import measure_catalogue
 
 router = console_router()
 
-# What departments act on: entries whose basis is an administrative penalty or a judicial decision.
-DEPARTMENT_BASES = ("administrative_penalty", "judicial_decision")
 
 
 @router.get("/orgs")
@@ -67,7 +65,7 @@ def _department_blocks(
     """A department's own page: the department measures addressed to it first, and the entries whose
     basis is an administrative penalty or a judicial decision."""
     based: list[Entry] = []
-    for basis in DEPARTMENT_BASES:
+    for basis in sorted(punishing_bases()):
         based += registry.list_entries(session, principal, basis=basis, limit=200).entries
     if principal.is_platform:
         based = [e for e in based if e.owner_org_id == org.id]
@@ -108,7 +106,7 @@ def org_page(
         **department,
         org=org,
         instructions=rows,
-        entries=queries.entries_by_id(session, {i.entry_id for i in rows}),
+        entries=registry.entries_by_id(session, {i.entry_id for i in rows}),
         total=total,
         reported=reported,
         feedback_rate=(reported / total) if total else None,

@@ -6,7 +6,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import READERS, console_router
 from fanchaoxin.console.web import render
@@ -19,7 +18,7 @@ router = console_router()
 
 @router.get("/policy")
 def policy_view(request: Request, session: Session = DB, principal: Principal = page(*READERS)) -> Response:
-    versions = queries.policy_versions(session)
+    versions = sanctions.policy_versions(session)
     cat = measure_catalogue()
     return render(
         request,

@@ -18,7 +18,6 @@ from fanchaoxin.appeals.schemas import ObjectionIn, RepairIn, ReportIn
 from fanchaoxin.appeals.views import _report_targets
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router, listed_name
 from fanchaoxin.console.web import render
@@ -30,6 +29,7 @@ from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests, Validatio
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import service as org_service
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.stats import service as stats
 from fanchaoxin.subjects import service as subjects
@@ -397,7 +397,7 @@ def repair_submit(
 
 def _enterprises(session: Session) -> list[Organisation]:
     """The enterprises a report may name as the one it concerns."""
-    return queries.active_organisations(session, (OrgKind.enterprise.value,))
+    return org_service.active_organisations(session, (OrgKind.enterprise.value,))
 
 
 @router.get("/public/report")

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals import objections, repair, reports
-from fanchaoxin.console import queries
+from fanchaoxin.blacklist import service as registry
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import ADDRESSEES, REVIEWERS, console_router, deadline_badge
 from fanchaoxin.console.web import render
@@ -62,7 +62,7 @@ def repair_queue(
 ) -> Response:
     today = china_today()
     rows = repair.list_repairs(session, status=status or None, limit=500)
-    entries = queries.entries_by_id(session, {a.entry_id for a in rows})
+    entries = registry.entries_by_id(session, {a.entry_id for a in rows})
     items = [
         {
             "a": a,

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist import service as registry
-from fanchaoxin.console import queries
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import REVIEWERS, SUBJECT_READERS, console_router, problem_errors
 from fanchaoxin.console.web import PREFIX, redirect, render
@@ -55,8 +54,8 @@ def _subject_page(
         subject=subject_out(session, subject, principal, reveal),
         raw=subject,
         entries=registry.list_entries(session, principal, subject_id=subject.id, limit=500).entries,
-        proposals=queries.open_proposals_of(session, subject.id),
-        merges=queries.merges_of(session, subject.id),
+        proposals=subjects.open_proposals_of(session, subject.id),
+        merges=subjects.merges_of(session, subject.id),
         may_edit=principal.role in REVIEWERS,
         may_reveal=permissions.may_reveal(principal),
         revealed=reveal,
@@ -138,7 +137,7 @@ def merge_undo(
     reason: str = Form(""),
 ) -> Response:
     """Split a merged subject out again, with exactly the identifiers and entries it brought."""
-    survivor = queries.get_merge(session, merge_id).survivor_id
+    survivor = subjects.get_merge(session, merge_id).survivor_id
     try:
         undo_merge(session, principal.actor, merge_id, reason=reason)
     except Problem as exc:

@@ -336,3 +336,32 @@ def _iter_events(session: Session, batch: int) -> Iterator[AuditEvent]:
         yield from rows
         last = rows[-1].id
         session.expunge_all()
+
+
+def search(
+    session: Session,
+    *,
+    action: str = "",
+    actor: str = "",
+    target_id: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Audit events, newest first. `action` and `actor` are LIKE patterns (`%` any run); `since` is
+    inclusive and `until` exclusive; `before_id` pages on (events older than that one)."""
+    stmt = select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action.like(action))
+    if actor:
+        stmt = stmt.where(AuditEvent.actor.like(actor))
+    if target_id:
+        stmt = stmt.where(AuditEvent.target_id == target_id)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < until)
+    if before_id:
+        stmt = stmt.where(AuditEvent.id < before_id)
+    return list(session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))

@@ -30,6 +30,8 @@ ENTERPRISE: frozenset[Role] = frozenset({R.enterprise_operator, R.enterprise_nod
 CASE_ADDRESSEES: frozenset[Role] = frozenset({R.enterprise_operator, R.department_officer})
 # The addressees of joint-punishment instructions (enterprises apply the 13 measures, departments theirs).
 INSTRUCTION_ADDRESSEES: frozenset[Role] = ENTERPRISE | {R.department_officer}
+# Who may subscribe a webhook to the change feed (a machine, its operator, a department, the platform).
+WEBHOOK_SUBSCRIBERS: frozenset[Role] = INSTRUCTION_ADDRESSEES | {R.platform_admin}
 # Who issues and revokes API keys (each for its own organisation; the admin for any).
 KEY_MANAGERS: frozenset[Role] = frozenset({R.platform_admin, R.department_officer, R.enterprise_operator})
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -266,3 +267,27 @@ def authenticate_key(session: Session, raw: str) -> tuple[Principal, datetime | 
         business_types=frozenset(org.business_types or []),
     )
     return principal, key.expires_at
+
+
+def organisation_names(session: Session) -> dict[uuid.UUID, str]:
+    """id → name of every organisation (to name reporters and addressees on a page)."""
+    return {org_id: name for org_id, name in session.execute(select(Organisation.id, Organisation.name))}
+
+def active_organisations(session: Session, kinds: Collection[str]) -> list[Organisation]:
+    """The active organisations of these kinds, by kind and name (where a case can be routed to)."""
+    return list(
+        session.scalars(
+            select(Organisation)
+            .where(Organisation.kind.in_(list(kinds)), Organisation.active.is_(True))
+            .order_by(Organisation.kind, Organisation.name)
+        )
+    )
+
+def active_organisation(session: Session, org_id: uuid.UUID) -> Organisation | None:
+    """The organisation, if it exists and is active (a signed-in person acts for it)."""
+    org = session.get(Organisation, org_id)
+    return org if org is not None and org.active else None
+
+def api_key(session: Session, key_id: uuid.UUID | None) -> ApiKey | None:
+    """An API key by id, whatever its state (the caller checks it)."""
+    return session.get(ApiKey, key_id) if key_id is not None else None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from fanchaoxin.core import permissions
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Forbidden
@@ -87,14 +88,7 @@ def _key_out(key, cls=KeyOut, **extra):  # type: ignore[no-untyped-def]
     return cls(**data, status=key.status(utcnow()), **extra)
 
 
-STAFF = (
-    R.platform_admin,
-    R.platform_reviewer,
-    R.auditor,
-    R.department_officer,
-    R.enterprise_operator,
-    R.enterprise_node,
-)
+STAFF = permissions.STAFF
 
 
 @router.get("/whoami", response_model=WhoAmI, summary="The caller's role and organisation")

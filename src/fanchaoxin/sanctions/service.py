@@ -393,3 +393,8 @@ def summary_for_entry(session: Session, entry_id: uuid.UUID) -> dict[str, Any]:
         bucket = out[r.kind].setdefault(r.status, 0)
         out[r.kind][r.status] = bucket + 1
     return out
+
+
+def policy_versions(session: Session) -> list[PolicyVersion]:
+    """Every policy version loaded, newest first."""
+    return list(session.scalars(select(PolicyVersion).order_by(PolicyVersion.loaded_at.desc())))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from fanchaoxin.core import permissions
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Problem, ValidationProblem
@@ -31,8 +32,8 @@ class IndexNotReady(Problem):
     title_zh = "决策索引加载中，请稍后重试"
 
 
-ADDRESSEES = (R.enterprise_operator, R.enterprise_node, R.department_officer)
-READERS = (R.platform_admin, R.platform_reviewer, R.auditor, *ADDRESSEES)
+ADDRESSEES = permissions.INSTRUCTION_ADDRESSEES
+READERS = permissions.STAFF
 
 
 @router.post(

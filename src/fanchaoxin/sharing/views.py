@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.views import entry_out
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
 from fanchaoxin.core.roles import Role as R
@@ -28,15 +28,8 @@ from fanchaoxin.sharing.models import FeedEvent, Snapshot
 router = APIRouter(prefix="/v1/sharing", tags=["sharing"])
 changes_router = APIRouter(prefix="/v1", tags=["feed"])
 
-FEED_READERS = (
-    R.enterprise_node,
-    R.enterprise_operator,
-    R.department_officer,
-    R.platform_admin,
-    R.platform_reviewer,
-    R.auditor,
-)
-SUBSCRIBERS = (R.enterprise_operator, R.enterprise_node, R.department_officer, R.platform_admin)
+FEED_READERS = permissions.STAFF
+SUBSCRIBERS = permissions.WEBHOOK_SUBSCRIBERS
 
 
 class Gone(Problem):

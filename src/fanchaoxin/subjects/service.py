@@ -380,3 +380,32 @@ def check_pending_proposals(session: Session, *, limit: int = 5000) -> int:
         subject.proposals_checked_at = utcnow()
     session.flush()
     return len(pending)
+
+
+def open_proposals_of(session: Session, subject_id: uuid.UUID) -> list[MergeProposal]:
+    """Open merge proposals that name the subject, on either side."""
+    return list(
+        session.scalars(
+            select(MergeProposal).where(
+                MergeProposal.status == "open",
+                (MergeProposal.subject_id == subject_id) | (MergeProposal.candidate_id == subject_id),
+            )
+        )
+    )
+
+def merges_of(session: Session, subject_id: uuid.UUID) -> list[SubjectMerge]:
+    """The merges the subject took part in, as survivor or as the one merged."""
+    return list(
+        session.scalars(
+            select(SubjectMerge).where(
+                (SubjectMerge.survivor_id == subject_id) | (SubjectMerge.merged_id == subject_id)
+            )
+        )
+    )
+
+def get_merge(session: Session, merge_id: uuid.UUID) -> SubjectMerge:
+    """A merge record, undone or not."""
+    record = session.get(SubjectMerge, merge_id)
+    if record is None:
+        raise NotFound(f"No merge with id {merge_id}")
+    return record

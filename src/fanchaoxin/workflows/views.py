@@ -10,9 +10,10 @@ from fastapi import APIRouter
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryOut, TransitionIn
-from fanchaoxin.blacklist.views import REVIEWERS, entry_out
+from fanchaoxin.blacklist.views import entry_out
 from fanchaoxin.core.auth import DbSession, Principal, allow
 from fanchaoxin.core.errors import Forbidden, ValidationProblem
+from fanchaoxin.core.permissions import REVIEWERS
 from fanchaoxin.subjects.views import MergeIn, MergeOut, ReasonIn, SplitIn, SubjectDetailOut, subject_out
 from fanchaoxin.workflows import subjects as subject_flows
 from fanchaoxin.workflows.entries import take_step
