@@ -31,7 +31,7 @@ from fanchaoxin.workflows.entries import take_step
 from .console_helpers import penalty_entry
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_head")),
     )
-    # The single row every feed append locks and advances (blacklist/feed.py).
+    # The single row every feed append locks and advances (now sharing/changes.py).
     op.execute("INSERT INTO feed_head (id, seq) VALUES (1, 0)")
     op.create_table(
         "subjects",
