@@ -16,6 +16,22 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. SQLite file (embedded default) or postgresql+psycopg://user@host/db.",
     )
     database_echo: bool = False
+    # A request must end within its budget even when the database is frozen or gone (faults: 503).
+    database_connect_timeout_seconds: float = Field(
+        5, gt=0, description="Give up connecting to the database after this long."
+    )
+    database_statement_timeout_seconds: float = Field(
+        30, ge=0, description="Cancel one SQL statement after this long (PostgreSQL; 0: no limit)."
+    )
+    database_lock_timeout_seconds: float = Field(
+        10, ge=0, description="Give up waiting for a row lock after this long (PostgreSQL; 0: no limit)."
+    )
+    database_pool_timeout_seconds: float = Field(
+        5, gt=0, description="Give up waiting for a free pooled connection after this long."
+    )
+    database_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After sent with a 503 while the database is unreachable."
+    )
 
     # HTTP
     max_body_bytes: int = Field(2 * 1024 * 1024, description="Largest request body accepted, in bytes.")
@@ -51,6 +67,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Reuse an authenticated API key for this long without a database query (0: never). "
         "A revocation takes effect at once in the process that made it, within this time in the others.",
+    )
+    auth_revocation_check_seconds: float = Field(
+        1,
+        gt=0,
+        description="Each process checks this often whether a key was revoked or an organisation "
+        "deactivated anywhere, and then forgets its cached keys (a revocation holds everywhere within this).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses (comma-separated; CIDR allowed) of reverse proxies whose X-Forwarded-For is "
+        "believed. Empty: none — the peer address is the client, whatever headers say.",
     )
 
     # Due process (appeals): objections (异议), credit repair (信用修复), reports (举报); PRC working days.
