@@ -15,7 +15,7 @@ from fanchaoxin.appeals.views import router as appeals_router
 from fanchaoxin.blacklist.views import router as blacklist_router
 from fanchaoxin.console import install as install_console
 from fanchaoxin.core.auth import install_authenticator, route_access
-from fanchaoxin.core.db import Database
+from fanchaoxin.core.db import Database, Timeouts, unavailable
 from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
@@ -57,7 +57,9 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     owns_db = db is None
-    database = db or Database(settings.database_url, echo=settings.database_echo)
+    database = db or Database(
+        settings.database_url, echo=settings.database_echo, timeouts=Timeouts.from_settings(settings)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -90,8 +92,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_authenticator(app, authenticate_key)
-    app.state.decision_index = IndexHolder(database)
-    install_handlers(app)
+    app.state.decision_index = IndexHolder(database, retry_seconds=settings.database_retry_after_seconds)
+    # First of the middleware: innermost, so that the metrics count the 500s and 503s it answers.
+    install_handlers(app, unavailable=unavailable, retry_after_seconds=settings.database_retry_after_seconds)
 
     routers = (
         core_router,

@@ -14,10 +14,12 @@ from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
 from fanchaoxin.core import audit
+from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
+from fanchaoxin.core.settings import get_settings
 from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app
@@ -64,16 +66,26 @@ def serve(
     ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (the API is stateless).")] = 1,
 ) -> None:
-    """Upgrade the database, optionally load demo data, and serve the platform API."""
+    """Upgrade the database, optionally load demo data, and serve the platform API.
+
+    X-Forwarded-For is believed only from FCX_TRUSTED_PROXIES (none by default): the client address is
+    what per-address limits count.
+    """
     import uvicorn
 
+    try:
+        proxies = proxy_header_options(get_settings().trusted_proxies)
+    except ValueError as exc:
+        fail(str(exc))
     db = database()
     db.upgrade()
     if demo:
             print_demo(console, load_demo(db))
     db.dispose()
     console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers, **proxies
+    )
 
 
 @db_app.command("upgrade")

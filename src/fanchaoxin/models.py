@@ -7,7 +7,14 @@ from fanchaoxin.appeals.models import (
     RepairApplication,
     Report,
 )
-from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, UploadBatch
+from fanchaoxin.blacklist.models import (
+    Entry,
+    EntryTransition,
+    Evidence,
+    EvidenceBlob,
+    ProposedIdentifier,
+    UploadBatch,
+)
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
@@ -51,6 +58,7 @@ __all__ = [
     "Organisation",
     "OutboxItem",
     "PolicyVersion",
+    "ProposedIdentifier",
     "RepairApplication",
     "Report",
     "Snapshot",

@@ -75,14 +75,27 @@ def test_repeat_with_the_same_key_writes_nothing(client, world, db):
     assert other.status_code == 409
 
 
-def test_a_known_identifier_of_another_kind_is_a_row_error(client, world, db):
-    ent = world.enterprise()
+def test_a_known_identifier_of_another_kind_goes_to_the_reviewer_not_the_submitter(client, world, db):
+    ent, other, platform = world.enterprise(), world.enterprise(), world.platform()
     assert post(client, ent, HEADER + GOOD[0]).status_code == 201
     courier = "courier_company,某快递,91110000600037341L,,empty_parcel,facilitator,general,enterprise_finding,,,空包\n"
-    r = post(client, ent, HEADER + courier + GOOD[2])
-    assert r.status_code == 201
-    assert r.json()["accepted"] == 1
-    assert r.json()["errors"][0]["row"] == 2 and "kind unit" in r.json()["errors"][0]["message"]
+    r = post(client, other, HEADER + courier + GOOD[2])
+    # the row report says nothing of the unit another enterprise reported (unpublished)
+    assert r.status_code == 201 and r.json()["accepted"] == 2 and r.json()["errors"] == []
+    assert "unit" not in r.text
+    mine = client.get("/v1/entries", headers=other.headers(Role.enterprise_operator)).json()["entries"]
+    sent = next(e for e in mine if e["subject"]["kind"] == "courier_company")
+    assert sent["subject"] == {
+        "id": None,
+        "kind": "courier_company",
+        "name": "某快递",
+        "identifiers": [{"type": "uscc", "value": "91110000600037341L"}],
+    }
+    seen = client.get(f"/v1/entries/{sent['id']}", headers=platform.headers(Role.platform_reviewer)).json()
+    (note,) = seen["resolution_conflicts"]
+    assert note["type"] == "identifier_kind_conflict" and note["subject_kind"] == "unit"
+    assert note["field"] == "subject.identifiers[0]"
+    assert seen["subject"]["kind"] == "courier_company" and seen["subject"]["identifiers"] == []
 
 
 def test_unusable_file_is_one_clear_error(client, world, db):
@@ -101,7 +114,6 @@ def test_unusable_file_is_one_clear_error(client, world, db):
 
 
 def test_jsonl_upload(client, world, db):
-
 
     ent = world.enterprise()
     text = (

@@ -260,9 +260,16 @@ def test_bad_input_names_the_field_and_writes_nothing(client, parties, db):
     assert (count(db, Entry), count(db, Subject), count(db, AuditEvent)) == before
 
 
+def resolved(client, platform, entry):
+    """The entry as the platform sees it: with the subject it was matched to (a submitter sees what it sent)."""
+    r = client.get(f"/v1/entries/{entry['id']}", headers=platform.headers(Role.platform_reviewer))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def test_entity_resolution_by_identifier_and_name_proposals(client, parties, db):
     p, ent = parties["platform"], parties["ent"]
-    a = submit(client, ent, unit_entry())
+    a = resolved(client, p, submit(client, ent, unit_entry()))
     b = submit(
         client,
         ent,
@@ -274,7 +281,7 @@ def test_entity_resolution_by_identifier_and_name_proposals(client, parties, db)
             }
         ),
     )
-    assert a["subject"]["id"] == b["subject"]["id"]
+    assert a["subject"]["id"] == resolved(client, p, b)["subject"]["id"]
     # a similar name with another USCC is a different subject: a proposal, never a merge
     c = submit(
         client,
@@ -287,10 +294,11 @@ def test_entity_resolution_by_identifier_and_name_proposals(client, parties, db)
             }
         ),
     )
+    c = resolved(client, p, c)
     assert c["subject"]["id"] != a["subject"]["id"]
     props = client.get("/v1/merge-proposals", headers=p.headers(Role.platform_reviewer)).json()
     assert len(props) == 1 and props[0]["reason"] == "similar name" and props[0]["score"] >= 90
-    # an identifier known under another kind of subject is refused
+    # an identifier known under another kind of subject: the reviewer is told, the submitter is not
     r = client.post(
         "/v1/entries",
         json=unit_entry(
@@ -302,7 +310,9 @@ def test_entity_resolution_by_identifier_and_name_proposals(client, parties, db)
         ),
         headers=ent.headers(Role.enterprise_operator),
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "subject.identifiers[0]"
+    assert r.status_code == 201 and r.json()["subject"]["kind"] == "courier_company"
+    (note,) = resolved(client, p, r.json())["resolution_conflicts"]
+    assert note["field"] == "subject.identifiers[0]" and note["subject_id"] == a["subject"]["id"]
     # merge, then undo
     m = client.post(
         "/v1/subjects/merge",
@@ -328,7 +338,7 @@ def test_entity_resolution_by_identifier_and_name_proposals(client, parties, db)
 
 def test_split_moves_identifiers_and_entries(client, parties):
     p, ent = parties["platform"], parties["ent"]
-    e = submit(client, ent, person_entry())
+    e = resolved(client, p, submit(client, ent, person_entry()))
     subj = client.get(f"/v1/subjects/{e['subject']['id']}", headers=p.headers(Role.platform_reviewer)).json()
     phone_id = subj["identifier_ids"][1]
     r = client.post(
@@ -413,7 +423,7 @@ def test_personal_identifiers_are_masked_and_reveal_is_audited(client, parties, 
     assert full["subject"]["identifiers"][0]["value"] == "11010519491231002X"
     with db.session() as s:
         reads = s.scalars(select(AuditEvent).where(AuditEvent.action == "pii.read")).all()
-    assert len(reads) == 1 and reads[0].target_id == e["subject"]["id"]
+    assert len(reads) == 1 and reads[0].target_id == full["subject"]["id"]
 
 
 def test_optimistic_locking(client, parties, db, backend):
@@ -445,9 +455,7 @@ def test_two_reviewers_at_once_one_wins(parties, db):
             with db.session() as s:
                 e = s.get(Entry, entry_id)
                 barrier.wait()
-                take_step(
-                    s, Actor(f"r-{action}"), e, Action(action), reason=reason, expected_version=version
-                )
+                take_step(s, Actor(f"r-{action}"), e, Action(action), reason=reason, expected_version=version)
             results.append("ok")
         except Conflict:
             results.append("409")

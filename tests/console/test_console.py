@@ -241,6 +241,44 @@ def test_bulk_review_is_all_or_nothing(client, db, staff):
     assert "user:reviewer" in r.text
 
 
+def test_review_shows_the_identifiers_a_submission_adds_and_the_submitter_what_it_sent(client, db, staff):
+    """Issue #13: a submission's new identifiers for a known subject are the reviewer's to accept."""
+    dept, shop = staff["dept"].org.id, staff["shop"]
+    listed = penalty_entry(db, dept)  # a department's unit, published below
+    with db.session() as s:
+        take_step(s, SYSTEM, s.get(Entry, listed), Action.start_review)
+        take_step(s, SYSTEM, s.get(Entry, listed), Action.publish)
+        sent = registry.submit(s, Actor("test:shop", shop.org.id), shop.org.id, EntryIn.model_validate({
+            "subject": {"kind": "unit", "name": "商家自报名称", "identifiers": [
+                {"type": "uscc", "value": "91350100M000100Y43"}, {"type": "domain", "value": "shuadan.example.cn"}]},
+            "behaviours": ["order_brushing"], "role": "organizer", "severity": "general",
+            "basis": "enterprise_finding", "facts": "组织刷单。",
+        })).id  # fmt: skip
+    sign_in(client, "reviewer")
+    queue = client.get("/console/review").text
+    assert f'id="offered-{sent}"' in queue and "shuadan.example.cn" in queue
+    page = client.get(f"/console/entries/{sent}")
+    assert 'id="proposed"' in page.text and "shuadan.example.cn" in page.text
+    assert "示范测试刷单有限公司" in page.text  # the reviewer sees the subject it was matched to
+    r = client.post(
+        re.search(r'action="(/console/entries/[^"]+/reject)"', page.text).group(1),
+        data={"csrf_token": csrf_of(page.text), "reason": "域名不属于该企业", "version": "1"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = client.get(f"/console/entries/{sent}").text
+    assert "域名不属于该企业" in page and "/reject" not in page
+    with db.session() as s:
+        assert s.scalar(select(SubjectIdentifier).where(SubjectIdentifier.type == "domain")) is None
+    # the enterprise sees what it sent, not the department's (unpublished to it) subject
+    client.cookies.clear()
+    sign_in(client, "shop")
+    mine = client.get(f"/console/entries/{sent}").text
+    assert "商家自报名称" in mine and "示范测试刷单有限公司" not in mine and 'id="proposed"' not in mine
+    listing = client.get("/console/entries?status=submitted").text
+    assert "商家自报名称" in listing and "示范测试刷单有限公司" not in listing
+
+
 def test_public_query_masks_personal_data_and_hides_minor_entries(client, db, staff):
     dept = staff["dept"].org.id
     with db.session() as s:

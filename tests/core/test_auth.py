@@ -55,7 +55,7 @@ def test_expired_key_is_401(client, world, db):
         )
     r = client.get("/v1/whoami", headers=ent.headers(Role.enterprise_operator))
     assert r.status_code == 401
-    assert "expired" in r.json()["detail"]
+    assert r.json()["detail"] == "Invalid API key"
 
 
 def test_revoked_key_is_401_at_once(client, world):
@@ -75,7 +75,7 @@ def test_revoked_key_is_401_at_once(client, world):
     assert r.json()["status"] == "revoked"
     r = client.get("/v1/whoami", headers=ent.headers(Role.enterprise_node))
     assert r.status_code == 401
-    assert "revoked" in r.json()["detail"]
+    assert r.json()["detail"] == "Invalid API key"
     again = client.post(
         f"/v1/keys/{node_key['id']}/revoke",
         json={"reason": "again"},
@@ -203,6 +203,7 @@ def test_the_cache_can_be_turned_off(client, world, db):
 
 
 def test_a_cached_key_is_refused_once_revoked_through_the_service(client, world, db):
+    """As `fcx key revoke` does it: in this process, every application forgets the key at once."""
     ent = world.enterprise()
     headers = ent.headers(Role.enterprise_node)
     assert client.get("/v1/whoami", headers=headers).status_code == 200  # now cached
@@ -211,7 +212,7 @@ def test_a_cached_key_is_refused_once_revoked_through_the_service(client, world,
         key = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         service.revoke_key(s, SYSTEM, key, reason="leaked")
     r = client.get("/v1/whoami", headers=headers)
-    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    assert r.status_code == 401 and r.json()["detail"] == "Invalid API key"
 
 
 def test_cache_entries_never_outlive_the_key():

@@ -22,6 +22,7 @@ from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.roles import BusinessType as B
 from fanchaoxin.core.roles import OrgKind, Role
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.stats import service as stats
@@ -499,6 +500,23 @@ def test_measures_api_and_an_enterprise_sees_its_own_row(client, scene):
     got = {row[header.index("code")]: row[header.index("issued")] for row in values}
     assert got == {x["code"]: x["issued"] for x in everyone}
     assert client.get("/v1/stats/measures?by=subject", headers=rv(p)).json()["errors"][0]["field"] == "by"
+
+
+@pytest.mark.parametrize(
+    "evil", ['=HYPERLINK("http://evil.example","点击")', '\t=HYPERLINK("http://evil.example")']
+)
+def test_a_typed_in_name_never_becomes_a_formula_in_exports(client, scene, db, evil):
+    p, shop = scene["platform"], scene["shop"]
+    with db.session() as s:
+        s.execute(update(Organisation).where(Organisation.id == shop.org.id).values(name=evil))
+    r = client.get("/v1/stats/measures?by=enterprise&format=csv", headers=rv(p))
+    names = [x["org_name"] for x in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))]
+    assert "'" + evil in names and evil not in names
+    r = client.get("/v1/stats/measures?by=enterprise&format=xlsx", headers=rv(p))
+    header, *values = load_workbook(io.BytesIO(r.content)).active.iter_rows()
+    cells = [row[[c.value for c in header].index("org_name")] for row in values]
+    assert "'" + evil in [c.value for c in cells]
+    assert all(c.data_type == "s" for c in cells)
 
 
 def test_access_rules(client, scene):

@@ -46,7 +46,7 @@ from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, PayloadTooLarge
-from fanchaoxin.core.schemas import ResponseModel
+from fanchaoxin.core.schemas import INT64_MAX, ResponseModel
 from fanchaoxin.core.settings import get_settings
 
 router = APIRouter(prefix="/v1", tags=["due process"])
@@ -155,7 +155,7 @@ def list_objections(
     overdue: bool | None = None,
     entry_id: uuid.UUID | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
 ) -> ObjectionPage:
     rows = objections.list_objections(
         session, principal, status=status_, overdue=overdue, entry_id=entry_id, limit=limit, offset=offset
@@ -391,7 +391,7 @@ def list_repairs(
     status_: str | None = Query(None, alias="status"),
     overdue: bool | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
 ) -> RepairPage:
     rows = repair.list_repairs(session, status=status_, overdue=overdue, limit=limit, offset=offset)
     return RepairPage(repairs=[repair_out(session, a) for a in rows])
@@ -540,7 +540,7 @@ def list_reports(
     status_: str | None = Query(None, alias="status"),
     overdue: bool | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
 ) -> ReportPage:
     rows = reports.list_reports(
         session, principal, status=status_, overdue=overdue, limit=limit, offset=offset

@@ -2,8 +2,10 @@
 
 The single-entry path resolves subjects one query at a time; here the whole batch is resolved with
 a few set queries, new subjects are created together (rows that share an identifier get one subject),
-and rows are inserted in chunks. The rules are the same: identifiers decide who is who, names only
-propose merges (checked later by `fcx jobs run`), every entry is an audited event.
+and rows are inserted in chunks. The rules are the same: identifiers decide who is who, a row's new
+identifiers for a known subject are only proposed (they join at publication), what a row contradicts
+is the reviewer's to see and never a row error (it would tell the submitter of a subject it may not
+know), names only propose merges (checked later by `fcx jobs run`), every entry is an audited event.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import Status
-from fanchaoxin.blacklist.models import Entry, EntryTransition, UploadBatch
+from fanchaoxin.blacklist.models import Entry, EntryTransition, ProposedIdentifier, UploadBatch
 from fanchaoxin.blacklist.schemas import EntryIn
+from fanchaoxin.blacklist.service import as_submitted
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import bulk_insert, new_id, utcnow
-from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask
+from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType
 from fanchaoxin.subjects.models import LiableLink, Subject, SubjectIdentifier
 from fanchaoxin.subjects.names import display_name, name_key
-from fanchaoxin.subjects.service import get_subject, survivor
+from fanchaoxin.subjects.service import get_subject, kind_conflict, several_conflict, survivor
 
 CHUNK = 2000
 
@@ -46,14 +49,18 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> No
 
 
 class _Resolver:
-    """Subjects for a whole batch: known ones by identifier, new ones grouped by shared identifiers."""
+    """Subjects for a whole batch: known ones by identifier, new ones grouped by shared identifiers.
+
+    The rule of `subjects.service.resolve`: a row that names a subject already known (in the database
+    or made by an earlier row) only *proposes* its other new identifiers, and what it contradicts is
+    noted for the reviewer, not reported to the submitter.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.known: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}  # pair -> (subject id, kind)
         self.new_subjects: list[dict[str, Any]] = []
         self.new_identifiers: list[dict[str, Any]] = []
-        self.claimed: dict[tuple[str, str], uuid.UUID] = {}
 
     def load(self, pairs: set[tuple[str, str]]) -> None:
         merged: dict[uuid.UUID, uuid.UUID] = {}
@@ -73,50 +80,49 @@ class _Resolver:
                     if into is not None:
                         merged[sid] = into
         if merged:  # identifiers still pointing at a merged-away subject (should not happen; be safe)
-
             for pair, (sid, _kind) in list(self.known.items()):
                 if sid in merged:
                     s = survivor(self.session, get_subject(self.session, sid))
                     self.known[pair] = (s.id, s.kind)
 
     def resolve(
-        self, kind: str, name: str, pairs: list[tuple[str, str]]
-    ) -> tuple[uuid.UUID | None, str | None]:
-        """Subject id for one row, or an error message (identifier owned by another kind of subject)."""
-        strong = [p for p in pairs if IdentifierType(p[0]) in STRONG_TYPES]
-        chosen: uuid.UUID | None = None
-        for t, v in strong:
+        self, kind: str, name: str, pairs: list[tuple[str, str]], field_prefix: str
+    ) -> tuple[uuid.UUID, list[tuple[str, str]], list[dict[str, Any]]]:
+        """Subject id for one row, the identifiers it only proposes, and the reviewer's notes."""
+        conflicts: list[dict[str, Any]] = []
+        matched: list[uuid.UUID] = []
+        for i, (t, v) in enumerate(pairs):
             hit = self.known.get((t, v))
-            if hit is not None:
-                sid, known_kind = hit
-                if known_kind != kind:
-                    return (
-                        None,
-                        f"{t} {mask(t, v)} belongs to a known subject of kind {known_kind}, not {kind}",
-                    )
-                chosen = chosen or sid
-        for t, v in strong:
-            if chosen is None and (t, v) in self.claimed:
-                chosen = self.claimed[(t, v)]
-        if chosen is None:
-            chosen = new_id()
-            self.new_subjects.append(
-                {
-                    "id": chosen,
-                    "kind": kind,
-                    "name": display_name(name),
-                    "name_key": name_key(name),
-                    "created_at": utcnow(),
-                }
-            )
-        for t, v in pairs:
-            if (t, v) not in self.known and (t, v) not in self.claimed:
-                self.claimed[(t, v)] = chosen
-                self.new_identifiers.append(
-                    {"id": new_id(), "subject_id": chosen, "type": t, "value": v, "created_at": utcnow()}
+            if hit is None or IdentifierType(t) not in STRONG_TYPES:
+                continue
+            sid, known_kind = hit
+            if known_kind != kind:
+                conflicts.append(
+                    kind_conflict(f"{field_prefix}.identifiers[{i}]", t, v, kind, sid, known_kind)
                 )
-                self.known[(t, v)] = (chosen, kind)
-        return chosen, None
+            elif sid not in matched:
+                matched.append(sid)
+        free = [(t, v) for t, v in pairs if (t, v) not in self.known]
+        if matched:
+            if len(matched) > 1:
+                conflicts.append(several_conflict(f"{field_prefix}.identifiers", matched))
+            return matched[0], free, conflicts
+        chosen = new_id()
+        self.new_subjects.append(
+            {
+                "id": chosen,
+                "kind": kind,
+                "name": display_name(name),
+                "name_key": name_key(name),
+                "created_at": utcnow(),
+            }
+        )
+        for t, v in free:
+            self.new_identifiers.append(
+                {"id": new_id(), "subject_id": chosen, "type": t, "value": v, "created_at": utcnow()}
+            )
+            self.known[(t, v)] = (chosen, kind)
+        return chosen, [], conflicts
 
 
 def submit_batch(
@@ -146,79 +152,71 @@ def submit_batch(
     now = utcnow()
     entries: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
+    proposed: list[dict[str, Any]] = []
     for row_no, e in rows:
-        sid, problem = resolver.resolve(
-            e.subject.kind, e.subject.name, [(i.type.value, i.value) for i in e.subject.identifiers]
+        sid, offered, conflicts = resolver.resolve(
+            e.subject.kind,
+            e.subject.name,
+            [(i.type.value, i.value) for i in e.subject.identifiers],
+            "subject",
         )
-        if problem:
-            errors.append(
-                {
-                    "row": row_no,
-                    "field": "subject.identifiers",
-                    "message": problem,
-                    "type": "identifier_kind_conflict",
-                }
-            )
-            continue
-        person_ids = []
+        entry_id = new_id()
+        proposed += [
+            {"entry_id": entry_id, "subject_id": sid, "party": "subject", "type": t, "value": v}
+            for t, v in offered
+        ]
         for k, person in enumerate(e.liable_persons):
-            pid, problem = resolver.resolve(
-                "individual", person.name, [(i.type.value, i.value) for i in person.identifiers]
+            party = f"liable_persons[{k}]"
+            pid, offered, notes = resolver.resolve(
+                "individual", person.name, [(i.type.value, i.value) for i in person.identifiers], party
             )
-            if problem:
-                errors.append(
-                    {
-                        "row": row_no,
-                        "field": f"liable_persons[{k}]",
-                        "message": problem,
-                        "type": "identifier_kind_conflict",
-                    }
-                )
-                break
-            person_ids.append((pid, person.role.value))
-        else:
-            entry_id = new_id()
-            entries.append(
+            conflicts += notes
+            proposed += [
+                {"entry_id": entry_id, "subject_id": pid, "party": party, "type": t, "value": v}
+                for t, v in offered
+            ]
+            links.append(
                 {
-                    "id": entry_id,
-                    "subject_id": sid,
-                    "owner_org_id": org_id,
-                    "shared_with_all": False,
-                    "status": Status.submitted.value,
-                    "behaviours": list(e.behaviours),
-                    "role": e.role.value,
-                    "services": sorted(s.value for s in e.services),
-                    "severity": e.severity,
-                    "basis": e.basis.value,
-                    "document_number": e.document_number,
-                    "issuing_authority": e.issuing_authority,
-                    "document_date": e.document_date,
-                    "occurred_from": e.occurred_from,
-                    "occurred_to": e.occurred_to,
-                    "facts": e.facts,
-                    "batch_id": batch_id,
-                    "submitted_at": now,
-                    "submitted_by": actor.name,
-                    "updated_at": now,
-                    "version": 1,
-                    "_row": row_no,
+                    "id": new_id(),
+                    "unit_id": sid,
+                    "person_id": pid,
+                    "role": person.role.value,
+                    "entry_id": entry_id,
+                    "created_at": now,
                 }
             )
-            for pid, role in person_ids:
-                links.append(
-                    {
-                        "id": new_id(),
-                        "unit_id": sid,
-                        "person_id": pid,
-                        "role": role,
-                        "entry_id": entry_id,
-                        "created_at": now,
-                    }
-                )
+        entries.append(
+            {
+                "id": entry_id,
+                "subject_id": sid,
+                "owner_org_id": org_id,
+                "shared_with_all": False,
+                "status": Status.submitted.value,
+                "behaviours": list(e.behaviours),
+                "role": e.role.value,
+                "services": sorted(s.value for s in e.services),
+                "severity": e.severity,
+                "basis": e.basis.value,
+                "document_number": e.document_number,
+                "issuing_authority": e.issuing_authority,
+                "document_date": e.document_date,
+                "occurred_from": e.occurred_from,
+                "occurred_to": e.occurred_to,
+                "facts": e.facts,
+                "batch_id": batch_id,
+                "submitted_at": now,
+                "submitted_by": actor.name,
+                "updated_at": now,
+                "version": 1,
+                "submitted_subject": as_submitted(e),
+                "resolution_conflicts": conflicts or None,
+                "_row": row_no,
+            }
+        )
 
     errors.sort(key=lambda x: (x["row"], x["field"]))
     if all_or_nothing and errors:
-        entries, links = [], []
+        entries, links, proposed = [], [], []
     batch = UploadBatch(
         id=batch_id,
         owner_org_id=org_id,
@@ -253,6 +251,14 @@ def submit_batch(
     rows_of = {e["id"]: e.pop("_row") for e in entries}
     _insert_rows(session, Entry, entries)
     _insert_rows(session, LiableLink, links)
+    proposed_count: dict[uuid.UUID, int] = {}
+    for p in proposed:
+        proposed_count[p["entry_id"]] = proposed_count.get(p["entry_id"], 0) + 1
+    _insert_rows(
+        session,
+        ProposedIdentifier,
+        [{"id": new_id(), "status": "proposed", "created_at": now, **p} for p in proposed],
+    )
     transitions = [
         {
             "entry_id": e["id"],
@@ -284,9 +290,15 @@ def submit_batch(
             "after": {
                 k: (str(v) if isinstance(v, uuid.UUID) else v)
                 for k, v in e.items()
-                if k not in ("submitted_at", "updated_at")
+                # What was sent about the subject is personal data; the log keeps the entry's own fields.
+                if k not in ("submitted_at", "updated_at", "submitted_subject", "resolution_conflicts")
             },
-            "detail": {"batch_id": str(batch_id), "row": rows_of[e["id"]]},
+            "detail": {
+                "batch_id": str(batch_id),
+                "row": rows_of[e["id"]],
+                "proposed_identifiers": proposed_count.get(e["id"], 0),
+                "conflicts": [c["type"] for c in e["resolution_conflicts"] or []],
+            },
         }
         for e in entries
     ]

@@ -25,6 +25,7 @@ entries_app = typer.Typer(
     help="The 炒信 blacklist: list, show, submit, review, publish, revoke.", no_args_is_help=True
 )
 
+
 def _problem(exc: Problem) -> None:
     if exc.errors:
         lines = [f"{e.get('field')}: {e.get('message')}" for e in exc.errors]
@@ -98,7 +99,6 @@ def submit(
     ] = False,
 ) -> None:
     """Submit entries on behalf of an organisation."""
-
 
     if not file.exists():
         fail(f"{file}: no such file")

@@ -56,6 +56,12 @@ class Entry(Base):
     # Set at publication: the policy that graded the entry and the measures it got (with parameters).
     policy_version: Mapped[str | None] = mapped_column(String(50))
     measures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The subject as the submitter sent it (kind, name, identifiers): what the submitter is shown of
+    # its entry until publication, since the subject it was matched to may be another tenant's.
+    submitted_subject: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What entity resolution left to the reviewer (an identifier of another kind of subject, several
+    # subjects named at once): shown at review, never to the submitter.
+    resolution_conflicts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     submitted_by: Mapped[str] = mapped_column(String(200))
@@ -115,6 +121,30 @@ class EntryTransition(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     entry: Mapped[Entry] = relationship(back_populates="transitions")
+
+
+class ProposedIdentifier(Base):
+    """An identifier a submission gives for a subject that already existed.
+
+    It joins the subject only when a reviewer accepts it — at the entry's publication — and a reviewer
+    may reject it before; until then no look-up, decision or feed knows it. `party` says whose it is in
+    the submission: `subject`, or `liable_persons[i]` (then `subject_id` is that person).
+    """
+
+    __tablename__ = "proposed_identifiers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    party: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(200))
+    # proposed | joined | rejected (by a reviewer) | taken (another subject had it by publication)
+    status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EvidenceBlob(Base):

@@ -171,10 +171,31 @@ class IdentifierOut(ResponseModel):
 
 
 class SubjectOut(ResponseModel):
-    id: uuid.UUID
+    id: uuid.UUID | None = Field(
+        description="The platform's subject; none while the entry is shown as its submitter sent it."
+    )
     kind: str
     name: str
     identifiers: list[IdentifierOut]
+
+
+class RejectIdentifierIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=2000, description="Why the identifier is not the subject's.")
+    version: int | None = Field(None, description="The entry's version as last read (optimistic locking).")
+
+
+class ProposedIdentifierOut(ResponseModel):
+    """An identifier the submission gives a subject that already existed; it joins at publication."""
+
+    id: uuid.UUID
+    party: str = Field(description="subject, or liable_persons[i]")
+    subject_id: uuid.UUID
+    type: IdentifierType
+    value: str = Field(description="Masked for personal subjects unless revealed to an authorised reviewer.")
+    status: str = Field(description="proposed | joined | rejected | taken (another subject had it by then)")
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
 
 
 class TransitionOut(ResponseModel):
@@ -215,3 +236,6 @@ class EntryOut(ResponseModel):
     linked_entry_ids: list[uuid.UUID] = Field(default_factory=list)
     timeline: list[TransitionOut] | None = None
     evidence: list[dict[str, Any]] | None = None
+    # For the platform only: what the submission would add to a known subject, and what it contradicts.
+    proposed_identifiers: list[ProposedIdentifierOut] | None = None
+    resolution_conflicts: list[dict[str, Any]] | None = None

@@ -8,24 +8,26 @@ workflow's (`workflows.entries.take_step`), which every caller uses.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
-from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob
+from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, ProposedIdentifier
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import add_months, add_working_days, china_today
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.db import new_id, utcnow
 from fanchaoxin.core.errors import (
     Conflict,
     NotFound,
@@ -33,11 +35,13 @@ from fanchaoxin.core.errors import (
     UnsupportedMediaType,
     ValidationProblem,
 )
+from fanchaoxin.core.identifiers import mask
 from fanchaoxin.core.permissions import SEE_REVOKED
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.subjects.models import LiableLink, Subject
+from fanchaoxin.subjects.names import display_name
 
 
 def _transition_row(entry: Entry, frm: str | None, to: str, action: str, actor: Actor, reason: str) -> None:
@@ -53,10 +57,28 @@ def _transition_row(entry: Entry, frm: str | None, to: str, action: str, actor: 
     )
 
 
+def lost_race() -> Conflict:
+    """What a reviewer hears whose step lost to another one taken on the entry at the same moment."""
+    return Conflict("Another reviewer changed this entry at the same time; reload it")
+
+
+def as_submitted(data: EntryIn) -> dict[str, Any]:
+    """The subject as its submitter sent it (identifiers normalised): all it is shown until publication."""
+    return {
+        "kind": data.subject.kind,
+        "name": display_name(data.subject.name),
+        "identifiers": [{"type": i.type.value, "value": i.value} for i in data.subject.identifiers],
+    }
+
+
 def submit(
     session: Session, actor: Actor, org_id: uuid.UUID, data: EntryIn, *, batch_id: uuid.UUID | None = None
 ) -> Entry:
-    """Record a submission (status `submitted`): the subject is resolved, liable persons linked."""
+    """Record a submission (status `submitted`): the subject is resolved, liable persons linked.
+
+    Identifiers it gives a subject that already existed are only proposed (`ProposedIdentifier`), and
+    what resolution could not settle is noted for the reviewer (`Entry.resolution_conflicts`).
+    """
     resolution = subjects.resolve(
         session,
         actor,
@@ -64,7 +86,41 @@ def submit(
         name=data.subject.name,
         identifiers=[(i.type.value, i.value) for i in data.subject.identifiers],
     )
+    conflicts = list(resolution.conflicts)
+    entry_id = new_id()
+    proposed = [
+        ProposedIdentifier(
+            entry_id=entry_id, subject_id=resolution.subject.id, party="subject", type=t, value=v
+        )
+        for _, t, v in resolution.proposed
+    ]
+    links = []
+    for i, person in enumerate(data.liable_persons):
+        party = f"liable_persons[{i}]"
+        res = subjects.resolve(
+            session,
+            actor,
+            kind="individual",
+            name=person.name,
+            identifiers=[(x.type.value, x.value) for x in person.identifiers],
+            field_prefix=party,
+        )
+        conflicts += res.conflicts
+        proposed += [
+            ProposedIdentifier(entry_id=entry_id, subject_id=res.subject.id, party=party, type=t, value=v)
+            for _, t, v in res.proposed
+        ]
+        links.append(
+            LiableLink(
+                unit_id=resolution.subject.id,
+                person_id=res.subject.id,
+                role=person.role.value,
+                entry_id=entry_id,
+            )
+        )
+    # Everything the entry row holds is known before it is written: the submission is version 1.
     entry = Entry(
+        id=entry_id,
         subject_id=resolution.subject.id,
         owner_org_id=org_id,
         shared_with_all=False,
@@ -82,23 +138,12 @@ def submit(
         facts=data.facts,
         submitted_by=actor.name,
         batch_id=batch_id,
+        submitted_subject=as_submitted(data),
+        resolution_conflicts=conflicts or None,
     )
     session.add(entry)
     session.flush()
-    for i, person in enumerate(data.liable_persons):
-        res = subjects.resolve(
-            session,
-            actor,
-            kind="individual",
-            name=person.name,
-            identifiers=[(x.type.value, x.value) for x in person.identifiers],
-            field_prefix=f"liable_persons[{i}]",
-        )
-        session.add(
-            LiableLink(
-                unit_id=entry.subject_id, person_id=res.subject.id, role=person.role.value, entry_id=entry.id
-            )
-        )
+    session.add_all([*links, *proposed])
     _transition_row(entry, None, Status.submitted.value, "submit", actor, "")
     session.flush()
     audit.record(
@@ -108,9 +153,149 @@ def submit(
         "entry",
         entry.id,
         after=entry.snapshot(),
-        detail={"subject_id": str(entry.subject_id), "subject_created": resolution.created},
+        detail={
+            "subject_id": str(entry.subject_id),
+            "subject_created": resolution.created,
+            "proposed_identifiers": len(proposed),
+            "conflicts": [c["type"] for c in conflicts],
+        },
     )
     return entry
+
+
+def shows_as_submitted(entry: Entry, principal: Principal) -> bool:
+    """Whether the entry's subject is shown as its submitter sent it rather than as resolved.
+
+    Before publication the subject an entry was matched to may be another tenant's, unpublished: only
+    the platform sees it. Once published, the subject is what every participant sees.
+    """
+    return not principal.is_platform and entry.published_at is None and entry.submitted_subject is not None
+
+
+# --- proposed identifiers --------------------------------------------------------------------------
+
+# Before publication a reviewer may still reject a proposed identifier.
+_BEFORE_PUBLICATION = frozenset({Status.submitted, Status.under_review, Status.notice_period})
+
+
+def proposed_of(
+    session: Session, entry_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[ProposedIdentifier]]:
+    """The identifiers each of these entries proposed, in the order they were given."""
+    out: dict[uuid.UUID, list[ProposedIdentifier]] = {i: [] for i in entry_ids}
+    if not out:
+        return out
+    rows = session.scalars(
+        select(ProposedIdentifier)
+        .where(ProposedIdentifier.entry_id.in_(list(out)))
+        .order_by(ProposedIdentifier.created_at, ProposedIdentifier.party, ProposedIdentifier.id)
+    )
+    for p in rows:
+        out[p.entry_id].append(p)
+    return out
+
+
+def reject_proposed(
+    session: Session,
+    actor: Actor,
+    entry: Entry,
+    proposal_id: uuid.UUID,
+    *,
+    reason: str,
+    expected_version: int | None = None,
+) -> ProposedIdentifier:
+    """A reviewer keeps one identifier of a submission from joining its subject (before publication)."""
+    proposal = session.get(ProposedIdentifier, proposal_id)
+    if proposal is None or proposal.entry_id != entry.id:
+        raise NotFound(f"No proposed identifier {proposal_id} on entry {entry.id}")
+    if not reason.strip():
+        raise ValidationProblem(
+            "Rejecting an identifier needs a reason",
+            errors=[{"in": "body", "field": "reason", "type": "missing", "message": "give the reason"}],
+        )
+    if expected_version is not None and expected_version != entry.version:
+        raise Conflict(
+            f"The entry changed since you read it (version {entry.version}, "
+            f"you sent {expected_version}); reload it"
+        )
+    if Status(entry.status) not in _BEFORE_PUBLICATION:
+        raise Conflict(f"The entry is {entry.status}; its identifiers were settled at publication")
+    if proposal.status != "proposed":
+        raise Conflict(f"This identifier is already {proposal.status}")
+    proposal.status = "rejected"
+    proposal.reason = reason.strip()
+    proposal.decided_by = actor.name
+    proposal.decided_at = utcnow()
+    # The entry's version moves on: a reviewer publishing from a page read before this is told to reload.
+    entry.updated_at = utcnow()
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise lost_race() from exc
+    audit.record(
+        session,
+        actor,
+        "entry.identifier_reject",
+        "entry",
+        entry.id,
+        detail={
+            "proposal_id": str(proposal.id),
+            "party": proposal.party,
+            "type": proposal.type,
+            "value": mask(proposal.type, proposal.value),
+            "reason": proposal.reason,
+        },
+    )
+    return proposal
+
+
+def drop_proposed(session: Session, actor: Actor, entry: Entry) -> int:
+    """An entry rejected before publication gives nothing to any subject: what it proposed is settled."""
+    rows = [p for p in proposed_of(session, [entry.id])[entry.id] if p.status == "proposed"]
+    for p in rows:
+        p.status = "rejected"
+        p.reason = "the entry was rejected"
+        p.decided_by = actor.name
+        p.decided_at = utcnow()
+    session.flush()
+    return len(rows)
+
+
+def join_proposed(session: Session, actor: Actor, entry: Entry) -> set[uuid.UUID]:
+    """At publication — the reviewer's acceptance — the identifiers the entry still proposes join their
+    subjects. Returns the subjects whose identifiers changed (their entries in force are re-sent)."""
+    changed: set[uuid.UUID] = set()
+    rows = proposed_of(session, [entry.id])[entry.id]
+    for p in rows:
+        if p.status != "proposed":
+            continue
+        if p.party == "subject":
+            target = subjects.get_subject(session, entry.subject_id)
+        else:
+            target = subjects.survivor(session, subjects.get_subject(session, p.subject_id))
+        outcome = subjects.add_identifier(session, target, p.type, p.value)
+        p.status = "taken" if outcome == "taken" else "joined"
+        p.subject_id = target.id
+        p.decided_by = actor.name
+        p.decided_at = utcnow()
+        if outcome == "added":
+            changed.add(target.id)
+    if rows:
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "entry.identifiers_join",
+            "entry",
+            entry.id,
+            detail={
+                "joined": sum(p.status == "joined" for p in rows),
+                "taken": sum(p.status == "taken" for p in rows),
+                "rejected": sum(p.status == "rejected" for p in rows),
+                "subjects": sorted(str(s) for s in changed),
+            },
+        )
+    return changed
 
 
 def facts_of(entry: Entry) -> EntryFacts:
@@ -146,27 +331,30 @@ def transition(
             f"you sent {expected_version}); reload it"
         )
     target = next_status(facts_of(entry), action, today=today, reason=reason, system=system)
-    before = entry.snapshot()
-    frm = entry.status
-    entry.status = target.value
-    now = utcnow()
-    if action == Action.open_notice:
-        entry.notice_started_on = today
-        entry.notice_ends_on = add_working_days(today, get_settings().notice_working_days)
-    if action == Action.publish:
-        sev = catalogues().severities[entry.severity]
-        entry.published_at = now
-        entry.min_end_on = add_months(today, sev.min_months)
-        entry.max_end_on = add_months(today, sev.max_months)
-    if target in (Status.expired, Status.revoked, Status.repaired, Status.rejected):
-        entry.ended_at = now
-        entry.end_reason = reason.strip() or action.value
-    entry.shared_with_all = target in IN_FORCE
-    _transition_row(entry, frm, target.value, action.value, actor, reason.strip())
+    # The version-checked UPDATE must run in the flush below, where a lost race becomes a 409: loading
+    # the timeline to append to it would otherwise flush the changed entry first (autoflush).
+    with session.no_autoflush:
+        before = entry.snapshot()
+        frm = entry.status
+        entry.status = target.value
+        now = utcnow()
+        if action == Action.open_notice:
+            entry.notice_started_on = today
+            entry.notice_ends_on = add_working_days(today, get_settings().notice_working_days)
+        if action == Action.publish:
+            sev = catalogues().severities[entry.severity]
+            entry.published_at = now
+            entry.min_end_on = add_months(today, sev.min_months)
+            entry.max_end_on = add_months(today, sev.max_months)
+        if target in (Status.expired, Status.revoked, Status.repaired, Status.rejected):
+            entry.ended_at = now
+            entry.end_reason = reason.strip() or action.value
+        entry.shared_with_all = target in IN_FORCE
+        _transition_row(entry, frm, target.value, action.value, actor, reason.strip())
     try:
         session.flush()
     except StaleDataError as exc:
-        raise Conflict("Another reviewer changed this entry at the same time; reload it") from exc
+        raise lost_race() from exc
     audit.record(
         session,
         actor,
@@ -386,10 +574,30 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+FILENAME_MAX = 120
+
+
+def display_filename(given: str) -> str:
+    """The name an evidence file is shown under: its last path part, without control characters, at
+    most FILENAME_MAX characters (the extension kept). The content is stored by its hash, never by it."""
+    name = given.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > FILENAME_MAX:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: FILENAME_MAX - len(ext) - 1].rstrip(" .") + "." + ext
+        else:
+            name = name[:FILENAME_MAX].rstrip(" .")
+    return name or "evidence"
+
+
 def add_evidence(
     session: Session, actor: Actor, entry: Entry, *, filename: str, declared_type: str | None, data: bytes
 ) -> Evidence:
     limit = get_settings().evidence_max_bytes
+    # The name as given may be a path or hold control characters: neither is stored nor echoed.
+    filename = display_filename(filename)
     if len(data) > limit:
         raise PayloadTooLarge(f"Evidence file {filename!r} is {len(data)} bytes; the limit is {limit}")
     if not data:
@@ -437,7 +645,7 @@ def add_evidence(
     ev = Evidence(
         entry_id=entry.id,
         sha256=digest,
-        filename=filename[:255],
+        filename=filename,
         media_type=actual,
         size=len(data),
         uploaded_by=actor.name,
@@ -522,6 +730,7 @@ def entries_by_id(session: Session, entry_ids: Collection[uuid.UUID]) -> dict[uu
     if not entry_ids:
         return {}
     return {e.id: e for e in session.scalars(select(Entry).where(Entry.id.in_(list(entry_ids))))}
+
 
 def entries_owned_by(session: Session, org_id: uuid.UUID, *, limit: int = 50) -> list[Entry]:
     """An organisation's own entries, newest first."""

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 from fanchaoxin.blacklist import bulk
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.blacklist.schemas import EntryIn, EntryOut
+from fanchaoxin.blacklist.schemas import EntryIn, EntryOut, RejectIdentifierIn
 from fanchaoxin.blacklist.uploads import UploadError, parse_upload
 from fanchaoxin.core import audit, idempotency, permissions
 from fanchaoxin.core.audit import canonical_json
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
-from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask_person_name, normalise
+from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask, mask_person_name, normalise
 from fanchaoxin.core.permissions import REVIEWERS as REVIEWERS
 from fanchaoxin.core.permissions import may_reveal
 from fanchaoxin.core.schemas import ResponseModel
@@ -30,6 +30,40 @@ SUBMITTERS = permissions.SUBMITTERS
 READERS = permissions.ENTRY_READERS
 
 
+def _subject_as_submitted(entry: Entry) -> dict[str, Any]:
+    sent = entry.submitted_subject or {}
+    personal = subjects.is_personal(sent["kind"])
+    return {
+        "id": None,
+        "kind": sent["kind"],
+        "name": mask_person_name(sent["name"]) if personal else sent["name"],
+        "identifiers": [
+            {"type": i["type"], "value": mask(i["type"], i["value"]) if personal else i["value"]}
+            for i in sent["identifiers"]
+        ],
+    }
+
+
+def _proposed_out(session: Session, entry: Entry, *, reveal: bool) -> list[dict[str, Any]]:
+    out = []
+    for p in registry.proposed_of(session, [entry.id])[entry.id]:
+        personal = subjects.is_personal(entry.subject.kind if p.party == "subject" else "individual")
+        out.append(
+            {
+                "id": p.id,
+                "party": p.party,
+                "subject_id": p.subject_id,
+                "type": p.type,
+                "value": p.value if (reveal or not personal) else mask(p.type, p.value),
+                "status": p.status,
+                "reason": p.reason,
+                "decided_by": p.decided_by,
+                "decided_at": p.decided_at,
+            }
+        )
+    return out
+
+
 def entry_out(
     session: Session, entry: Entry, principal: Principal, *, reveal: bool = False, detail: bool = False
 ) -> EntryOut:
@@ -38,26 +72,30 @@ def entry_out(
     subject = entry.subject
     personal = subjects.is_personal(subject.kind)
     if reveal and personal:
+        offered = {p.type for p in registry.proposed_of(session, [entry.id])[entry.id]} if detail else set()
         audit.record_pii_read(
             session,
             principal.actor,
             "subject",
             subject.id,
             purpose=f"entry {entry.id}",
-            fields=sorted({i.type for i in subject.identifiers} | {"name"}),
+            fields=sorted({i.type for i in subject.identifiers} | offered | {"name"}),
         )
     owner_or_platform = principal.is_platform or principal.org_id == entry.owner_org_id
-    name = subject.name if (reveal or not personal) else mask_person_name(subject.name)
+    if registry.shows_as_submitted(entry, principal):
+        shown = _subject_as_submitted(entry)
+    else:
+        shown = {
+            "id": subject.id,
+            "kind": subject.kind,
+            "name": subject.name if (reveal or not personal) else mask_person_name(subject.name),
+            "identifiers": subjects.identifiers_out(subject, reveal=reveal),
+        }
     data: dict[str, Any] = {
         "id": entry.id,
         "status": entry.status,
         "version": entry.version,
-        "subject": {
-            "id": subject.id,
-            "kind": subject.kind,
-            "name": name,
-            "identifiers": subjects.identifiers_out(subject, reveal=reveal),
-        },
+        "subject": shown,
         "behaviours": entry.behaviours,
         "role": entry.role,
         "services": entry.services,
@@ -99,6 +137,10 @@ def entry_out(
                 {"sha256": e.sha256, "filename": e.filename, "media_type": e.media_type, "size": e.size}
                 for e in entry.evidence
             ]
+        if principal.is_platform:
+            # The reviewer's to settle; to a submitter they would tell of subjects it may not know.
+            data["proposed_identifiers"] = _proposed_out(session, entry, reveal=reveal)
+            data["resolution_conflicts"] = list(entry.resolution_conflicts or [])
     return EntryOut.model_validate(data)
 
 
@@ -171,6 +213,25 @@ def get_entry(
 ) -> EntryOut:
     entry = registry.get_entry(session, entry_id, principal)
     return entry_out(session, entry, principal, reveal=reveal, detail=True)
+
+
+@router.post(
+    "/entries/{entry_id}/proposed-identifiers/{proposal_id}/reject",
+    response_model=EntryOut,
+    summary="Keep one identifier a submission proposed from joining its subject (before publication)",
+)
+def reject_proposed_identifier(
+    entry_id: uuid.UUID,
+    proposal_id: uuid.UUID,
+    body: RejectIdentifierIn,
+    session: Session = DB,
+    principal: Principal = allow(*REVIEWERS),
+) -> EntryOut:
+    entry = registry.get_entry_for_update(session, entry_id)
+    registry.reject_proposed(
+        session, principal.actor, entry, proposal_id, reason=body.reason, expected_version=body.version
+    )
+    return entry_out(session, entry, principal, detail=True)
 
 
 class EvidenceOut(ResponseModel):

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from fanchaoxin.console.common import AUDITORS, console_router
 from fanchaoxin.console.web import render
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal
+from fanchaoxin.core.schemas import INT64_MAX
 from fanchaoxin.core.settings import get_settings
 
 router = console_router()
@@ -50,7 +52,7 @@ def audit_search(
     target_id: str = "",
     date_from: str = "",
     date_to: str = "",
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> Response:
     errors: list[str] = []
     since = _day_bound("date_from", date_from, end=False, errors=errors)

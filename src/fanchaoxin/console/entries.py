@@ -1,9 +1,12 @@
-"""Entries: the list, one entry with its timeline, liable persons, instructions and objections, a
-lifecycle step taken by a reviewer, and an evidence file's download."""
+"""Entries: the list, one entry with its timeline, liable persons, instructions and objections, the
+identifiers its submission proposes (a reviewer may reject one before publication), a lifecycle step
+taken by a reviewer, and an evidence file's download."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import Form, Query, Request
@@ -24,6 +27,7 @@ from fanchaoxin.console.common import (
     console_router,
     listed_name,
 )
+from fanchaoxin.console.i18n import N_
 from fanchaoxin.console.web import PREFIX, redirect, render
 from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal
@@ -39,6 +43,48 @@ router = console_router()
 # Steps a reviewer does not take from the entry page: entries expire by themselves, and an objection
 # (not a reviewer) marks one disputed.
 MANUAL_ONLY = frozenset({Action.expire, Action.dispute})
+# Until publication a reviewer may still keep a proposed identifier from joining the subject.
+BEFORE_PUBLICATION = frozenset(
+    {Status.submitted.value, Status.under_review.value, Status.notice_period.value}
+)
+
+PROPOSAL_STATUS = {
+    "proposed": N_("Joins the subject at publication"),
+    "joined": N_("Joined the subject"),
+    "rejected": N_("Rejected by a reviewer"),
+    "taken": N_("Not joined: another subject had it by then"),
+}
+CONFLICT_KIND = {
+    "identifier_kind_conflict": N_("The identifier belongs to a subject of another kind"),
+    "several_subjects": N_("The identifiers name several subjects"),
+}
+
+
+@dataclass
+class _SentSubject:
+    """The subject as its submitter sent it: kind and name are all a list shows."""
+
+    kind: str
+    name: str
+
+
+@dataclass
+class _Listed:
+    """An entry as a list shows it, with the subject the caller may see (`registry.shows_as_submitted`)."""
+
+    id: uuid.UUID
+    subject: Any
+    behaviours: list[str]
+    severity: str
+    status: str
+    submitted_at: datetime
+
+
+def _listed(entry: Entry, principal: Principal) -> _Listed:
+    subject: Any = entry.subject
+    if registry.shows_as_submitted(entry, principal) and entry.submitted_subject:
+        subject = _SentSubject(entry.submitted_subject["kind"], entry.submitted_subject["name"])
+    return _Listed(entry.id, subject, entry.behaviours, entry.severity, entry.status, entry.submitted_at)
 
 
 @router.get("/entries")
@@ -61,7 +107,7 @@ def entries_list(
     return render(
         request,
         "entries.html",
-        entries=result.entries,
+        entries=[_listed(e, principal) for e in result.entries],
         status=status or "",
         severity=severity or "",
         behaviour=behaviour or "",
@@ -112,6 +158,9 @@ def entry_detail(
         org_names=org_service.organisation_names(session),
         objections=objections,
         actions=_entry_actions(entry, principal),
+        may_reject=principal.role in REVIEWERS and entry.status in BEFORE_PUBLICATION,
+        proposal_status=PROPOSAL_STATUS,
+        conflict_kinds=CONFLICT_KIND,
         may_reveal=permissions.may_reveal(principal),
         revealed=reveal,
         today=china_today(),
@@ -141,6 +190,23 @@ def entry_transition(
     entry = registry.get_entry_for_update(session, entry_id)
     take_step(session, principal.actor, entry, act, reason=reason, expected_version=version)
     return redirect(request, f"{PREFIX}/entries/{entry_id}")
+
+
+@router.post("/entries/{entry_id}/proposed-identifiers/{proposal_id}/reject")
+def proposed_identifier_reject(
+    request: Request,
+    entry_id: uuid.UUID,
+    proposal_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    reason: str = Form(""),
+    version: int | None = Form(None),
+) -> Response:
+    entry = registry.get_entry_for_update(session, entry_id)
+    registry.reject_proposed(
+        session, principal.actor, entry, proposal_id, reason=reason, expected_version=version
+    )
+    return redirect(request, f"{PREFIX}/entries/{entry_id}#proposed")
 
 
 @router.get("/entries/{entry_id}/evidence/{sha256}")

@@ -1,8 +1,10 @@
-"""The review queue: entries submitted, under review or in their notice period, and bulk steps on them."""
+"""The review queue: entries submitted, under review or in their notice period, with the identifiers each
+would add to a known subject and what resolution left to the reviewer, and bulk steps on them."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import Form, Request
 from fastapi.responses import Response
@@ -18,6 +20,8 @@ from fanchaoxin.console.web import PREFIX, redirect, render
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, Problem
+from fanchaoxin.core.identifiers import mask
+from fanchaoxin.subjects import service as subjects
 from fanchaoxin.workflows.entries import take_step
 
 router = console_router()
@@ -33,14 +37,37 @@ def _queue(session: Session, principal: Principal) -> list[Entry]:
     return rows
 
 
+def _offered(session: Session, rows: list[Entry]) -> dict[uuid.UUID, list[dict[str, str]]]:
+    """The identifiers each entry still proposes, masked where they are a natural person's."""
+    kinds = {e.id: e.subject.kind for e in rows}
+    out: dict[uuid.UUID, list[dict[str, str]]] = {}
+    for entry_id, proposals in registry.proposed_of(session, list(kinds)).items():
+        out[entry_id] = [
+            {
+                "type": p.type,
+                "value": mask(p.type, p.value)
+                if subjects.is_personal(kinds[entry_id] if p.party == "subject" else "individual")
+                else p.value,
+            }
+            for p in proposals
+            if p.status == "proposed"
+        ]
+    return out
+
+
+def _page(request: Request, session: Session, principal: Principal, **ctx: Any) -> Response:
+    entries = _queue(session, principal)
+    return render(request, "review.html", entries=entries, offered=_offered(session, entries), **ctx)
+
+
 @router.get("/review")
 def review_queue(
     request: Request, session: Session = DB, principal: Principal = page(*REVIEWERS)
 ) -> Response:
-    return render(
+    return _page(
         request,
-        "review.html",
-        entries=_queue(session, principal),
+        session,
+        principal,
         actions=BULK_ACTIONS,
         errors=[],
         done=request.query_params.get("done"),
@@ -92,11 +119,11 @@ def review_bulk(
             errors.append(exc.detail)
     if errors:
         session.rollback()
-        return render(
+        return _page(
             request,
-            "review.html",
+            session,
+            principal,
             status_code=422,
-            entries=_queue(session, principal),
             actions=BULK_ACTIONS,
             errors=errors,
             selected=set(entry_ids),

@@ -6,6 +6,18 @@ A one-row table, `audit_chain_head`, holds the last sequence number and hash: ap
 first, which serialises appenders on PostgreSQL (row lock) and SQLite (write lock) alike, so the
 chain stays linear with any number of processes, and a deleted tail is caught by `verify`.
 
+Appending happens at commit, not when an event is recorded. `record` and `record_many` put the
+event in the session's queue (`session.info`), with everything that does not depend on its place in
+the chain already computed (digests, time, canonical content); a `before_commit` listener, set on
+that session alone when it first records, takes the head's lock, numbers and chains the queued
+events in the order they were recorded and inserts them, and the commit releases the lock. So the
+head is locked only while a transaction commits: a 100,000-row upload no longer holds up every
+audited look-up for the whole of its transaction, only while its commit inserts its own events.
+An event's `at` is when it was recorded; its number is its place in commit order. A rollback drops
+the queue (a savepoint's rollback
+drops what was recorded inside it); reading the log through the session (`select(AuditEvent)`,
+`search`, `verify`) first appends what the session has queued, so a transaction sees its own events.
+
 Reads of plain personal identifiers are events too (action `pii.read`). Rows are never updated or
 deleted by the platform; they are kept at least five years (DESIGN.md §2).
 """
@@ -18,12 +30,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, insert, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, event, insert, select, text
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.util import find_tables
 
-from fanchaoxin.core.db import Base, UTCDateTime, bulk_insert, utcnow
+from fanchaoxin.core.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    import psycopg
 
 GENESIS_HASH = "0" * 64
 
@@ -95,6 +112,7 @@ def event_content(
     after_digest: str | None,
     detail: dict[str, Any],
 ) -> str:
+    """The chained text of one event (what `verify` recomputes): canonical JSON of its fields."""
     return canonical_json(
         {
             "seq": seq,
@@ -121,6 +139,213 @@ def ensure_head(session: Session) -> None:
         session.flush()
 
 
+# --- the queue: events wait in their session until it commits ----------------------------------------
+
+_QUEUE = "fcx_audit_queue"
+_LOG_TABLES = frozenset({"audit_events", "audit_chain_head"})
+_HOOKED = "fcx_audit_hooked"
+_COPY_COLUMNS = (
+    "id, prev_hash, hash, at, actor, actor_org_id, action, target_type, target_id, before_digest, "
+    "after_digest, detail"
+)
+_COPY_CHUNK = 4 * 1024 * 1024  # characters handed to COPY at a time
+
+
+def _j(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _copy_text(value: str | None) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """An event waiting for the commit, prepared so that chaining it under the lock is cheap.
+
+    `head` + str(seq) + `tail` is its `event_content` (canonical JSON sorts keys, and `seq` falls
+    between `detail` and `target_id`), UTF-8 encoded. PostgreSQL: `copy` is the COPY text of every
+    column after id, prev_hash and hash; elsewhere `row` holds the values.
+    """
+
+    head: bytes
+    tail: bytes
+    copy: str | None
+    row: dict[str, Any] | None
+    # The savepoint it was recorded in (None: the transaction itself): dropped if that rolls back.
+    savepoint: SessionTransaction | None
+
+
+def _queued(
+    savepoint: SessionTransaction | None,
+    postgres: bool,
+    actor: Actor,
+    at: datetime,
+    action: str,
+    target_type: str,
+    target_id: str | uuid.UUID,
+    before: Any,
+    after: Any,
+    detail: dict[str, Any] | None,
+) -> _Queued:
+    # Everything now, not at commit: the snapshots are the caller's objects and may change afterwards,
+    # and the less work is left for the commit, the shorter the head stays locked.
+    target = str(target_id)
+    org = str(actor.org_id) if actor.org_id else None
+    before_digest, after_digest = digest(before), digest(after)
+    detail_json = canonical_json(detail or {})
+    at_iso = _iso(at)
+    head = (
+        f'{{"action":{_j(action)},"actor":{_j(actor.name)},"actor_org_id":{_j(org)},'
+        f'"after":{_j(after_digest)},"at":{_j(at_iso)},"before":{_j(before_digest)},'
+        f'"detail":{detail_json},"seq":'
+    )
+    tail = f',"target_id":{_j(target)},"target_type":{_j(target_type)}}}'
+    if postgres:
+        fields = (at_iso, actor.name, org, action, target_type, target, before_digest, after_digest)
+        copy = "\t".join(_copy_text(f) for f in fields) + "\t" + _copy_text(detail_json)
+        return _Queued(head.encode(), tail.encode(), copy, None, savepoint)
+    row = {
+        "at": at,
+        "actor": actor.name,
+        "actor_org_id": actor.org_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target,
+        "before_digest": before_digest,
+        "after_digest": after_digest,
+        # What was hashed, whatever the caller does with its dict later.
+        "detail": json.loads(detail_json),
+    }
+    return _Queued(head.encode(), tail.encode(), None, row, savepoint)
+
+
+def _enqueue(session: Session, events: list[_Queued]) -> None:
+    if not session.info.get(_HOOKED):
+        session.info[_HOOKED] = True
+        # This session only: other sessions (and other processes' commits) are no business of ours.
+        event.listen(session, "before_commit", _on_before_commit)
+        event.listen(session, "after_soft_rollback", _on_rollback)
+        event.listen(session, "after_transaction_end", _on_transaction_end)
+        event.listen(session, "do_orm_execute", _on_orm_execute)
+    session.info.setdefault(_QUEUE, []).extend(events)
+
+
+def append_queued(session: Session) -> int:
+    """Append the session's queued events to the chain now (the commit does it otherwise).
+
+    Takes the chain head's lock, which this transaction then holds until it ends. Returns how many
+    events were appended. Inside a savepoint it does nothing: what it wrote there would vanish with
+    a rollback of the savepoint, events recorded before it included; the commit appends them.
+    """
+    if session.in_nested_transaction():
+        return 0
+    n = 0
+    # A flush may itself record events (a listener): go on until the queue stays empty.
+    while session.info.get(_QUEUE):
+        # The change's own rows first, so that the head is the last lock this transaction takes.
+        session.flush()
+        queued: list[_Queued] = session.info[_QUEUE]
+        session.info[_QUEUE] = []
+        n += _append(session, queued)
+    return n
+
+
+def _append(session: Session, queued: list[_Queued]) -> int:
+    if not queued:
+        return 0
+    bump = text("UPDATE audit_chain_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash")
+    # The head's lock: on PostgreSQL a concurrent committer waits here until this transaction ends.
+    row = session.execute(bump, {"n": len(queued)}).one_or_none()
+    if row is None:
+        ensure_head(session)
+        row = session.execute(bump, {"n": len(queued)}).one()
+    last_seq, prev_hash = int(row[0]), str(row[1])
+    seq = last_seq - len(queued)
+    sha256 = hashlib.sha256
+    if queued[0].copy is not None:
+        dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
+        with dbapi.cursor() as cur, cur.copy(f"COPY audit_events ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            lines: list[str] = []
+            size = 0
+            for q in queued:
+                seq += 1
+                h = sha256(prev_hash.encode())
+                h.update(q.head)
+                h.update(str(seq).encode())
+                h.update(q.tail)
+                new_hash = h.hexdigest()
+                line = f"{seq}\t{prev_hash}\t{new_hash}\t{q.copy}\n"
+                lines.append(line)
+                size += len(line)
+                if size >= _COPY_CHUNK:
+                    copy.write("".join(lines))
+                    lines, size = [], 0
+                prev_hash = new_hash
+            if lines:
+                copy.write("".join(lines))
+    else:
+        rows = []
+        for q in queued:
+            seq += 1
+            h = sha256(prev_hash.encode())
+            h.update(q.head)
+            h.update(str(seq).encode())
+            h.update(q.tail)
+            new_hash = h.hexdigest()
+            rows.append({**(q.row or {}), "id": seq, "prev_hash": prev_hash, "hash": new_hash})
+            prev_hash = new_hash
+        session.execute(insert(AuditEvent), rows)
+    session.execute(text("UPDATE audit_chain_head SET hash = :h WHERE id = 1"), {"h": prev_hash})
+    return len(queued)
+
+
+def _on_before_commit(session: Session) -> None:
+    append_queued(session)
+
+
+def _on_rollback(session: Session, previous: SessionTransaction) -> None:
+    queue: list[_Queued] | None = session.info.get(_QUEUE)
+    if not queue:
+        return
+    if not previous.nested:
+        queue.clear()
+        return
+
+    def inside(sp: SessionTransaction | None) -> bool:
+        while sp is not None:
+            if sp is previous:
+                return True
+            sp = sp.parent
+        return False
+
+    queue[:] = [q for q in queue if not inside(q.savepoint)]
+
+
+def _on_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction is over (committed, rolled back or closed): nothing may carry over.
+    if transaction.parent is None:
+        session.info.pop(_QUEUE, None)
+
+
+def _on_orm_execute(state: ORMExecuteState) -> None:
+    # A transaction that reads the log sees its own events: append them before the query runs.
+    if not state.session.info.get(_QUEUE) or not state.is_select:
+        return
+    if any(m.class_ in (AuditEvent, AuditChainHead) for m in state.all_mappers):
+        append_queued(state.session)
+        return
+    # `select(func.count()).select_from(AuditEvent)` names no mapper: look at the tables it reads.
+    stmt = state.statement
+    if isinstance(stmt, ClauseElement) and any(
+        getattr(t, "name", None) in _LOG_TABLES for t in find_tables(stmt, check_columns=True)
+    ):
+        append_queued(state.session)
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -131,113 +356,51 @@ def record(
     before: Any = None,
     after: Any = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction (it commits or rolls back with the change).
+) -> None:
+    """Record one event in the caller's transaction: it is appended to the chain when that commits,
+    and vanishes if it rolls back.
 
     `before`/`after` are state snapshots; only their digests are chained, so personal data in them
     never lands in the log. `detail` must hold no plain personal identifiers.
     """
-    # Flush the change first so that the row lock below is the last lock this transaction takes.
-    session.flush()
-    # Take the chain head's lock; on PostgreSQL a concurrent appender waits here until we commit.
-    row = session.execute(
-        text("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-    ).one_or_none()
-    if row is None:
-        ensure_head(session)
-        row = session.execute(
-            text("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        ).one()
-    seq, prev_hash = int(row[0]), str(row[1])
+    postgres = session.get_bind().dialect.name == "postgresql"
+    savepoint = session.get_nested_transaction()
     at = utcnow()
-    detail = detail or {}
-    before_digest, after_digest = digest(before), digest(after)
-    content = event_content(
-        seq=seq,
-        at=at,
-        actor=actor.name,
-        actor_org_id=actor.org_id,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        before_digest=before_digest,
-        after_digest=after_digest,
-        detail=detail,
+    _enqueue(
+        session,
+        [_queued(savepoint, postgres, actor, at, action, target_type, target_id, before, after, detail)],
     )
-    new_hash = chain_hash(prev_hash, content)
-    values = {
-        "id": seq,
-        "at": at,
-        "actor": actor.name,
-        "actor_org_id": actor.org_id,
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id),
-        "before_digest": before_digest,
-        "after_digest": after_digest,
-        "detail": detail,
-        "prev_hash": prev_hash,
-        "hash": new_hash,
-    }
-    session.execute(insert(AuditEvent).values(**values))
-    session.execute(text("UPDATE audit_chain_head SET hash = :h WHERE id = 1"), {"h": new_hash})
-    event = AuditEvent(**values)
-    return event
 
 
 def record_many(session: Session, actor: Actor, events: list[dict[str, Any]]) -> int:
-    """Append many events under one lock (bulk submissions): same chain, one round trip per chunk.
+    """Record many events at once (bulk submissions): one time stamp, appended together at commit.
 
     Each item has `action`, `target_type`, `target_id` and optionally `before`, `after`, `detail`.
     """
     if not events:
         return 0
-    session.flush()
-    row = session.execute(
-        text("UPDATE audit_chain_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash"),
-        {"n": len(events)},
-    ).one()
-    last_seq, prev_hash = int(row[0]), str(row[1])
-    seq = last_seq - len(events)
     at = utcnow()
-    rows = []
-    for ev in events:
-        seq += 1
-        detail = ev.get("detail") or {}
-        before_digest, after_digest = digest(ev.get("before")), digest(ev.get("after"))
-        content = event_content(
-            seq=seq,
-            at=at,
-            actor=actor.name,
-            actor_org_id=actor.org_id,
-            action=ev["action"],
-            target_type=ev["target_type"],
-            target_id=str(ev["target_id"]),
-            before_digest=before_digest,
-            after_digest=after_digest,
-            detail=detail,
-        )
-        new_hash = chain_hash(prev_hash, content)
-        rows.append(
-            {
-                "id": seq,
-                "at": at,
-                "actor": actor.name,
-                "actor_org_id": actor.org_id,
-                "action": ev["action"],
-                "target_type": ev["target_type"],
-                "target_id": str(ev["target_id"]),
-                "before_digest": before_digest,
-                "after_digest": after_digest,
-                "detail": detail,
-                "prev_hash": prev_hash,
-                "hash": new_hash,
-            }
-        )
-        prev_hash = new_hash
-    bulk_insert(session, AuditEvent.__table__, rows)
-    session.execute(text("UPDATE audit_chain_head SET hash = :h WHERE id = 1"), {"h": prev_hash})
-    return len(rows)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    savepoint = session.get_nested_transaction()
+    _enqueue(
+        session,
+        [
+            _queued(
+                savepoint,
+                postgres,
+                actor,
+                at,
+                ev["action"],
+                ev["target_type"],
+                ev["target_id"],
+                ev.get("before"),
+                ev.get("after"),
+                ev.get("detail"),
+            )
+            for ev in events
+        ],
+    )
+    return len(events)
 
 
 def record_read(
@@ -248,7 +411,7 @@ def record_read(
     target_id: str | uuid.UUID,
     *,
     detail: dict[str, Any],
-) -> AuditEvent:
+) -> None:
     """Audit a read (a lookup, a query). Same chain; on PostgreSQL the commit does not wait for the disk.
 
     A read changes nothing, so the one thing a crash in the next few hundred milliseconds could cost is
@@ -258,7 +421,7 @@ def record_read(
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    return record(session, actor, action, target_type, target_id, detail=detail)
+    record(session, actor, action, target_type, target_id, detail=detail)
 
 
 def record_pii_read(
@@ -269,9 +432,9 @@ def record_pii_read(
     *,
     purpose: str,
     fields: list[str],
-) -> AuditEvent:
+) -> None:
     """A read of plain personal identifiers (居民身份证号, 手机号 …) is an audited event."""
-    return record(
+    record(
         session,
         actor,
         "pii.read",
@@ -291,6 +454,7 @@ class VerifyResult:
 
 def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
     """Walk the chain from the first event and name the first broken link."""
+    append_queued(session)
     expected_prev = GENESIS_HASH
     expected_seq = 1
     checked = 0

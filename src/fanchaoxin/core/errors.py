@@ -3,19 +3,23 @@
 Every error has a stable `type` URI, an English `title`, a Chinese `title_zh`, the HTTP `status`, a
 `detail`, and for bad input an `errors` list naming every offending field. Services raise `Problem`
 subclasses; the handlers here turn them, FastAPI's validation errors and bare HTTP errors into the
-same shape.
+same shape, and `ServerErrors` answers anything else (500, or 503 while the database is away) without
+dropping the client's connection.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +160,32 @@ class _MethodNotAllowed(Problem):
 _BY_STATUS[405] = _MethodNotAllowed
 
 
+class InternalError(Problem):
+    """A fault of ours. The answer says nothing of it; the log has the traceback."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+    title_zh = "服务器内部错误"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        super().__init__(detail or "An unexpected error occurred; it has been logged.", **kw)
+
+
+class DatabaseUnavailable(Problem):
+    """The database cannot be reached or did not answer in time: retry after Retry-After seconds."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "The database is unavailable; retry later"
+    title_zh = "数据库暂时不可用，请稍后重试"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        super().__init__(
+            detail or "The database could not be reached or did not answer in time; retry later.", **kw
+        )
+
+
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     """`("body", "items", 3, "uscc")` → `items[3].uscc`; the `body`/`query` prefix is kept apart."""
     out = ""
@@ -213,7 +243,18 @@ def _validation_errors(exc: RequestValidationError) -> tuple[type[Problem], list
     return (MalformedBody if malformed else ValidationProblem), errors
 
 
-def install_handlers(app: FastAPI) -> None:
+def install_handlers(
+    app: FastAPI,
+    *,
+    unavailable: Callable[[BaseException], bool] | None = None,
+    retry_after_seconds: int | None = None,
+) -> None:
+    """problem+json for every error. Call it before adding other middleware: ServerErrors then sits
+    innermost, so that the metrics see its 500s and 503s.
+
+    `unavailable`: whether an exception means the database is away (503, with `retry_after_seconds`).
+    """
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)
@@ -234,12 +275,73 @@ def install_handlers(app: FastAPI) -> None:
         problem = cls(str(exc.detail) if exc.detail else None, headers=dict(exc.headers or {}))
         return problem_response(problem, request)
 
+    # The last resort, for an exception raised outside ServerErrors (in an outer middleware): Starlette
+    # re-raises after this answer, and the server then closes the connection.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        internal = type(
-            "InternalError",
-            (Problem,),
-            {"status": 500, "slug": "internal", "title": "Internal error", "title_zh": "服务器内部错误"},
-        )
-        return problem_response(internal("An unexpected error occurred; it has been logged."), request)
+        return problem_response(InternalError(), request)
+
+    app.add_middleware(ServerErrors, unavailable=unavailable, retry_after_seconds=retry_after_seconds)
+
+
+class ServerErrors:
+    """Answers an exception that no handler took, so that the connection carries on.
+
+    Starlette's ServerErrorMiddleware answers 500 too, but re-raises afterwards for the server to log,
+    and uvicorn then closes the keep-alive connection: the client's next, unrelated request on it
+    fails. This middleware sits inside it and re-raises nothing it has answered: 500 with the
+    traceback in the log and no internals in the answer, or 503 with Retry-After when `unavailable`
+    says the database is away (a fault that passes, not a bug). Only an answer already begun cannot be
+    mended: that exception goes on, and the server closes the connection as it must.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        unavailable: Callable[[BaseException], bool] | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        self.app = app
+        self.unavailable = unavailable
+        self.retry_after_seconds = retry_after_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            if isinstance(exc, ClientDisconnect):
+                return  # nobody is left to answer
+            request = Request(scope)
+            await problem_response(self.problem_for(request, exc), request)(scope, receive, send)
+
+    def problem_for(self, request: Request, exc: Exception) -> Problem:
+        if self.unavailable is not None and self.unavailable(exc):
+            log.warning(
+                "database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc)
+            )
+            headers = {}
+            if self.retry_after_seconds is not None:
+                headers["Retry-After"] = str(self.retry_after_seconds)
+            return DatabaseUnavailable(headers=headers)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return InternalError()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

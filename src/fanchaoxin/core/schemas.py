@@ -13,3 +13,8 @@ class StrictModel(BaseModel):
 
 class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# The database stores sequence numbers, offsets and numeric ids as 64-bit integers: a larger number in a
+# request is bad input (a 422 naming the parameter), never a 500 from the driver.
+INT64_MAX = 2**63 - 1

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError
@@ -96,17 +97,20 @@ def write_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) ->
                 ]
             )
             for f in findings:
+                # Ids and summaries come from the input data: no cell may open as a formula.
                 w.writerow(
-                    [
-                        f.evidence.get("level", "group"),
-                        f.detector,
-                        f.behaviour,
-                        f.subject_kind,
-                        ";".join(f.subject_ids),
-                        f.score,
-                        f.summary,
-                        dumps(f.evidence),
-                    ]
+                    safe_row(
+                        [
+                            f.evidence.get("level", "group"),
+                            f.detector,
+                            f.behaviour,
+                            f.subject_kind,
+                            ";".join(f.subject_ids),
+                            f.score,
+                            f.summary,
+                            dumps(f.evidence),
+                        ]
+                    )
                 )
     else:
         doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}

@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import brushing, fraudar
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import BEHAVIOURS, Finding
@@ -120,17 +121,20 @@ def order_brushing(
                         first = min(w[0] for w in s.windows)
                         last = max(w[1] for w in s.windows)
                         for user, count in s.users:
+                            # Shop and user ids come from the input file: no cell may open as a formula.
                             writer.writerow(
-                                [
-                                    s.shopid,
-                                    user,
-                                    count,
-                                    len(s.order_ids),
-                                    len(s.windows),
-                                    f"{s.score:.6g}",
-                                    brushing.fmt_time(first),
-                                    brushing.fmt_time(last),
-                                ]
+                                safe_row(
+                                    [
+                                        s.shopid,
+                                        user,
+                                        count,
+                                        len(s.order_ids),
+                                        len(s.windows),
+                                        f"{s.score:.6g}",
+                                        brushing.fmt_time(first),
+                                        brushing.fmt_time(last),
+                                    ]
+                                )
                             )
                     shops.extend(chunk.shops)
         tmp.replace(output)  # a half-written answer never sits under the real name

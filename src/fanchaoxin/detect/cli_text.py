@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.io import InputError
 
@@ -127,7 +128,8 @@ def score(
             w = csv.writer(fh)
             w.writerow(["row", "score", "label"])
             for i, s in enumerate(scores, start=1):
-                w.writerow([i, f"{s:.6f}", m.positive if s >= 0.5 else m.negative])
+                # Labels are whatever the training file said: no cell may open as a formula.
+                w.writerow(safe_row([i, f"{s:.6f}", m.positive if s >= 0.5 else m.negative]))
     except (InputError, R.ReviewModelError, OSError) as exc:
         raise _fail(exc) from exc
     n_pos = int((scores >= 0.5).sum())

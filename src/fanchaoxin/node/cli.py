@@ -7,17 +7,22 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fanchaoxin.core.auth import proxy_header_options
+from fanchaoxin.core.settings import get_settings
 from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.client import PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
 from fanchaoxin.node.store import Store, StoreError
 from fanchaoxin.node.sync import InitError, SyncRefused, initialise, sync
+
+if TYPE_CHECKING:
+    import uvicorn
 
 node_app = typer.Typer(
     help="The enterprise node: follow the signed feed, enrol your users as tags, answer decisions locally.",
@@ -137,6 +142,15 @@ def enroll_cmd(
     )
 
 
+def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """The server of `fcx node serve`. X-Forwarded-For is believed only from FCX_TRUSTED_PROXIES (none by
+    default), so that a caller on the same host cannot pass for another address."""
+    import uvicorn
+
+    proxies = proxy_header_options(get_settings().trusted_proxies)
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **proxies)
+
+
 @node_app.command("serve")
 def serve(
     store: StoreOpt = DEFAULT_STORE,
@@ -158,7 +172,10 @@ def serve(
     _logging()
     _store(store).dispose()
     app = create_node_app(store, sync_interval=sync_interval, token=token)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    try:
+        config = server_config(app, host, port)
+    except ValueError as exc:
+        _fail(str(exc))
     server = uvicorn.Server(config)
 
     async def run() -> None:

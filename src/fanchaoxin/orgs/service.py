@@ -11,14 +11,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session, joinedload
 
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
-from fanchaoxin.core.auth import Principal, principal_cache
+from fanchaoxin.core.auth import InvalidKey, Principal, forget_principals
 from fanchaoxin.core.db import utcnow
-from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem
+from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.roles import ROLE_ORG_KIND, BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
@@ -213,11 +213,7 @@ def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> A
     key.revoked_at = utcnow()
     key.revoked_reason = reason.strip()
     session.flush()
-    # Forget the key in this process now and once more after the commit, so that a request racing the
-    # revocation cannot put it back in the cache from the not yet committed row.
-    prefix = key.prefix
-    principal_cache.invalidate(key_prefix=prefix)
-    event.listen(session, "after_commit", lambda _s: principal_cache.invalidate(key_prefix=prefix), once=True)
+    forget_principals(session, key_prefix=key.prefix)
     audit.record(session, actor, "api_key.revoke", "api_key", key.id, before=before, after=key.snapshot())
     return key
 
@@ -231,47 +227,86 @@ _LAST_USED_RESOLUTION = timedelta(minutes=10)
 
 
 def authenticate(session: Session, raw: str) -> Principal:
-    """Turn a presented key into a principal, or 401 (same answer for unknown, expired and revoked)."""
+    """Turn a presented key into a principal, or `InvalidKey` (the caller is not told why)."""
     return authenticate_key(session, raw)[0]
 
 
-def authenticate_key(session: Session, raw: str) -> tuple[Principal, datetime | None]:
-    """`authenticate`, and until when the answer may be reused (the key's expiry, if it has one)."""
-    parts = raw.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX:
-        raise Unauthenticated("Malformed API key")
-    _, prefix, secret = parts
-    # One round trip: every request authenticates, so the organisation comes in the same query.
-    key = session.scalar(
-        select(ApiKey).options(joinedload(ApiKey.organisation)).where(ApiKey.prefix == prefix)
-    )
-    presented = _hash_secret(secret)
-    if key is None or not hmac.compare_digest(key.secret_hash, presented):
-        raise Unauthenticated("Unknown API key")
-    now = utcnow()
-    status = key.status(now)
-    if status != "active":
-        raise Unauthenticated(f"API key is {status}")
-    org = key.organisation
-    if not org.active:
-        raise Unauthenticated("The key's organisation is inactive")
-    # Recorded coarsely so that reads do not turn every request into a write.
-    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-        key.last_used_at = now
-    principal = Principal(
-        role=Role(key.role),
-        org_id=org.id,
-        org_kind=OrgKind(org.kind),
-        key_id=key.id,
-        key_prefix=key.prefix,
-        business_types=frozenset(org.business_types or []),
-    )
-    return principal, key.expires_at
+class KeyAuthenticator:
+    """The platform's API keys as `core.auth` uses them (installed by `create_app`)."""
+
+    def __call__(
+        self, session: Session, raw: str, *, lock: bool = False
+    ) -> tuple[Principal, datetime | None]:
+        """The principal, and until when the answer may be reused (the key's expiry).
+
+        `lock` (routes that grant authority): the key's row is written, which holds it — a row lock on
+        PostgreSQL, the write lock on SQLite — until the request's transaction ends, and then read again:
+        a revocation either committed before (refused here) or waits until this request is done.
+        """
+        parts = raw.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or len(parts[1]) > 16:
+            raise InvalidKey("malformed")
+        _, prefix, secret = parts
+        # One round trip: every request authenticates, so the organisation comes in the same query.
+        key = session.scalar(
+            select(ApiKey).options(joinedload(ApiKey.organisation)).where(ApiKey.prefix == prefix)
+        )
+        presented = _hash_secret(secret)  # before the lookup's answer: the same work either way
+        if key is None:
+            raise InvalidKey("unknown")
+        refused = {"key_prefix": key.prefix, "key_id": key.id, "org_id": key.owner_org_id}
+        if not hmac.compare_digest(key.secret_hash, presented):
+            raise InvalidKey("wrong_secret", **refused)
+        now = utcnow()
+        org = key.organisation
+        if lock:
+            session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now),
+                execution_options={"synchronize_session": False},
+            )
+            session.refresh(key)
+            session.refresh(org, with_for_update={"read": True})
+        status = key.status(now)
+        if status != "active":
+            raise InvalidKey(status, **refused)
+        if not org.active:
+            raise InvalidKey("organisation_inactive", **refused)
+        # Recorded coarsely so that reads do not turn every request into a write.
+        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+            key.last_used_at = now
+        principal = Principal(
+            role=Role(key.role),
+            org_id=org.id,
+            org_kind=OrgKind(org.kind),
+            key_id=key.id,
+            key_prefix=key.prefix,
+            business_types=frozenset(org.business_types or []),
+        )
+        return principal, key.expires_at
+
+    @staticmethod
+    def revocation_epoch(session: Session) -> tuple[object, ...]:
+        """Moves whenever a key is revoked or an organisation deactivated: one small query that each API
+        process runs at most once per FCX_AUTH_REVOCATION_CHECK_SECONDS (no migration needed).
+
+        Counts as well as latest times: a revocation stamped by a clock behind the others' still counts.
+        """
+        revoked = select(func.count(ApiKey.revoked_at), func.max(ApiKey.revoked_at))
+        inactive = select(func.count(Organisation.id), func.max(Organisation.updated_at)).where(
+            Organisation.active.is_(False)
+        )
+        keys_row, orgs_row = revoked.subquery(), inactive.subquery()
+        both = select(keys_row, orgs_row).select_from(keys_row.join(orgs_row, true()))
+        return tuple(session.execute(both).one())
+
+
+authenticate_key = KeyAuthenticator()
 
 
 def organisation_names(session: Session) -> dict[uuid.UUID, str]:
     """id → name of every organisation (to name reporters and addressees on a page)."""
     return {org_id: name for org_id, name in session.execute(select(Organisation.id, Organisation.name))}
+
 
 def active_organisations(session: Session, kinds: Collection[str]) -> list[Organisation]:
     """The active organisations of these kinds, by kind and name (where a case can be routed to)."""
@@ -283,10 +318,12 @@ def active_organisations(session: Session, kinds: Collection[str]) -> list[Organ
         )
     )
 
+
 def active_organisation(session: Session, org_id: uuid.UUID) -> Organisation | None:
     """The organisation, if it exists and is active (a signed-in person acts for it)."""
     org = session.get(Organisation, org_id)
     return org if org is not None and org.active else None
+
 
 def api_key(session: Session, key_id: uuid.UUID | None) -> ApiKey | None:
     """An API key by id, whatever its state (the caller checks it)."""

@@ -120,7 +120,7 @@ def list_organisations(
     summary="Register an organisation (platform admin)",
 )
 def create_organisation(
-    body: OrganisationIn, session: Session = DB, principal: Principal = allow(R.platform_admin)
+    body: OrganisationIn, session: Session = DB, principal: Principal = allow(R.platform_admin, fresh=True)
 ) -> OrganisationOut:
     org = service.create_organisation(session, principal.actor, **body.model_dump())
     return OrganisationOut.model_validate(org)
@@ -157,7 +157,7 @@ def create_key(
     org_id: uuid.UUID,
     body: KeyIn,
     session: Session = DB,
-    principal: Principal = allow(R.platform_admin, R.department_officer, R.enterprise_operator),
+    principal: Principal = allow(R.platform_admin, R.department_officer, R.enterprise_operator, fresh=True),
 ) -> IssuedKeyOut:
     org = service.get_organisation(session, org_id, principal)
     if not service.may_issue(principal, org, body.role):
@@ -182,7 +182,7 @@ def revoke_key(
     key_id: uuid.UUID,
     body: RevokeIn,
     session: Session = DB,
-    principal: Principal = allow(R.platform_admin, R.department_officer, R.enterprise_operator),
+    principal: Principal = allow(R.platform_admin, R.department_officer, R.enterprise_operator, fresh=True),
 ) -> KeyOut:
     key = service.get_key(session, key_id, principal)
     service.check_may_manage_key(principal, key, key.organisation)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -21,12 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.core.db import Database
+from fanchaoxin.core.db import Database, unavailable
 from fanchaoxin.sanctions.decide import DecisionIndex, IndexedEntry, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.changes import head
 from fanchaoxin.sharing.models import FeedEvent
 from fanchaoxin.subjects.models import Subject, SubjectIdentifier
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 
@@ -53,10 +57,12 @@ def load_entries(
 ) -> None:
     stmt = select(Entry).options(selectinload(Entry.subject).selectinload(Subject.identifiers))
     if entry_ids is None:
-        stmt = stmt.where(Entry.status.in_([s.value for s in IN_FORCE]))
+        stmt = stmt.where(Entry.status.in_([s.value for s in IN_FORCE])).execution_options(yield_per=5000)
     else:
+        # A refresh's batch (at most 5000 entries) in one plain query: no server-side cursor, whose later
+        # fetches the database watchdog could not see (core.db).
         stmt = stmt.where(Entry.id.in_(list(entry_ids)))
-    for entry in session.scalars(stmt.execution_options(yield_per=5000)):
+    for entry in session.scalars(stmt):
         if entry.status in IN_FORCE:
             index.put(_keys(entry.subject), _indexed(entry))
         else:
@@ -130,18 +136,46 @@ def refresh(session: Session, index: DecisionIndex) -> None:
 
 
 class IndexWarming(Exception):
-    """The index is being built in the background; decisions are answered once it is ready."""
+    """The index is being built (in the background or by another request); decisions are answered once
+    it is ready."""
+
+
+Clock = Callable[[], float]
 
 
 class IndexHolder:
-    """One index per process, refreshed lazily; safe to share between request threads."""
+    """One index per process, refreshed lazily; safe to share between request threads.
 
-    def __init__(self, database: Database) -> None:
+    While the database is away the index is kept as it was and decisions go on from it: `degraded`
+    says so and `age_seconds` how old it is. A refresh that cannot reach the database is tried again
+    every `retry_seconds`, in the background, so that no request waits for a database that is gone.
+    """
+
+    def __init__(self, database: Database, *, retry_seconds: float = 5.0, clock: Clock = time.monotonic):
         self.database = database
+        self.retry_seconds = retry_seconds
+        self.clock = clock
         self._index: DecisionIndex | None = None
-        self._checked = 0.0
+        self._checked = -math.inf  # the last refresh tried, whether or not it reached the database
+        self._synced = -math.inf  # the last build or refresh that did
+        self._degraded = False
         self._lock = threading.Lock()
         self._warming: threading.Thread | None = None
+        self._retrying: threading.Thread | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """The last refresh could not reach the database: the index may be missing recent changes."""
+        return self._degraded
+
+    def age_seconds(self) -> float:
+        """Seconds since the index last matched the database (0 before it is built)."""
+        if self._index is None:
+            return 0.0
+        return max(0.0, self.clock() - self._synced)
+
+    def _due(self, now: float) -> bool:
+        return now - self._checked >= (self.retry_seconds if self._degraded else REFRESH_SECONDS)
 
     def warm_in_background(self) -> None:
         """Build the index at start-up so that no request waits for a million entries to load."""
@@ -149,6 +183,8 @@ class IndexHolder:
         def run() -> None:
             try:
                 self.get()
+            except Exception as exc:  # the first request builds it then
+                log.warning("decision index not built at start-up: %s", exc)
             finally:
                 self._warming = None
 
@@ -156,44 +192,80 @@ class IndexHolder:
         self._warming.start()
 
     def get(self) -> DecisionIndex:
-        now = time.monotonic()
-        if self._index is not None and now - self._checked < REFRESH_SECONDS:
-            return self._index
+        """The index: built on first use, then refreshed from the feed when due. Raises only while
+        there is no index yet (IndexWarming while another thread builds it, or the database's error)."""
+        index = self._index
+        if index is not None and not self._due(self.clock()):
+            return index
         warming = self._warming
-        if self._index is None and warming is not None and warming is not threading.current_thread():
+        if index is None and warming is not None and warming is not threading.current_thread():
             raise IndexWarming("The decision index is still loading; retry in a few seconds")
-        if self._index is not None:
-            # A refresh is due. Never make a request wait for it: if another thread is already
-            # refreshing, answer from the current index (at most a second older). Waiting here while
-            # holding a pooled connection deadlocked the pool under load.
-            if not self._lock.acquire(blocking=False):
-                return self._index
-            try:
-                if time.monotonic() - self._checked >= REFRESH_SECONDS:
-                    with self.database.session() as s:
-                        refresh(s, self._index)
-                    self._checked = time.monotonic()
-            finally:
-                self._lock.release()
-            return self._index
-        with self._lock:
+        # Never make a request wait for another thread's build or refresh: waiting here while holding a
+        # pooled connection deadlocked the pool under load, and a build can take a while.
+        if not self._lock.acquire(blocking=False):
+            if index is not None:
+                return index  # the refresh under way gives at most a second's difference
+            raise IndexWarming("The decision index is being loaded; retry in a few seconds")
+        try:
             if self._index is None:
                 with self.database.session() as s:
                     self._index = build(s)
-            elif now - self._checked >= REFRESH_SECONDS:
-                with self.database.session() as s:
-                    refresh(s, self._index)
-            self._checked = time.monotonic()
+                self._checked = self._synced = self.clock()
+            elif self._due(self.clock()):
+                self._refresh(self._index)
             return self._index
+        finally:
+            self._lock.release()
+
+    def _refresh(self, index: DecisionIndex) -> None:
+        started = self.clock()
+        try:
+            with self.database.session() as s:
+                refresh(s, index)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            self._checked = self.clock()
+            if not self._degraded:
+                log.warning(
+                    "decision index: database unavailable (%s); deciding from the index as of %.0f s ago",
+                    type(exc).__name__,
+                    self.age_seconds(),
+                )
+            self._degraded = True
+            return
+        if self._degraded:
+            log.warning("decision index: database back; the index is current again")
+        self._degraded = False
+        self._checked = self._synced = started
 
     async def aget(self) -> DecisionIndex:
         """`get` for an async route: the current index at once; a due refresh or the first build in a
-        worker thread, so that the event loop never waits on the database."""
+        worker thread, so that the event loop never waits on the database. While degraded, the retry
+        runs in the background and the request is answered from the index as it is."""
         index = self._index
-        if index is not None and time.monotonic() - self._checked < REFRESH_SECONDS:
-            return index
+        if index is not None:
+            if not self._due(self.clock()):
+                return index
+            if self._degraded:
+                self._retry_in_background()
+                return index
         return await run_in_threadpool(self.get)
+
+    def _retry_in_background(self) -> None:
+        retrying = self._retrying
+        if retrying is not None and retrying.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                self.get()
+            except Exception:
+                log.exception("decision index: refresh failed")
+
+        self._retrying = threading.Thread(target=run, name="fcx-decision-index-retry", daemon=True)
+        self._retrying.start()
 
     def invalidate(self) -> None:
         """Make the next request read the feed (tests, and after a write in this process)."""
-        self._checked = 0.0
+        self._checked = -math.inf

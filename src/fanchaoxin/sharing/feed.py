@@ -19,9 +19,10 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid as _uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -423,6 +424,7 @@ def build_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers:
                 _remove_file(directory, old.filename)
                 session.delete(old)
                 session.flush()
+            _remember(directory / name, sha)
             snap = Snapshot(
                 seq=head,
                 count=count,
@@ -454,18 +456,104 @@ def _remove_file(directory: Path, filename: str) -> None:
         os.unlink(directory / filename)
 
 
+# --- is the file on disk the file that was built? ---------------------------------------------------------
+
+# Re-hash a file whose stat is unchanged after this long: corruption on disk (a bad sector, a restore
+# that kept the times) changes no stat field, and a kernel's coarse timestamps can hide a quick rewrite.
+REVERIFY_SECONDS = 3600.0
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Verified:
+    stat: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+    sha256: str
+    at: float  # time.monotonic() of the hashing
+
+
+_verified: dict[str, _Verified] = {}
+_verified_lock = threading.Lock()
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _store(key: str, verified: _Verified) -> None:
+    with _verified_lock:
+        _verified[key] = verified
+        if len(_verified) > 32:  # one entry per snapshot built: forget the files that are gone
+            for gone in [k for k in _verified if not os.path.exists(k)]:
+                del _verified[gone]
+
+
+def _remember(path: Path, sha256: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _store(str(path), _Verified(_stat_key(path.stat()), sha256, time.monotonic()))
+
+
+def snapshot_file_intact(
+    snap: Snapshot, directory: Path, *, clock: Callable[[], float] = time.monotonic
+) -> bool:
+    """Whether the snapshot's file is there with the size and SHA-256 recorded when it was built.
+
+    The manifest promises that digest to every node; a node that downloads a file that does not match
+    cannot sync at all. Hashing a large snapshot takes a while, so a digest is remembered with the
+    file's stat and computed again only when the stat changes or ``REVERIFY_SECONDS`` have passed.
+    """
+    path = directory / snap.filename
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    if st.st_size != snap.size:
+        log.warning(
+            "sharing: snapshot %s is %d bytes, %d were built; not serving it", path, st.st_size, snap.size
+        )
+        return False
+    key = str(path)
+    with _verified_lock:
+        known = _verified.get(key)
+    now = clock()
+    if known is None or known.stat != _stat_key(st) or now - known.at > REVERIFY_SECONDS:
+        try:
+            sha = file_sha256(path)
+        except FileNotFoundError:
+            return False
+        known = _Verified(_stat_key(st), sha, now)
+        _store(key, known)
+    if known.sha256 != snap.sha256:
+        log.warning(
+            "sharing: snapshot %s has sha256 %s, %s was built and signed; not serving it",
+            path,
+            known.sha256,
+            snap.sha256,
+        )
+        return False
+    return True
+
+
 def snapshot_is_current(snap: Snapshot | None, keys: SharingKeys, directory: Path) -> bool:
     return (
         snap is not None
         and snap.key_ids == [k.key_id for k in keys.ring.active()]
         and snap.signing_key_id == keys.signing.key_id
-        and (directory / snap.filename).exists()
+        and snapshot_file_intact(snap, directory)
     )
 
 
 def current_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers: int = 2) -> Snapshot:
     """The snapshot the manifest names: the newest one, built now if there is none usable (none yet, the
-    key set changed with a rotation, or its file is missing on this machine)."""
+    key set changed with a rotation, or its file is missing on this machine or no longer matches its
+    digest)."""
     with db.session() as session:
         snap = latest_snapshot(session)
     if snapshot_is_current(snap, keys, directory):

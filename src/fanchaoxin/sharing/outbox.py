@@ -2,16 +2,18 @@
 
 ``sharing.changes.append`` writes the outbox rows, in the transaction of the change: one outbox row
 per active subscription, so an event is pushed if and only if it committed. :func:`deliver_due` (the
-``fcx serve`` delivery thread, or ``fcx sharing deliver``) claims due rows with a short lease, POSTs
-``{"event_id", "seq", "event", "record"}`` signed with :func:`protocol.webhook_headers`, and on failure
+``fcx serve`` delivery thread, or ``fcx sharing deliver``) claims one due row at a time, right before
+its attempt, with a lease longer than an attempt (so that two workers rarely deliver the same row), POSTs
+``{"event_id", "seq", "event", "record"}`` signed with :func:`protocol.webhook_headers` to an address
+that passed the SSRF check in the same attempt (:func:`pinned_post`), and on failure
 schedules the next attempt after ``min(cap, base · 2^(attempts-1))`` seconds with jitter (half to all of
 it); after the last attempt the row is dead until an admin replays it. The event id (``evt_<seq>``) is
 the same on every retry and replay: receivers dedupe by it.
 
 Enterprises receive the shared record (tags only). Departments receive only events of entries on a
 punishing basis (``core.catalogue.punishing_bases()``: an administrative penalty or a judicial decision),
-in full (subject name and plain identifiers: their role may see them); each such delivery is an audited
-``pii.read``-style event.
+in full (subject name and plain identifiers: their role may see them), over https only; each such
+delivery is an audited ``pii.read``-style event.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import secrets
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +52,10 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
 MAX_WEBHOOKS_PER_ORG = 5
+# Addresses of one name tried in turn when a connection is refused (each may take the connect timeout).
+_MAX_ADDRESSES = 2
+# Due rows one claim looks at: another worker may take the first ones between the look and the claim.
+_CLAIM_CANDIDATES = 8
 
 
 def _invalid(field: str, message: str) -> ValidationProblem:
@@ -61,7 +68,9 @@ def _invalid(field: str, message: str) -> ValidationProblem:
 # --- subscriptions --------------------------------------------------------------------------------------
 
 
-def subscribe(session: Session, actor: Actor, org: Organisation, url: str) -> tuple[Webhook, str]:
+def subscribe(
+    session: Session, actor: Actor, org: Organisation, url: str, *, resolver: Resolver | None = None
+) -> tuple[Webhook, str]:
     """Register ``url`` for ``org``; returns the webhook and its secret (shown once)."""
     url = url.strip()
     parts = urlsplit(url)
@@ -69,15 +78,18 @@ def subscribe(session: Session, actor: Actor, org: Organisation, url: str) -> tu
         raise _invalid("url", "must be an http:// or https:// URL with a host")
     if len(url) > 500:
         raise _invalid("url", "at most 500 characters")
-    problem = destination_problem(url, allow_private=get_settings().sharing_webhook_allow_private)
-    if problem:
-        raise _invalid("url", problem)
     if org.kind == OrgKind.enterprise.value:
         audience = "enterprise"
     elif org.kind == OrgKind.department.value:
         audience = "department"
     else:
         raise _invalid("org_id", "only enterprises and departments receive feed webhooks")
+    allow_private = get_settings().sharing_webhook_allow_private
+    problem = scheme_problem(url, audience, allow_private=allow_private) or destination_problem(
+        url, allow_private=allow_private, resolver=resolver
+    )
+    if problem:
+        raise _invalid("url", problem)
     active = session.scalars(select(Webhook).where(Webhook.owner_org_id == org.id, Webhook.active)).all()
     if any(w.url == url for w in active):
         raise Conflict(f"{url} is already subscribed")
@@ -93,28 +105,160 @@ def subscribe(session: Session, actor: Actor, org: Organisation, url: str) -> tu
     return hook, secret
 
 
-def destination_problem(url: str, *, allow_private: bool) -> str | None:
-    """Why the platform must not POST to ``url``, or None.
+class Refused(Exception):
+    """The platform will not connect to this destination (the message says why)."""
+
+
+# What a receiver's name may resolve to is checked address by address; these IPv6 ranges carry an IPv4
+# address that the check must look into (Python's ``is_global`` calls them global whatever they wrap).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the NAT64 of any IPv4 address, 10.x included
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a site's own translators
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (and ::, ::1)
+_PRIVATE_HINT = "(set FCX_SHARING_WEBHOOK_ALLOW_PRIVATE=true for receivers on a private network)"
+
+
+def _address_refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why the platform must not connect to ``address``, or None for a public unicast address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            return "a link-local address with a zone"
+        if address.ipv4_mapped is not None:
+            return "an IPv4-mapped IPv6 address"
+        if address in _NAT64:
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+            why = _address_refused(inner)
+            return f"the NAT64 address of {inner}, {why}" if why else None
+        if address in _NAT64_LOCAL:
+            return "a local-use NAT64 address"
+        if address.sixtofour is not None:
+            why = _address_refused(address.sixtofour)
+            return f"the 6to4 address of {address.sixtofour}, {why}" if why else None
+        if address in _IPV4_COMPATIBLE:
+            return "an IPv4-compatible IPv6 address"
+    if address.is_multicast:
+        return "a multicast address"
+    if not address.is_global:
+        return "a loopback, private or reserved address"
+    return None
+
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` (a zone kept as ``%<scope id>``, so that the check sees it)."""
+    out = []
+    for _, _, _, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = str(sockaddr[0]).split("%")[0]
+        if len(sockaddr) == 4 and sockaddr[3]:  # an IPv6 scope id: fe80::1%eth0
+            address = f"{address}%{sockaddr[3]}"
+        if address not in out:
+            out.append(address)
+    return out
+
+
+def checked_addresses(url: str, *, resolver: Resolver | None = None) -> list[str]:
+    """Resolve the URL's host ONCE and check every address; the addresses to connect to, in order.
 
     A subscriber chooses the URL, so without this check it could make the platform call its own
-    network (SSRF: the database, metadata services, admin ports). Checked when subscribing and again
-    before every delivery, since a name can be re-pointed after it was accepted.
+    network (SSRF: the database, metadata services, admin ports). The delivery connects to these very
+    addresses (:func:`pinned_post`): a name that answers a public address to the check and a private one
+    to a second lookup (DNS rebinding) gets no second lookup. Raises :class:`Refused`, or
+    ``socket.gaierror`` when the name does not resolve.
     """
+    parts = httpx.URL(url)
+    host = parts.host
+    if "%" in host:
+        raise Refused(f"host {host!r} is a link-local address with a zone")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = (resolver or system_resolver)(parts.raw_host.decode("ascii"), port)
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise Refused(f"host {host!r} resolves to {text!r}, not an IP address") from None
+        why = _address_refused(address)
+        if why:
+            raise Refused(f"host {host!r} resolves to {address}, {why} {_PRIVATE_HINT}")
+    return addresses
+
+
+def destination_problem(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> str | None:
+    """Why the platform must not POST to ``url``, or None (checked when subscribing; each delivery
+    checks again, and connects only to what it checked)."""
     if allow_private:
         return None
-    host = urlsplit(url).hostname or ""
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        checked_addresses(url, resolver=resolver)
+    except Refused as exc:
+        return str(exc)
+    except httpx.InvalidURL as exc:
+        return f"not a URL the platform can call: {exc}"
     except (socket.gaierror, UnicodeError):
         return None  # not resolvable yet: nothing reached; checked again before each delivery
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
-            return (
-                f"host {host!r} resolves to {address}, a loopback, private or reserved address "
-                "(set FCX_SHARING_WEBHOOK_ALLOW_PRIVATE=true for receivers on a private network)"
-            )
     return None
+
+
+def scheme_problem(url: str, audience: str, *, allow_private: bool) -> str | None:
+    """A department receives names and plain identifiers: never over plain HTTP on the internet."""
+    if audience == "department" and not allow_private and urlsplit(url).scheme != "https":
+        return "a department's webhook carries personal data: it must be an https:// URL"
+    return None
+
+
+def pinned_post(
+    client: httpx.Client,
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    allow_private: bool,
+    resolver: Resolver | None = None,
+) -> httpx.Response:
+    """POST to ``url`` on an address checked in this call (see :func:`checked_addresses`).
+
+    The request goes to the IP itself, with the URL's Host header, and for https the hostname as TLS
+    SNI — which is also the name the certificate is verified against. The client must not keep
+    connections alive (:func:`delivery_client`): a pooled connection is keyed by IP and would carry
+    another hostname's request over a TLS session verified for the first one.
+    """
+    if allow_private:
+        return client.post(url, content=content, headers=headers)
+    try:
+        addresses = checked_addresses(url, resolver=resolver)
+    except Refused as exc:
+        raise httpx.ConnectError(f"destination refused: {exc}") from None
+    except (socket.gaierror, UnicodeError, httpx.InvalidURL) as exc:
+        raise httpx.ConnectError(f"cannot resolve the host of {url}: {exc}") from None
+    target = httpx.URL(url)
+    pinned_headers = {**headers, "Host": target.netloc.decode("ascii")}
+    extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
+    error: httpx.ConnectError | None = None
+    for address in addresses[:_MAX_ADDRESSES]:
+        try:
+            return client.post(
+                target.copy_with(host=address),
+                content=content,
+                headers=pinned_headers,
+                extensions=extensions,
+            )
+        except httpx.ConnectError as exc:  # refused or unreachable: the next checked address
+            error = exc
+    assert error is not None
+    raise error
+
+
+def delivery_client(settings: Settings) -> httpx.Client:
+    """The HTTP client of webhook deliveries: no keep-alive (see :func:`pinned_post`), no proxy from the
+    environment (a proxy would resolve the name itself), no redirects (a 3xx is a failed attempt)."""
+    return httpx.Client(
+        timeout=settings.sharing_webhook_timeout_seconds,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        trust_env=False,
+        follow_redirects=False,
+    )
 
 
 def list_webhooks(session: Session, principal: Principal) -> list[Webhook]:
@@ -161,16 +305,31 @@ def backoff(attempts: int, settings: Settings, rng: random.Random | None = None)
     return (rng or random).uniform(delay / 2, delay)
 
 
-def _claim(db: Database, now: datetime, limit: int) -> list[int]:
+def lease_seconds(settings: Settings) -> float:
+    """How long a claimed delivery is left alone by other workers: longer than one attempt can take
+    (httpx's timeout bounds connect, write and read one by one, and up to two addresses are tried)."""
+    return max(LEASE_SECONDS, (_MAX_ADDRESSES + 2) * settings.sharing_webhook_timeout_seconds)
+
+
+def _claim_one(db: Database, now: datetime, lease: timedelta, skip: set[int]) -> int | None:
+    """Claim the next due delivery for ONE attempt (None when nothing is due).
+
+    Claimed just before its attempt, so the lease has to outlive that attempt only. (Claiming a batch
+    with one lease let a slow receiver push the batch's last rows past it while they still waited their
+    turn; another worker then took them as well and they were delivered twice.) ``skip``: rows this
+    round has attempted already (a failed one may be due again before the round ends).
+    """
     with db.session() as session:
         due = session.execute(
             select(OutboxItem.id, OutboxItem.next_attempt_at)
-            .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
+            .where(
+                OutboxItem.status == "pending",
+                OutboxItem.next_attempt_at <= now,
+                OutboxItem.id.not_in(skip),
+            )
             .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-            .limit(limit)
+            .limit(_CLAIM_CANDIDATES)
         ).all()
-        claimed = []
-        lease = now + timedelta(seconds=LEASE_SECONDS)
         for item_id, at in due:
             # A conditional update: of two workers, only one moves the row's time (the claim).
             result = session.execute(
@@ -178,11 +337,11 @@ def _claim(db: Database, now: datetime, limit: int) -> list[int]:
                 .where(
                     OutboxItem.id == item_id, OutboxItem.status == "pending", OutboxItem.next_attempt_at == at
                 )
-                .values(next_attempt_at=lease)
+                .values(next_attempt_at=now + lease)
             )
             if result.rowcount == 1:
-                claimed.append(item_id)
-    return claimed
+                return int(item_id)
+    return None
 
 
 def payload(session: Session, item: OutboxItem) -> tuple[dict[str, Any], list[str]]:
@@ -217,18 +376,22 @@ def deliver_due(
     now: datetime | None = None,
     limit: int = 100,
     rng: random.Random | None = None,
+    resolver: Resolver | None = None,
 ) -> dict[str, int]:
-    """Deliver what is due now; ``{"delivered", "failed", "dead"}``."""
+    """Deliver up to ``limit`` deliveries due now (``now``: a fixed time, for tests), one claim per
+    attempt; ``{"delivered", "failed", "dead"}``."""
     settings = settings or get_settings()
-    now = now or utcnow()
+    lease = timedelta(seconds=lease_seconds(settings))
+    allow_private = settings.sharing_webhook_allow_private
     counts = {"delivered": 0, "failed": 0, "dead": 0}
-    ids = _claim(db, now, limit)
-    if not ids:
-        return counts
     own_client = client is None
-    client = client or httpx.Client(timeout=settings.sharing_webhook_timeout_seconds)
+    attempted: set[int] = set()
     try:
-        for item_id in ids:
+        for _ in range(limit):
+            item_id = _claim_one(db, now or utcnow(), lease, attempted)
+            if item_id is None:
+                break
+            attempted.add(item_id)
             with db.session() as session:
                 item = session.get(OutboxItem, item_id)
                 if item is None or item.status != "pending":
@@ -237,15 +400,23 @@ def deliver_due(
                     item.status = "cancelled"
                     continue
                 body, fields = payload(session, item)
-                url, secret = item.webhook.url, item.webhook.secret
+                url, secret, audience = item.webhook.url, item.webhook.secret, item.webhook.audience
             data = protocol.canonical_json(body)
             headers = protocol.webhook_headers(secret.encode(), body["event_id"], data)
             status, error = None, None
             try:
-                refused = destination_problem(url, allow_private=settings.sharing_webhook_allow_private)
+                refused = scheme_problem(url, audience, allow_private=allow_private)
                 if refused:
                     raise httpx.ConnectError(f"destination refused: {refused}")
-                response = client.post(url, content=data, headers=headers)
+                client = client or delivery_client(settings)
+                response = pinned_post(
+                    client,
+                    url,
+                    content=data,
+                    headers=headers,
+                    allow_private=allow_private,
+                    resolver=resolver,
+                )
                 status = response.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}: {response.text[:200]}"
@@ -292,7 +463,7 @@ def deliver_due(
                     item.next_attempt_at = utcnow() + timedelta(seconds=backoff(item.attempts, settings, rng))
                     counts["failed"] += 1
     finally:
-        if own_client:
+        if own_client and client is not None:
             client.close()
     return counts
 
@@ -352,7 +523,7 @@ def item_out(item: OutboxItem) -> dict[str, Any]:
 
 def run_worker(db: Database, stop: threading.Event, interval: float) -> None:
     """Deliver due webhooks every ``interval`` seconds until ``stop`` is set."""
-    with httpx.Client(timeout=get_settings().sharing_webhook_timeout_seconds) as client:
+    with delivery_client(get_settings()) as client:
         while not stop.is_set():
             try:
                 counts = deliver_due(db, client=client)

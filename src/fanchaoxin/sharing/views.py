@@ -4,21 +4,23 @@ quotas, need-to-know entry details, webhooks and dead letters (docs/sharing.md).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.views import entry_out
 from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow
+from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
 from fanchaoxin.core.roles import Role as R
-from fanchaoxin.core.schemas import ResponseModel, StrictModel
+from fanchaoxin.core.schemas import INT64_MAX, ResponseModel, StrictModel
 from fanchaoxin.core.tenancy import get_visible
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import changes, feed, outbox, protocol, service
@@ -37,6 +39,15 @@ class Gone(Problem):
     slug = "gone"
     title = "No longer available"
     title_zh = "已不可用"
+
+
+def _takes_part(session: Session, principal: Principal) -> bool:
+    """An enterprise sees shared entries once its sharing agreement is in effect (as instructions go
+    only to such participants: sanctions.service.participants)."""
+    org = session.get(Organisation, principal.org_id) if principal.org_id else None
+    return (
+        org is not None and org.agreement_signed_on is not None and org.agreement_signed_on <= china_today()
+    )
 
 
 def _settings(request: Request):  # type: ignore[no-untyped-def]
@@ -69,12 +80,17 @@ def get_manifest(
 
 @router.get("/snapshots/{seq}", summary="A signed snapshot file (fcx-feed-snapshot/1, gzip)")
 def get_snapshot(
-    seq: int, request: Request, session: Session = DB, principal: Principal = allow(*FEED_READERS)
+    seq: Annotated[int, Path(ge=0, le=INT64_MAX)],
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(*FEED_READERS),
 ) -> Response:
     snap = session.get(Snapshot, seq)
-    path = service.snapshot_dir(_settings(request)) / snap.filename if snap else None
-    if snap is None or path is None or not path.exists():
+    directory = service.snapshot_dir(_settings(request))
+    # A file that no longer matches the digest the manifest signed is never sent.
+    if snap is None or not feed.snapshot_file_intact(snap, directory):
         raise NotFound(f"No snapshot at {seq}; the manifest names the current one")
+    path = directory / snap.filename
     etag = f'"{snap.sha256}"'
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -87,7 +103,7 @@ def get_snapshot(
 @router.get("/deltas", summary="Signed delta file of the feed events after a sequence number")
 def get_deltas(
     request: Request,
-    after: int = Query(ge=0, description="The receiver's head: events after it are sent."),
+    after: int = Query(ge=0, le=INT64_MAX, description="The receiver's head: events after it are sent."),
     limit: int = Query(10_000, ge=1, le=feed.DELTA_MAX),
     session: Session = DB,
     principal: Principal = allow(*FEED_READERS),
@@ -158,7 +174,7 @@ def put_quota(
     body: QuotaIn,
     request: Request,
     session: Session = DB,
-    principal: Principal = allow(R.platform_admin),
+    principal: Principal = allow(R.platform_admin, fresh=True),
 ) -> dict[str, Any]:
     org = get_visible(session, Organisation, org_id, principal, what="organisation")
     set_declared_users(session, principal.actor, org, body.declared_users)
@@ -209,8 +225,15 @@ def get_entry(
             errors=[{"in": "header", "field": "X-FCX-Purpose", "type": "missing", "message": "required"}],
         )
     entry = session.get(Entry, entry_id)
-    if entry is None or not session.scalar(select(exists().where(FeedEvent.entry_id == entry_id))):
+    if (
+        entry is None
+        or not _takes_part(session, principal)
+        or not session.scalar(select(exists().where(FeedEvent.entry_id == entry_id)))
+    ):
         raise NotFound(f"No shared entry {entry_id}")
+    if entry.status not in IN_FORCE:
+        # Shared once and ended since: the feed has told the participants; its details no longer are.
+        raise Gone(f"Entry {entry_id} has ended ({entry.status}) and is no longer shared")
     audit.record_pii_read(
         session,
         principal.actor,
@@ -286,7 +309,9 @@ def get_dead_letters(
 
 @router.post("/dead-letters/{item_id}/replay", summary="Deliver a dead letter again (same event id)")
 def replay_dead_letter(
-    item_id: int, session: Session = DB, principal: Principal = allow(R.platform_admin)
+    item_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin),
 ) -> dict[str, Any]:
     return outbox.item_out(outbox.replay(session, principal.actor, item_id))
 
@@ -308,7 +333,7 @@ class FeedPageOut(ResponseModel):
 def read_feed(
     session: Session = DB,
     _: Principal = allow(*FEED_READERS),
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(1000, ge=1, le=10000),
 ) -> FeedPageOut:
     events = changes.events_after(session, after, limit)

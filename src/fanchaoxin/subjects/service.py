@@ -1,7 +1,9 @@
 """Entity resolution, merges and splits — the rules for who is who.
 
-A submission that shares a strong identifier with a known subject attaches to it. A similar name
-alone never merges anything: it only *proposes* a merge, with its score, for a reviewer.
+A submission that shares a strong identifier with a known subject attaches to it, but its other
+identifiers only *propose* themselves: they join the subject when a reviewer accepts them (at the
+entry's publication). A similar name alone never merges anything: it only *proposes* a merge, with its
+score, for a reviewer.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.db import new_id, utcnow
 from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
 from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask
 from fanchaoxin.subjects.models import MergeProposal, Subject, SubjectIdentifier, SubjectMerge
@@ -29,9 +33,21 @@ NAME_CANDIDATE_LIMIT = 500
 
 @dataclass
 class Resolution:
+    """Who a submission names, and what of it a reviewer must settle before it changes anyone.
+
+    `proposed`: identifiers the submission gives for a subject that already existed, as
+    `(position in the submission, type, value)`; they join that subject only when a reviewer accepts
+    them (`add_identifier`, at the entry's publication) — a submission must not change a subject others
+    rely on. `conflicts`: what the identifiers say that the submission contradicts (another kind of
+    subject, several subjects); for the reviewer only, never for the submitter, to whom they would
+    reveal subjects it may not know of.
+    """
+
     subject: Subject
     created: bool
     proposals: list[MergeProposal] = field(default_factory=list)
+    proposed: list[tuple[int, str, str]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def survivor(session: Session, subject: Subject) -> Subject:
@@ -57,8 +73,30 @@ def find_by_identifiers(session: Session, pairs: list[tuple[str, str]]) -> dict[
     return {(t, v): survivor(session, s) for t, v, s in rows}
 
 
-class ResolutionConflict(ValidationProblem):
-    pass
+def kind_conflict(
+    field_name: str, t: str, v: str, kind: str, owner_id: uuid.UUID, owner_kind: str
+) -> dict[str, Any]:
+    """A reviewer's note: the identifier at `field_name` belongs to a subject of another kind."""
+    return {
+        "type": "identifier_kind_conflict",
+        "field": field_name,
+        "identifier_type": t,
+        "subject_id": str(owner_id),
+        "subject_kind": owner_kind,
+        "message": f"{t} {mask(t, v)} belongs to subject {owner_id} of kind {owner_kind}, "
+        f"not {kind}; the submission got a subject of its own without it",
+    }
+
+
+def several_conflict(field_name: str, subject_ids: list[uuid.UUID]) -> dict[str, Any]:
+    """A reviewer's note: the identifiers of one submission name several subjects (a merge is proposed)."""
+    return {
+        "type": "several_subjects",
+        "field": field_name,
+        "subject_ids": [str(i) for i in subject_ids],
+        "message": f"the identifiers name {len(subject_ids)} subjects; the entry went to the first, "
+        "a merge of the others is proposed",
+    }
 
 
 def resolve(
@@ -70,51 +108,68 @@ def resolve(
     identifiers: list[tuple[str, str]],
     field_prefix: str = "subject",
 ) -> Resolution:
-    """Find or create the subject for a submission (identifiers already normalised)."""
+    """Find or create the subject for a submission (identifiers already normalised).
+
+    A strong identifier already known names the subject; the submission's other new identifiers are
+    only proposed (`Resolution.proposed`). A new subject gets the identifiers no one has from the
+    start: it has no published entry until a reviewer publishes one.
+    """
     strong = [(t, v) for t, v in identifiers if IdentifierType(t) in STRONG_TYPES]
     owned = find_by_identifiers(session, identifiers)
     # Only strong identifiers say who a subject is; a weak one already owned elsewhere is just not copied.
     known = {pair: s for pair, s in owned.items() if pair in strong}
+    conflicts: list[dict[str, Any]] = []
     for i, (t, v) in enumerate(identifiers):
         s = known.get((t, v))
         if s is not None and s.kind != kind:
-            raise ResolutionConflict(
-                f"{t} {mask(t, v)} belongs to a subject of kind {s.kind}, not {kind}",
-                errors=[
-                    {
-                        "in": "body",
-                        "field": f"{field_prefix}.identifiers[{i}]",
-                        "type": "identifier_kind_conflict",
-                        "message": f"this {t} belongs to a known subject of kind {s.kind}",
-                    }
-                ],
-            )
+            conflicts.append(kind_conflict(f"{field_prefix}.identifiers[{i}]", t, v, kind, s.id, s.kind))
     matched: list[Subject] = []
     for pair in strong:
         s = known.get(pair)
-        if s is not None and s not in matched:
+        if s is not None and s.kind == kind and s not in matched:
             matched.append(s)
     proposals: list[MergeProposal] = []
+    free = [(i, t, v) for i, (t, v) in enumerate(identifiers) if (t, v) not in owned]
     if matched:
         subject = matched[0]
-        created = False
         for other in matched[1:]:
             proposals.append(_propose(session, subject, other, 100.0, "identifiers of one submission"))
-    else:
-        subject = Subject(kind=kind, name=display_name(name), name_key=name_key(name))
-        session.add(subject)
-        session.flush()
-        created = True
-        proposals.extend(_name_proposals(session, subject))
-        subject.proposals_checked_at = utcnow()
-    taken = set(owned)
-    for t, v in identifiers:
-        if (t, v) not in taken:
-            session.add(SubjectIdentifier(subject_id=subject.id, type=t, value=v))
+        if len(matched) > 1:
+            conflicts.append(several_conflict(f"{field_prefix}.identifiers", [s.id for s in matched]))
+        return Resolution(subject, False, proposals, free, conflicts)
+    subject = Subject(kind=kind, name=display_name(name), name_key=name_key(name))
+    session.add(subject)
     session.flush()
-    if created:
-        audit.record(session, actor, "subject.create", "subject", subject.id, after=subject.snapshot())
-    return Resolution(subject, created, proposals)
+    proposals.extend(_name_proposals(session, subject))
+    subject.proposals_checked_at = utcnow()
+    for _, t, v in free:
+        session.add(SubjectIdentifier(subject_id=subject.id, type=t, value=v))
+    session.flush()
+    audit.record(session, actor, "subject.create", "subject", subject.id, after=subject.snapshot())
+    return Resolution(subject, True, proposals, [], conflicts)
+
+
+def add_identifier(session: Session, subject: Subject, type_: str, value: str) -> str:
+    """Give the subject an identifier a reviewer accepted: `added`, `had` (it was the subject's
+    already) or `taken` (another subject has it by now).
+
+    Two publications may accept the same identifier at once: the database's unique key decides, and
+    the later one finds it taken instead of failing.
+    """
+    owner = find_by_identifiers(session, [(type_, value)]).get((type_, value))
+    if owner is not None:
+        return "had" if owner.id == subject.id else "taken"
+    table = SubjectIdentifier.__table__
+    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    row = {"id": new_id(), "subject_id": subject.id, "type": type_, "value": value, "created_at": utcnow()}
+    inserted = session.execute(
+        insert.values(**row).on_conflict_do_nothing(index_elements=["type", "value"]).returning(table.c.id)
+    ).first()
+    if inserted is not None:
+        session.expire(subject, ["identifiers"])
+        return "added"
+    owner = find_by_identifiers(session, [(type_, value)]).get((type_, value))
+    return "had" if owner is not None and owner.id == subject.id else "taken"
 
 
 def _name_proposals(session: Session, subject: Subject) -> list[MergeProposal]:
@@ -393,6 +448,7 @@ def open_proposals_of(session: Session, subject_id: uuid.UUID) -> list[MergeProp
         )
     )
 
+
 def merges_of(session: Session, subject_id: uuid.UUID) -> list[SubjectMerge]:
     """The merges the subject took part in, as survivor or as the one merged."""
     return list(
@@ -402,6 +458,7 @@ def merges_of(session: Session, subject_id: uuid.UUID) -> list[SubjectMerge]:
             )
         )
     )
+
 
 def get_merge(session: Session, merge_id: uuid.UUID) -> SubjectMerge:
     """A merge record, undone or not."""

@@ -4,18 +4,26 @@
 console, the CLI, due process and the scheduler alike. Read in order, it is what happens:
 
 1. the registry takes the step (status, periods, history, audit) — `blacklist.service.transition`;
+   at publication (the reviewer's acceptance) the identifiers the submission proposed join their
+   subjects — `blacklist.service.join_proposed` — and a rejection drops them;
 2. punishment follows: instructions on publication, lifts when the entry ends — `sanctions.service`;
-3. the change feed announces it, with its webhook outbox rows — `sharing.changes.append`;
+3. the change feed announces it, with its webhook outbox rows — `sharing.changes.append`; the other
+   entries in force of a subject whose identifiers grew are re-sent (`updated`);
 4. a revocation publishes a correction notice (恢复信誉) — `appeals.corrections`;
 5. liable persons follow the unit: their entries are opened and published with it, and take its
    later steps — through this same function.
+
+A step that loses a race with another one on the same entry is a 409 (`registry.lost_race`), wherever
+in this path the database notices it.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.appeals import corrections
 from fanchaoxin.blacklist import service as registry
@@ -39,7 +47,35 @@ def take_step(
     system: bool = False,
 ) -> Entry:
     """Take one lifecycle step and everything that follows from it, in the caller's transaction."""
-    today = today or china_today()
+    try:
+        _take_step(
+            session,
+            actor,
+            entry,
+            action,
+            reason=reason,
+            expected_version=expected_version,
+            today=today or china_today(),
+            system=system,
+        )
+        # Flushed here, so that a clash with another step shows now and not at the caller's commit.
+        session.flush()
+    except StaleDataError as exc:
+        raise registry.lost_race() from exc
+    return entry
+
+
+def _take_step(
+    session: Session,
+    actor: Actor,
+    entry: Entry,
+    action: Action,
+    *,
+    reason: str,
+    expected_version: int | None,
+    today: date,
+    system: bool,
+) -> None:
     registry.transition(
         session,
         actor,
@@ -51,17 +87,24 @@ def take_step(
         system=system,
     )
     status = Status(entry.status)
+    grown: set[uuid.UUID] = set()
     if action == Action.publish:
+        grown = registry.join_proposed(session, actor, entry)
         sanctions.on_published(session, actor, entry, today=today)
+    elif status == Status.rejected:
+        registry.drop_proposed(session, actor, entry)
     elif status in LIFTED:
         sanctions.on_ended(session, actor, entry, why=action.value, today=today)
     if action in FEED_EVENT:
         changes.append(session, entry, FEED_EVENT[action])
+    # Their subject's identifiers (and so their tags) changed: participants get them again.
+    for other in registry.in_force_of(session, sorted(grown)) if grown else []:
+        if other.id != entry.id:
+            changes.append(session, other, "updated")
     if status == Status.revoked:
         corrections.publish_correction(session, actor, entry, reason=reason, today=today)
     if entry.parent_entry_id is None:
         _follow_with_linked(session, actor, entry, action, reason=reason, today=today)
-    return entry
 
 
 def _follow_with_linked(
@@ -69,18 +112,26 @@ def _follow_with_linked(
 ) -> None:
     if action == Action.publish:
         for linked in registry.open_linked_entries(session, actor, unit_entry):
-            take_step(
+            _take_step(
                 session,
                 actor,
                 linked,
                 Action.publish,
                 reason="published with the unit",
+                expected_version=None,
                 today=today,
                 system=True,
             )
     elif action in FOLLOWED_BY_LINKED:
         for linked in registry.linked_entries(session, unit_entry):
             if Status(linked.status) in IN_FORCE:
-                take_step(
-                    session, actor, linked, action, reason=reason or action.value, today=today, system=True
+                _take_step(
+                    session,
+                    actor,
+                    linked,
+                    action,
+                    reason=reason or action.value,
+                    expected_version=None,
+                    today=today,
+                    system=True,
                 )
