@@ -627,3 +627,19 @@ def test_cli_adds_a_console_user(client, world, settings):
         input=f"{PASSWORD}\n",
     )
     assert r.exit_code == 1 and "role" in r.output
+
+
+def test_a_departments_page_shows_its_unpublished_entries_as_it_sent_them(client, db, staff):
+    """Issue #13: an entry matched to another tenant's unpublished subject never shows that subject."""
+    shop = staff["shop"].org.id
+    with db.session() as s:
+        registry.submit(s, Actor("test:shop", shop), shop, EntryIn.model_validate({
+            "subject": {"kind": "unit", "name": "店铺报送的公司名", "identifiers": [
+                {"type": "uscc", "value": "91350100M000100Y43"}]},
+            "behaviours": ["order_brushing"], "role": "organizer", "severity": "general",
+            "basis": "enterprise_finding", "facts": "组织刷单。",
+        }))  # fmt: skip
+    penalty_entry(db, staff["dept"].org.id, name="部门自报名称")  # the same USCC: matched to the shop's subject
+    sign_in(client, "market")
+    page = client.get("/console/org").text
+    assert "部门自报名称" in page and "店铺报送的公司名" not in page

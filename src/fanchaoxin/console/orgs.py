@@ -4,6 +4,7 @@ feedback rate, or a department's measures and the entries it acts on."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -73,8 +74,43 @@ def _department_blocks(
     return {
         "measure_rows": [i for i in rows if i.department_measure],
         "other_rows": [i for i in rows if not i.department_measure],
-        "based_entries": based,
+        "based_entries": [_as_shown(e, principal) for e in based],
     }
+
+
+@dataclass
+class _BasedEntry:
+    """A row of the department's list, with the subject as the department may see it: before publication
+    the subject it sent, never the (perhaps another tenant's, unpublished) subject it was matched to."""
+
+    id: uuid.UUID
+    subject: Any
+    basis: str
+    document_number: str | None
+    issuing_authority: str | None
+    severity: str
+    status: str
+
+
+@dataclass
+class _SentSubject:
+    kind: str
+    name: str
+
+
+def _as_shown(entry: Entry, principal: Principal) -> _BasedEntry:
+    subject: Any = entry.subject
+    if registry.shows_as_submitted(entry, principal) and entry.submitted_subject:
+        subject = _SentSubject(entry.submitted_subject["kind"], entry.submitted_subject["name"])
+    return _BasedEntry(
+        entry.id,
+        subject,
+        entry.basis,
+        entry.document_number,
+        entry.issuing_authority,
+        entry.severity,
+        entry.status,
+    )
 
 
 def _overdue(rows: list[Instruction], today: date) -> list[Instruction]:
