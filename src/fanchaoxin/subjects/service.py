@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -107,6 +107,7 @@ def resolve(
     name: str,
     identifiers: list[tuple[str, str]],
     field_prefix: str = "subject",
+    _again: bool = False,
 ) -> Resolution:
     """Find or create the subject for a submission (identifiers already normalised).
 
@@ -140,10 +141,27 @@ def resolve(
     subject = Subject(kind=kind, name=display_name(name), name_key=name_key(name))
     session.add(subject)
     session.flush()
+    lost = [(t, v) for _, t, v in free if not _insert_identifier(session, subject.id, t, v)]
+    session.expire(subject, ["identifiers"])
+    if lost:
+        # Another submission created a subject with these identifiers at the same moment and committed
+        # first (the unique key on identifiers decided): undo ours and resolve against what it made.
+        session.execute(delete(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject.id))
+        session.delete(subject)
+        session.flush()
+        if _again:
+            raise Conflict("Another submission for the same subject is being stored; try again")
+        return resolve(
+            session,
+            actor,
+            kind=kind,
+            name=name,
+            identifiers=identifiers,
+            field_prefix=field_prefix,
+            _again=True,
+        )
     proposals.extend(_name_proposals(session, subject))
     subject.proposals_checked_at = utcnow()
-    for _, t, v in free:
-        session.add(SubjectIdentifier(subject_id=subject.id, type=t, value=v))
     session.flush()
     audit.record(session, actor, "subject.create", "subject", subject.id, after=subject.snapshot())
     return Resolution(subject, True, proposals, [], conflicts)
@@ -159,17 +177,23 @@ def add_identifier(session: Session, subject: Subject, type_: str, value: str) -
     owner = find_by_identifiers(session, [(type_, value)]).get((type_, value))
     if owner is not None:
         return "had" if owner.id == subject.id else "taken"
-    table = SubjectIdentifier.__table__
-    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
-    row = {"id": new_id(), "subject_id": subject.id, "type": type_, "value": value, "created_at": utcnow()}
-    inserted = session.execute(
-        insert.values(**row).on_conflict_do_nothing(index_elements=["type", "value"]).returning(table.c.id)
-    ).first()
-    if inserted is not None:
+    if _insert_identifier(session, subject.id, type_, value):
         session.expire(subject, ["identifiers"])
         return "added"
     owner = find_by_identifiers(session, [(type_, value)]).get((type_, value))
     return "had" if owner is not None and owner.id == subject.id else "taken"
+
+
+def _insert_identifier(session: Session, subject_id: uuid.UUID, type_: str, value: str) -> bool:
+    """Insert the identifier unless some subject has it: the database's unique key decides, so two
+    transactions racing for one identifier never fail — the later one is told it lost."""
+    table = SubjectIdentifier.__table__
+    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    row = {"id": new_id(), "subject_id": subject_id, "type": type_, "value": value, "created_at": utcnow()}
+    inserted = session.execute(
+        insert.values(**row).on_conflict_do_nothing(index_elements=["type", "value"]).returning(table.c.id)
+    ).first()
+    return inserted is not None
 
 
 def _name_proposals(session: Session, subject: Subject) -> list[MergeProposal]:
