@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from tests.core.faults import TcpProxy
 
 from bench.bench_uploads import make_uscc
+from bench.loadgen import wait_until_serving
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryIn
@@ -210,16 +211,7 @@ def main() -> None:
             env=env, stdout=server_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_until_serving(f"{base}/readyz", server, START_TIMEOUT)
 
         schedule = [("healthy", 5.0), ("cut", args.outage), ("after cut", 10.0),
                     ("frozen", args.outage), ("after freeze", 10.0)]  # fmt: skip

@@ -30,6 +30,7 @@ import httpx
 from sqlalchemy import create_engine, select, text
 
 import fanchaoxin
+from bench.loadgen import wait_until_serving
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
@@ -78,16 +79,7 @@ def _start(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _wait(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit(f"the server at {base} did not start")
-        time.sleep(0.2)
+    wait_until_serving(f"{base}/healthz", server, START_TIMEOUT)
 
 
 def _hammer(base: str, key: str, t0: float, seconds: float, budget: list[int], tally: Tally) -> None:

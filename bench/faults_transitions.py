@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import date
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench.loadgen import wait_until_serving
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryIn
@@ -166,16 +166,7 @@ def main() -> None:
             env=env,
         )  # fmt: skip
         base = f"http://127.0.0.1:{args.port}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_until_serving(f"{base}/healthz", server, START_TIMEOUT)
         keys, org_id = _organisations(db, args.attempts)
         # Not counted: the first publications of a fresh worker are slow (policy, catalogues, caches),
         # long enough for 55 waiting requests to run out of pooled connections (503, not a race).

@@ -9,8 +9,11 @@ import asyncio
 import multiprocessing
 import re
 import statistics
+import subprocess
 import time
 from typing import Any
+
+import httpx
 
 try:
     import uvloop
@@ -100,3 +103,17 @@ def python_run(port: int, key: str, bodies: list[str], connections: int, seconds
         "p99": q[98] * 1000, "max": max(lat, default=0) * 1000, "non_allow": counts[0], "bad": counts[1],
         "stalls": stalls(per_second, started, seconds),
     }  # fmt: skip
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[Any], timeout: float) -> None:
+    """Poll `url` until it answers 200; stop the benchmark if the server exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit(f"the server at {url} did not start")
+        time.sleep(0.2)

@@ -215,17 +215,7 @@ def objection_decide(
                 "version": version,
             }
         )
-        due_process.decide_objection(
-            session,
-            principal.actor,
-            obj,
-            outcome=body.outcome,
-            reason=body.reason,
-            identity_verification=body.identity_verification,
-            corrections=body.corrections.changes() if body.corrections else None,
-            public_reason=body.public_reason,
-            expected_version=body.version,
-        )
+        due_process.decide_objection_as_asked(session, principal.actor, obj, body)
     except (ValidationError, Problem) as exc:
         return _failed(request, session, principal, objection_id, exc, "decide", form)
     return redirect(request, f"{PREFIX}/objections/{objection_id}?done=decide")

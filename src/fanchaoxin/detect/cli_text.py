@@ -58,7 +58,7 @@ def train(
     jobs: int = typer.Option(1, "--jobs", help="Parallel CV folds (-1: all cores)."),
 ) -> None:
     """Train a review-text classifier; with --group-col also print grouped CV accuracy."""
-    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
+    from fanchaoxin.detect import reviews as R
 
     try:
         cols = R.read_columns(input, [text_col, label_col, *([group_col] if group_col else [])])
@@ -117,7 +117,7 @@ def score(
     output: Path = typer.Option(..., "--output", help="CSV to write: row, score, label."),
 ) -> None:
     """Score reviews: row (1-based data row), score (0..1, likelihood of the positive label), label."""
-    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
+    from fanchaoxin.detect import reviews as R
 
     try:
         m = R.ReviewModel.load(model)
@@ -162,7 +162,7 @@ def duplicates(
     submit_min_score: float | None = submission.opt_min_score(),
 ) -> None:
     """Find near-duplicate review templates (MinHash + LSH); write `fake_review` findings as JSON."""
-    from fanchaoxin.detect import reviews as R  # noqa: PLC0415
+    from fanchaoxin.detect import reviews as R
 
     submission.check_options(submit, platform, key)
     try:

@@ -26,6 +26,7 @@ from fanchaoxin.appeals import cases, objections, repair, reports
 from fanchaoxin.appeals import corrections as notices
 from fanchaoxin.appeals.cases import Filing
 from fanchaoxin.appeals.models import Objection, RepairApplication
+from fanchaoxin.appeals.schemas import ObjectionDecisionIn
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, Status
 from fanchaoxin.blacklist.models import Entry
@@ -105,6 +106,23 @@ def forward_objection(
     entry = objections.check_forward(session, obj, today=today, expected_version=expected_version)
     mark_disputed(session, obj, today=today)
     return objections.forward(session, actor, obj, entry, note=note, today=today)
+
+
+def decide_objection_as_asked(
+    session: Session, actor: Actor, obj: Objection, body: ObjectionDecisionIn
+) -> Objection:
+    """The decision a reviewer sent (API or console form), as `decide_objection` takes it."""
+    return decide_objection(
+        session,
+        actor,
+        obj,
+        outcome=body.outcome,
+        reason=body.reason,
+        identity_verification=body.identity_verification,
+        corrections=body.corrections.changes() if body.corrections else None,
+        public_reason=body.public_reason,
+        expected_version=body.version,
+    )
 
 
 def decide_objection(

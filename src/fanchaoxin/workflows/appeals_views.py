@@ -90,17 +90,7 @@ def decide_objection(
     principal: Principal = allow(*REVIEWERS),
 ) -> ObjectionOut:
     obj = objection_for(session, objection_id, principal)
-    flows.decide_objection(
-        session,
-        principal.actor,
-        obj,
-        outcome=body.outcome,
-        reason=body.reason,
-        identity_verification=body.identity_verification,
-        corrections=body.corrections.changes() if body.corrections else None,
-        public_reason=body.public_reason,
-        expected_version=body.version,
-    )
+    flows.decide_objection_as_asked(session, principal.actor, obj, body)
     return objection_out(session, obj, principal)
 
 
