@@ -8,10 +8,12 @@ PostgreSQL fails the run (it never skips), unless FCX_TEST_BACKENDS=sqlite is se
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +21,7 @@ from hypothesis import settings as hyp_settings
 from sqlalchemy import create_engine, text
 
 from fanchaoxin.app import create_app
+from fanchaoxin.core import vault
 from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.db import Base, Database
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
@@ -30,6 +33,13 @@ from fanchaoxin.orgs.models import Organisation
 # Property tests must not fail because a shared CI machine was slow: no per-example deadline.
 hyp_settings.register_profile("fcx", deadline=None)
 hyp_settings.load_profile("fcx")
+
+# Personal data is encrypted at rest under a data key ring (core.vault): every test process (and the CLI
+# processes tests start, which inherit the environment) uses one ring of its own, made here.
+if "FCX_DATA_KEY_FILE" not in os.environ:
+    _KEY_DIR = tempfile.mkdtemp(prefix="fcx-test-keys-")
+    os.environ["FCX_DATA_KEY_FILE"] = os.path.join(_KEY_DIR, "data.json")
+    vault.write_ring(vault.new_ring(Path(os.environ["FCX_DATA_KEY_FILE"])), exclusive=True)
 
 POSTGRES_URL = os.environ.get("FCX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [

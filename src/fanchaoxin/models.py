@@ -19,7 +19,7 @@ from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
-from fanchaoxin.orgs.models import ApiKey, Organisation
+from fanchaoxin.orgs.models import ApiKey, DecisionLogIdentifier, DecisionLogRecord, Organisation
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.sharing.models import (
     EvaluationQuota,
@@ -42,6 +42,8 @@ __all__ = [
     "ConsoleSession",
     "ConsoleUser",
     "CorrectionNotice",
+    "DecisionLogIdentifier",
+    "DecisionLogRecord",
     "Entry",
     "EntryTransition",
     "EvaluationQuota",

@@ -43,8 +43,48 @@ class Settings(BaseSettings):
     api_key_default_days: int = Field(365, description="Lifetime of a new API key unless told otherwise.")
     api_key_max_days: int = Field(3 * 365, description="Longest lifetime a key may be given.")
 
-    # Logs are kept at least five years (DESIGN.md §2); the platform never deletes audit rows itself.
-    audit_retention_years: int = 5
+    # Logs are kept at least five years (DESIGN.md §2), then pruned by the scheduler (`fcx jobs run`).
+    audit_retention_years: int = Field(
+        5,
+        ge=5,
+        description="Years audit events and decision-log records are kept before the scheduler prunes them "
+        "(at least 5: DESIGN.md §2).",
+    )
+
+    # Personal data at rest (core.vault): the data key ring. Back it up apart from the database.
+    data_key_file: str = Field(
+        "var/keys/data.json",
+        description="Data key ring (AES-256-GCM keys and the blind-index key), mode 0600. Missing or "
+        "malformed: nothing is served. Created on the first start of an empty platform only when "
+        "left at its default; a path given explicitly must exist.",
+    )
+
+    # One budget for plain-identifier matching per enterprise (decisions, look-ups) and one for blinded
+    # evaluations; per-organisation values override these defaults (`fcx orgs quota`).
+    quota_plain_per_minute: int = Field(
+        600, ge=0, description="Plain identifiers an enterprise may have matched per minute."
+    )
+    quota_plain_per_day: int = Field(
+        20_000, ge=0, description="Plain identifiers an enterprise may have matched per day."
+    )
+    quota_evaluations_per_minute: int = Field(
+        60_000, ge=0, description="Blinded evaluations an enterprise may ask for per minute."
+    )
+    plain_batch_max: int = Field(
+        100, ge=1, description="Most plain identifiers in one decision or look-up request."
+    )
+    enumeration_window_seconds: int = Field(
+        3600, ge=60, description="Window in which an enterprise's misses are compared for enumeration."
+    )
+    enumeration_threshold: int = Field(
+        25,
+        ge=3,
+        description="Misses of one enterprise in one structured family (values alike but for a run of "
+        "digits) within the window that raise the enumeration alarm.",
+    )
+    decision_log_flush_seconds: float = Field(
+        0.5, gt=0, description="Decision-log records are written in batches at most this long apart."
+    )
 
     timezone_display: str = "Asia/Shanghai"
 

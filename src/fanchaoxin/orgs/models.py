@@ -91,3 +91,40 @@ class ApiKey(Base):
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "revoked_reason": self.revoked_reason,
         }
+
+
+class DecisionLogRecord(Base):
+    """One decision or look-up by an organisation (决策日志), as Open Policy Agent keeps them.
+
+    Never the plain identifier: ``decision_log_identifiers`` holds keyed digests (``core.vault.
+    identifier_index`` on the platform, ``tag:<hex>`` for a node's tag). Kept for
+    ``FCX_AUDIT_RETENTION_YEARS`` and then pruned by the scheduler.
+    """
+
+    __tablename__ = "decision_log"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    channel: Mapped[str] = mapped_column(String(16))  # platform | node
+    kind: Mapped[str] = mapped_column(String(16))  # decision | lookup | evaluation
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    scene: Mapped[str | None] = mapped_column(String(64))
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    entry_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    policy_version: Mapped[int | None] = mapped_column(Integer)
+    feed_seq: Mapped[int | None] = mapped_column(Integer)
+    # Set for records relayed by a node: the node's own record id, so a re-sent batch is not counted twice.
+    node_record_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class DecisionLogIdentifier(Base):
+    """A keyed digest of one identifier a decision-log record asked about ("who looked me up")."""
+
+    __tablename__ = "decision_log_identifiers"
+
+    record_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("decision_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
