@@ -60,11 +60,14 @@ from sqlalchemy import text
 from bench.bench_registry import db_url, fresh_database, tenant
 from bench.bench_uploads import machine, make_phone, make_resident_id, make_uscc
 from bench.loadgen import python_run, stalls
+from fanchaoxin.core import vault
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.identifiers import normalise
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
+from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs import service as orgs
 from fanchaoxin.sanctions.decide import DecisionIndex, decide, index_entry
 from fanchaoxin.sanctions.policy import default_policy, grade, measure_catalogue
@@ -435,7 +438,7 @@ def bench_decide(entries: int, decisions: int, hit_rate: float, runs: int, seed:
 # --- 2. POST /v1/decisions ------------------------------------------------------------------------------
 
 SUBJECT_COLS = "id, kind, name, name_key, created_at, proposals_checked_at"
-IDENT_COLS = "id, subject_id, type, value, created_at"
+IDENT_COLS = "id, subject_id, type, value, value_index, created_at"
 ENTRY_COLS = (
     "id, subject_id, owner_org_id, shared_with_all, status, behaviours, role, services, severity, basis, "
     "facts, parent_entry_id, liable_role, policy_version, measures, submitted_at, submitted_by, "
@@ -466,12 +469,18 @@ def seed_entries(db: Database, org_id: uuid.UUID, gen: Generator, n: int, chunk:
                 with cur.copy(f"COPY subjects ({SUBJECT_COLS}) FROM STDIN") as cp:
                     for e in batch:
                         if e.new_subject:
-                            cp.write_row((e.subject_id, e.kind, e.name, e.name.lower(), now, now))
+                            cp.write_row((
+                                e.subject_id, e.kind, vault.encrypt(e.name, "subjects.name"), e.name.lower(),
+                                now, now,
+                            ))  # fmt: skip
                 with cur.copy(f"COPY subject_identifiers ({IDENT_COLS}) FROM STDIN") as cp:
                     for e in batch:
                         if e.new_subject:
                             for t, v, _ in e.idents:
-                                cp.write_row((gen.uuid(), e.subject_id, t, v, now))
+                                # Sealed with its blind index, as the registry stores it (core.vault).
+                                sealed = vault.encrypt(v, "subject_identifiers.value")
+                                ix = vault.identifier_index(t, v)
+                                cp.write_row((gen.uuid(), e.subject_id, t, sealed, ix, now))
                 with cur.copy(f"COPY entries ({ENTRY_COLS}) FROM STDIN") as cp:
                     for e in batch:
                         cp.write_row((
@@ -483,7 +492,8 @@ def seed_entries(db: Database, org_id: uuid.UUID, gen: Generator, n: int, chunk:
             conn.commit()
         with conn.cursor() as cur:
             cur.execute("RESET session_replication_role")
-            cur.execute("ANALYZE")
+            # Its own tables only: a database-wide ANALYZE deadlocks with other schemas being dropped.
+            cur.execute("ANALYZE subjects, subject_identifiers, entries")
         conn.commit()
     finally:
         raw.close()
@@ -782,6 +792,11 @@ def bench_http(
         loadgen = "wrk" if shutil.which("wrk") else "python"
     db, drop = fresh_database("postgresql")
     tmp = tempfile.mkdtemp(prefix="fcx_bench_decide_")
+    if "FCX_DATA_KEY_FILE" not in os.environ:
+        # A data key ring of this run's own, for the rows it seals and the server it starts (inherited).
+        os.environ["FCX_DATA_KEY_FILE"] = str(Path(tmp) / "data.json")
+        get_settings.cache_clear()
+        vault.write_ring(vault.new_ring(Path(os.environ["FCX_DATA_KEY_FILE"])), exclusive=True)
     server: Server | None = None
     try:
         org_id, _ = tenant(db)
@@ -791,6 +806,11 @@ def bench_http(
                 agreement_signed_on=date(2017, 1, 1),
             )  # fmt: skip
             key = orgs.create_key(s, SYSTEM, reader, Role.enterprise_node).secret
+            # The load is one enterprise checking its traffic: far above the default plain-identifier
+            # quotas (orgs.budget), which would answer 429 after the first 600 identifiers.
+            budgets.set_quotas(
+                s, SYSTEM, reader, {"quota_plain_per_minute": 10**9, "quota_plain_per_day": 2 * 10**9}
+            )
         gen = Generator(seed + 1, china_today())
         t0 = time.perf_counter()
         gc.disable()  # the generator's bookkeeping; the server's processes are not affected

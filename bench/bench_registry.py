@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, insert, text
 from bench.bench_uploads import generate_rows, machine, make_uscc, to_csv
 from fanchaoxin.app import create_app
 from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.core import vault
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
@@ -134,7 +135,14 @@ def seed_published(db: Database, org_id: uuid.UUID, n: int, seed: int = 3) -> li
                     }
                 )
                 idents.append(
-                    {"id": uuid.uuid4(), "subject_id": sid, "type": "uscc", "value": u, "created_at": now}
+                    {
+                        "id": uuid.uuid4(),
+                        "subject_id": sid,
+                        "type": "uscc",
+                        "value": u,  # sealed by the column type (core.vault)
+                        "value_index": vault.identifier_index("uscc", u),
+                        "created_at": now,
+                    }
                 )
                 entries.append({
                     "id": eid, "subject_id": sid, "owner_org_id": org_id, "shared_with_all": True, "status": "published",

@@ -14,24 +14,31 @@ from fanchaoxin import __version__
 from fanchaoxin.appeals.views import router as appeals_router
 from fanchaoxin.blacklist.views import router as blacklist_router
 from fanchaoxin.console import install as install_console
+from fanchaoxin.core import vault
 from fanchaoxin.core.auth import install_authenticator, route_access
 from fanchaoxin.core.db import Database, Timeouts, unavailable
 from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.core.views import router as core_router
+from fanchaoxin.orgs.budget import Budget
+from fanchaoxin.orgs.decision_log import DecisionLogWriter
+from fanchaoxin.orgs.node_log_views import router as node_log_router
 from fanchaoxin.orgs.service import authenticate_key
 from fanchaoxin.orgs.views import router as orgs_router
 from fanchaoxin.sanctions.index import IndexHolder
+from fanchaoxin.sanctions.views import active_policy_version
 from fanchaoxin.sanctions.views import router as sanctions_router
 from fanchaoxin.sharing import outbox as sharing_outbox
 from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
 from fanchaoxin.sharing.views import changes_router
 from fanchaoxin.sharing.views import router as sharing_router
+from fanchaoxin.stats.access_patterns_views import router as access_patterns_router
 from fanchaoxin.stats.views import router as stats_router
 from fanchaoxin.subjects.views import router as subjects_router
+from fanchaoxin.workflows.access_views import router as access_log_router
 from fanchaoxin.workflows.appeals_views import router as appeals_workflows_router
-from fanchaoxin.workflows.jobs import run_appeals_jobs
+from fanchaoxin.workflows.jobs import audit_signing_keys, run_appeals_jobs
 from fanchaoxin.workflows.jobs import run_jobs as run_registry_jobs
 from fanchaoxin.workflows.views import router as workflows_router
 
@@ -48,8 +55,13 @@ RFC 9457 problem details.
 
 
 def create_served_app() -> FastAPI:
-    """The application as `fcx serve` runs it: with the scheduled jobs loop."""
-    return create_app(run_jobs=True)
+    """The application as `fcx serve` runs it: with the scheduled jobs loop.
+
+    A data key problem (a missing or malformed key file, a row under a key the ring lacks) stops the
+    start here, naming the file or the row: nothing is served (core.vault)."""
+    app = create_app(run_jobs=True)
+    vault.check_served(app.state.db.engine)
+    return app
 
 
 def create_app(
@@ -65,6 +77,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         worker = None
+        app.state.decision_log.start()
         if run_jobs:
             app.state.decision_index.warm_in_background()
         if run_jobs and settings.jobs_interval_seconds > 0:
@@ -79,6 +92,8 @@ def create_app(
         stop.set()
         if worker is not None:
             worker.join(timeout=10)
+        # Every decision answered is written before the process goes.
+        app.state.decision_log.stop()
         if owns_db:
             database.dispose()
 
@@ -93,6 +108,13 @@ def create_app(
     app.state.metrics = Metrics()
     install_authenticator(app, authenticate_key)
     app.state.decision_index = IndexHolder(database, retry_seconds=settings.database_retry_after_seconds)
+    # One budget of plain-identifier matching per organisation, and the decision log (orgs.budget,
+    # orgs.decision_log): in this process, written in batches by the log's thread.
+    app.state.budget = Budget(settings)
+    app.state.audit_trusted_keys = audit_signing_keys
+    app.state.decision_log = DecisionLogWriter(
+        database, settings, app.state.budget, policy_source=active_policy_version
+    )
     # First of the middleware: innermost, so that the metrics count the 500s and 503s it answers.
     install_handlers(app, unavailable=unavailable, retry_after_seconds=settings.database_retry_after_seconds)
 
@@ -108,6 +130,9 @@ def create_app(
         stats_router,
         workflows_router,
         appeals_workflows_router,
+        node_log_router,  # #14: node decision logs, who looked me up, unusual patterns
+        access_log_router,
+        access_patterns_router,
     )
     for router in routers:
         _document_roles(router)

@@ -7,29 +7,34 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from sqlalchemy import select
 
 from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, logs, rekey, vault
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
-from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app
+from fanchaoxin.orgs import cli as orgs_cli
 from fanchaoxin.orgs import service
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.cli import policy_app
 from fanchaoxin.sharing.cli import sharing_app
 from fanchaoxin.simulate.cli import app as simulate_app
+from fanchaoxin.stats.access_patterns_cli import patterns as audit_patterns
 from fanchaoxin.stats.cli import report_app
 from fanchaoxin.workflows.cli import jobs_app
+from fanchaoxin.workflows.jobs import audit_signing_keys
 
 app = typer.Typer(
     help="fanchaoxin (反炒信) — platform, enterprise node and monitoring toolkit.", no_args_is_help=True
@@ -39,13 +44,17 @@ org_app = typer.Typer(
     help="Organisations: the platform, departments, participating enterprises.", no_args_is_help=True
 )
 key_app = typer.Typer(
-    help="API keys (shown once, hashed at rest, expiring, revocable).", no_args_is_help=True
+    help="API keys (shown once, hashed at rest, expiring, revocable) and the data keys that encrypt "
+    "personal data at rest (FCX_DATA_KEY_FILE: *-data commands).",
+    no_args_is_help=True,
 )
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
-app.add_typer(key_app, name="key")
+app.add_typer(key_app, name="keys")
+app.add_typer(key_app, name="key", hidden=True)  # the name before data keys joined the group
 app.add_typer(audit_app, name="audit")
+audit_app.command("patterns")(audit_patterns)  # #14: unusual patterns of checks (stats.access_patterns)
 app.add_typer(entries_app, name="entries")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(policy_app, name="policy")
@@ -56,6 +65,7 @@ app.add_typer(sharing_app, name="sharing")
 app.add_typer(node_app, name="node")
 app.add_typer(report_app, name="report")
 app.add_typer(console_app, name="console")
+
 
 @app.command()
 def serve(
@@ -78,21 +88,37 @@ def serve(
     except ValueError as exc:
         fail(str(exc))
     db = database()
-    db.upgrade()
-    if demo:
+    try:
+        # Before the upgrade: its data migrations seal existing rows under the ring.
+        vault.ensure_ring(db.engine)
+        db.upgrade()
+        if demo:
             print_demo(console, load_demo(db))
-    db.dispose()
+        vault.check_database(db.engine)
+    except vault.DataKeyError as exc:
+        # Nothing is served with a key problem: rows would fail one by one, or new ones be sealed
+        # under a key nobody kept.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print("Nothing is served until the data key file is right.")
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
     console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
-        "fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers, **proxies
-    )
+        "fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers, **proxies,
+        log_config=logs.uvicorn_log_config(),  # no plain identifiers in the access log (#14)
+    )  # fmt: skip
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or upgrade the schema (Alembic migrations)."""
     db = database()
-    db.upgrade(revision)
+    try:
+        vault.ensure_ring(db.engine)  # the data migrations seal existing rows under the ring
+        db.upgrade(revision)
+    except vault.DataKeyError as exc:
+        fail(str(exc))
     console.print(f"Database at revision [bold]{db.current_revision()}[/] ({db.engine.dialect.name})")
 
 
@@ -250,18 +276,144 @@ def key_revoke(
         fail(problem_message(exc))
 
 
+@key_app.command("init-data")
+def keys_init_data() -> None:
+    """Create the data key ring (FCX_DATA_KEY_FILE) on a platform that holds no encrypted data yet.
+
+    Never overwrites a key file: a lost key cannot be replaced by a new one."""
+    path = vault.key_file()
+    if path.exists():
+        fail(
+            f"data key file {path} exists already; it is never overwritten "
+            "(add a key with `fcx keys rotate-data`)"
+        )
+    db = database()
+    try:
+        first = vault.first_encrypted_row(db.engine)
+    finally:
+        db.dispose()
+    if first is not None:
+        fail(
+            f"the database holds encrypted data ({first}) sealed under keys a new file would not hold: "
+            f"restore {path} from the key backup instead"
+        )
+    if not vault.write_ring(vault.new_ring(path), exclusive=True):
+        fail(f"data key file {path} was created meanwhile by someone else; it is left as it is")
+    vault.forget()
+    console.print(f"Created data key file [bold]{path}[/] (mode 0600), active key {vault.ring().active}.")
+    console.print("Back it up apart from the database: without it the personal data cannot be read.")
+
+
+@key_app.command("rotate-data")
+def keys_rotate_data(
+    reencrypt: Annotated[
+        bool,
+        typer.Option(
+            "--reencrypt/--no-reencrypt",
+            help="Re-encrypt every row under the new key (batches of 1,000, each its own transaction; "
+            "the platform keeps serving). --no-reencrypt only adds the key: new values use it at once.",
+        ),
+    ] = True,
+    batch: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per transaction.")] = rekey.BATCH_ROWS,
+) -> None:
+    """Add a new data key, make it active, and re-encrypt the rows sealed under the older keys."""
+    db = database()
+    try:
+        ring = rekey.add_key()
+        console.print(f"Data key [bold]{ring.active}[/] added to {ring.path} and made active.")
+        if reencrypt:
+            _reencrypt(db, batch)
+    except vault.DataKeyError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+def _reencrypt(db: Database, batch: int) -> None:
+    columns = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=False
+    )
+    tasks: dict[tuple[str, str], TaskID] = {}
+
+    def show(p: rekey.Progress) -> None:
+        key = (p.table, p.column)
+        if key not in tasks:
+            tasks[key] = columns.add_task(f"{p.table}.{p.column}", total=p.total)
+        columns.update(tasks[key], completed=p.done, total=p.total)
+
+    with columns:
+        done = rekey.reencrypt(db.engine, batch=batch, on_progress=show)
+    total = sum(done.values())
+    console.print(
+        f"Re-encrypted {total} values under key [bold]{vault.ring().active}[/]"
+        + ("." if total else " (none were under an older key).")
+    )
+    left = rekey.pending(db.engine, vault.ring().active)
+    if left:
+        console.print(
+            f"[yellow]{sum(left.values())} values are still under older keys[/] (changed while this ran): "
+            "run `fcx keys rotate-data` again, or see `fcx keys data-status`."
+        )
+
+
+@key_app.command("data-status")
+def keys_data_status() -> None:
+    """Stored encrypted values per data key, per table and column; and the keys of the ring."""
+    db = database()
+    try:
+        ring = vault.ring()
+        usage = vault.key_usage(db.engine)
+    except vault.DataKeyError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+    console.print(f"Data key file {ring.path}: keys {', '.join(ring.keys)}; active [bold]{ring.active}[/]")
+    table = Table("table", "column", "key", "rows")
+    for u in usage:
+        key = u.key_id if u.key_id is not None else "[red]plain (not encrypted)[/]"
+        if u.key_id is not None and u.key_id not in ring.keys:
+            key = f"[red]{u.key_id} (missing from the ring)[/]"
+        table.add_row(u.table, u.column, key, str(u.rows))
+    console.print(table)
+    per_key: dict[str, int] = {}
+    for u in usage:
+        per_key[u.key_id or "plain"] = per_key.get(u.key_id or "plain", 0) + u.rows
+    console.print("Rows per key: " + (", ".join(f"{k}: {n}" for k, n in sorted(per_key.items())) or "none"))
+
+
+@key_app.command("retire-data")
+def keys_retire_data(
+    key_id: Annotated[str, typer.Argument(help="The data key id to remove (e.g. d1).")],
+) -> None:
+    """Remove a data key from the ring; refused while any stored value needs it (rows are named)."""
+    db = database()
+    try:
+        ring = rekey.retire(db.engine, key_id)
+    except vault.DataKeyError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+    console.print(f"Data key {key_id} removed from {ring.path}; keys left: {', '.join(ring.keys)}.")
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain and name the first broken link (exit status 1 if any)."""
     db = database()
     with db.session() as session:
-        result = audit.verify(session)
+        result = audit.verify(session, trusted_keys=audit_signing_keys())  # pruning checkpoints
     if result.ok:
-        console.print(f"[green]Audit chain intact[/]: {result.checked} events verified.")
+        pruned = f" ({result.pruned} older events pruned behind a signed checkpoint)" if result.pruned else ""
+        console.print(f"[green]Audit chain intact[/]: {result.checked} events verified.{pruned}")
     else:
         err.print(f"[bold red]Audit chain broken at event {result.broken_at}[/]: {result.reason}")
         err.print(f"({result.checked} events before it verified)")
         raise typer.Exit(1)
+
+
+# Quotas of identifier matching and the enumeration alarm (orgs.budget).
+org_app.command("quota")(orgs_cli.quota)
+org_app.command("clear-alarm")(orgs_cli.clear_alarm)
 
 
 def main() -> None:  # pragma: no cover

@@ -15,7 +15,7 @@ from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.cli import app as fcx
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, vault
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.errors import Conflict
 from fanchaoxin.core.roles import BusinessType as B
@@ -182,7 +182,9 @@ def test_report_to_entry_to_objection_to_revocation_and_restoration(client, mark
     assert feed_events(db, entry_id) == ["published", "disputed"]
     with db.session() as s:
         index = decision_index.build(s)
-    got = decide(index, [f"uscc:{USCC_A}"], "account_registration", today=D(2026, 9, 30))
+    got = decide(
+        index, [vault.identifier_index("uscc", USCC_A)], "account_registration", today=D(2026, 9, 30)
+    )
     assert got.disputed is True and got.verdict == "restrict"
     assert client.get(f"/v1/entries/{entry_id}", headers=rv(p)).json()["status"] == "disputed"
 
@@ -234,7 +236,12 @@ def test_report_to_entry_to_objection_to_revocation_and_restoration(client, mark
     assert {i.ack_due_on for i in lifted.values()} == {D(2026, 10, 15)}  # 13, 14, 15 Oct
     with db.session() as s:
         index = decision_index.build(s)
-    assert decide(index, [f"uscc:{USCC_A}"], "account_registration", today=D(2026, 10, 12)).verdict == "allow"
+    assert (
+        decide(
+            index, [vault.identifier_index("uscc", USCC_A)], "account_registration", today=D(2026, 10, 12)
+        ).verdict
+        == "allow"
+    )
 
     # 6. Restoration: a public correction notice, the objector's confirmation, the entry gone from view.
     notices = client.get("/v1/public/corrections").json()["corrections"]

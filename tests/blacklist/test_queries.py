@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +17,9 @@ def counted(engine) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
     statements: list[str] = []
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(statement)
+        # The decision-log writer runs beside requests on its own thread: it is not the page's work.
+        if threading.current_thread().name != "fcx-decision-log":
+            statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", on_execute)
     try:

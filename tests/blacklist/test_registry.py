@@ -14,13 +14,14 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.errors import Conflict
+from fanchaoxin.core.identifiers import mask
 from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.sharing.models import FeedEvent
 from fanchaoxin.subjects.models import MergeProposal, Subject
 from fanchaoxin.workflows.entries import take_step
 from fanchaoxin.workflows.jobs import run_jobs
-from tests.blacklist.registry_helpers import RID_B, USCC_A, USCC_B, judicial, person_entry, unit_entry
+from tests.blacklist.registry_helpers import RID_A, RID_B, USCC_A, USCC_B, judicial, person_entry, unit_entry
 
 
 @pytest.fixture
@@ -412,7 +413,7 @@ def test_personal_identifiers_are_masked_and_reveal_is_audited(client, parties, 
     e = submit(client, ent, person_entry())
     assert e["subject"]["name"] == "张*三"
     values = [i["value"] for i in e["subject"]["identifiers"]]
-    assert values == ["110105********002X", "+86 138****8000"]
+    assert values == [mask("resident_id", RID_A), mask("phone", "13800138000")]
     assert (
         client.get(
             f"/v1/entries/{e['id']}?reveal=true", headers=ent.headers(Role.enterprise_operator)

@@ -13,6 +13,7 @@ from fanchaoxin.blacklist.models import Entry, Evidence
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.errors import Conflict
+from fanchaoxin.core.identifiers import mask
 from fanchaoxin.core.roles import Role
 from fanchaoxin.sharing.models import FeedEvent
 from fanchaoxin.subjects.models import SubjectIdentifier
@@ -88,9 +89,10 @@ def decide(client, tenant, type_, value):
     return r.json()["verdict"]
 
 
-def public_query(client, by, q):
+def public_query(client, by, q, full_name=""):
     token = csrf_of(client.get("/console/public").text)
-    r = client.post("/console/public", data={"csrf_token": token, "by": by, "q": q})
+    data = {"csrf_token": token, "by": by, "q": q, "full_name": full_name}
+    r = client.post("/console/public", data=data)
     assert r.status_code == 200, r.text
     return r.text.split('id="results"')[-1]
 
@@ -125,16 +127,17 @@ def test_an_unreviewed_submission_does_not_change_a_published_subject(client, pa
     sent = submit(client, b, person(RID_A, PHONE_B))
     assert lookup(client, b, "phone", PHONE_B) == []
     assert decide(client, b, "phone", PHONE_B) == "allow"
-    assert "+86 139****9000" not in public_query(client, "resident_id", RID_A)
-    assert "张*三" in public_query(client, "resident_id", RID_A)  # the listed person is found by RID
-    assert 'id="no-results"' in public_query(client, "phone", PHONE_B)
+    assert mask("phone", PHONE_B) not in public_query(client, "resident_id", RID_A, "张小三")
+    # the listed person is found by RID and full name
+    assert "张*三" in public_query(client, "resident_id", RID_A, "张小三")
+    assert 'id="no-results"' in public_query(client, "phone", PHONE_B, "张小三")
     assert identifiers_of(db, subject_id) == before and feed(db) == events
 
     # the reviewer sees what it would add, and publishing accepts it
     seen = client.get(f"/v1/entries/{sent['id']}", headers=reviewer(p)).json()
     (offered,) = seen["proposed_identifiers"]
     assert offered["party"] == "subject" and offered["type"] == "phone" and offered["status"] == "proposed"
-    assert offered["value"] == "+86 139****9000" and seen["subject"]["id"] == subject_id
+    assert offered["value"] == mask("phone", PHONE_B) and seen["subject"]["id"] == subject_id
     step(client, p, sent["id"], "start_review")
     step(client, p, sent["id"], "open_notice")
     with db.session() as s:
@@ -302,8 +305,8 @@ def test_the_submitter_sees_what_it_sent_not_another_tenants_subject(client, par
         "kind": "individual",
         "name": "李*",
         "identifiers": [
-            {"type": "resident_id", "value": "110105********002X"},
-            {"type": "phone", "value": "+86 139****9000"},
+            {"type": "resident_id", "value": mask("resident_id", RID_A)},
+            {"type": "phone", "value": mask("phone", PHONE_B)},
         ],
     }
     assert r.json()["subject"] == expected
@@ -313,7 +316,7 @@ def test_the_submitter_sees_what_it_sent_not_another_tenants_subject(client, par
     for answer in (later.json(), replay.json(), listed[0]):
         assert answer["subject"] == expected
         assert answer.get("proposed_identifiers") is None and answer.get("resolution_conflicts") is None
-        assert hidden_subject["id"] not in str(answer) and "+86 138****8000" not in str(answer)
+        assert hidden_subject["id"] not in str(answer) and mask("phone", PHONE_A) not in str(answer)
     # the platform sees the subject it was matched to
     seen = client.get(f"/v1/entries/{r.json()['id']}", headers=reviewer(p)).json()
     assert seen["subject"]["id"] == hidden_subject["id"] and seen["subject"]["name"] == "张*三"

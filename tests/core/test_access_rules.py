@@ -51,6 +51,7 @@ def test_public_routes_are_few_and_named(app):
         "/v1/attachments/{kind}/{tracking_number}",
         "/v1/objections",
         "/v1/objections/{tracking_number}/confirmation",
+        "/v1/public/access-log",  # who looked me up (#14)
         "/v1/public/corrections",
         "/v1/public/objections/{tracking_number}",
         "/v1/public/repairs/{tracking_number}",
@@ -95,6 +96,8 @@ def test_console_public_pages_are_few_and_named(app):
         ("/console/login", ("POST",)),
         ("/console/public", ("GET",)),
         ("/console/public", ("POST",)),
+        ("/console/public/access", ("GET",)),
+        ("/console/public/access", ("POST",)),
         ("/console/public/corrections", ("GET",)),
         ("/console/public/objection", ("GET",)),
         ("/console/public/objection", ("POST",)),

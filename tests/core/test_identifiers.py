@@ -241,7 +241,7 @@ def test_mobile_numbers_normalise_to_e164(number: str, prefix: str, fullwidth: b
     if fullwidth:
         raw = to_fullwidth(raw)
     assert normalise(T.phone, raw) == "+86" + number
-    assert mask(T.phone, raw) == f"+86 {number[:3]}****{number[7:]}"
+    assert mask(T.phone, raw) == f"+86 {number[:3]}******{number[9:]}"
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -503,14 +503,16 @@ def test_unknown_type() -> None:
 # --- masks ------------------------------------------------------------------------------------------
 
 MASKS = [
-    (T.resident_id, "110101199003071233", "110101********1233"),
-    (T.resident_id, "130503670401001", "130503********0016"),
-    (T.phone, "13812345678", "+86 138****5678"),
-    (T.email, "Zhang.San@Example.com", "z***@example.com"),
+    (T.resident_id, "110101199003071233", "11***************3"),
+    (T.resident_id, "130503670401001", "13***************6"),
+    (T.phone, "13812345678", "+86 138******78"),
+    (T.email, "Zhang.San@Example.com", "***@example.com"),
     (T.platform_account, "taobao:Shop_123", "taobao:S***3"),
     (T.platform_account, "taobao:abcd", "taobao:a***"),
-    (T.platform_account, "taobao:ab", "taobao:a*"),
-    (T.social_account, "weibo:@张三丰", "weibo:张***"),
+    (T.platform_account, "taobao:abcdefg", "taobao:a***"),
+    (T.courier_staff, "91110000600037341L:SF001", "91110000600037341L:S***"),
+    (T.platform_account, "taobao:ab", "taobao:***"),
+    (T.social_account, "weibo:@张三丰", "weibo:***"),
     (T.courier_staff, "91110000600037341L:SF001234", "91110000600037341L:S***4"),
     (T.device, "352099001761481", "3520****1481"),
     (T.device, "6D92078A-8246-4BA4-AE5B-76104861E7DC", "6d92****e7dc"),
@@ -525,6 +527,23 @@ MASKS = [
 def test_masks(t: IdentifierType, raw: str, masked: str) -> None:
     assert mask(t, raw) == masked
     assert validate(t, raw).masked == masked
+
+
+def test_resident_id_mask_hides_county_birth_date_and_sequence() -> None:
+    # Another county, birth date and sequence number with the same province and check character:
+    # the mask cannot tell the two people apart.
+    a = "110101199003071233"
+    b = next(
+        f"{body}{resident_id_check_digit(body)}"
+        for n in range(1000)
+        if resident_id_check_digit(body := f"11010819851224{n:03d}") == a[-1]
+    )
+    assert mask(T.resident_id, a) == mask(T.resident_id, b) == "11***************3"
+
+
+def test_phone_mask_hides_six_digits() -> None:
+    masked = mask(T.phone, "13812345678")
+    assert masked.count("*") == 6 and "5678" not in masked and "1234" not in masked
 
 
 def test_mask_refuses_invalid_values() -> None:
@@ -559,7 +578,7 @@ def test_identifier_repr_is_masked() -> None:
     ident = validate(T.phone, "13812345678")
     assert "13812345678" not in repr(ident)
     assert "13812345678" not in str(ident)
-    assert "138****5678" in repr(ident)
+    assert "138******78" in repr(ident)
     assert ident.value == "+8613812345678"
     assert ident.strong
 

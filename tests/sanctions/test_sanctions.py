@@ -12,11 +12,12 @@ from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.cli import app as cli
+from fanchaoxin.core import vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.roles import BusinessType as B
 from fanchaoxin.core.roles import Role
 from fanchaoxin.sanctions import index as decision_index
-from fanchaoxin.sanctions.decide import decide
+from fanchaoxin.sanctions.decide import decide as decide_by_index
 from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.sanctions.policy import PolicyError, default_policy, grade, measure_catalogue, parse_policy
 from fanchaoxin.workflows.entries import take_step
@@ -471,6 +472,13 @@ SPECIAL_SCENE = {
 }
 
 
+def decide(index, keys, scene, *, today):
+    # The platform's index is keyed by each identifier's blind index (sanctions.index).
+    return decide_by_index(
+        index, [vault.identifier_index(*k.split(":", 1)) for k in keys], scene, today=today
+    )
+
+
 def _index(db):
     with db.session() as s:
         return decision_index.build(s)
@@ -529,7 +537,8 @@ def test_decide_liable_person(market, db):
     assert got["account_registration"].verdict == D
     assert got["credit_scoring"].verdict == R_ and got["internet_finance"].verdict == R_
     assert got["search_ranking"].verdict == A and got["ad_placement"].verdict == A
-    assert "法定代表人" in got["account_registration"].reasons[0]["zh"]
+    # least disclosure: a natural person's liable role stays behind the need-to-know route
+    assert "法定代表人" not in got["account_registration"].reasons[0]["zh"]
 
 
 def test_decide_strictest_wins_and_parameters_merge(market, db):

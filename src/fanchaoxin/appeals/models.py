@@ -5,6 +5,13 @@ applicant or reporter follows it without an account. Deadlines are stored on the
 (PRC working days, computed at filing, forwarding or routing). `open_entry_id` is set while a case
 about an entry is open and cleared when it is decided: its unique constraint lets only one open
 objection (or repair application) exist per entry, even when two are filed at the same moment.
+
+Personal data is encrypted at rest (core.vault): contact e-mails, how an identity was verified, what a
+report names (its identifiers, name, shop, account), an attachment's file name and a correction
+notice's subject name. Nothing looks a case up by these values (the public forms' rate limits count
+per identifier in memory), so no blind index is kept. The free texts (grounds, facts, rectification,
+descriptions, notes) stay plain: they are the filer's own account, not a structured identifier,
+contact or name (what #14 puts under encryption).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+from fanchaoxin.core.vault import Encrypted, EncryptedJSON
 
 
 class Objection(Base):
@@ -49,8 +57,8 @@ class Objection(Base):
     # Which of the subject's identifiers the objector stated (the value itself is not kept here).
     identifier_type: Mapped[str] = mapped_column(String(32))
     grounds: Mapped[str] = mapped_column(Text)
-    contact_email: Mapped[str] = mapped_column(String(254))
-    identity_verification: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str] = mapped_column(Encrypted("objections.contact_email"))
+    identity_verification: Mapped[str | None] = mapped_column(Encrypted("objections.identity_verification"))
     identity_verified_by: Mapped[str | None] = mapped_column(String(200))
 
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -111,8 +119,10 @@ class RepairApplication(Base):
     commitment_accepted: Mapped[bool] = mapped_column(Boolean)
     commitment_text: Mapped[str] = mapped_column(Text)  # 信用承诺, published with the approval
     rectification: Mapped[str] = mapped_column(Text)  # what was put right (整改情况)
-    contact_email: Mapped[str] = mapped_column(String(254))
-    identity_verification: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str] = mapped_column(Encrypted("repair_applications.contact_email"))
+    identity_verification: Mapped[str | None] = mapped_column(
+        Encrypted("repair_applications.identity_verification")
+    )
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     filed_on: Mapped[date] = mapped_column(Date)
     decide_due_on: Mapped[date] = mapped_column(Date, index=True)
@@ -153,8 +163,8 @@ class Report(Base):
     description: Mapped[str] = mapped_column(Text)
     behaviours: Mapped[list[str]] = mapped_column(JSON, default=list)
     # {"identifiers": [{"type", "value"}], "name", "shop", "account", "platform"} — canonical values.
-    reported: Mapped[dict[str, Any]] = mapped_column(JSON)
-    contact_email: Mapped[str | None] = mapped_column(String(254))
+    reported: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("reports.reported"))
+    contact_email: Mapped[str | None] = mapped_column(Encrypted("reports.contact_email"))
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     filed_on: Mapped[date] = mapped_column(Date)
     routed_on: Mapped[date | None] = mapped_column(Date)
@@ -195,7 +205,7 @@ class CaseAttachment(Base):
     case_type: Mapped[str] = mapped_column(String(16))  # objection | repair | report
     case_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"), index=True)
-    filename: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(Encrypted("case_attachments.filename"))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
     uploaded_by: Mapped[str] = mapped_column(String(200))
@@ -215,7 +225,9 @@ class CorrectionNotice(Base):
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), unique=True)
     objection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("objections.id"), index=True)
     subject_kind: Mapped[str] = mapped_column(String(32))
-    subject_name: Mapped[str] = mapped_column(String(200))
+    # Masked for a natural person (张*三) and public once published, yet sealed: the masked name beside
+    # the entry is still personal data, and one rule for the column is simpler than one per kind.
+    subject_name: Mapped[str] = mapped_column(Encrypted("correction_notices.subject_name"))
     reason: Mapped[str] = mapped_column(Text)
     revoked_on: Mapped[date] = mapped_column(Date, index=True)
     lifts_due_on: Mapped[date] = mapped_column(Date)

@@ -13,14 +13,15 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     Uuid,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from fanchaoxin.core import vault
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 from fanchaoxin.subjects.models import Subject
 
@@ -58,7 +59,10 @@ class Entry(Base):
     measures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The subject as the submitter sent it (kind, name, identifiers): what the submitter is shown of
     # its entry until publication, since the subject it was matched to may be another tenant's.
-    submitted_subject: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Encrypted: it holds a person's name and identifiers as sent.
+    submitted_subject: Mapped[dict[str, Any] | None] = mapped_column(
+        vault.EncryptedJSON("entries.submitted_subject")
+    )
     # What entity resolution left to the reviewer (an identifier of another kind of subject, several
     # subjects named at once): shown at review, never to the submitter.
     resolution_conflicts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -138,7 +142,9 @@ class ProposedIdentifier(Base):
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     party: Mapped[str] = mapped_column(String(32))
     type: Mapped[str] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(200))
+    # Encrypted like the subject's identifiers; `value_index` is `vault.identifier_index` of it.
+    value: Mapped[str] = mapped_column(vault.Encrypted("proposed_identifiers.value"))
+    value_index: Mapped[str] = mapped_column(String(64))
     # proposed | joined | rejected (by a reviewer) | taken (another subject had it by publication)
     status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
     reason: Mapped[str | None] = mapped_column(String(2000))
@@ -147,15 +153,20 @@ class ProposedIdentifier(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+@event.listens_for(ProposedIdentifier, "before_insert")
+def _index_proposed(_mapper: Any, _conn: Any, target: ProposedIdentifier) -> None:
+    target.value_index = vault.identifier_index(target.type, target.value)
+
+
 class EvidenceBlob(Base):
-    """Evidence content, stored once per SHA-256 (content-addressed)."""
+    """Evidence content, stored once per SHA-256 of the plain file (content-addressed), encrypted."""
 
     __tablename__ = "evidence_blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     media_type: Mapped[str] = mapped_column(String(100))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(vault.EncryptedBytes("evidence_blobs.data"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -168,7 +179,8 @@ class Evidence(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"), index=True)
-    filename: Mapped[str] = mapped_column(String(255))
+    # Encrypted: a file is often named after the person it is about (`张三身份证110105….jpg`).
+    filename: Mapped[str] = mapped_column(vault.Encrypted("evidence.filename"))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
     uploaded_by: Mapped[str] = mapped_column(String(200))

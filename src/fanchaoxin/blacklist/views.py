@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist import bulk
@@ -13,14 +14,16 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn, EntryOut, RejectIdentifierIn
 from fanchaoxin.blacklist.uploads import UploadError, parse_upload
-from fanchaoxin.core import audit, idempotency, permissions
+from fanchaoxin.core import audit, idempotency, permissions, vault
 from fanchaoxin.core.audit import canonical_json
 from fanchaoxin.core.auth import DB, Principal, allow
-from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
+from fanchaoxin.core.errors import Forbidden, NotFound, Problem, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask, mask_person_name, normalise
 from fanchaoxin.core.permissions import REVIEWERS as REVIEWERS
 from fanchaoxin.core.permissions import may_reveal
-from fanchaoxin.core.schemas import ResponseModel
+from fanchaoxin.core.schemas import ResponseModel, StrictModel
+from fanchaoxin.orgs import budget as budgets
+from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.subjects import service as subjects
 
 router = APIRouter(prefix="/v1", tags=["blacklist"])
@@ -295,28 +298,93 @@ class LookupOut(ResponseModel):
     subjects: list[LookupSubjectOut]
 
 
-@router.get(
+class LookupIn(StrictModel):
+    type: str | None = Field(None, description="Identifier type, with value.")
+    value: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=2, max_length=200)
+    purpose: str | None = Field(
+        None, min_length=1, max_length=200, description="Why you look this subject up (decision log)."
+    )
+    limit: int = Field(20, ge=1, le=100)
+
+
+# The GET form puts identifiers in URLs (and so in access logs and proxies): kept until the next minor
+# version, announced by the Deprecation, Sunset and Link headers (RFC 9745, RFC 8594, RFC 8288).
+LOOKUP_SUNSET = "Wed, 30 Jun 2027 00:00:00 GMT"
+LOOKUP_DEPRECATION_HEADERS = {
+    "Deprecation": "true",
+    "Sunset": LOOKUP_SUNSET,
+    "Link": '</v1/lookup>; rel="successor-version"; title="POST /v1/lookup with a JSON body"',
+}
+
+
+@router.post(
     "/lookup",
     response_model=LookupOut,
     tags=["information service"],
     summary="Basic information and published entries of a subject, by identifier or name (信息查询)",
 )
 def lookup(
+    body: LookupIn,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(*READERS),
+) -> LookupOut:
+    """The identifier travels in the body, never in the URL. Each look-up draws one identifier on the
+    organisation's budget (429 with `Retry-After` over quota; 403 while suspended for a suspected
+    sweep) and is one decision-log record with the identifier's keyed digest and `purpose`."""
+    return _lookup(
+        request, session, principal, body.type, body.value, body.name, body.limit, body.purpose, "body"
+    )
+
+
+@router.get(
+    "/lookup",
+    response_model=LookupOut,
+    tags=["information service"],
+    deprecated=True,
+    summary="Deprecated: use POST /v1/lookup (identifiers do not belong in URLs)",
+)
+def lookup_by_get(
+    request: Request,
+    response: Response,
     session: Session = DB,
     principal: Principal = allow(*READERS),
     type_: str | None = Query(None, alias="type", description="Identifier type, with value."),
     value: str | None = Query(None),
     name: str | None = Query(None, min_length=2, max_length=200),
     limit: int = Query(20, ge=1, le=100),
+    purpose: str | None = Query(None, min_length=1, max_length=200),
 ) -> LookupOut:
+    """Answers as `POST /v1/lookup` does, metered and logged the same, with `Deprecation: true`,
+    `Sunset` and a `Link` to the POST form."""
+    response.headers.update(LOOKUP_DEPRECATION_HEADERS)
+    try:
+        return _lookup(request, session, principal, type_, value, name, limit, purpose, "query")
+    except Problem as exc:
+        exc.headers = {**LOOKUP_DEPRECATION_HEADERS, **exc.headers}
+        raise
 
+
+def _lookup(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    type_: str | None,
+    value: str | None,
+    name: str | None,
+    limit: int,
+    purpose: str | None,
+    where: str,
+) -> LookupOut:
     if name is None and (type_ is None or value is None):
         raise ValidationProblem(
             "Give an identifier (type and value) or a name",
-            errors=[{"in": "query", "field": "value", "type": "missing", "message": "type+value or name"}],
+            errors=[{"in": where, "field": "value", "type": "missing", "message": "type+value or name"}],
         )
     found: list[Any] = []
     query_detail: dict[str, Any]
+    pair: tuple[str, str] | None = None
     if type_ is not None and value is not None:
         try:
             itype = IdentifierType(type_)
@@ -325,23 +393,34 @@ def lookup(
             rule = getattr(exc, "rule", "enum")
             field = "value" if isinstance(exc, IdentifierError) else "type"
             raise ValidationProblem(
-                str(exc), errors=[{"in": "query", "field": field, "type": rule, "message": str(exc)}]
+                str(exc), errors=[{"in": where, "field": field, "type": rule, "message": str(exc)}]
             ) from exc
-        subject = subjects.find_by_identifiers(session, [(itype.value, canonical)]).get(
-            (itype.value, canonical)
-        )
+        pair = (itype.value, canonical)
+    app = request.app
+    budget: budgets.Budget = app.state.budget
+    org_id = principal.org_id
+    metered = budgets.metered(principal) and org_id is not None
+    if metered and org_id is not None:
+        budgets.learn_if_new(budget, app.state.db, org_id, app.state.settings)
+        budget.charge_plain(org_id, 1)
+    digests: list[str] = []
+    if pair is not None:
+        subject = subjects.find_by_identifiers(session, [pair]).get(pair)
         found = [subject] if subject is not None else []
+        digests = [vault.identifier_index(*pair)]
         # The query value itself may be personal data: the log keeps its digest only.
-        query_detail = {"by": itype.value, "value_digest": audit.digest(f"{itype.value}:{canonical}")}
+        query_detail = {"by": pair[0], "value_digest": audit.digest(f"{pair[0]}:{pair[1]}")}
     else:
         found = subjects.search_by_name(session, name or "", limit=limit)
         query_detail = {"by": "name", "value_digest": audit.digest(name)}
     out = []
+    entry_ids: list[str] = []
     for subject in found:
         # Published and disputed entries are shared with every participant: no tenant filter needed.
         entries = registry.entries_in_force(session, subject.id)
         if not entries:
             continue
+        entry_ids.extend(str(e.id) for e in entries)
         personal = subjects.is_personal(subject.kind)
         out.append(
             LookupSubjectOut(
@@ -352,9 +431,28 @@ def lookup(
                 entries=[entry_out(session, e, principal) for e in entries],
             )
         )
+    if metered and org_id is not None and pair is not None and not out:
+        # An identifier that answers nothing is a miss: a sweep of them trips the enumeration alarm.
+        budget.observe_misses(org_id, [pair], key_prefix=principal.key_prefix)
     audit.record_read(
         session, principal.actor, "lookup", "subject", "-", detail={**query_detail, "results": len(out)}
     )
+    if org_id is not None:
+        writer: DecisionLogWriter = app.state.decision_log
+        writer.submit(
+            [
+                LogRecord(
+                    org_id=org_id,
+                    key_id=principal.key_id,
+                    kind="lookup",
+                    digests=digests,
+                    identifier_count=len(digests),
+                    purpose=purpose,
+                    verdict="found" if out else "none",
+                    entry_ids=sorted(entry_ids),
+                )
+            ]
+        )
     return LookupOut(subjects=out)
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from fanchaoxin.console import (
+    access,
     audit_log,
     cases,
     dashboard,
@@ -50,6 +51,7 @@ ROUTERS = (
     keys.router,
     cases.router,
     public.router,
+    access.router,
 )
 
 

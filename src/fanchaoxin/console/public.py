@@ -1,5 +1,10 @@
 """Public pages of the console (no sign-in): the published blacklist query (masked, rate-limited),
-statistics, correction notices, and the report (举报) and objection (异议) forms."""
+statistics, correction notices, and the report (举报) and objection (异议) forms.
+
+The public query (公示查询) is never an oracle for personal data: it answers only for entries that are
+public (:func:`is_public_entry`), and a natural person is found only by an identifier together with
+their full name (as 信用中国 asks name and ID number of individuals). A person not listed and a person
+whose name was not given or does not match get the same answer, word for word."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from fanchaoxin.console.web import render
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import DB, Principal
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import catalogues, public_bases
 from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.roles import OrgKind
@@ -33,6 +38,8 @@ from fanchaoxin.orgs import service as org_service
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.stats import service as stats
 from fanchaoxin.subjects import service as subjects
+from fanchaoxin.subjects.models import Subject
+from fanchaoxin.subjects.names import name_key
 from fanchaoxin.workflows import appeals as due_process
 
 router = console_router()
@@ -88,7 +95,13 @@ def public_entry(e: Entry) -> dict[str, Any]:
     }
 
 
-def _find(session: Session, by: str, q: str) -> list[Any]:
+def is_public_entry(e: Entry) -> bool:
+    """Whether the public query shows this entry in force (公示): the one test, on its severity and
+    its basis (the legality review may narrow the bases, catalogues/bases.yaml ``public``)."""
+    return catalogues().severities[e.severity].public and e.basis in public_bases()
+
+
+def _find(session: Session, by: str, q: str) -> list[Subject]:
     if by == "name":
         if len(q) < 2:
             raise _form_error("q", "at least 2 characters")
@@ -104,12 +117,27 @@ def _find(session: Session, by: str, q: str) -> list[Any]:
     return [found] if found is not None else []
 
 
+def _confirmed(subject: Subject, by: str, full_name: str) -> bool:
+    """Whether the query may show this subject: a unit always; a natural person only when found by an
+    identifier and the full name given matches theirs. A name search alone never lists a person."""
+    if not subjects.is_personal(subject.kind):
+        return True
+    if by == "name" or not full_name:
+        return False
+    return name_key(full_name) == name_key(subject.name)
+
+
 def _form_error(field: str, message: str) -> Problem:
     return ValidationProblem(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def _query_page(
-    request: Request, q: str, by: str, results: list[dict[str, Any]] | None, errors: list[str]
+    request: Request,
+    q: str,
+    by: str,
+    results: list[dict[str, Any]] | None,
+    errors: list[str],
+    full_name: str = "",
 ) -> Response:
     template = "public/results.html" if request.headers.get("hx-request") else "public/query.html"
     return render(
@@ -117,6 +145,7 @@ def _query_page(
         template,
         q=q,
         by=by,
+        full_name=full_name,
         results=results,
         errors=errors,
         id_types=[t.value for t in IdentifierType],
@@ -136,24 +165,27 @@ def query(
     _: Principal = public_page(),
     q: str = Form(""),
     by: str = Form("name"),
+    full_name: str = Form(""),
 ) -> Response:
-    q = q.strip()
+    q, full_name = q.strip(), full_name.strip()
     if not q:
-        return _query_page(request, q, by, None, [])
+        return _query_page(request, q, by, None, [], full_name)
     _query_limit(request)
-    public_severities = {c for c, s in catalogues().severities.items() if s.public}
     errors: list[str] = []
     try:
+        if len(full_name) > 200:
+            raise _form_error("full_name", "at most 200 characters")
         found = _find(session, by, q)
     except Problem as exc:
         found = []
         errors = [f"{e['field']}: {e['message']}" for e in (exc.errors or [])] or [exc.detail]
     results: list[dict[str, Any]] = []
     for subject in found:
+        # A person not listed and a person not confirmed take the same path to the same empty answer.
+        if not _confirmed(subject, by, full_name):
+            continue
         entries = [
-            public_entry(e)
-            for e in registry.entries_in_force(session, subject.id)
-            if e.severity in public_severities
+            public_entry(e) for e in registry.entries_in_force(session, subject.id) if is_public_entry(e)
         ]
         if not entries:
             continue
@@ -168,9 +200,12 @@ def query(
     # The query may itself be personal data: the log keeps its digest only.
     audit.record_read(
         session, PUBLIC_ACTOR, "public_query", "subject", "-",
-        detail={"by": by, "value_digest": audit.digest(f"{by}:{q}"), "results": len(results)},
+        detail={
+            "by": by, "value_digest": audit.digest(f"{by}:{q}"), "with_name": bool(full_name),
+            "results": len(results),
+        },
     )  # fmt: skip
-    return _query_page(request, q, by, results, errors)
+    return _query_page(request, q, by, results, errors, full_name)
 
 
 @router.get("/public/stats")

@@ -70,6 +70,7 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
             (f"{PREFIX}/public/stats", N_("Statistics")),
             (f"{PREFIX}/public/corrections", N_("Correction notices")),
             (f"{PREFIX}/public/report", N_("Report credit hyping")),
+            (f"{PREFIX}/public/access", N_("Who looked me up")),
             (f"{PREFIX}/login", N_("Staff sign-in")),
         ]
     role = principal.role

@@ -18,21 +18,28 @@ the queue (a savepoint's rollback
 drops what was recorded inside it); reading the log through the session (`select(AuditEvent)`,
 `search`, `verify`) first appends what the session has queued, so a transaction sees its own events.
 
-Reads of plain personal identifiers are events too (action `pii.read`). Rows are never updated or
-deleted by the platform; they are kept at least five years (DESIGN.md §2).
+Reads of plain personal identifiers are events too (action `pii.read`). Rows are never updated by the
+platform. They are kept `FCX_AUDIT_RETENTION_YEARS` (at least five, DESIGN.md §2); then `prune` deletes a
+prefix of the chain, after writing a signed checkpoint (`audit_checkpoints`: the last pruned event's
+number and hash, how many events, their time range) that `verify` starts from: the first remaining
+event must link to the checkpoint's hash, and the checkpoint's Ed25519 signature (the platform's
+feed-signing key) must verify.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, event, insert, select, text
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, delete, event, func, insert, select, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
@@ -82,6 +89,68 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint of a pruned prefix of the chain (审计链检查点): events 1..`last_seq` were
+    deleted after their retention period; `last_hash` is the hash of event `last_seq`, which the first
+    remaining event's `prev_hash` must equal. Each checkpoint covers the whole pruned prefix (it carries
+    the earlier one's first time forward); `verify` starts from the latest."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the raw Ed25519 public key
+    signature: Mapped[str] = mapped_column(String(128))  # base64 of the Ed25519 signature
+
+    def content(self) -> bytes:
+        """What is signed: canonical JSON of every field but the signature itself."""
+        return checkpoint_content(
+            last_seq=self.last_seq,
+            last_hash=self.last_hash,
+            count=self.count,
+            first_at=self.first_at,
+            last_at=self.last_at,
+            made_at=self.made_at,
+            key_id=self.key_id,
+            public_key=self.public_key,
+        )
+
+
+CHECKPOINT_FORMAT = "fcx-audit-checkpoint/1"
+
+
+def checkpoint_content(
+    *,
+    last_seq: int,
+    last_hash: str,
+    count: int,
+    first_at: datetime,
+    last_at: datetime,
+    made_at: datetime,
+    key_id: str,
+    public_key: str,
+) -> bytes:
+    return canonical_json(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "last_seq": last_seq,
+            "last_hash": last_hash,
+            "count": count,
+            "first_at": _iso(first_at),
+            "last_at": _iso(last_at),
+            "made_at": _iso(made_at),
+            "key_id": key_id,
+            "public_key": public_key,
+        }
+    ).encode()
 
 
 def canonical_json(value: Any) -> str:
@@ -450,33 +519,63 @@ class VerifyResult:
     checked: int
     broken_at: int | None = None
     reason: str | None = None
+    pruned: int = 0  # events before the checkpoint the walk started from (deleted after retention)
 
 
-def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
-    """Walk the chain from the first event and name the first broken link."""
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.last_seq.desc()).limit(1)).first()
+
+
+def checkpoint_problem(cp: AuditCheckpoint, trusted_keys: Mapping[str, bytes] | None) -> str | None:
+    """Why a checkpoint cannot be believed, or None. `trusted_keys` (key id → raw Ed25519 public key)
+    are the platform's signing keys; without them the key stored with the checkpoint is used, which
+    catches a changed checkpoint but not one re-signed with another key."""
+    name = f"audit checkpoint {cp.id} (events 1-{cp.last_seq} pruned)"
+    try:
+        stored = base64.b64decode(cp.public_key, validate=True)
+        signature = base64.b64decode(cp.signature, validate=True)
+    except ValueError:
+        return f"{name} is not readable (bad base64)"
+    if trusted_keys is not None:
+        trusted = trusted_keys.get(cp.key_id)
+        if trusted is None or trusted != stored:
+            return f"{name} is signed by key {cp.key_id!r}, which is not the platform's signing key"
+    try:
+        Ed25519PublicKey.from_public_bytes(stored).verify(signature, cp.content())
+    except (InvalidSignature, ValueError):
+        return f"{name} was altered (its signature does not verify)"
+    if cp.count != cp.last_seq:
+        return f"{name} counts {cp.count} events, not {cp.last_seq}"
+    return None
+
+
+def verify(
+    session: Session, *, batch: int = 5000, trusted_keys: Mapping[str, bytes] | None = None
+) -> VerifyResult:
+    """Walk the chain from the first event, or from the latest pruning checkpoint, and name the first
+    broken link (a checkpoint that does not verify is named too)."""
     append_queued(session)
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
+    expected_prev, expected_seq, pruned = GENESIS_HASH, 1, 0
+    cp = latest_checkpoint(session)
+    if cp is not None:
+        problem = checkpoint_problem(cp, trusted_keys)
+        if problem is not None:
+            return VerifyResult(False, 0, cp.last_seq, problem, cp.last_seq)
+        expected_prev, expected_seq, pruned = cp.last_hash, cp.last_seq + 1, cp.last_seq
     checked = 0
-    for ev in _iter_events(session, batch):
+    for ev in _iter_events(session, batch, after=expected_seq - 1):
         if ev.id != expected_seq:
-            return VerifyResult(False, checked, expected_seq, f"event {expected_seq} is missing")
+            return VerifyResult(False, checked, expected_seq, f"event {expected_seq} is missing", pruned)
         if ev.prev_hash != expected_prev:
-            return VerifyResult(False, checked, ev.id, f"event {ev.id} does not link to event {ev.id - 1}")
-        content = event_content(
-            seq=ev.id,
-            at=ev.at,
-            actor=ev.actor,
-            actor_org_id=ev.actor_org_id,
-            action=ev.action,
-            target_type=ev.target_type,
-            target_id=ev.target_id,
-            before_digest=ev.before_digest,
-            after_digest=ev.after_digest,
-            detail=ev.detail or {},
-        )
-        if chain_hash(ev.prev_hash, content) != ev.hash:
-            return VerifyResult(False, checked, ev.id, f"event {ev.id} was altered (its hash does not match)")
+            to = (
+                f"audit checkpoint {cp.id}"
+                if cp is not None and ev.id == cp.last_seq + 1
+                else f"event {ev.id - 1}"
+            )
+            return VerifyResult(False, checked, ev.id, f"event {ev.id} does not link to {to}", pruned)
+        if not _intact(ev):
+            reason = f"event {ev.id} was altered (its hash does not match)"
+            return VerifyResult(False, checked, ev.id, reason, pruned)
         expected_prev = ev.hash
         expected_seq += 1
         checked += 1
@@ -484,22 +583,134 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
     last_seq = expected_seq - 1
     if head is not None and (head.seq != last_seq or head.hash != expected_prev):
         return VerifyResult(
-            False, checked, last_seq + 1, f"chain head says {head.seq} events but {last_seq} are present"
+            False,
+            checked,
+            last_seq + 1,
+            f"chain head says {head.seq} events but {last_seq} are present",
+            pruned,
         )
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, pruned=pruned)
 
 
-def _iter_events(session: Session, batch: int) -> Iterator[AuditEvent]:
-    last = 0
+def _intact(ev: AuditEvent) -> bool:
+    content = event_content(
+        seq=ev.id,
+        at=ev.at,
+        actor=ev.actor,
+        actor_org_id=ev.actor_org_id,
+        action=ev.action,
+        target_type=ev.target_type,
+        target_id=ev.target_id,
+        before_digest=ev.before_digest,
+        after_digest=ev.after_digest,
+        detail=ev.detail or {},
+    )
+    return chain_hash(ev.prev_hash, content) == ev.hash
+
+
+# --- retention: pruning a prefix behind a signed checkpoint ------------------------------------------
+
+
+class PruneRefused(RuntimeError):
+    """The prefix to prune does not verify: nothing is deleted or signed (the message names the event)."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    pruned: int  # events deleted by this run
+    checkpoint: AuditCheckpoint | None  # the new checkpoint, None when nothing was old enough
+
+
+def prune(
+    session: Session,
+    *,
+    before: datetime,
+    sign: Callable[[bytes], bytes],
+    key: Callable[[], tuple[str, bytes]],
+    now: datetime,
+    max_events: int = 200_000,
+    batch: int = 5000,
+) -> PruneResult:
+    """Delete the oldest events recorded before `before` (a prefix of the chain: it stops at the first
+    newer event), at most `max_events` per run, behind a new checkpoint signed with `sign`.
+
+    The prefix is verified first; a broken one raises :class:`PruneRefused` and nothing changes.
+    `key` gives the signing key's id and raw Ed25519 public key, `sign` the signature of the
+    checkpoint's content under it; both are called only when there is something to prune.
+    Runs in the caller's transaction: the checkpoint and the deletions commit together.
+    """
+    append_queued(session)
+    if session.get_bind().dialect.name == "postgresql":
+        # One pruner at a time (every API worker runs the scheduler); appenders are not held up.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fcx_audit_prune'))"))
+    previous = latest_checkpoint(session)
+    start_seq = previous.last_seq if previous is not None else 0
+    newer = session.scalar(
+        select(func.min(AuditEvent.id)).where(AuditEvent.id > start_seq, AuditEvent.at >= before)
+    )
+    if newer is None:
+        newer = (session.scalar(select(func.max(AuditEvent.id))) or start_seq) + 1
+    last_seq = min(newer - 1, start_seq + max_events)
+    if last_seq <= start_seq:
+        return PruneResult(0, None)
+    expected_prev = previous.last_hash if previous is not None else GENESIS_HASH
+    expected_seq = start_seq + 1
+    first_at = previous.first_at if previous is not None else None
+    last_at: datetime | None = None
+    # The caller's session may hold its own changes: events are expunged one by one, nothing else.
+    for ev in _iter_events(session, batch, after=start_seq, upto=last_seq, expunge_all=False):
+        if ev.id != expected_seq or ev.prev_hash != expected_prev or not _intact(ev):
+            raise PruneRefused(
+                f"audit events are not pruned: the chain is broken at event {expected_seq} "
+                "(run `fcx audit verify`)"
+            )
+        first_at = first_at or ev.at
+        expected_prev, expected_seq, last_at = ev.hash, ev.id + 1, ev.at
+    if expected_seq != last_seq + 1 or first_at is None or last_at is None:
+        raise PruneRefused(f"audit events are not pruned: event {expected_seq} is missing")
+    key_id, public_key = key()
+    public = base64.b64encode(public_key).decode()
+    cp = AuditCheckpoint(
+        made_at=now,
+        last_seq=last_seq,
+        last_hash=expected_prev,
+        count=last_seq,
+        first_at=first_at,
+        last_at=last_at,
+        key_id=key_id,
+        public_key=public,
+    )
+    cp.signature = base64.b64encode(sign(cp.content())).decode()
+    session.add(cp)
+    session.flush()
+    for lo in range(start_seq, last_seq, batch):
+        session.execute(
+            delete(AuditEvent).where(AuditEvent.id > lo, AuditEvent.id <= min(lo + batch, last_seq)),
+            execution_options={"synchronize_session": False},
+        )
+    return PruneResult(last_seq - start_seq, cp)
+
+
+def _iter_events(
+    session: Session, batch: int, *, after: int = 0, upto: int | None = None, expunge_all: bool = True
+) -> Iterator[AuditEvent]:
+    """Events in order, `batch` rows at a time. `expunge_all` empties the session after each batch (a
+    read-only walk); otherwise each event is expunged once the caller has moved past it."""
+    last = after
     while True:
-        rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
-        ).all()
+        stmt = select(AuditEvent).where(AuditEvent.id > last)
+        if upto is not None:
+            stmt = stmt.where(AuditEvent.id <= upto)
+        rows = session.scalars(stmt.order_by(AuditEvent.id).limit(batch)).all()
         if not rows:
             return
-        yield from rows
+        for row in rows:
+            yield row
+            if not expunge_all:
+                session.expunge(row)
         last = rows[-1].id
-        session.expunge_all()
+        if expunge_all:
+            session.expunge_all()
 
 
 def search(

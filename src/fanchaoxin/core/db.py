@@ -462,6 +462,13 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]], *, chu
         return
     columns = [c for c in table.columns if c.name in rows[0] or c.default is not None]
     json_cols = {c.name for c in columns if isinstance(c.type, JSON)}
+    # COPY bypasses SQLAlchemy's bind processing: column types that transform values (encrypted
+    # columns, core.vault) are applied here, or plain values would reach the table.
+    processed = {
+        c.name: c.type
+        for c in columns
+        if isinstance(c.type, TypeDecorator) and not isinstance(c.type, UTCDateTime)
+    }
     defaults = {c.name: c.default for c in columns if c.default is not None and c.name not in rows[0]}
     names = ", ".join(f'"{c.name}"' for c in columns)
     # normalise_url() puts every PostgreSQL URL on psycopg 3, whose connections SQLAlchemy hands out as is.
@@ -480,5 +487,7 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]], *, chu
                     v = d.arg(None) if callable(d.arg) else d.arg
                 if c.name in json_cols and v is not None:
                     v = json.dumps(v)  # the text psycopg's Json(v) would send; COPY's text format parses it
+                elif c.name in processed:
+                    v = processed[c.name].process_bind_param(v, conn.dialect)
                 values.append(v)
             copy.write_row(values)

@@ -23,10 +23,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.types import JSON
 
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 from fanchaoxin.core.errors import Conflict, ValidationProblem
+from fanchaoxin.core.vault import EncryptedJSON
 
 # status_code of a claimed row whose request has not answered yet (only ever visible to its own
 # transaction: the row is filled in before that transaction commits).
@@ -44,7 +44,8 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the request answered: it can name a person (a filing's contact, a submitted subject).
+    body: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("idempotency_records.body"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -802,10 +802,11 @@ def _normalise_waybill_prefix(raw: object) -> str:
 
 
 def _mask_middle(s: str) -> str:
-    # A fixed run of stars: a count matching the hidden length would leak the length.
-    if len(s) <= 2:
-        return s[0] + "*"
-    if len(s) <= 4:
+    # A fixed run of stars: a count matching the hidden length would leak the length. Short values
+    # show less: a first and last character of a 5-character staff number leave ~1,000 candidates.
+    if len(s) < 4:
+        return "***"
+    if len(s) < 8:
         return s[0] + "***"
     return s[0] + "***" + s[-1]
 
@@ -822,9 +823,10 @@ def _unmasked(value: str) -> str:
 _MASKERS: Final[Mapping[IdentifierType, Callable[[str], str]]] = {
     # Organisation codes, domains, apps and waybill prefixes are public, not personal data.
     IdentifierType.uscc: _unmasked,
-    IdentifierType.resident_id: lambda v: v[:6] + "********" + v[-4:],
-    IdentifierType.phone: lambda v: f"+86 {v[3:6]}****{v[-4:]}",
-    IdentifierType.email: lambda v: v[0] + "***@" + v.rpartition("@")[2],
+    # Province (2 digits) and check character: see mask() for why nothing else is shown.
+    IdentifierType.resident_id: lambda v: v[:2] + "*" * 15 + v[-1],
+    IdentifierType.phone: lambda v: f"+86 {v[3:6]}******{v[-2:]}",
+    IdentifierType.email: lambda v: "***@" + v.rpartition("@")[2],
     IdentifierType.domain: _unmasked,
     IdentifierType.app: _unmasked,
     IdentifierType.platform_account: _mask_namespaced,
@@ -878,10 +880,36 @@ def is_valid(type: IdentifierType | str, raw: object) -> bool:
 
 
 def mask(type: IdentifierType | str, value: str) -> str:
-    """Display mask (脱敏) of an identifier, e.g. ``110101********1234``, ``+86 138****5678``.
+    """Display mask (脱敏) of an identifier, e.g. ``11***************3``, ``+86 138******78``.
 
     ``value`` is normalised first, so a raw value is masked correctly too; an invalid one raises
     :class:`IdentifierError` rather than being shown half-masked.
+
+    A mask is shown to enterprises, reviewers and the public, so a masked value together with the
+    check digit must not narrow a person down (candidate counts, each a floor for a typical case):
+
+    * **resident ID** ``11***************3`` — the province (2 digits) and the check character. Hidden:
+      the county-level code (4 digits; about 100 counties per province, more with retired codes), the
+      birth date (8 digits; about 36,500 dates over a hundred years) and the sequence number (3
+      digits, 1,000); the check character (ISO 7064 MOD 11-2) keeps one in 11. Candidates:
+      100 × 36,500 × 1,000 / 11 ≈ 3.3 × 10^8. Even an attacker who knows the county and the birth
+      year is left with 365 × 1,000 / 11 ≈ 33,000. (The former ``110101********1233`` showed the
+      county and the sequence number: about 2,700 birth dates were left, one request's worth.)
+    * **phone** ``+86 138******78`` — the carrier prefix (3 digits) and the last 2; mobile numbers have
+      no check digit, so 6 hidden digits leave 10^6 candidates (the former ``138****5678``: 10^4).
+    * **e-mail** ``***@example.com`` — the whole local part is hidden (not even its first character
+      or length); the domain is the provider's or the organisation's public name. At a mass provider
+      (qq.com, 163.com) that is more than 10^8 mailboxes.
+    * **device** ``3520****1481`` — IMEI: 7 hidden digits, the Luhn check digit keeps one in 10:
+      10^6 candidates per shown prefix; Android ID: 8 hidden hex digits, 4.3 × 10^9; UUID-form ids
+      (IDFA, OAID): 24 hidden hex digits.
+    * **platform account, social account, courier staff** — the enterprise, platform or company
+      stays visible (it is an organisation); of the account id or staff number only the first and
+      last characters are shown when it has 8 or more (6 or more hidden: at least 10^6 for digits
+      alone), the first when it has 4 to 7, nothing when shorter. A fixed ``***`` hides the length.
+    * USCC, domain, app and waybill prefix are organisations' public names and are not masked.
+
+    Names of natural persons are masked by :func:`mask_person_name`.
     """
     t = _coerce_type(type)
     return _MASKERS[t](_NORMALISERS[t](value))

@@ -23,29 +23,59 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import LargeBinary, Text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    LargeBinary,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    inspect,
+    literal,
+    not_,
+    select,
+    table,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
+from fanchaoxin.core.db import Base, unavailable
 from fanchaoxin.core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 FORMAT = "fcx-data-keys/1"
 PREFIX = "fcx1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 BLOB_MAGIC = b"FCXE1\x00"
+# Key ids travel inside stored values (``fcx1:<id>:…``, the blob header) and are read back by SQL at
+# start: letters, digits, ``-`` and ``_`` only.
+KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class DataKeyError(RuntimeError):
@@ -110,6 +140,11 @@ def read_ring(path: Path) -> DataKeyRing:
     if not isinstance(keys_in, dict) or not keys_in:
         raise DataKeyError(f"data key file {path}: keys must be a non-empty object")
     keys = {str(k): _decode_key(v, f"data key file {path}: key {k!r}") for k, v in keys_in.items()}
+    for k in keys:
+        if not KEY_ID.fullmatch(k):
+            raise DataKeyError(
+                f"data key file {path}: key id {k!r} must be 1 to 32 letters, digits, '-' or '_'"
+            )
     active = str(data.get("active"))
     if active not in keys:
         raise DataKeyError(f"data key file {path}: the active key {active!r} is not among the keys")
@@ -146,22 +181,33 @@ def write_ring(ring: DataKeyRing, *, exclusive: bool) -> bool:
 
 _lock = threading.Lock()
 _ring: DataKeyRing | None = None
-_ring_stamp: tuple[str, float] | None = None
+_ring_stamp: tuple[str, int, int, int] | None = None
 
 
 def key_file() -> Path:
-    return Path(get_settings().data_key_file).resolve()
+    return _resolved(str(get_settings().data_key_file), os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(setting: str, cwd: str) -> Path:
+    # Path.resolve() costs more than the encryption itself; every sealed value asks for the ring.
+    return (Path(cwd) / setting).resolve()
 
 
 def ring() -> DataKeyRing:
     """The key ring of ``FCX_DATA_KEY_FILE``, re-read when the file changes (a rotation reaches running
     workers). A missing file is created only by :func:`ensure_ring`; here it is an error."""
     global _ring, _ring_stamp
+    held: DataKeyRing | None = getattr(_pinned, "ring", None)
+    if held is not None:
+        return held
     path = key_file()
     try:
-        stamp = (str(path), path.stat().st_mtime)
+        st = path.stat()
+        # A rotation replaces the file (a new inode): caught even within one mtime tick.
+        stamp = (str(path), st.st_mtime_ns, st.st_ino, st.st_size)
     except FileNotFoundError:
-        stamp = (str(path), -1.0)
+        stamp = (str(path), -1, -1, -1)
     current = _ring
     if current is not None and _ring_stamp == stamp:
         return current
@@ -172,12 +218,50 @@ def ring() -> DataKeyRing:
         return _ring
 
 
-def ensure_ring() -> tuple[DataKeyRing, bool]:
-    """The ring, created if its file is missing (a new platform). True when this call created it."""
+_pinned = threading.local()
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[DataKeyRing]:
+    """One ring for a batch of values in this thread (a bulk submission seals and indexes a few values
+    per row): read once, not checked against the file for every value. A rotation meanwhile reaches
+    the next batch."""
+    previous = getattr(_pinned, "ring", None)
+    _pinned.ring = ring()
+    try:
+        yield _pinned.ring
+    finally:
+        _pinned.ring = previous
+
+
+def key_file_explicit() -> bool:
+    """Whether ``FCX_DATA_KEY_FILE`` was given (environment, .env or arguments), not left at its default."""
+    return "data_key_file" in get_settings().model_fields_set
+
+
+def ensure_ring(bind: Engine | Connection | Session | None = None) -> tuple[DataKeyRing, bool]:
+    """The ring, created if its file is missing on a new platform. True when this call created it.
+
+    Created only when the path was left at its default and the database (``bind``, when given) holds
+    no encrypted value: a path given explicitly must exist, and a new key cannot open what a lost one
+    sealed — both are a DataKeyError naming the file (and the first row that needs the lost key).
+    """
     path = key_file()
-    created = False
-    if not path.exists():
-        created = write_ring(new_ring(path), exclusive=True)
+    if path.exists():
+        return ring(), False
+    if key_file_explicit():
+        raise DataKeyError(
+            f"data key file {path} is missing (FCX_DATA_KEY_FILE names it): restore it from the key "
+            "backup, or create it with `fcx keys init-data` on a platform that holds no encrypted data yet"
+        )
+    if bind is not None:
+        first = first_encrypted_row(bind)
+        if first is not None:
+            raise DataKeyError(
+                f"data key file {path} is missing, but the database holds encrypted data ({first}): "
+                "restore the key file from the key backup; a new key cannot open it"
+            )
+    created = write_ring(new_ring(path), exclusive=True)
     return ring(), created
 
 
@@ -320,3 +404,199 @@ def identifier_index(type_: str, canonical: str) -> str:
     """The blind index of one canonical identifier: the look-up key of ``subject_identifiers`` and the
     digest the decision log keeps (never the plain value)."""
     return blind("identifier", f"{type_}:{canonical}")
+
+
+# --- the database: which keys its rows need -----------------------------------------------------------
+#
+# Every column typed Encrypted / EncryptedJSON / EncryptedBytes in ``Base.metadata`` (filled by whoever
+# imported the models: core names no table) is read here with plain SQL on the stored prefix, never
+# decrypting: which key ids are in use, how many rows each, and which rows need a given key.
+
+ENCRYPTED_TYPES = (Encrypted, EncryptedJSON, EncryptedBytes)
+
+
+@dataclass(frozen=True)
+class RowRef:
+    """One stored value: its table, primary key and column (what an operator needs to find it)."""
+
+    table: str
+    key: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"table {self.table}, row {self.key}, column {self.column}"
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """How many rows of one column are sealed under one key (``key_id`` None: not sealed at all)."""
+
+    table: str
+    column: str
+    key_id: str | None
+    rows: int
+
+
+def encrypted_columns() -> list[tuple[Table, Column[Any]]]:
+    """Every encrypted column of the schema, in a stable order (tables as they depend on each other)."""
+    return [
+        (t, c) for t in Base.metadata.sorted_tables for c in t.columns if isinstance(c.type, ENCRYPTED_TYPES)
+    ]
+
+
+@contextlib.contextmanager
+def _connected(bind: Engine | Connection | Session) -> Iterator[Connection]:
+    if isinstance(bind, Session):
+        yield bind.connection()
+    elif isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def _present(conn: Connection) -> list[tuple[Table, Column[Any]]]:
+    """The encrypted columns this database has (an older schema, before its upgrade, lacks some)."""
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    have: dict[str, set[str]] = {}
+    out = []
+    for t, c in encrypted_columns():
+        if t.name not in tables:
+            continue
+        if t.name not in have:
+            have[t.name] = {col["name"] for col in insp.get_columns(t.name)}
+        if c.name in have[t.name]:
+            out.append((t, c))
+    return out
+
+
+def stored_key_id(conn: Connection, t: Table, c: Column[Any]) -> tuple[Any, ColumnElement[Any], Any]:
+    """SQL for one column: (the bare table, the key id of its stored value — NULL when the value is
+    not sealed — and the bare column). Bare: no type, so nothing is decrypted."""
+    bare_col: ColumnClause[Any] = column(c.name)
+    bare = table(t.name, bare_col, *(column(pk.name) for pk in t.primary_key.columns))
+    pg = conn.dialect.name == "postgresql"
+    if isinstance(c.type, EncryptedBytes):
+        n = len(BLOB_MAGIC)
+        sealed = func.substr(bare_col, 1, n, type_=LargeBinary) == literal(BLOB_MAGIC, LargeBinary)
+        if pg:
+            # encode(…, 'escape') writes the NUL ending the key id as the four characters \\000.
+            head = func.encode(func.substr(bare_col, n + 1, 64), literal("escape"), type_=Text)
+            kid: ColumnElement[Any] = func.split_part(head, literal("\\000"), 1, type_=Text)
+        else:
+            rest = func.substr(bare_col, n + 1, type_=LargeBinary)
+            nul = func.instr(rest, literal(b"\x00", LargeBinary))
+            # As text: SQLite never finds a BLOB equal to a TEXT key id.
+            kid = cast(func.substr(rest, 1, nul - 1, type_=LargeBinary), Text)
+    else:
+        n = len(PREFIX) + 1
+        sealed = func.substr(bare_col, 1, n, type_=Text) == literal(PREFIX + ":", Text)
+        if pg:
+            kid = func.split_part(bare_col, literal(":"), 2, type_=Text)
+        else:
+            rest = func.substr(bare_col, n + 1, type_=Text)
+            kid = func.substr(rest, 1, func.instr(rest, literal(":")) - 1, type_=Text)
+    return bare, case((sealed, kid), else_=None), bare_col
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return bytes(value).decode("ascii", "replace") if isinstance(value, bytes | memoryview) else str(value)
+
+
+def key_usage(bind: Engine | Connection | Session) -> list[KeyUse]:
+    """Rows per key id per encrypted column (``fcx keys data-status``; the start-up check)."""
+    out: list[KeyUse] = []
+    with _connected(bind) as conn:
+        for t, c in _present(conn):
+            bare, kid, col = stored_key_id(conn, t, c)
+            stmt = select(kid, func.count()).select_from(bare).where(col.is_not(None)).group_by(kid)
+            for key_id, rows in conn.execute(stmt):
+                out.append(KeyUse(t.name, c.name, _text(key_id), int(rows)))
+    return out
+
+
+def rows_needing(
+    bind: Engine | Connection | Session,
+    key_id: str | None,
+    *,
+    limit: int = 10,
+    column_of: tuple[str, str] | None = None,
+) -> list[RowRef]:
+    """Up to ``limit`` rows whose stored value needs ``key_id`` (None: values that are not sealed),
+    in every encrypted column or only in ``column_of`` (table, column)."""
+    found: list[RowRef] = []
+    with _connected(bind) as conn:
+        for t, c in _present(conn):
+            if len(found) >= limit:
+                break
+            if column_of is not None and (t.name, c.name) != column_of:
+                continue
+            bare, kid, col = stored_key_id(conn, t, c)
+            pks = [bare.c[pk.name] for pk in t.primary_key.columns]
+            cond = kid.is_(None) if key_id is None else kid == literal(key_id, Text)
+            if key_id is None:
+                cond = and_(col.is_not(None), cond)
+            stmt = select(*pks).select_from(bare).where(cond).order_by(*pks).limit(limit - len(found))
+            for row in conn.execute(stmt):
+                found.append(RowRef(t.name, "/".join(str(v) for v in row), c.name))
+    return found
+
+
+def first_encrypted_row(bind: Engine | Connection | Session) -> RowRef | None:
+    """The first row holding a sealed value, or None when the database holds none (a new platform)."""
+    with _connected(bind) as conn:
+        for t, c in _present(conn):
+            bare, kid, _ = stored_key_id(conn, t, c)
+            pks = [bare.c[pk.name] for pk in t.primary_key.columns]
+            row = conn.execute(select(*pks).select_from(bare).where(not_(kid.is_(None))).limit(1)).first()
+            if row is not None:
+                return RowRef(t.name, "/".join(str(v) for v in row), c.name)
+    return None
+
+
+def check_database(bind: Engine | Connection | Session) -> DataKeyRing:
+    """The start-up check: the ring loads, and every key id a stored value names is in it.
+
+    Raises DataKeyError naming the file (missing, malformed, a key of the wrong size) or the first row
+    that needs a key the ring lacks (table, primary key, column, key id), or that holds a value not
+    sealed at all. Nothing is served while it fails (``fcx serve``, ``create_served_app``).
+    """
+    r = ring()
+    usage = key_usage(bind)
+    for use in usage:
+        if use.key_id is None:
+            row = rows_needing(bind, None, limit=1, column_of=(use.table, use.column))
+            where = f"{row[0]}" if row else f"table {use.table}, column {use.column}"
+            raise DataKeyError(
+                f"{where}: the value is stored in plain text in an encrypted column "
+                f"({use.rows} such rows): run `fcx db upgrade`, which encrypts them"
+            )
+    for use in usage:
+        if use.key_id not in r.keys:
+            row = rows_needing(bind, use.key_id, limit=1, column_of=(use.table, use.column))
+            where = f"{row[0]}" if row else f"table {use.table}, column {use.column}"
+            raise DataKeyError(
+                f"{where}: needs data key {use.key_id!r}, which is not in {r.path} "
+                f"({use.rows} rows of {use.table}.{use.column} need it): restore the key file that holds it"
+            )
+    return r
+
+
+def check_served(bind: Engine | Connection | Session) -> None:
+    """The check of a served application (``create_served_app``): as :func:`check_database`, except
+    that a database not answering right now is left to the readiness probe (it answers 503 until the
+    database is back), so that a worker restarted during an outage still starts."""
+    ring()
+    try:
+        check_database(bind)
+    except DataKeyError:
+        raise
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        log.warning(
+            "data keys: the database does not answer (%s); its rows are checked at the next start", exc
+        )

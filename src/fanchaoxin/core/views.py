@@ -119,8 +119,13 @@ class VerifyOut(ResponseModel):
 
 
 @router.get("/v1/audit/verify", response_model=VerifyOut, tags=["audit"], summary="Walk the hash chain")
-def audit_verify(session: Session = DB, _: Principal = allow(*AUDIT_READERS)) -> VerifyOut:
-    result = audit.verify(session)
+def audit_verify(
+    request: Request, session: Session = DB, _: Principal = allow(*AUDIT_READERS)
+) -> VerifyOut:
+    # A pruning checkpoint must carry the platform's own signature, not merely one that matches the key
+    # stored beside it: the application says which keys those are (core cannot read the sharing keys).
+    trusted = getattr(request.app.state, "audit_trusted_keys", None)
+    result = audit.verify(session, trusted_keys=trusted() if trusted is not None else None)
     return VerifyOut(ok=result.ok, checked=result.checked, broken_at=result.broken_at, reason=result.reason)
 
 

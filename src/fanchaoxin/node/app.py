@@ -33,7 +33,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from fanchaoxin.core.errors import NotFound, Problem, Unauthenticated, ValidationProblem, install_handlers
-from fanchaoxin.node import relay
+from fanchaoxin.node import decision_log, relay
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced
 from fanchaoxin.node.store import Store, now
@@ -90,6 +90,30 @@ class NodeState:
                     await asyncio.to_thread(relay.flush, self.store, self.client)
                 except Exception:
                     log.exception("outbox flush failed")
+            await self.relay_decisions()
+
+    async def flush_decisions(self) -> None:
+        try:
+            await asyncio.to_thread(self.node.log.flush)
+        except Exception:
+            log.exception("writing the decision log failed; the records stay queued")
+
+    async def relay_decisions(self) -> None:
+        """Write the queued decisions, then send the unsent ones (kept when the platform is down; the
+        bound on what is kept applies either way)."""
+        await self.flush_decisions()
+        try:
+            if self.platform_ok:
+                await asyncio.to_thread(decision_log.relay, self.store, self.client)
+            else:
+                await asyncio.to_thread(decision_log.enforce_bound, self.store)
+        except Exception:
+            log.exception("relaying the decision log failed")
+
+    async def flush_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.flush_decisions()
 
     async def loop(self) -> None:
         while True:
@@ -214,7 +238,12 @@ class FastDecisions:
 
 
 def create_node_app(
-    store_path: str, *, sync_interval: float = 30.0, token: str | None = None, sync_loop: bool = True
+    store_path: str,
+    *,
+    sync_interval: float = 30.0,
+    token: str | None = None,
+    sync_loop: bool = True,
+    log_flush_seconds: float = 0.5,
 ) -> FastDecisions:
     store = Store(store_path)
     cfg = store.get_config()
@@ -226,13 +255,16 @@ def create_node_app(
         state = NodeState(store, node, client, sync_interval)
         app.state.node_state = state
         task = asyncio.create_task(state.loop()) if sync_loop else None
+        flusher = asyncio.create_task(state.flush_loop(log_flush_seconds))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for t in (task, flusher):
+                if t is not None:
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+            await state.flush_decisions()  # nothing answered is left unrecorded
             client.close()
             store.dispose()
 
@@ -336,6 +368,13 @@ def create_node_app(
         except PlatformRefused as exc:
             return JSONResponse(exc.problem, status_code=exc.status, media_type="application/problem+json")
         return _json(answer)
+
+    @app.get("/v1/decision-log", summary="The newest decisions this node recorded (tags only), sent or not")
+    async def decisions_recorded(request: Request, limit: int = 100) -> Response:
+        check_token(request)
+        await request.app.state.node_state.flush_decisions()
+        limit = max(1, min(limit, 1000))
+        return _json({"items": await asyncio.to_thread(decision_log.listing, store, limit=limit)})
 
     @app.get("/v1/outbox", summary="Relayed instruction messages: queued, sent, refused")
     async def outbox(request: Request, status: str | None = None) -> Response:

@@ -13,10 +13,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fanchaoxin.core import logs
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.node import decision_log
 from fanchaoxin.node.app import create_node_app
-from fanchaoxin.node.client import PlatformRefused, PlatformUnavailable
+from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
 from fanchaoxin.node.store import Store, StoreError
 from fanchaoxin.node.sync import InitError, SyncRefused, initialise, sync
@@ -46,6 +48,7 @@ def _logging() -> None:
         level=os.environ.get("FCX_NODE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logs.install()  # no plain identifiers in the node's logs (#14)
 
 
 def _store(path: str) -> Store:
@@ -86,15 +89,20 @@ def init(
 
 @node_app.command("sync")
 def sync_cmd(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Bring the store to the platform's head: verify, then apply each file atomically."""
+    """Bring the store to the platform's head: verify, then apply each file atomically; then relay the
+    decision log (the in-process SDK's decisions) to the platform."""
     _logging()
     s = _store(store)
-    try:
-        result = sync(s)
-    except SyncRefused as exc:
-        _fail(str(exc))
-    except PlatformUnavailable as exc:
-        _fail(f"{exc}; the store keeps its last verified copy (seq {s.state()['head']})")
+    cfg = s.get_config()
+    with PlatformClient(cfg["platform_url"], cfg["api_key"]) as client:
+        try:
+            result = sync(s, client)
+        except SyncRefused as exc:
+            _fail(str(exc))
+        except PlatformUnavailable as exc:
+            decision_log.enforce_bound(s)
+            _fail(f"{exc}; the store keeps its last verified copy (seq {s.state()['head']})")
+        relayed = decision_log.relay(s, client)
     parts = []
     if result.snapshot is not None:
         parts.append(f"snapshot {result.snapshot}")
@@ -103,6 +111,10 @@ def sync_cmd(store: StoreOpt = DEFAULT_STORE) -> None:
     console.print(
         f"Synced: head {result.head_before} → {result.head_after} "
         f"({', '.join(parts) or 'already up to date'}; {result.events} events)"
+    )
+    console.print(
+        f"Decision log: {relayed['sent']} records relayed to the platform, {relayed['unsent']} waiting"
+        + (f", {relayed['refused']} refused (see the log)" if relayed["refused"] else "")
     )
 
 
@@ -206,7 +218,8 @@ def status(store: StoreOpt = DEFAULT_STORE) -> None:
     console.print(f"head {state['head']} (snapshot {state['snapshot_seq']}), last verified sync: {age}")
     console.print(
         f"entries in force {counts['entries_in_force']}, enrolled users {counts['users']} "
-        f"({counts['user_tags']} tags), outbox queued {counts['outbox_queued']}"
+        f"({counts['user_tags']} tags), outbox queued {counts['outbox_queued']}, "
+        f"decision-log records not yet relayed {counts['decisions_unsent']}"
     )
 
 

@@ -114,3 +114,7 @@ class PlatformClient:
         """Need to know: one shared entry's details (audited on the platform with the purpose)."""
         headers = {P.PURPOSE_HEADER: P.encode_purpose(purpose)}
         return _object(self.request("GET", f"/v1/sharing/entries/{entry_id}", headers=headers))
+
+    def decision_log(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Relay a batch of the node's decision-log records (``POST /v1/decision-log/node``)."""
+        return _object(self.request("POST", "/v1/decision-log/node", json=body))

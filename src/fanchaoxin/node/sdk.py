@@ -9,6 +9,10 @@ The index follows the store (written by ``fcx node sync`` or ``fcx node serve``'
 second (``refresh_seconds``) a decision reads the store's small config table, and if the head moved, loads
 the entries changed since (or rebuilds after a snapshot). ``fcx node serve`` refreshes explicitly after
 each sync instead.
+
+Every decision is recorded in the node's decision log (:mod:`.decision_log`: queued in memory, written to
+the store with the refresh check, at 10,000 queued and on :meth:`Node.close`; relayed to the platform by
+``fcx node sync``), with the ``purpose`` the caller gives.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from datetime import date
 from typing import Any
 
 from fanchaoxin.core.calendar import china_today
-from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
+from fanchaoxin.core.identifiers import IdentifierError, normalise
+from fanchaoxin.node.decision_log import FLUSH_AT, DecisionLog, check_purpose, is_tag
 from fanchaoxin.node.store import SEP, Store
 from fanchaoxin.sanctions.decide import ByScene, DecisionIndex, IndexedEntry, decide, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
@@ -36,15 +41,6 @@ CACHE_MAX = 1_000_000
 def id_hmac(secret: bytes, canonical_key: str) -> bytes:
     """HMAC-SHA256(node secret, ``"type:normalised value"``): how the store knows an enrolled identifier."""
     return hmac.digest(secret, canonical_key.encode(), "sha256")
-
-
-def _is_tag(key: str) -> bool:
-    """A tag is ``key id:43 base64url characters``; a unit's public key is ``type:value``."""
-    kid, _, body = key.partition(":")
-    return len(body) == 43 and kid not in _IDENTIFIER_TYPES
-
-
-_IDENTIFIER_TYPES = frozenset(t.value for t in IdentifierType)
 
 
 # How the SDK takes an identifier: ``("phone", "138…")``, ``{"type": "phone", "value": "138…"}`` or
@@ -148,6 +144,8 @@ class Node:
         self._refresh_lock = threading.Lock()
         self._scenes = frozenset(scene_codes())
         self._user_tags: tuple[dict[bytes, tuple[str, ...]], set[str]] | None = None
+        self.log = DecisionLog(self.store)
+        self._record = self.log.add
         self.refresh()
 
     # --- following the store ------------------------------------------------------------------------
@@ -272,7 +270,15 @@ class Node:
         self._cache[cache_key] = result
         return result
 
-    def _decide_one(self, identifiers: Iterable[IdentifierLike], scene: str, path: str) -> dict[str, Any]:
+    def _decide_one(
+        self,
+        identifiers: Iterable[IdentifierLike],
+        scene: str,
+        path: str,
+        purpose: str | None,
+        at: float,
+        seq: int,
+    ) -> dict[str, Any]:
         keys: list[str] = []
         not_enrolled: list[str] = []
         cache = self._cache
@@ -289,12 +295,16 @@ class Node:
                 not_enrolled.append(f"{path}[{i}]")
         out = decide(self.index, keys, scene, today=self.today()).to_dict()
         out["not_enrolled"] = not_enrolled
+        self._record((at, purpose, scene, out["verdict"], out["entry_ids"], seq, keys, len(not_enrolled)))
         return out
 
     def _ready(self) -> float:
         """Refresh if due; the time of the last verified sync. Raises :class:`NotSynced` before the first."""
         if self.refresh_seconds is not None and time.monotonic() - self._checked >= self.refresh_seconds:
             self._maybe_refresh()
+            self.log.flush(blocking=False)
+        elif len(self.log) >= FLUSH_AT:
+            self.log.flush(blocking=False)
         last = self.last_sync_at
         if last is None:
             raise NotSynced("the node has not completed a verified sync yet: run `fcx node sync`")
@@ -307,44 +317,64 @@ class Node:
         return last
 
     def _single(
-        self, identifiers: Iterable[IdentifierLike], scene: str, last_sync_at: float
+        self, identifiers: Iterable[IdentifierLike], scene: str, last_sync_at: float, purpose: str | None
     ) -> dict[str, Any]:
-        out = self._decide_one(identifiers, scene, "identifiers")
+        at = time.time()
+        seq = self.index.seq
+        out = self._decide_one(identifiers, scene, "identifiers", purpose, at, seq)
         out["scene"] = scene
-        out["feed_seq"] = self.index.seq
-        out["feed_age_seconds"] = round(time.time() - last_sync_at, 1)
+        out["feed_seq"] = seq
+        out["feed_age_seconds"] = round(at - last_sync_at, 1)
         return out
 
-    def _batch(self, subjects: Iterable[Iterable[IdentifierLike]], scene: str) -> dict[str, Any]:
-        results = [self._decide_one(s, scene, f"subjects[{n}].identifiers") for n, s in enumerate(subjects)]
+    def _batch(
+        self, subjects: Iterable[Iterable[IdentifierLike]], scene: str, purpose: str | None
+    ) -> dict[str, Any]:
+        at = time.time()
+        seq = self.index.seq
+        results = [
+            self._decide_one(s, scene, f"subjects[{n}].identifiers", purpose, at, seq)
+            for n, s in enumerate(subjects)
+        ]
         return {
             "scene": scene,
             "results": results,
-            "feed_seq": self.index.seq,
+            "feed_seq": seq,
             "feed_age_seconds": self.feed_age_seconds(),
         }
 
-    def decide(self, identifiers: Iterable[IdentifierLike], scene: str) -> dict[str, Any]:
+    def decide(
+        self, identifiers: Iterable[IdentifierLike], scene: str, purpose: str | None = None
+    ) -> dict[str, Any]:
         """The platform's answer for one subject, plus ``feed_seq``, ``feed_age_seconds`` and
         ``not_enrolled`` (identifiers the node holds no tag for, so they could match only as a unit's
         public identifier). ``identifiers``: ``(type, value)`` tuples, ``{"type", "value"}`` dicts or
-        ``"type:value"`` strings. Raises :class:`NotSynced` before the first verified sync, ValueError
-        for an unknown scene, :class:`BadIdentifier` (an IdentifierError) for a bad identifier."""
-        return self._single(identifiers, scene, self._check(scene))
+        ``"type:value"`` strings; ``purpose``: why the enterprise checks (用途, up to 200 characters),
+        kept in the decision log. Raises :class:`NotSynced` before the first verified sync, ValueError
+        for an unknown scene or a bad purpose, :class:`BadIdentifier` (an IdentifierError) for a bad
+        identifier."""
+        purpose = check_purpose(purpose)
+        return self._single(identifiers, scene, self._check(scene), purpose)
 
-    def decide_many(self, subjects: Iterable[Iterable[IdentifierLike]], scene: str) -> dict[str, Any]:
-        """A batch, in the platform's batch shape: ``{"scene", "results": [...], "feed_seq", ...}``."""
+    def decide_many(
+        self, subjects: Iterable[Iterable[IdentifierLike]], scene: str, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """A batch, in the platform's batch shape: ``{"scene", "results": [...], "feed_seq", ...}``;
+        one decision-log record per subject."""
+        purpose = check_purpose(purpose)
         self._check(scene)
-        return self._batch(subjects, scene)
+        return self._batch(subjects, scene, purpose)
 
     def answer(self, request: DecisionRequest) -> dict[str, Any]:
         """:meth:`decide` or :meth:`decide_many` for a request the wire model has validated (the HTTP
         API's body), so its scene is not checked again. Raises :class:`NotSynced`, :class:`BadIdentifier`."""
         last_sync_at = self._ready()
+        purpose = request.purpose
         if request.identifiers is not None:
-            return self._single([(i.type, i.value) for i in request.identifiers], request.scene, last_sync_at)
+            identifiers = [(i.type, i.value) for i in request.identifiers]
+            return self._single(identifiers, request.scene, last_sync_at, purpose)
         subjects = [[(i.type, i.value) for i in s.identifiers] for s in request.subjects or []]
-        return self._batch(subjects, request.scene)
+        return self._batch(subjects, request.scene, purpose)
 
     def matches(self, entry_id: str) -> bool:
         """Whether an entry in force concerns one of this node's enrolled users (one of its tags is theirs),
@@ -355,7 +385,9 @@ class Node:
         if self._user_tags is None or self._user_tags[0] is not self.users:
             self._user_tags = (self.users, {t for ts in self.users.values() for t in ts})
         tags = self._user_tags[1]
-        return any(k in tags or not _is_tag(k) for k in keys)
+        return any(k in tags or not is_tag(k) for k in keys)
 
     def close(self) -> None:
+        """Write the decisions still queued to the store, then let the store go."""
+        self.log.flush()
         self.store.dispose()

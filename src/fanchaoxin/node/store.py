@@ -14,6 +14,9 @@ What it keeps
   personal identifier.
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
 * ``node_webhook_events``: webhook event ids already accepted (replay refusal).
+* ``node_decision_log``: the decisions this node answered (:mod:`.decision_log`): time, purpose, scene,
+  verdict, entry ids, feed position and the identifiers' tags (never a plain value), until relayed to the
+  platform and a few days after; ``node_decision_log_batches``: the batches relayed (record ranges).
 
 Writes go through :meth:`Store.transaction`, which opens ``BEGIN IMMEDIATE``: one writer at a time, and
 everything inside commits or nothing does (a process killed inside leaves the store as before).
@@ -45,6 +48,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
 
 metadata = MetaData()
 
@@ -110,6 +114,35 @@ webhook_events = Table(
     Column("received_at", Float, nullable=False),
 )
 
+decision_log = Table(
+    "node_decision_log",
+    metadata,
+    # Insertion order, never reused (AUTOINCREMENT): with the store's prefix it makes the record id the
+    # platform keeps (decision_log.record_id). Append-only with no other index: a record costs one insert.
+    Column("n", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("purpose", Text),
+    Column("scene", String(64), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("entry_ids", Text, nullable=False),  # joined by SEP
+    Column("feed_seq", Integer, nullable=False),
+    Column("tags", Text, nullable=False),  # the identifiers' tags, joined by SEP
+    Column("identifiers", Integer, nullable=False),  # how many identifiers were asked about
+    Column("absent", Integer, nullable=False),  # of them without a tag: a count, never a value
+    sqlite_autoincrement=True,
+)
+
+decision_log_batches = Table(
+    "node_decision_log_batches",
+    metadata,
+    # One row per batch handed to the platform (records first_n..last_n): sent, or refused for its content.
+    Column("first_n", Integer, primary_key=True),
+    Column("last_n", Integer, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # sent | refused
+    Column("error", Text),
+)
+
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
 SEP = "\x1f"  # joins keys and behaviours in one column (never inside a tag, code or canonical identifier)
 ENTRY_COLUMNS = (
@@ -158,6 +191,24 @@ class Store:
                 os.chmod(self.path, 0o600)  # it holds the API key and the node secret
         elif not self.initialised():
             raise StoreError(f"{self.path} is not an initialised node store: run `fcx node init` first")
+        else:
+            self._add_missing_tables()
+
+    def _add_missing_tables(self) -> None:
+        """A store made by an older node lacks the tables added since; IF NOT EXISTS, so that two
+        processes opening the store at once both succeed."""
+        with self.read() as conn:
+            have = {
+                name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        missing = [t for t in (decision_log, decision_log_batches) if t.name not in have]
+        if not missing:
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(fcx_write=True)
+            with conn.begin():
+                for table in missing:
+                    conn.execute(CreateTable(table, if_not_exists=True))
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -232,6 +283,10 @@ class Store:
                 "user_tags": c.exec_driver_sql("SELECT count(*) FROM node_users").scalar_one(),
                 "outbox_queued": c.exec_driver_sql(
                     "SELECT count(*) FROM node_outbox WHERE status='queued'"
+                ).scalar_one(),
+                "decisions_unsent": c.exec_driver_sql(
+                    "SELECT count(*) FROM node_decision_log WHERE n > ?",
+                    (int(self.get_config(c).get("decision_log_sent_upto", "0")),),
                 ).scalar_one(),
             }
 

@@ -27,6 +27,10 @@ class Organisation(Base):
     agreement_signed_on: Mapped[date | None] = mapped_column(Date)
     # Basis of the enterprise's daily quota of blinded identifier evaluations (sharing capability).
     declared_users: Mapped[int | None] = mapped_column(Integer)
+    # Per-organisation quotas of plain-identifier matching (orgs.budget); None: the platform default.
+    quota_plain_per_minute: Mapped[int | None] = mapped_column(Integer)
+    quota_plain_per_day: Mapped[int | None] = mapped_column(Integer)
+    quota_evaluations_per_minute: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -48,6 +52,9 @@ class Organisation(Base):
             "business_types": sorted(self.business_types or []),
             "agreement_signed_on": self.agreement_signed_on.isoformat() if self.agreement_signed_on else None,
             "declared_users": self.declared_users,
+            "quota_plain_per_minute": self.quota_plain_per_minute,
+            "quota_plain_per_day": self.quota_plain_per_day,
+            "quota_evaluations_per_minute": self.quota_evaluations_per_minute,
             "active": self.active,
         }
 
@@ -113,8 +120,12 @@ class DecisionLogRecord(Base):
     scene: Mapped[str | None] = mapped_column(String(64))
     verdict: Mapped[str | None] = mapped_column(String(16))
     entry_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    policy_version: Mapped[int | None] = mapped_column(Integer)
+    # The grading policy's version (``2026.1``: the policy file's own version string).
+    policy_version: Mapped[str | None] = mapped_column(String(50))
     feed_seq: Mapped[int | None] = mapped_column(Integer)
+    # How many identifiers were asked about: the digests below for a decision or look-up, the blinded
+    # elements of an evaluation batch (whose identifiers the platform never sees).
+    identifier_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set for records relayed by a node: the node's own record id, so a re-sent batch is not counted twice.
     node_record_id: Mapped[str | None] = mapped_column(String(64), unique=True)
 
@@ -128,3 +139,35 @@ class DecisionLogIdentifier(Base):
         ForeignKey("decision_log.id", ondelete="CASCADE"), primary_key=True
     )
     digest: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+
+
+class PlainUsage(Base):
+    """Plain identifiers an organisation had matched on one China day, summed over every API process.
+
+    Each process counts in memory (orgs.budget) and adds its count here at every decision-log flush.
+    """
+
+    __tablename__ = "plain_usage"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    identifiers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SecurityAlert(Base):
+    """An alert the platform must review (安全告警), e.g. suspected enumeration of identifiers.
+
+    While an enumeration alert is open, the organisation's plain-identifier matching is suspended.
+    """
+
+    __tablename__ = "security_alerts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # enumeration
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The family's shape (masked: positions, never digits), the count and window: no personal data.
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by: Mapped[str | None] = mapped_column(String(200))
+    clear_reason: Mapped[str | None] = mapped_column(String(500))

@@ -1,21 +1,23 @@
-"""Routes for organisations and their API keys."""
+"""Routes for organisations, their API keys and quotas, security alerts and the decision log."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from fanchaoxin.core import permissions
+from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Forbidden
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
-from fanchaoxin.orgs import service
+from fanchaoxin.orgs import budget as budgets
+from fanchaoxin.orgs import decision_log, service
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
 
@@ -187,3 +189,149 @@ def revoke_key(
     key = service.get_key(session, key_id, principal)
     service.check_may_manage_key(principal, key, key.organisation)
     return _key_out(service.revoke_key(session, principal.actor, key, reason=body.reason))
+
+
+# --- quotas, security alerts and the decision log (privacy, #14) -------------------------------------
+
+
+class QuotasIn(StrictModel):
+    """An organisation's own quotas; a field left out or null means the platform's default."""
+
+    plain_per_minute: int | None = Field(None, ge=0, description="Plain identifiers matched per minute.")
+    plain_per_day: int | None = Field(None, ge=0, description="Plain identifiers matched per China day.")
+    evaluations_per_minute: int | None = Field(None, ge=0, description="Blinded evaluations per minute.")
+
+
+def _quotas_out(request: Request, session: Session, org: Any) -> dict[str, Any]:
+    settings = request.app.state.settings
+    budget: budgets.Budget = request.app.state.budget
+    limits = budgets.limits_of(org, settings)
+    defaults = budgets.default_limits(settings)
+    used = budget.status(org.id)
+    if used["today"] is None:  # not seen by this process: what every process has written
+        used["today"] = budgets.day_totals(session, [org.id], budget.today()).get(org.id, 0)
+    alerts = budgets.open_alerts(session, [org.id])
+    return {
+        "org_id": str(org.id),
+        "plain_per_minute": limits.plain_per_minute,
+        "plain_per_day": limits.plain_per_day,
+        "evaluations_per_minute": limits.evaluations_per_minute,
+        "overrides": {
+            "plain_per_minute": org.quota_plain_per_minute,
+            "plain_per_day": org.quota_plain_per_day,
+            "evaluations_per_minute": org.quota_evaluations_per_minute,
+        },
+        "defaults": {
+            "plain_per_minute": defaults.plain_per_minute,
+            "plain_per_day": defaults.plain_per_day,
+            "evaluations_per_minute": defaults.evaluations_per_minute,
+        },
+        "plain_batch_max": settings.plain_batch_max,
+        # Counts as this process sees them (the day's: every process's as of the last flush, plus its own).
+        "used": used,
+        "open_alerts": budgets.count_open(session, org.id),
+        "suspended": org.id in alerts,
+    }
+
+
+@router.get("/organisations/{org_id}/quotas", summary="An organisation's matching quotas, use and alerts")
+def get_quotas(
+    org_id: uuid.UUID,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(
+        R.platform_admin, R.platform_reviewer, R.auditor, R.department_officer, R.enterprise_operator
+    ),
+) -> dict[str, Any]:
+    return _quotas_out(request, session, service.get_organisation(session, org_id, principal))
+
+
+@router.put(
+    "/organisations/{org_id}/quotas", summary="Set an organisation's matching quotas (platform admin)"
+)
+def put_quotas(
+    org_id: uuid.UUID,
+    body: QuotasIn,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin, fresh=True),
+) -> dict[str, Any]:
+    """Applies at once in this process, in the others within one decision-log flush."""
+    org = service.get_organisation(session, org_id, principal)
+    budgets.set_quotas(
+        session,
+        principal.actor,
+        org,
+        {
+            "quota_plain_per_minute": body.plain_per_minute,
+            "quota_plain_per_day": body.plain_per_day,
+            "quota_evaluations_per_minute": body.evaluations_per_minute,
+        },
+    )
+    request.app.state.budget.set_limits(org.id, budgets.limits_of(org, request.app.state.settings))
+    return _quotas_out(request, session, org)
+
+
+class ClearIn(StrictModel):
+    reason: str = Field(min_length=1, max_length=500, description="What the review found.")
+
+
+@router.get("/security/alerts", summary="Security alerts: suspected enumeration (platform staff)")
+def get_security_alerts(
+    session: Session = DB,
+    principal: Principal = allow(*permissions.PLATFORM),
+    include_cleared: bool = Query(False, description="Also the alerts already cleared."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    return [
+        budgets.alert_out(a)
+        for a in budgets.list_alerts(session, include_cleared=include_cleared, limit=limit)
+    ]
+
+
+@router.post(
+    "/security/alerts/{alert_id}/clear",
+    summary="Clear a reviewed alert: the organisation may match identifiers again (audited)",
+)
+def clear_security_alert(
+    alert_id: uuid.UUID,
+    body: ClearIn,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin, fresh=True),
+) -> dict[str, Any]:
+    alert = budgets.clear_alert(
+        session, principal.actor, budgets.get_alert(session, alert_id), body.reason, utcnow()
+    )
+    request.app.state.budget.cleared(alert.org_id, alert.id)
+    return budgets.alert_out(alert)
+
+
+@router.get("/decision-log", summary="Decision-log records: keyed digests, never plain identifiers (audited)")
+def get_decision_log(
+    session: Session = DB,
+    principal: Principal = allow(*permissions.RECORD_KEEPERS),
+    org_id: uuid.UUID | None = None,
+    since: datetime | None = Query(None, description="From this time (inclusive)."),
+    until: datetime | None = Query(None, description="Before this time."),
+    kind: str | None = Query(None, pattern="^(decision|lookup|evaluation)$"),
+    limit: int = Query(100, ge=1, le=1000),
+    after: uuid.UUID | None = Query(None, description="Cursor: the last record id of the page before."),
+) -> dict[str, Any]:
+    page = decision_log.read(
+        session, org_id=org_id, since=since, until=until, kind=kind, limit=limit, after=after
+    )
+    audit.record_read(
+        session,
+        principal.actor,
+        "decision_log.read",
+        "organisation",
+        str(org_id) if org_id else "-",
+        detail={
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "kind": kind,
+            "count": len(page.records),
+        },
+    )
+    return {"records": page.records, "next_after": str(page.next_after) if page.next_after else None}

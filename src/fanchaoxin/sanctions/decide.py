@@ -5,6 +5,9 @@ in-process SDK. It reads an index of the entries in force — keyed by canonical
 (`type:value`, or on a node the identifier's VOPRF tag) — prepared once per entry, so that a decision is
 a few dictionary look-ups.
 
+Reasons tell the severity and the entry ids; a unit's also its behaviours, a natural person's not (least
+disclosure, see `_reason`).
+
 Rules: the strictest effect wins across entries (deny > restrict > allow); a disputed entry may restrict,
 never deny; an entry past its maximum period counts for nothing even before the scheduler expires it;
 parameters of the same measure from several entries merge the stricter way.
@@ -15,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Any, Final, Literal
 
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.sanctions.policy import MeasureCatalogue, measure_catalogue, merge_params
+from fanchaoxin.sanctions.policy import Measure, MeasureCatalogue, measure_catalogue, merge_params
 
 Effect = Literal["allow", "restrict", "deny"]
 ALLOW: Final = "allow"
@@ -158,20 +162,7 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
         for code, params in measures:
             merged[code] = merge_params(code, merged[code], params) if code in merged else dict(params)
             labelled = labelled or code == "label_search_risk"
-        behaviours = ", ".join(cat_behaviour(b) for b in e.behaviours)
-        reasons.append(
-            {
-                "entry_id": e.entry_id,
-                "zh": f"存在{_SEVERITY_ZH.get(e.severity, e.severity)}炒信失信记录（{behaviours}）"
-                + ("，异议处理中" if e.disputed else "")
-                + (
-                    f"，作为{_LIABLE_ZH.get(e.liable_role, e.liable_role)}被关联惩戒" if e.liable_role else ""
-                ),
-                "en": f"Listed for credit hyping, severity {e.severity}"
-                + (", objection pending" if e.disputed else "")
-                + (f", as {e.liable_role} of a listed unit" if e.liable_role else ""),
-            }
-        )
+        reasons.append(_reason(e, [cat.measures[code] for code, _ in measures]))
     if not entry_ids:
         return _ALLOW
     measures_out = []
@@ -197,6 +188,38 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
     elif verdict != ALLOW:
         labels.append({"zh": "炒信失信主体", "en": "Listed for credit hyping"})
     return Verdict(verdict, measures_out, labels, reasons, sorted(entry_ids), disputed)
+
+
+def _reason(e: IndexedEntry, measures: list[Measure]) -> dict[str, str]:
+    """Why an entry counts here (least disclosure, 最小必要): its severity, its measures in this scene
+    and its id; for a unit also its behaviours. A natural person's behaviours and liable role are not
+    told to every enterprise that asks: the need-to-know route (`GET /v1/sharing/entries/{id}`, with a
+    purpose, audited) gives the details to one that must act on them."""
+    severity_zh = _SEVERITY_ZH.get(e.severity, e.severity)
+    pending_zh, pending_en = ("，异议处理中", ", objection pending") if e.disputed else ("", "")
+    measures_zh = "；本场景措施：" + "、".join(m.zh for m in measures)
+    measures_en = "; measures here: " + "; ".join(m.en for m in measures)
+    if e.subject_kind not in _unit_kinds():
+        return {
+            "entry_id": e.entry_id,
+            "zh": f"存在{severity_zh}炒信失信记录{pending_zh}{measures_zh}",
+            "en": f"Listed for credit hyping, severity {e.severity}{pending_en}{measures_en}",
+        }
+    behaviours = ", ".join(cat_behaviour(b) for b in e.behaviours)
+    liable_zh = f"，作为{_LIABLE_ZH.get(e.liable_role, e.liable_role)}被关联惩戒" if e.liable_role else ""
+    liable_en = f", as {e.liable_role} of a listed unit" if e.liable_role else ""
+    return {
+        "entry_id": e.entry_id,
+        "zh": f"存在{severity_zh}炒信失信记录（{behaviours}）{pending_zh}{liable_zh}{measures_zh}",
+        "en": f"Listed for credit hyping, severity {e.severity}{pending_en}{liable_en}{measures_en}",
+    }
+
+
+@cache
+def _unit_kinds() -> frozenset[str]:
+    # The kinds that are not natural persons (catalogues/subject_kinds.yaml `personal: false`); an
+    # unknown kind is taken as a person, the side that discloses less.
+    return frozenset(code for code, k in catalogues().subject_kinds.items() if not k.personal)
 
 
 _SEVERITY_ZH = {"minor": "轻微", "general": "一般", "serious": "严重"}

@@ -3,6 +3,10 @@
 Each API process keeps one in memory. A request refreshes it at most once a second by reading the
 feed after the last sequence number it applied, so a publication or revocation reaches decisions
 within about a second in every process, without a query per decision.
+
+Entries are keyed by the blind index of each identifier of their subject (``vault.identifier_index``,
+stored as ``SubjectIdentifier.value_index``): building the index decrypts nothing, and no plain
+identifier is held in the workers' memory. Requests are keyed the same way (``sanctions.views``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ REFRESH_SECONDS = 1.0
 
 
 def _keys(subject: Subject) -> list[str]:
-    return [f"{i.type}:{i.value}" for i in subject.identifiers]
+    return [i.value_index for i in subject.identifiers]
 
 
 def _indexed(entry: Entry):  # type: ignore[no-untyped-def]
@@ -80,15 +84,15 @@ def build(session: Session) -> DecisionIndex:
     in_force = [s.value for s in IN_FORCE]
     keys: dict[uuid.UUID, list[str]] = {}
     ident_rows = session.execute(
-        select(SubjectIdentifier.subject_id, SubjectIdentifier.type, SubjectIdentifier.value)
+        select(SubjectIdentifier.subject_id, SubjectIdentifier.value_index)
         .where(SubjectIdentifier.subject_id.in_(select(Entry.subject_id).where(Entry.status.in_(in_force))))
         .execution_options(yield_per=20000)
     )
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for subject_id, t, v in ident_rows:
-            keys.setdefault(subject_id, []).append(f"{t}:{v}")
+        for subject_id, ix in ident_rows:
+            keys.setdefault(subject_id, []).append(ix)
         shared: dict[tuple[str, bool], Any] = {}
         cat = measure_catalogue()
         rows = session.execute(

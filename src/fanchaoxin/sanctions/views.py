@@ -7,20 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from fanchaoxin.core import permissions
+from fanchaoxin.core import permissions, vault
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Problem, ValidationProblem
 from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel
+from fanchaoxin.orgs import budget as budgets
+from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.sanctions import service
 from fanchaoxin.sanctions.decide import DecisionIndex, decide
 from fanchaoxin.sanctions.index import IndexHolder, IndexWarming
-from fanchaoxin.sanctions.policy import PolicyError, measure_catalogue
-from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn, identifier_keys
+from fanchaoxin.sanctions.models import PolicyVersion
+from fanchaoxin.sanctions.policy import PolicyError, default_policy, measure_catalogue
+from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn, IdentifierIn, identifier_keys
 
 router = APIRouter(prefix="/v1", tags=["joint punishment"])
 
@@ -42,43 +46,113 @@ READERS = permissions.STAFF
 async def decisions(
     request: Request,
     body: DecisionRequest = Body(...),
-    _: Principal = allow(*READERS),
+    principal: Principal = allow(*READERS),
 ) -> dict[str, Any]:
     """Besides the decision: `feed_seq` and `feed_age_seconds` (the change-feed position of the index
     and how long ago it last matched the database, as on an enterprise node), and `degraded`: true
-    while the database is unreachable and decisions come from the index as it was then."""
+    while the database is unreachable and decisions come from the index as it was then.
+
+    At most `FCX_PLAIN_BATCH_MAX` identifiers in one request (an enterprise node matches larger
+    batches of its own users without plain identifiers). Each identifier draws on the organisation's
+    budget (429 with `Retry-After` over quota; orgs.budget); a sweep through similar identifiers
+    suspends its matching (403) until the platform reviews it. Every subject decided is one
+    decision-log record (orgs.decision_log), with `purpose` if given."""
     # async and free of I/O: one decision is a few dictionary look-ups, cheaper than a thread hop.
-    holder: IndexHolder = request.app.state.decision_index
+    app = request.app
+    holder: IndexHolder = app.state.decision_index
     try:
         index = await holder.aget()
     except IndexWarming as exc:
         raise IndexNotReady(str(exc), headers={"Retry-After": "5"}) from exc
-    if body.subjects is not None and len(body.subjects) > INLINE_BATCH:
-        out = await run_in_threadpool(_decide_all, index, body)  # a big batch must not stall the loop
+    asked = (
+        [body.identifiers] if body.identifiers is not None else [s.identifiers for s in body.subjects or []]
+    )
+    count = sum(len(ids) for ids in asked)
+    limit = app.state.settings.plain_batch_max
+    if count > limit:
+        field = "identifiers" if body.identifiers is not None else "subjects"
+        raise ValidationProblem(
+            f"At most {limit} identifiers in one request, got {count}: split the batch",
+            errors=[
+                {"in": "body", "field": field, "type": "too_long", "message": f"at most {limit} identifiers"}
+            ],
+        )
+    if budgets.metered(principal) and principal.org_id is not None:
+        budget: budgets.Budget = app.state.budget
+        if not budget.knows(principal.org_id):
+            await run_in_threadpool(
+                budgets.learn_if_new, budget, app.state.db, principal.org_id, app.state.settings
+            )
+    if len(asked) > INLINE_BATCH:  # a big batch must not stall the loop
+        out, records = await run_in_threadpool(_decide_all, app, index, body, principal)
     else:
-        out = _decide_all(index, body)
+        out, records = _decide_all(app, index, body, principal)
+    writer: DecisionLogWriter = app.state.decision_log
+    if not writer.try_submit(records):
+        await run_in_threadpool(writer.submit, records)
     return {**out, **_freshness(holder, index)}
 
 
 INLINE_BATCH = 50
 
 
-def _decide_all(index: DecisionIndex, body: DecisionRequest) -> dict[str, Any]:
+def _decide_all(
+    app: Any, index: DecisionIndex, body: DecisionRequest, principal: Principal
+) -> tuple[dict[str, Any], list[LogRecord]]:
+    """Validate every identifier, charge the budget, watch the misses, then decide and make the
+    decision-log records (one per subject). Nothing is charged for a request with a bad identifier."""
     today = china_today()
     if body.identifiers is not None:
-        return {
-            "scene": body.scene,
-            **decide(
-                index, identifier_keys(body.identifiers, "identifiers"), body.scene, today=today
-            ).to_dict(),
-        }
-    results = [
-        decide(
-            index, identifier_keys(s.identifiers, f"subjects[{n}].identifiers"), body.scene, today=today
-        ).to_dict()
-        for n, s in enumerate(body.subjects or [])
+        asked = [(body.identifiers, "identifiers")]
+    else:
+        asked = [(s.identifiers, f"subjects[{n}].identifiers") for n, s in enumerate(body.subjects or [])]
+    pairs = [_canonical(ids, path) for ids, path in asked]
+    digests = [[vault.identifier_index(t, v) for t, v in subject] for subject in pairs]
+    if budgets.metered(principal) and principal.org_id is not None:
+        budget: budgets.Budget = app.state.budget
+        budget.charge_plain(principal.org_id, sum(len(p) for p in pairs))
+        by_key = index.by_key
+        misses = [
+            pair
+            for subject, keys in zip(pairs, digests, strict=True)
+            for pair, k in zip(subject, keys, strict=True)
+            if k not in by_key
+        ]
+        if misses:
+            budget.observe_misses(principal.org_id, misses, key_prefix=principal.key_prefix)
+    verdicts = [decide(index, keys, body.scene, today=today) for keys in digests]
+    writer: DecisionLogWriter = app.state.decision_log
+    assert principal.org_id is not None  # every key belongs to an organisation
+    records = [
+        LogRecord(
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            kind="decision",
+            digests=keys,
+            identifier_count=len(keys),
+            purpose=body.purpose,
+            scene=body.scene,
+            verdict=v.verdict,
+            entry_ids=v.entry_ids,
+            policy_version=writer.policy_version,
+            feed_seq=index.seq,
+        )
+        for keys, v in zip(digests, verdicts, strict=True)
     ]
-    return {"scene": body.scene, "results": results}
+    if body.identifiers is not None:
+        return {"scene": body.scene, **verdicts[0].to_dict()}, records
+    return {"scene": body.scene, "results": [v.to_dict() for v in verdicts]}, records
+
+
+def _canonical(identifiers: list[IdentifierIn], path: str) -> list[tuple[str, str]]:
+    # identifier_keys names the first bad identifier (422); its `type:value` splits at the first colon.
+    return [tuple(k.split(":", 1)) for k in identifier_keys(identifiers, path)]  # type: ignore[misc]
+
+
+def active_policy_version(session: Session) -> str | None:
+    """The version of the grading policy in force (the default policy's until one is loaded)."""
+    version = session.scalar(select(PolicyVersion.version).where(PolicyVersion.active.is_(True)))
+    return version if version is not None else default_policy().version
 
 
 def _freshness(holder: IndexHolder, index: DecisionIndex) -> dict[str, Any]:

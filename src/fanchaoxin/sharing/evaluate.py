@@ -4,7 +4,9 @@ The node learns the tags of its own users without the platform seeing them: it s
 elements, the platform multiplies them by its key and proves (one batch DLEQ proof) that it used the
 key it publishes. Each enterprise has a token bucket whose capacity is one day's quota — set from the
 organisation's declared user count — refilled continuously; a batch over quota is refused with 429
-and ``Retry-After``. Each answered batch is one audit event holding the count only.
+and ``Retry-After``. The same batches draw on the organisation's per-minute budget of evaluations
+(orgs.budget, shared with plain-identifier matching). Each answered batch is one audit event and one
+decision-log record, holding the count only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import TooManyRequests, ValidationProblem
 from fanchaoxin.core.settings import Settings
+from fanchaoxin.orgs.budget import Budget, limits_of
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import oprf
 from fanchaoxin.sharing.models import EvaluationQuota
@@ -167,8 +170,12 @@ def evaluate(
     blinded_b64: object,
     key_id: str | None,
     settings: Settings,
+    budget: Budget | None = None,
 ) -> dict[str, object]:
-    """Validate, evaluate (outside any lock), then take the quota and audit, in the caller's transaction."""
+    """Validate, evaluate (outside any lock), then take the quota and audit, in the caller's transaction.
+
+    With ``budget`` the batch also draws on the organisation's per-minute evaluations (orgs.budget),
+    after the cheap look at the daily bucket: a batch refused by either quota is not evaluated."""
     elements = decode_batch(blinded_b64)
     try:
         key = ring.current if key_id is None else ring.get(key_id)
@@ -177,6 +184,8 @@ def evaluate(
             [{"in": "body", "field": "key_id", "type": "value_error", "message": str(exc)}]
         ) from None
     check(session, org, len(elements), settings)
+    if budget is not None:
+        budget.charge_evaluations(org.id, len(elements), limits_of(org, settings).evaluations_per_minute)
     try:
         evaluated, proof = key.blind_evaluate(elements)
     except oprf.InvalidElementError as exc:  # defence in depth: decode_batch checked every element

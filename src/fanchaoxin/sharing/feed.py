@@ -5,7 +5,8 @@ the change feed's record (``sharing.changes.record``, already without a person's
 identifier) plus ``tags`` — each identifier of the subject under each active OPRF key — and, for a
 personal subject kind, neither ``subject_name`` nor ``identifiers`` nor ``subject_id`` even if present.
 
-Tags are cached per ``(key id, identifier type, value)`` in ``sharing_identifier_tags``, filled
+Tags are cached per ``(key id, identifier type, blind index of the value)`` in
+``sharing_identifier_tags`` (the plain value is only in ``subject_identifiers``, encrypted), filled
 incrementally (:func:`ensure_tags`; in bulk on a pool of processes), so a snapshot never recomputes
 the tags of subjects it has seen before.
 """
@@ -22,7 +23,7 @@ import os
 import threading
 import time
 import uuid as _uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.core import vault
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.sharing import changes, oprf, protocol
 from fanchaoxin.sharing.keys import SharingKeys
@@ -115,10 +117,13 @@ def compute_tags(
         yield from pool.imap_unordered(_tag_chunk, chunks)
 
 
-def _store_tags(session: Session, rows: list[tuple[str, str, str, str]]) -> None:
+def _store_tags(
+    session: Session, rows: list[tuple[str, str, str, str]], index: Mapping[tuple[str, str], str]
+) -> None:
+    """Cache computed tags under the blind index of their identifier (``index``: (type, value) → it)."""
     if not rows:
         return
-    values = [{"key_id": k, "type": t, "value": v, "tag": g} for k, t, v, g in rows]
+    values = [{"key_id": k, "type": t, "value_index": index[(t, v)], "tag": g} for k, t, v, g in rows]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt = pg_insert(IdentifierTag).on_conflict_do_nothing()
@@ -139,21 +144,24 @@ def ensure_tags(
         return found
     key_ids = [k.key_id for k in keys]
     have: set[tuple[str, str, str]] = set()
-    values = sorted({v for _, v in pairs})
-    for i in range(0, len(values), 500):
+    index = {p: vault.identifier_index(*p) for p in pairs}
+    pair_of = {(p[0], ix): p for p, ix in index.items()}
+    indexes = sorted(set(index.values()))
+    for i in range(0, len(indexes), 500):
         rows = session.execute(
-            select(IdentifierTag.key_id, IdentifierTag.type, IdentifierTag.value, IdentifierTag.tag).where(
-                IdentifierTag.key_id.in_(key_ids), IdentifierTag.value.in_(values[i : i + 500])
-            )
+            select(
+                IdentifierTag.key_id, IdentifierTag.type, IdentifierTag.value_index, IdentifierTag.tag
+            ).where(IdentifierTag.key_id.in_(key_ids), IdentifierTag.value_index.in_(indexes[i : i + 500]))
         )
-        for kid, t, v, tag in rows:
-            if (t, v) in found:
-                found[(t, v)].append(tag)
-                have.add((kid, t, v))
+        for kid, t, ix, tag in rows:
+            pair = pair_of.get((t, ix))
+            if pair is not None:
+                found[pair].append(tag)
+                have.add((kid, *pair))
     for key in keys:
         missing = [p for p in pairs if (key.key_id, *p) not in have]
         for chunk in compute_tags([key], missing, workers=workers):
-            _store_tags(session, chunk)
+            _store_tags(session, chunk, index)
             for _kid, t, v, tag in chunk:
                 found[(t, v)].append(tag)
     return found
@@ -165,24 +173,23 @@ def fill_tags(db: Database, keys: list[oprf.OPRFKey], *, workers: int = 2) -> in
     in_force = [s.value for s in IN_FORCE]
     total = 0
     for key in keys:
+        index: dict[tuple[str, str], str] = {}
         with db.session() as session:
-            missing = [
-                (t, v)
-                for t, v in session.execute(
-                    select(SubjectIdentifier.type, SubjectIdentifier.value)
-                    .where(
-                        SubjectIdentifier.subject_id.in_(
-                            select(Entry.subject_id).where(Entry.status.in_(in_force))
-                        ),
-                        ~exists().where(
-                            IdentifierTag.key_id == key.key_id,
-                            IdentifierTag.type == SubjectIdentifier.type,
-                            IdentifierTag.value == SubjectIdentifier.value,
-                        ),
-                    )
-                    .distinct()
+            # (type, value_index) is unique: each row is a distinct identifier.
+            for t, v, ix in session.execute(
+                select(SubjectIdentifier.type, SubjectIdentifier.value, SubjectIdentifier.value_index).where(
+                    SubjectIdentifier.subject_id.in_(
+                        select(Entry.subject_id).where(Entry.status.in_(in_force))
+                    ),
+                    ~exists().where(
+                        IdentifierTag.key_id == key.key_id,
+                        IdentifierTag.type == SubjectIdentifier.type,
+                        IdentifierTag.value_index == SubjectIdentifier.value_index,
+                    ),
                 )
-            ]
+            ):
+                index[(t, v)] = ix
+        missing = list(index)
         if not missing:
             continue
         started = time.perf_counter()
@@ -191,10 +198,10 @@ def fill_tags(db: Database, keys: list[oprf.OPRFKey], *, workers: int = 2) -> in
             batch.extend(chunk)
             if len(batch) >= 50_000:
                 with db.session() as session:
-                    _store_tags(session, batch)
+                    _store_tags(session, batch, index)
                 batch = []
         with db.session() as session:
-            _store_tags(session, batch)
+            _store_tags(session, batch, index)
         total += len(missing)
         log.info(
             "sharing: %d tags under %s in %.1f s", len(missing), key.key_id, time.perf_counter() - started
@@ -336,7 +343,7 @@ def _snapshot_lines(session: Session, active_ids: list[str]) -> Iterator[dict[st
             IdentifierTag,
             and_(
                 IdentifierTag.type == SubjectIdentifier.type,
-                IdentifierTag.value == SubjectIdentifier.value,
+                IdentifierTag.value_index == SubjectIdentifier.value_index,
                 IdentifierTag.key_id.in_(active_ids),
             ),
         )

@@ -50,13 +50,15 @@ class FeedHead(Base):
 
 
 class IdentifierTag(Base):
-    """The tag of one canonical identifier under one OPRF key, computed once (snapshots reuse it)."""
+    """The tag of one canonical identifier under one OPRF key, computed once (snapshots reuse it).
+
+    Keyed by the identifier's blind index (``SubjectIdentifier.value_index``), never its plain value."""
 
     __tablename__ = "sharing_identifier_tags"
 
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     type: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value_index: Mapped[str] = mapped_column(String(64), primary_key=True)
     tag: Mapped[str] = mapped_column(String(80))
 
 

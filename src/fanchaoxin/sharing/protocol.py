@@ -403,6 +403,7 @@ class DecisionRequest(StrictModel):
     scene: str
     identifiers: list[IdentifierIn] | None = Field(None, max_length=20)
     subjects: list[SubjectQuery] | None = None
+    purpose: str | None = Field(None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_form(self) -> DecisionRequest:

@@ -22,6 +22,8 @@ from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
 from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel, StrictModel
 from fanchaoxin.core.tenancy import get_visible
+from fanchaoxin.orgs.budget import limits_of
+from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import changes, feed, outbox, protocol, service
 from fanchaoxin.sharing import evaluate as evaluation
@@ -130,17 +132,39 @@ def get_deltas(
 class EvaluateIn(StrictModel):
     key_id: str | None = Field(None, description="OPRF key id; the current key if absent.")
     blinded: list[Any] = Field(description="Base64 blinded elements (32 bytes each), 1 to 1,000.")
+    purpose: str | None = Field(
+        None, min_length=1, max_length=200, description="Why these are evaluated (decision log)."
+    )
 
 
 @router.post("/evaluate", summary="Blinded evaluation of up to 1,000 elements with one DLEQ proof (quota)")
 def post_evaluate(
     body: EvaluateIn, request: Request, session: Session = DB, principal: Principal = allow(R.enterprise_node)
 ) -> dict[str, Any]:
+    """Draws on the enterprise's daily bucket and its per-minute evaluations (429 with `Retry-After`);
+    each batch answered is one decision-log record with its count (the platform never sees the
+    identifiers)."""
     settings = _settings(request)
     org = session.get(Organisation, principal.org_id)
     assert org is not None
     ring = service.load_keys(settings).ring
-    return evaluation.evaluate(session, principal.actor, org, ring, body.blinded, body.key_id, settings)
+    out = evaluation.evaluate(
+        session, principal.actor, org, ring, body.blinded, body.key_id, settings, request.app.state.budget
+    )
+    writer: DecisionLogWriter = request.app.state.decision_log
+    count = len(out["evaluated"])  # type: ignore[arg-type]
+    writer.submit(
+        [
+            LogRecord(
+                org_id=org.id,
+                key_id=principal.key_id,
+                kind="evaluation",
+                identifier_count=count,
+                purpose=body.purpose,
+            )
+        ]
+    )
+    return out
 
 
 class QuotaIn(StrictModel):
@@ -148,12 +172,15 @@ class QuotaIn(StrictModel):
 
 
 def _quota_out(session: Session, org: Organisation, request: Request) -> dict[str, Any]:
-    b = evaluation.bucket(session, org, _settings(request))
+    settings = _settings(request)
+    b = evaluation.bucket(session, org, settings)
     return {
         "org_id": str(org.id),
         "declared_users": org.declared_users,
         "daily": b.capacity,
         "remaining": int(b.tokens),
+        # The per-minute share of the organisation's budget (orgs.budget; PUT /v1/organisations/{id}/quotas).
+        "per_minute": limits_of(org, settings).evaluations_per_minute,
     }
 
 

@@ -7,20 +7,29 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint, Uuid, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from fanchaoxin.core import vault
+from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+from fanchaoxin.core.identifiers import mask, mask_person_name
 
 
 class Subject(Base):
-    """A company, person, website, app or account that can be listed (失信主体)."""
+    """A company, person, website, app or account that can be listed (失信主体).
+
+    The name is stored encrypted (a natural person's name is personal data; one rule for every kind).
+    ``name_key`` is what searches compare: a unit's folded name (public registration data, so that
+    similar names can propose merges), and for a natural person only the keyed blind index of it
+    (``subjects.service.stored_name_key``): an exact search still finds the person, nothing else does.
+    """
 
     __tablename__ = "subjects"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(vault.Encrypted("subjects.name"))
     name_key: Mapped[str] = mapped_column(String(200), index=True)
     # Set when a reviewer merged this subject into another; undone by a split.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"), index=True)
@@ -33,28 +42,47 @@ class Subject(Base):
     )
 
     def snapshot(self) -> dict[str, Any]:
+        """The subject as the audit log keeps it: masked identifiers with their blind index (which
+        says which identifier moved without showing it), a natural person's name masked."""
+        personal = catalogues().subject_kinds[self.kind].personal
         return {
             "id": str(self.id),
             "kind": self.kind,
-            "name": self.name,
+            "name": mask_person_name(self.name) if personal else self.name,
             "merged_into_id": str(self.merged_into_id) if self.merged_into_id else None,
-            "identifiers": sorted(f"{i.type}:{i.value}" for i in self.identifiers),
+            "identifiers": sorted(
+                f"{i.type}:{mask(i.type, i.value)}:{i.value_index}" for i in self.identifiers
+            ),
         }
 
 
 class SubjectIdentifier(Base):
-    """A canonical identifier of a subject; each (type, value) belongs to one subject only."""
+    """A canonical identifier of a subject; each identifier belongs to one subject only.
+
+    ``value`` is stored encrypted; ``value_index`` (``vault.identifier_index``) is what look-ups, the
+    unique key and the platform's decision index use.
+    """
 
     __tablename__ = "subject_identifiers"
-    __table_args__ = (UniqueConstraint("type", "value", name="uq_subject_identifiers_type_value"),)
+    __table_args__ = (
+        UniqueConstraint("type", "value_index", name="uq_subject_identifiers_type_value_index"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     type: Mapped[str] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(vault.Encrypted("subject_identifiers.value"))
+    value_index: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="identifiers")
+
+
+@event.listens_for(SubjectIdentifier, "before_insert")
+@event.listens_for(SubjectIdentifier, "before_update")
+def _index_identifier(_mapper: Any, _conn: Any, target: SubjectIdentifier) -> None:
+    # An identifier made through the ORM gets its blind index from its value (bulk paths set it).
+    target.value_index = vault.identifier_index(target.type, target.value)
 
 
 class LiableRole(StrEnum):

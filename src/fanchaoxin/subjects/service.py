@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.db import new_id, utcnow
@@ -63,14 +63,27 @@ def survivor(session: Session, subject: Subject) -> Subject:
 
 
 def find_by_identifiers(session: Session, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Subject]:
+    """The subjects that hold these canonical identifiers, looked up by their blind indexes."""
     if not pairs:
         return {}
+    by_index = {vault.identifier_index(t, v): (t, v) for t, v in pairs}
     rows = session.execute(
-        select(SubjectIdentifier.type, SubjectIdentifier.value, Subject)
+        select(SubjectIdentifier.type, SubjectIdentifier.value_index, Subject)
         .join(Subject, Subject.id == SubjectIdentifier.subject_id)
-        .where(tuple_(SubjectIdentifier.type, SubjectIdentifier.value).in_(pairs))
+        .where(
+            tuple_(SubjectIdentifier.type, SubjectIdentifier.value_index).in_(
+                [(t, ix) for ix, (t, _) in by_index.items()]
+            )
+        )
     ).all()
-    return {(t, v): survivor(session, s) for t, v, s in rows}
+    return {by_index[ix]: survivor(session, s) for _t, ix, s in rows}
+
+
+def stored_name_key(kind: str, name: str) -> str:
+    """``Subject.name_key`` as stored: a unit's folded name; a natural person's only as a blind index
+    (an exact search still finds the person; no similarity search runs over persons' names)."""
+    key = name_key(name)
+    return vault.blind("name", key) if is_personal(kind) else key
 
 
 def kind_conflict(
@@ -138,7 +151,7 @@ def resolve(
         if len(matched) > 1:
             conflicts.append(several_conflict(f"{field_prefix}.identifiers", [s.id for s in matched]))
         return Resolution(subject, False, proposals, free, conflicts)
-    subject = Subject(kind=kind, name=display_name(name), name_key=name_key(name))
+    subject = Subject(kind=kind, name=display_name(name), name_key=stored_name_key(kind, name))
     session.add(subject)
     session.flush()
     lost = [(t, v) for _, t, v in free if not _insert_identifier(session, subject.id, t, v)]
@@ -189,17 +202,28 @@ def _insert_identifier(session: Session, subject_id: uuid.UUID, type_: str, valu
     transactions racing for one identifier never fail — the later one is told it lost."""
     table = SubjectIdentifier.__table__
     insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
-    row = {"id": new_id(), "subject_id": subject_id, "type": type_, "value": value, "created_at": utcnow()}
+    row = {
+        "id": new_id(),
+        "subject_id": subject_id,
+        "type": type_,
+        "value": value,
+        "value_index": vault.identifier_index(type_, value),
+        "created_at": utcnow(),
+    }
     inserted = session.execute(
-        insert.values(**row).on_conflict_do_nothing(index_elements=["type", "value"]).returning(table.c.id)
+        insert.values(**row)
+        .on_conflict_do_nothing(index_elements=["type", "value_index"])
+        .returning(table.c.id)
     ).first()
     return inserted is not None
 
 
 def _name_proposals(session: Session, subject: Subject) -> list[MergeProposal]:
-    """Subjects of the same kind with a similar name: proposals for a reviewer, never merges."""
+    """Subjects of the same kind with a similar name: proposals for a reviewer, never merges.
+
+    Not for natural persons: their name key is a blind index, and strong identifiers say who they are."""
     key = subject.name_key
-    if len(key) < 2:
+    if len(key) < 2 or is_personal(subject.kind):
         return []
     # Blocking on the first two characters keeps this cheap with a million subjects.
     candidates = session.execute(
@@ -388,7 +412,9 @@ def split(
         target.merged_into_id = None
     else:
         label = name or source.name
-        target = Subject(kind=source.kind, name=display_name(label), name_key=name_key(label))
+        target = Subject(
+            kind=source.kind, name=display_name(label), name_key=stored_name_key(source.kind, label)
+        )
         session.add(target)
         session.flush()
     for i in idents:
@@ -417,19 +443,24 @@ def identifiers_out(subject: Subject, *, reveal: bool) -> list[dict[str, Any]]:
 
 
 def search_by_name(session: Session, name: str, *, limit: int = 20) -> list[Subject]:
-    """Subjects whose name is the same after folding, then the closest similar names."""
+    """Subjects whose name is the same after folding (a natural person's only so), then the closest
+    similar names of units."""
     key = name_key(name)
     exact = list(
         session.scalars(
-            select(Subject).where(Subject.name_key == key, Subject.merged_into_id.is_(None)).limit(limit)
+            select(Subject)
+            .where(Subject.name_key.in_([key, vault.blind("name", key)]), Subject.merged_into_id.is_(None))
+            .limit(limit)
         )
     )
     if len(exact) >= limit or len(key) < 2:
         return exact
+    personal = [k for k, spec in catalogues().subject_kinds.items() if spec.personal]
     candidates = session.execute(
         select(Subject.id, Subject.name_key)
         .where(
             Subject.merged_into_id.is_(None),
+            Subject.kind.not_in(personal),
             Subject.name_key.like(key[:2].replace("%", r"\%").replace("_", r"\_") + "%", escape="\\"),
         )
         .limit(NAME_CANDIDATE_LIMIT)
