@@ -361,7 +361,7 @@ def keys_data_status() -> None:
     """Stored encrypted values per data key, per table and column; and the keys of the ring."""
     db = database()
     try:
-        ring = vault.ring()
+        ring = vault.ring(fresh=True)
         usage = vault.key_usage(db.engine)
     except vault.DataKeyError as exc:
         fail(str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -139,13 +140,17 @@ def test_ensure_ring_creates_the_default_file_on_a_new_platform(
         vault.forget()
 
 
-def test_a_rewritten_key_file_reaches_the_process(key_file: Path) -> None:
+def test_a_rewritten_key_file_reaches_the_process(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers re-read the ring when its file changes (a rotation by `fcx keys rotate-data`)."""
     first = vault.ring()
     ring = vault.read_ring(key_file)
     ring.keys["d2"] = b"\x01" * 32
     ring.active = "d2"
     vault.write_ring(ring, exclusive=False)
+    # Within RECHECK_SECONDS a worker may still seal under the old key (both open everything); after it,
+    # the new ring is in use.
+    later = time.monotonic() + vault.RECHECK_SECONDS + 1
+    monkeypatch.setattr(vault.time, "monotonic", lambda: later)
     assert vault.ring() is not first and vault.ring().active == "d2"
     assert vault.encrypt("x", "t.c").startswith("fcx1:d2:")
 

@@ -46,6 +46,8 @@ from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, PayloadTooLarge
+from fanchaoxin.core.identifiers import mask
+from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel
 from fanchaoxin.core.settings import get_settings
 
@@ -449,6 +451,22 @@ def _report_deadlines(r: Report) -> Deadlines:
     return Deadlines(filed_on=r.filed_on, handle_due_on=r.handle_due_on)
 
 
+# Identifiers that name a natural person outright. An enterprise that handles a report (and did not file
+# it) sees them masked (least disclosure, #14): it acts on the accounts and shops on its own platform,
+# which stay as reported; departments and the platform see what was reported.
+PERSON_IDENTIFIERS = frozenset({"resident_id", "phone", "email"})
+
+
+def _reported_for(r: Report, principal: Principal, reporter: bool) -> dict[str, Any]:
+    if reporter or principal.org_kind != OrgKind.enterprise:
+        return r.reported
+    identifiers = [
+        {**i, "value": mask(i["type"], i["value"])} if i.get("type") in PERSON_IDENTIFIERS else i
+        for i in r.reported.get("identifiers") or []
+    ]
+    return {**r.reported, "identifiers": identifiers}
+
+
 def report_out(session: Session, r: Report, principal: Principal) -> ReportOut:
     platform = principal.is_platform
     recipient = principal.org_id is not None and principal.org_id == r.addressed_to_org_id
@@ -463,7 +481,7 @@ def report_out(session: Session, r: Report, principal: Principal) -> ReportOut:
         channel=r.channel,
         description=r.description,
         behaviours=r.behaviours,
-        reported=r.reported,
+        reported=_reported_for(r, principal, reporter),
         contact_email=r.contact_email if show_reporter else None,
         reporting_org_id=r.owner_org_id if show_reporter else None,
         addressed_to_org_id=r.addressed_to_org_id if show_handling else None,

@@ -143,7 +143,9 @@ def _query_page(
     return render(
         request,
         template,
-        q=q,
+        # An identifier searched for is not written back into the page (as on the "who looked me up"
+        # form): a page must not hold a plain resident ID or phone (#14). A name is.
+        q=q if by == "name" else "",
         by=by,
         full_name=full_name,
         results=results,

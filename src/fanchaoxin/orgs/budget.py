@@ -71,10 +71,11 @@ MINUTE = 60
 # resident ID are wildcarded where they are only: 8 digits elsewhere would leave little more than an
 # address code and a birth year fixed, which many honest customers share. A USCC is public registration
 # data, and 8 wildcarded digits of 11 would put every phone number of one carrier prefix in one family.
+# Personal identifiers only: a unit's USCC is public registration data (the public query answers for
+# it), so sweeping codes learns nothing the public cannot. A phone's runs start after its ``+86``.
 RUNS: dict[str, tuple[tuple[int, tuple[int, ...] | None], ...]] = {
     "resident_id": ((4, None), (8, (6,))),
-    "phone": ((4, None),),
-    "uscc": ((4, None),),
+    "phone": ((4, tuple(range(3, 11))),),
     "device": ((4, None),),
 }
 MAX_SINGLE_FAMILIES = 16_384
