@@ -119,30 +119,21 @@ def access_report(session: Session, digests: list[str], since: datetime) -> list
         return []
     month = _month(session)
     records = select(DecisionLogIdentifier.record_id).where(DecisionLogIdentifier.digest.in_(digests))
+    grouped = (
+        month,
+        Organisation.id,
+        Organisation.name,
+        Organisation.name_en,
+        Organisation.kind,
+        DecisionLogRecord.kind,
+        DecisionLogRecord.channel,
+        DecisionLogRecord.purpose,
+    )
     rows = session.execute(
-        select(
-            month,
-            Organisation.id,
-            Organisation.name,
-            Organisation.name_en,
-            Organisation.kind,
-            DecisionLogRecord.kind,
-            DecisionLogRecord.channel,
-            DecisionLogRecord.purpose,
-            func.count(),
-        )
+        select(*grouped, func.count())
         .join(Organisation, Organisation.id == DecisionLogRecord.org_id)
         .where(DecisionLogRecord.id.in_(records), DecisionLogRecord.at >= since)
-        .group_by(
-            month,
-            Organisation.id,
-            Organisation.name,
-            Organisation.name_en,
-            Organisation.kind,
-            DecisionLogRecord.kind,
-            DecisionLogRecord.channel,
-            DecisionLogRecord.purpose,
-        )
+        .group_by(*grouped)
     ).all()
     months: dict[str, dict[str, Any]] = {}
     for m, org_id, name, name_en, org_kind, kind, channel, purpose, n in rows:
