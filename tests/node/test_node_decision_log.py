@@ -212,6 +212,91 @@ def test_a_platform_refusing_the_route_keeps_the_records(store_path: str) -> Non
         plain.close()
 
 
+def _chunks(store: Store) -> list[tuple[int, int]]:
+    with store.read() as conn:
+        return [
+            (first, count)
+            for first, count in conn.exec_driver_sql(
+                "SELECT first_seq, count FROM node_decision_log_chunks ORDER BY first_seq"
+            )
+        ]
+
+
+def test_a_flush_is_one_chunk_its_records_keep_their_own_numbers_and_batches_cut_across_chunks(
+    store_path: str, fake: LoggingPlatform
+) -> None:
+    node = Node(store_path)
+    for _ in range(3):
+        node.decide([("phone", PHONES[0])], SCENE)
+    assert node.log.flush() == 3
+    # several identifiers, enrolled or not: key by key (the plain ones dropped, counted)
+    node.decide([("phone", PHONES[1]), ("phone", PHONES[0])], SCENE)
+    node.decide([("phone", PHONES[0]), ("phone", PHONES[2])], SCENE)
+    assert node.log.flush() == 2
+    store = node.store
+    assert _chunks(store) == [(1, 3), (4, 2)]
+    records = dlog.read_records(store)
+    tag = fake.tag("phone", PHONES[0])
+    assert [(r[0], r[7].split("\x1f") if r[7] else [], r[8], r[9]) for r in records] == [
+        (1, [tag], 1, 0), (2, [tag], 1, 0), (3, [tag], 1, 0), (4, [tag], 2, 1), (5, [tag], 2, 1),
+    ]  # fmt: skip
+    ids = [r["id"] for r in reversed(dlog.listing(store))]
+    assert ids == [dlog.record_id(dlog.record_prefix(store), n) for n in range(1, 6)]
+    # Over the bound across the chunks: the oldest go, a chunk keeps the rest.
+    assert dlog.enforce_bound(store, limit=1) == 4
+    assert _chunks(store) == [(5, 1)] and dlog.unsent(store) == 1
+    node.decide([("phone", PHONES[0])], SCENE)
+    node.decide([("phone", PHONES[0])], SCENE)
+    node.log.flush()
+    assert _chunks(store) == [(5, 1), (6, 2)]  # numbers are never reused
+    client = PlatformClient(fake.url, "fcx_test_key")
+    assert dlog.relay(store, client, batch=2)["sent"] == 3
+    assert [[r["id"][-2:] for r in b["records"]] for b in fake.batches] == [["05", "06"], ["07"]]
+    assert fake.batches[0]["dropped"] == 4
+    # Pruned by batch: the first batch ends inside the second chunk, which keeps its last record.
+    with store.transaction() as conn:
+        conn.exec_driver_sql("UPDATE node_decision_log_batches SET sent_at = 0 WHERE first_n = 5")
+    assert dlog.prune(store) == 2
+    assert _chunks(store) == [(7, 1)] and [r[0] for r in dlog.read_records(store)] == [7]
+    assert [r["sent_at"] is not None for r in dlog.listing(store)] == [True]
+    assert store.counts()["decisions_unsent"] == 0
+    node.close()
+
+
+def test_a_store_from_before_the_chunks_has_its_rows_moved_into_chunks_when_opened(store_path: str) -> None:
+    store = Store(store_path)
+    with store.transaction() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE node_decision_log (n INTEGER PRIMARY KEY AUTOINCREMENT, at FLOAT NOT NULL, "
+            "purpose TEXT, scene VARCHAR(64) NOT NULL, verdict VARCHAR(16) NOT NULL, entry_ids TEXT NOT NULL, "
+            "feed_seq INTEGER NOT NULL, tags TEXT NOT NULL, identifiers INTEGER NOT NULL, "
+            "absent INTEGER NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO node_decision_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (n, 1.7e9 + n, "审核" if n == 3 else None, SCENE, "allow", "", 1, "", 1, 1)
+                for n in (3, 4, 5, 7)
+            ]
+            + [(9, 1.7e9, None, SCENE, "deny", "e1\x1fe2", 2, "k1:" + "a" * 43, 1, 0)],
+        )
+        conn.exec_driver_sql("DELETE FROM node_decision_log WHERE n = 9")  # the number stays used
+        store.set_config(conn, decision_log_sent_upto="3")
+    store.dispose()
+    store = Store(store_path)
+    assert _chunks(store) == [(3, 3), (7, 1)]
+    assert [(r[0], r[2]) for r in dlog.read_records(store)] == [(3, "审核"), (4, None), (5, None), (7, None)]
+    assert dlog.unsent(store) == 3 and store.counts()["decisions_unsent"] == 3
+    with store.read() as conn:
+        tables = {n for (n,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "node_decision_log" not in tables
+    node = Node(store)
+    node.decide([("phone", PHONES[0])], SCENE)
+    node.log.flush()
+    assert _chunks(store)[-1] == (10, 1)  # above every number the old table used
+    node.close()
+
+
 # --- against the real platform (both backends) --------------------------------------------------------------
 
 
@@ -313,11 +398,4 @@ def test_relayed_to_the_platform_once_and_shown_to_the_person_checked(app, clien
 
 
 def _rows(store: Store) -> list[tuple[Any, ...]]:
-    with store.read() as conn:
-        return [
-            tuple(r)
-            for r in conn.exec_driver_sql(
-                "SELECT n, at, purpose, scene, verdict, entry_ids, feed_seq, tags, identifiers, absent "
-                "FROM node_decision_log ORDER BY n"
-            )
-        ]
+    return list(dlog.read_records(store))

@@ -11,7 +11,7 @@ the entries changed since (or rebuilds after a snapshot). ``fcx node serve`` ref
 each sync instead.
 
 Every decision is recorded in the node's decision log (:mod:`.decision_log`: queued in memory, written to
-the store with the refresh check, at 10,000 queued and on :meth:`Node.close`; relayed to the platform by
+the store with the refresh check, at 2,000 queued and on :meth:`Node.close`; relayed to the platform by
 ``fcx node sync``), with the ``purpose`` the caller gives.
 """
 

@@ -14,9 +14,12 @@ What it keeps
   personal identifier.
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
 * ``node_webhook_events``: webhook event ids already accepted (replay refusal).
-* ``node_decision_log``: the decisions this node answered (:mod:`.decision_log`): time, purpose, scene,
-  verdict, entry ids, feed position and the identifiers' tags (never a plain value), until relayed to the
-  platform and a few days after; ``node_decision_log_batches``: the batches relayed (record ranges).
+* ``node_decision_log_chunks``: the decisions this node answered (:mod:`.decision_log`), one row per
+  chunk of up to :data:`CHUNK_MAX` records written together (records ``first_seq`` … ``first_seq + count -
+  1``): time, purpose, scene, verdict, entry ids, feed position and the identifiers' tags (never a plain
+  value), until relayed to the platform and a few days after; ``node_decision_log_batches``: the batches
+  relayed (record ranges). A store from before the chunks has its ``node_decision_log`` rows moved into
+  chunks when opened (same record numbers, so the same record ids).
 
 Writes go through :meth:`Store.transaction`, which opens ``BEGIN IMMEDIATE``: one writer at a time, and
 everything inside commits or nothing does (a process killed inside leaves the store as before).
@@ -28,8 +31,11 @@ import contextlib
 import json
 import os
 import sqlite3
+import struct
+import sys
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,22 +120,16 @@ webhook_events = Table(
     Column("received_at", Float, nullable=False),
 )
 
-decision_log = Table(
-    "node_decision_log",
+decision_log_chunks = Table(
+    "node_decision_log_chunks",
     metadata,
-    # Insertion order, never reused (AUTOINCREMENT): with the store's prefix it makes the record id the
-    # platform keeps (decision_log.record_id). Append-only with no other index: a record costs one insert.
-    Column("n", Integer, primary_key=True),
-    Column("at", Float, nullable=False),
-    Column("purpose", Text),
-    Column("scene", String(64), nullable=False),
-    Column("verdict", String(16), nullable=False),
-    Column("entry_ids", Text, nullable=False),  # joined by SEP
-    Column("feed_seq", Integer, nullable=False),
-    Column("tags", Text, nullable=False),  # the identifiers' tags, joined by SEP
-    Column("identifiers", Integer, nullable=False),  # how many identifiers were asked about
-    Column("absent", Integer, nullable=False),  # of them without a tag: a count, never a value
-    sqlite_autoincrement=True,
+    # A chunk holds the records first_seq .. first_seq + count - 1 (consecutive record numbers, never
+    # reused: decision_log_next_seq in the config); the row number is first_seq, so ranges of record
+    # numbers are ranges of rows. One row per flush: a record costs a few bytes of one insert.
+    Column("first_seq", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # encode_chunk
 )
 
 decision_log_batches = Table(
@@ -145,6 +145,8 @@ decision_log_batches = Table(
 
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
 SEP = "\x1f"  # joins keys and behaviours in one column (never inside a tag, code or canonical identifier)
+RS = "\x1e"  # joins the records' SEP-joined lists in a decision-log chunk (never inside one either)
+CHUNK_MAX = 10_000  # records in one decision-log chunk at most
 ENTRY_COLUMNS = (
     "entry_id, seq, in_force, keys, subject_kind, severity, behaviours, status, max_end_on, liable_role, "
     "measures, record"
@@ -187,6 +189,7 @@ class Store:
         event.listen(self.engine, "begin", _on_begin)
         if create:
             metadata.create_all(self.engine)
+            self._add_missing_tables()  # a store file from an older node: its decision-log rows moved
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)  # it holds the API key and the node secret
         elif not self.initialised():
@@ -201,14 +204,13 @@ class Store:
             have = {
                 name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
             }
-        missing = [t for t in (decision_log, decision_log_batches) if t.name not in have]
-        if not missing:
+        missing = [t for t in (decision_log_chunks, decision_log_batches) if t.name not in have]
+        if not missing and OLD_DECISION_LOG not in have:
             return
-        with self.engine.connect() as conn:
-            conn.execution_options(fcx_write=True)
-            with conn.begin():
-                for table in missing:
-                    conn.execute(CreateTable(table, if_not_exists=True))
+        with self.transaction() as conn:
+            for table in missing:
+                conn.execute(CreateTable(table, if_not_exists=True))
+            _move_decision_log_rows(self, conn)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -284,11 +286,168 @@ class Store:
                 "outbox_queued": c.exec_driver_sql(
                     "SELECT count(*) FROM node_outbox WHERE status='queued'"
                 ).scalar_one(),
-                "decisions_unsent": c.exec_driver_sql(
-                    "SELECT count(*) FROM node_decision_log WHERE n > ?",
-                    (int(self.get_config(c).get("decision_log_sent_upto", "0")),),
-                ).scalar_one(),
+                "decisions_unsent": count_after(
+                    c, int(self.get_config(c).get("decision_log_sent_upto", "0"))
+                ),
             }
+
+
+# --- decision-log chunks -----------------------------------------------------------------------------------
+
+# A decision-log record as read back: (record number, at, purpose, scene, verdict, entry ids joined by SEP,
+# feed seq, tags joined by SEP, identifiers asked about, of them absent).
+LogRow = tuple[int, float, str | None, str, str, str, int, str, int, int]
+OLD_DECISION_LOG = "node_decision_log"  # one row per record, before the chunks
+_HEAD = struct.Struct("<BI")  # format version, header length
+
+
+def _array(code: str, values: Iterable[Any]) -> bytes:
+    a = array(code, values)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a.tobytes()
+
+
+def _unarray(code: str, data: bytes) -> list[Any]:
+    a = array(code)
+    a.frombytes(data)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a.tolist()
+
+
+def _int_code(values: Sequence[int]) -> str:
+    """The narrowest array type for these counts (most are 0 or 1: a byte each, not eight)."""
+    low, high = (min(values), max(values)) if values else (0, 0)
+    if low < 0:
+        return "q"
+    return "B" if high < 256 else "I" if high < 2**32 else "q"
+
+
+def _dictionary(values: Sequence[Any]) -> tuple[list[Any], str, bytes]:
+    """A column of few distinct values (scene, verdict, purpose) as those values and an index each."""
+    distinct = list(dict.fromkeys(values))
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    code = "B" if len(distinct) < 256 else "I"
+    return distinct, code, _array(code, map(index.__getitem__, values))
+
+
+def encode_chunk(
+    at: Sequence[float],
+    purpose: Sequence[str | None],
+    scene: Sequence[str],
+    verdict: Sequence[str],
+    entry_ids: Sequence[str],
+    feed_seq: Sequence[int],
+    tags: Sequence[str],
+    identifiers: Sequence[int],
+    absent: Sequence[int],
+) -> bytes:
+    """A chunk's body from its records' columns (entry ids and tags already joined by SEP). Column-wise,
+    so that a flush touches each record in C, not in Python (a decision costs microseconds, and so would
+    encoding it row by row), and small (writing the store costs by the byte): the numbers as
+    little-endian arrays of the narrowest type, scene, verdict and purpose as their few distinct values
+    and an index each, entry ids and tags joined by RS. A JSON header says how to read the rest."""
+    columns: list[bytes] = []
+    header: dict[str, Any] = {"count": len(at), "numbers": [], "dictionaries": [], "texts": []}
+    for code, numbers in (
+        ("d", at), (_int_code(feed_seq), feed_seq), (_int_code(identifiers), identifiers),
+        (_int_code(absent), absent),
+    ):  # fmt: skip
+        header["numbers"].append(code)
+        columns.append(_array(code, numbers))
+    for values in (purpose, scene, verdict):
+        distinct, code, data = _dictionary(values)
+        header["dictionaries"].append([code, distinct])
+        columns.append(data)
+    for text in (entry_ids, tags):
+        columns.append(RS.join(text).encode())
+        header["texts"].append(len(columns[-1]))
+    head = _encode(header).encode()
+    return b"".join([_HEAD.pack(1, len(head)), head, *columns])
+
+
+def decode_chunk(first_seq: int, body: bytes) -> list[LogRow]:
+    """The records of a chunk (:func:`encode_chunk`), record numbers from ``first_seq``."""
+    version, size = _HEAD.unpack_from(body)
+    if version != 1:
+        raise StoreError(f"decision-log chunk {first_seq}: unknown format {version}")
+    pos = _HEAD.size
+    header = json.loads(body[pos : pos + size])
+    pos += size
+    n = int(header["count"])
+    columns: list[list[Any]] = []
+    for code in header["numbers"]:
+        end = pos + array(code).itemsize * n
+        columns.append(_unarray(code, body[pos:end]))
+        pos = end
+    for code, distinct in header["dictionaries"]:
+        end = pos + array(code).itemsize * n
+        columns.append([distinct[i] for i in _unarray(code, body[pos:end])])
+        pos = end
+    for length in header["texts"]:
+        text = body[pos : pos + length].decode()
+        pos += length
+        columns.append(text.split(RS) if n else [])
+    at, feed_seq, identifiers, absent, purpose, scene, verdict, entry_ids, tags = columns
+    return list(
+        zip(
+            range(first_seq, first_seq + n), at, purpose, scene, verdict, entry_ids, feed_seq, tags,
+            identifiers, absent, strict=True,
+        )
+    )  # fmt: skip
+
+
+def encode_rows(rows: Sequence[LogRow]) -> bytes:
+    """A chunk's body from records as read back (their numbers are the chunk's, not kept in the body)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 10
+    return encode_chunk(*columns[1:])
+
+
+def count_after(conn: Connection, after: int) -> int:
+    """How many records are numbered above ``after`` (the unsent ones, above the sent watermark)."""
+    return int(
+        conn.exec_driver_sql(
+            "SELECT coalesce(sum(count - max(0, ? - first_seq + 1)), 0) FROM node_decision_log_chunks "
+            "WHERE first_seq > ? AND first_seq + count - 1 > ?",
+            (after, after - CHUNK_MAX, after),
+        ).scalar_one()
+    )
+
+
+def _move_decision_log_rows(store: Store, conn: Connection) -> None:
+    """Move the rows of a store from before the chunks into chunks (consecutive record numbers, at most
+    CHUNK_MAX a chunk) and drop the old table; the record numbers carry on above the highest it used."""
+    if not conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (OLD_DECISION_LOG,)
+    ).first():
+        return  # another process moved them first
+    high = int(store.get_config(conn).get("decision_log_next_seq", "1")) - 1
+    used = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name=?", (OLD_DECISION_LOG,)).first()
+    high = max(high, int(used[0]) if used else 0)
+    rows = conn.exec_driver_sql(  # read as it goes (one connection): millions may wait unsent
+        "SELECT n, at, purpose, scene, verdict, entry_ids, feed_seq, tags, identifiers, absent "
+        f"FROM {OLD_DECISION_LOG} ORDER BY n"
+    )
+    run: list[LogRow] = []
+
+    def write() -> None:
+        conn.exec_driver_sql(
+            "INSERT INTO node_decision_log_chunks(first_seq, count, created_at, body) VALUES (?, ?, ?, ?)",
+            (run[0][0], len(run), now(), encode_rows(run)),
+        )
+        run.clear()
+
+    for r in rows:
+        row: LogRow = tuple(r)
+        if run and (row[0] != run[-1][0] + 1 or len(run) >= CHUNK_MAX):
+            write()
+        run.append(row)
+        high = max(high, row[0])
+    if run:
+        write()
+    store.set_config(conn, decision_log_next_seq=str(high + 1))
+    conn.exec_driver_sql(f"DROP TABLE {OLD_DECISION_LOG}")
 
 
 def record_keys(record: dict[str, Any]) -> list[str]:
