@@ -107,13 +107,19 @@ def test_share_record_never_carries_a_persons_name_or_identifier():
         "subject_kind": "individual",
         "subject_name": "张小三",
         "identifiers": [f"phone:{PHONE}"],
+        "behaviours": ["fake_orders"],
+        "role": "organiser",
+        "liable_role": "legal_representative",
+        "severity": "serious",
         "status": "published",
     }
     shared = share_record(record, [("phone", PHONE)], ring)
-    assert set(shared) == {"entry_id", "subject_kind", "status", "tags"}
+    # Least disclosure: what to apply (severity, status, measures by tag), not what the person did or was.
+    assert set(shared) == {"entry_id", "subject_kind", "severity", "status", "tags"}
     assert shared["tags"] == [ring.tag(oprf.identifier_input("phone", PHONE, normalised=True))]
     unit = share_record({**record, "subject_kind": "unit"}, [("uscc", USCC_A)], ring)
     assert unit["subject_name"] == "张小三" and unit["identifiers"] == [f"phone:{PHONE}"]
+    assert unit["behaviours"] == ["fake_orders"] and unit["liable_role"] == "legal_representative"
 
 
 def test_keys_cli_init_show_rotate(tmp_path):

@@ -47,7 +47,10 @@ from fanchaoxin.subjects.service import is_personal
 
 log = logging.getLogger(__name__)
 
-PERSONAL_FIELDS = ("subject_name", "identifiers", "subject_id")
+# Least disclosure (#14): of a natural person's entry an enterprise learns what it must apply — the
+# measures, severity, periods and status, by tag — not the person's name, identifiers, behaviours or role;
+# those stay behind the need-to-know route (purpose, audited).
+PERSONAL_FIELDS = ("subject_name", "identifiers", "subject_id", "behaviours", "role", "liable_role")
 DELTA_MAX = 50_000
 # Below this many missing tags they are computed in the calling process; above, on the pool.
 POOL_THRESHOLD = 20_000
