@@ -66,6 +66,12 @@ class Entry(Base):
     # What entity resolution left to the reviewer (an identifier of another kind of subject, several
     # subjects named at once): shown at review, never to the submitter.
     resolution_conflicts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # How the subject is told (告知): e-mail, phone, postal address. Encrypted: it is personal data.
+    subject_contact: Mapped[dict[str, Any] | None] = mapped_column(
+        vault.EncryptedJSON("entries.subject_contact")
+    )
+    # What the 炒信 gained as the finding establishes it (brushed_orders, points_gained): measure 5.
+    gains: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     submitted_by: Mapped[str] = mapped_column(String(200))

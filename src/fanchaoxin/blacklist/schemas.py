@@ -92,6 +92,46 @@ class LiablePersonIn(StrictModel):
         return self
 
 
+class ContactIn(StrictModel):
+    """How the subject is told (告知): the notice goes by e-mail, by SMS, or as a printed letter.
+
+    Kept encrypted with the entry; never shared, never shown to anyone but an authorised reviewer.
+    """
+
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=40)
+    postal_address: str | None = Field(None, max_length=500, description="For a printed letter.")
+    addressee: str | None = Field(None, max_length=200, description="Who the letter is addressed to.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> ContactIn:
+        for name, itype in (("email", IdentifierType.email), ("phone", IdentifierType.phone)):
+            value = getattr(self, name)
+            if value is None or not value.strip():
+                setattr(self, name, None)
+                continue
+            try:
+                setattr(self, name, normalise(itype, value))
+            except IdentifierError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+        for name in ("postal_address", "addressee"):
+            value = getattr(self, name)
+            setattr(self, name, value.strip() or None if value is not None else None)
+        return self
+
+    def is_empty(self) -> bool:
+        return not (self.email or self.phone or self.postal_address)
+
+
+class GainsIn(StrictModel):
+    """What the 炒信 gained, as the finding establishes it: measure 5 deducts these points (扣除信用积分)."""
+
+    brushed_orders: int | None = Field(None, ge=0, le=100_000_000, description="Fake orders found.")
+    points_gained: int | None = Field(
+        None, ge=0, le=100_000_000, description="Credit points the fake orders or reviews earned."
+    )
+
+
 class EntryIn(StrictModel):
     """One 炒信 blacklist record as submitted by an enterprise or a department."""
 
@@ -110,6 +150,10 @@ class EntryIn(StrictModel):
     occurred_to: date | None = None
     facts: str = Field(min_length=1, max_length=20000)
     liable_persons: list[LiablePersonIn] = Field(default_factory=list, max_length=20)
+    contact: ContactIn | None = Field(
+        None, description="The subject's contact for the notice (告知书); without one a letter is printed."
+    )
+    gains: GainsIn | None = Field(None, description="Fake orders and points the finding establishes.")
 
     @field_validator("behaviours")
     @classmethod
@@ -163,6 +207,10 @@ class TransitionIn(StrictModel):
     action: str = Field(description="start_review | reject | open_notice | publish | revoke | …")
     reason: str = Field("", max_length=2000)
     version: int = Field(description="The entry's version as last read (optimistic locking).")
+    answers: dict[uuid.UUID, str] = Field(
+        default_factory=dict,
+        description="publish: the reviewer's answer to each statement (陈述申辩) the subject filed, by id.",
+    )
 
 
 class IdentifierOut(ResponseModel):

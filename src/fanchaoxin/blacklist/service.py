@@ -140,6 +140,12 @@ def submit(
         batch_id=batch_id,
         submitted_subject=as_submitted(data),
         resolution_conflicts=conflicts or None,
+        subject_contact=(
+            data.contact.model_dump(exclude_none=True)
+            if data.contact and not data.contact.is_empty()
+            else None
+        ),
+        gains=data.gains.model_dump(exclude_none=True) or None if data.gains else None,
     )
     session.add(entry)
     session.flush()

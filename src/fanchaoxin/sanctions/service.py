@@ -24,15 +24,15 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import add_working_days, china_today
-from fanchaoxin.core.catalogue import catalogues, punishing_bases
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import can_see, scoped
 from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sanctions import competence
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
-from fanchaoxin.sanctions.policy import Policy, default_policy, grade, measure_catalogue, parse_policy
+from fanchaoxin.sanctions.policy import Policy, default_policy, grade, parse_policy
 
 OUTCOMES = ("executed", "not_applicable", "failed")
 
@@ -125,17 +125,15 @@ def targets(session: Session, entry: Entry, today: date) -> dict[tuple[uuid.UUID
     memoranda measures, from the entry's severity up, for entries on a punishing basis.
     """
     out: dict[tuple[uuid.UUID, str], Target] = {}
-    severity_rank = list(catalogues().severities)
     for org in participants(session, today):
         if org.kind == OrgKind.enterprise.value:
             types = set(org.business_types or [])
             for m in entry.measures or []:
                 if types & set(m["implementers"]):
                     out[(org.id, m["code"])] = Target(m["params"], department_measure=False)
-        elif entry.basis in punishing_bases():
-            for d in measure_catalogue().department_measures.values():
-                if severity_rank.index(entry.severity) >= severity_rank.index(d.min_severity):
-                    out[(org.id, d.code)] = Target({}, department_measure=True)
+        else:
+            for code, params in competence.department_measures(org, entry).items():
+                out[(org.id, code)] = Target(params, department_measure=True)
     return out
 
 

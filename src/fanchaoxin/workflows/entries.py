@@ -9,6 +9,8 @@ console, the CLI, due process and the scheduler alike. Read in order, it is what
 2. punishment follows: instructions on publication, lifts when the entry ends — `sanctions.service`;
 3. the change feed announces it, with its webhook outbox rows — `sharing.changes.append`; the other
    entries in force of a subject whose identifiers grew are re-sent (`updated`);
+   opening the notice period produces and delivers the notice (告知书) — `appeals.notices`; publishing
+   needs an answer to each statement the subject filed (陈述申辩) — `appeals.statements`;
 4. a revocation publishes a correction notice (恢复信誉) — `appeals.corrections`;
 5. liable persons follow the unit: their entries are opened and published with it, and take its
    later steps — through this same function.
@@ -20,12 +22,13 @@ in this path the database notices it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from fanchaoxin.appeals import corrections
+from fanchaoxin.appeals import corrections, notices, statements
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import FEED_EVENT, FOLLOWED_BY_LINKED, IN_FORCE, LIFTED, Action, Status
 from fanchaoxin.blacklist.models import Entry
@@ -45,8 +48,12 @@ def take_step(
     expected_version: int | None = None,
     today: date | None = None,
     system: bool = False,
+    answers: Mapping[uuid.UUID, str] | None = None,
 ) -> Entry:
-    """Take one lifecycle step and everything that follows from it, in the caller's transaction."""
+    """Take one lifecycle step and everything that follows from it, in the caller's transaction.
+
+    `answers`: at publication, the reviewer's answer to each statement (陈述申辩) the subject filed.
+    """
     try:
         _take_step(
             session,
@@ -57,6 +64,7 @@ def take_step(
             expected_version=expected_version,
             today=today or china_today(),
             system=system,
+            answers=answers or {},
         )
         # Flushed here, so that a clash with another step shows now and not at the caller's commit.
         session.flush()
@@ -75,7 +83,11 @@ def _take_step(
     expected_version: int | None,
     today: date,
     system: bool,
+    answers: Mapping[uuid.UUID, str],
 ) -> None:
+    if action == Action.publish and entry.parent_entry_id is None:
+        # Every statement is answered before the entry is published, or nothing happens.
+        statements.answer_for_publication(session, actor, entry, answers)
     registry.transition(
         session,
         actor,
@@ -88,6 +100,8 @@ def _take_step(
     )
     status = Status(entry.status)
     grown: set[uuid.UUID] = set()
+    if action == Action.open_notice:
+        notices.issue_notice(session, actor, entry, today=today)
     if action == Action.publish:
         grown = registry.join_proposed(session, actor, entry)
         sanctions.on_published(session, actor, entry, today=today)
@@ -121,6 +135,7 @@ def _follow_with_linked(
                 expected_version=None,
                 today=today,
                 system=True,
+                answers={},
             )
     elif action in FOLLOWED_BY_LINKED:
         for linked in registry.linked_entries(session, unit_entry):
@@ -134,4 +149,5 @@ def _follow_with_linked(
                     expected_version=None,
                     today=today,
                     system=True,
+                    answers={},
                 )

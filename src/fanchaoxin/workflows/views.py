@@ -42,7 +42,15 @@ def transition_entry(
     if action in (Action.expire,):
         raise Forbidden("Entries expire by themselves at their maximum period (fcx jobs run)")
     entry = registry.get_entry_for_update(session, entry_id)
-    take_step(session, principal.actor, entry, action, reason=body.reason, expected_version=body.version)
+    take_step(
+        session,
+        principal.actor,
+        entry,
+        action,
+        reason=body.reason,
+        expected_version=body.version,
+        answers=body.answers,
+    )
     return entry_out(session, entry, principal, detail=True)
 
 
