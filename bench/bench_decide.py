@@ -211,9 +211,7 @@ class Generator:
                 default_policy(), severity=severity, behaviours=behaviours, subject_kind=kind, role=role,
                 liable=liable,
             )  # fmt: skip
-            measures = [
-                {"code": g.code, "params": g.params, "implementers": list(g.implementers)} for g in graded
-            ]
+            measures = [g.record() for g in graded]  # as publication stores them, actions included
             got = self._graded[key] = (measures, json.dumps(measures, ensure_ascii=False))
         return got
 

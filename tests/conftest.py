@@ -161,6 +161,7 @@ class World:
         *,
         name: str | None = None,
         business_types: list[BusinessType] | None = None,
+        department_kind: str | None = None,
         actor: Actor = SYSTEM,
     ) -> Tenant:
         self._n += 1
@@ -174,6 +175,7 @@ class World:
                 if business_types is not None
                 else ([BusinessType.ecommerce] if kind == OrgKind.enterprise else []),
                 agreement_signed_on=date(2017, 1, 1) if kind == OrgKind.enterprise else None,
+                department_kind=department_kind,
             )
             keys = {r: org_service.create_key(s, actor, org, r).secret for r in roles}
         return Tenant(org, keys)
@@ -186,8 +188,9 @@ class World:
     def enterprise(self, name: str | None = None, **kw: object) -> Tenant:
         return self.org(OrgKind.enterprise, [Role.enterprise_operator, Role.enterprise_node], name=name, **kw)  # type: ignore[arg-type]
 
-    def department(self, name: str | None = None) -> Tenant:
-        return self.org(OrgKind.department, [Role.department_officer], name=name)
+    def department(self, name: str | None = None, kind: str = "market_regulation") -> Tenant:
+        """A department of a kind (department_kinds.yaml): market regulation unless told."""
+        return self.org(OrgKind.department, [Role.department_officer], name=name, department_kind=kind)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from fanchaoxin import __version__
+from fanchaoxin.appeals.commitment_views import router as commitments_router
+from fanchaoxin.appeals.statement_views import router as statements_router
 from fanchaoxin.appeals.views import router as appeals_router
 from fanchaoxin.blacklist.views import router as blacklist_router
 from fanchaoxin.console import install as install_console
@@ -45,7 +47,7 @@ from fanchaoxin.workflows.views import router as workflows_router
 log = logging.getLogger(__name__)
 
 # Routes whose bodies may be as large as an upload (bulk submissions, evidence files).
-UPLOAD_PATHS: tuple[str, ...] = ("/v1/uploads", "/v1/evidence", "/v1/attachments")
+UPLOAD_PATHS: tuple[str, ...] = ("/v1/uploads", "/v1/evidence", "/v1/attachments", "/v1/public/statements")
 
 DESCRIPTION = """
 反炒信 — the platform of the joint action against credit hyping (炒信) on e-commerce and
@@ -125,6 +127,8 @@ def create_app(
         blacklist_router,
         sanctions_router,
         appeals_router,
+        commitments_router,  # #15: credit commitments made for repair
+        statements_router,  # #15: the notice before listing (告知书) and statements (陈述申辩)
         changes_router,
         sharing_router,
         stats_router,

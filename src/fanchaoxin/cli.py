@@ -152,6 +152,9 @@ def org_add(
     declared_users: Annotated[
         int | None, typer.Option(help="Declared number of users (sets quotas).")
     ] = None,
+    department_kind: Annotated[
+        str | None, typer.Option(help=orgs_cli.DEPARTMENT_KIND_HELP)
+    ] = None,
 ) -> None:
     """Register an organisation."""
     try:
@@ -183,6 +186,7 @@ def org_add(
                 business_types=types,
                 agreement_signed_on=signed,
                 declared_users=declared_users,
+                department_kind=department_kind,
             )
             console.print(f"Created {org.kind} [bold]{org.name}[/] id={org.id}")
     except Problem as exc:
@@ -194,14 +198,14 @@ def org_list() -> None:
     """List organisations."""
     db = database()
     with db.session() as session:
-        table = Table("id", "kind", "name", "uscc", "business types", "agreement")
+        table = Table("id", "kind", "name", "uscc", "business types / department kind", "agreement")
         for o in session.scalars(select(Organisation).order_by(Organisation.kind, Organisation.name)):
             table.add_row(
                 str(o.id),
                 o.kind,
                 o.name,
                 o.uscc or "",
-                ", ".join(o.business_types or []),
+                ", ".join(o.business_types or []) or orgs_cli.department_kind_text(o),
                 o.agreement_signed_on.isoformat() if o.agreement_signed_on else "",
             )
         console.print(table)
@@ -414,6 +418,7 @@ def audit_verify() -> None:
 # Quotas of identifier matching and the enumeration alarm (orgs.budget).
 org_app.command("quota")(orgs_cli.quota)
 org_app.command("clear-alarm")(orgs_cli.clear_alarm)
+org_app.command("set-kind")(orgs_cli.set_kind)
 
 
 def main() -> None:  # pragma: no cover

@@ -48,12 +48,14 @@ ORGANISATIONS: list[dict[str, object]] = [
         "kind": OrgKind.department,
         "name": "示范市市场监督管理局",
         "name_en": "Demo City Market Regulation Administration",
+        "department_kind": "market_regulation",
         "roles": [Role.department_officer],
     },
     {
         "kind": OrgKind.department,
         "name": "中国人民银行示范市分行",
         "name_en": "People's Bank of China, Demo City Branch",
+        "department_kind": "pboc",
         "roles": [Role.department_officer],
     },
     {
@@ -415,9 +417,15 @@ def _demo_feedback(session: Session, orgs: list[Organisation], today: object) ->
         )
 
     market, _bank, ecommerce, ride, courier = orgs[1], orgs[2], orgs[3], orgs[4], orgs[5]
+    def confirmed(ins: Instruction) -> dict[str, object]:
+        """What an enterprise confirms of what it did (the instruction's feedback fields: marked, …)."""
+        points = (ins.params or {}).get("points") or 36  # null: the points its own records show
+        value = {"bool": True, "int": points, "str": f"诚信档案-{today.year}-{ins.seq:05d}", "date": today}
+        return {f.field: value[f.type] for f in ins.feedback_fields()}
+
     # e-commerce: acknowledged and executed everything, lifts included
     for ins in mine(ecommerce, "apply") + mine(ecommerce, "lift"):
-        sanctions.report(session, principal(ecommerce), ins, outcome="executed")
+        sanctions.report(session, principal(ecommerce), ins, outcome="executed", confirmations=confirmed(ins))
     # ride sharing: acknowledged; one account not found with them, one failed, the rest executed
     for n, ins in enumerate(mine(ride, "apply")):
         if n == 0:

@@ -551,12 +551,12 @@ def test_corrected_objection_regrades_and_reissues_changed_measures(client, mark
     removed = old_measures - new_measures
     assert removed and not (new_measures - old_measures)
     lifted = instructions(db, entry_id, "lift")
-    # every apply of a removed measure is lifted, kept measures stay; of the departments' memoranda
-    # measures only intensified inspection applies to a minor entry
-    dropped_by_departments = {"withhold_honours", "tighten_market_access"}
-    assert {m for _, m in lifted} == {m for _, m in before if m in removed} | dropped_by_departments
+    # every apply of a removed measure is lifted, kept measures stay; a general entry had no memoranda
+    # measure to lift (serious cases only, 行动计划 二(一))
+    assert not any(org == market["dept"].org.id for org, _ in before)
+    assert {m for _, m in lifted} == {m for _, m in before if m in removed}
     for key in before:
-        assert (key in lifted) == (key[1] in removed | dropped_by_departments), key
+        assert (key in lifted) == (key[1] in removed), key
     assert "entry.correct" in actions(db)
 
     # and the other way: more serious → new measures are applied
@@ -582,7 +582,11 @@ def test_corrected_objection_regrades_and_reissues_changed_measures(client, mark
     )
     assert r.status_code == 200, r.text
     added = {k for k in instructions(db, second, "apply") if k not in before}
-    assert {m for _, m in added} >= {"deny_new_account", "block_or_delete_account"}
+    assert {m for _, m in added} >= {"deny_new_account", "block_or_delete_account", "restrict_listings"}
+    # serious now: the department gets the memoranda measures of its kind (market regulation)
+    assert {m for org, m in added if org == market["dept"].org.id} == {
+        "withhold_honours", "tighten_market_access", "intensify_inspection"
+    }
     assert instructions(db, second, "lift") == {}
     # a correction that changes nothing, or corrections without the corrected outcome: 422
     third = file_objection(client, second, value=USCC_B)
@@ -815,6 +819,7 @@ def test_public_report_status_shows_status_only_and_bad_input_names_fields(clien
             "answer_due_on": None,
             "decide_due_on": None,
             "handle_due_on": None,
+            "notice_ends_on": None,
         },
         "outcome": None,
         "reason": None,

@@ -20,7 +20,12 @@ def csrf_of(html: str) -> str:
 
 
 def penalty_entry(
-    db: Database, org_id, *, name: str = "示范测试刷单有限公司", uscc: str = "91350100M000100Y43"
+    db: Database,
+    org_id,
+    *,
+    name: str = "示范测试刷单有限公司",
+    uscc: str = "91350100M000100Y43",
+    severity: str = "general",
 ):  # type: ignore[no-untyped-def]
     """A department's administrative penalty against a company: publishable right after review."""
     with db.session() as s:
@@ -37,7 +42,7 @@ def penalty_entry(
                     },
                     "behaviours": ["order_brushing"],
                     "role": "organizer",
-                    "severity": "general",
+                    "severity": severity,
                     "basis": "administrative_penalty",
                     "document_number": "测罚〔2026〕1号",
                     "issuing_authority": "示范市市场监督管理局",

@@ -270,7 +270,8 @@ def test_undo_merge_from_the_subject_page(client, db, staff):  # noqa: F811
 
 
 def test_department_page(client, db, staff):  # noqa: F811
-    entry_id = _published(db, staff["dept"].org.id)
+    # serious: the memoranda measures are for serious cases only (行动计划 二(一))
+    entry_id = _published(db, staff["dept"].org.id, severity="serious")
     sign_in(client, "market")
     page = client.get("/console/org")
     assert page.status_code == 200

@@ -80,9 +80,8 @@ def test_companies_are_found_by_code_or_name_as_before(client, listed):
 
 
 def test_only_public_entries_are_shown(client, listed, monkeypatch):
-    # The one predicate: a basis taken off the public list hides its entries from the query.
+    # The one predicate (core.catalogue.shown_publicly): a basis taken off the public list hides its entries.
     monkeypatch.setattr(catalogue, "public_bases", lambda: frozenset({"judicial_decision"}))
-    monkeypatch.setattr("fanchaoxin.console.public.public_bases", catalogue.public_bases)
     assert 'id="no-results"' in _results(client, "uscc", USCC)
     assert 'id="no-results"' in _results(client, "resident_id", RID, "张三丰")
 

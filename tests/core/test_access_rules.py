@@ -52,11 +52,15 @@ def test_public_routes_are_few_and_named(app):
         "/v1/objections",
         "/v1/objections/{tracking_number}/confirmation",
         "/v1/public/access-log",  # who looked me up (#14)
+        "/v1/public/commitments",  # credit commitments published with repairs (#15)
         "/v1/public/corrections",
         "/v1/public/objections/{tracking_number}",
         "/v1/public/repairs/{tracking_number}",
         "/v1/public/reports",
         "/v1/public/reports/{tracking_number}",
+        "/v1/public/statements",  # a statement (陈述申辩) on a notice before listing (#15)
+        "/v1/public/statements/{tracking_number}",
+        "/v1/public/statements/{tracking_number}/files",
         "/v1/repairs",
         "/v1/stats/public",
     ]
@@ -98,13 +102,18 @@ def test_console_public_pages_are_few_and_named(app):
         ("/console/public", ("POST",)),
         ("/console/public/access", ("GET",)),
         ("/console/public/access", ("POST",)),
+        ("/console/public/commitments", ("GET",)),
         ("/console/public/corrections", ("GET",)),
         ("/console/public/objection", ("GET",)),
         ("/console/public/objection", ("POST",)),
+        ("/console/public/progress", ("GET",)),  # the filer's progress check (#15)
+        ("/console/public/progress", ("POST",)),
         ("/console/public/repair", ("GET",)),
         ("/console/public/repair", ("POST",)),
         ("/console/public/report", ("GET",)),
         ("/console/public/report", ("POST",)),
+        ("/console/public/statement", ("GET",)),  # the statement form (陈述申辩, #15)
+        ("/console/public/statement", ("POST",)),
         ("/console/public/stats", ("GET",)),
     ]
     # Every other console page names staff roles only.

@@ -27,7 +27,7 @@ def test_each_change_is_one_chained_event(client, world, db):
     n0 = len(_events(db))
     r = client.post(
         "/v1/organisations",
-        json={"kind": "department", "name": "某局"},
+        json={"kind": "department", "name": "某局", "department_kind": "market_regulation"},
         headers=platform.headers(Role.platform_admin),
     )
     assert r.status_code == 201

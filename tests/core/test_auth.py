@@ -87,7 +87,7 @@ def test_revoked_key_is_401_at_once(client, world):
 def test_wrong_role_is_403(client, world):
     platform = world.platform()
     ent = world.enterprise()
-    body = {"kind": "department", "name": "某部门"}
+    body = {"kind": "department", "name": "某部门", "department_kind": "market_regulation"}
     for headers in (
         ent.headers(Role.enterprise_operator),
         platform.headers(Role.auditor),

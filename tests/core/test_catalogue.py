@@ -66,7 +66,8 @@ def test_the_shipped_catalogues_load():
 def test_the_bases_catalogue_says_what_each_basis_means():
     assert punishing_bases() == {"administrative_penalty", "judicial_decision"}
     assert notice_bases() == {"enterprise_finding"}
-    assert public_bases() == {"enterprise_finding", "administrative_penalty", "judicial_decision"}
+    # Two lists: decisions with legal force are public; enterprise findings are shared (lists.yaml).
+    assert public_bases() == {"administrative_penalty", "judicial_decision"}
     b = catalogues().bases["enterprise_finding"]
     assert (b.zh, b.en) == ("企业监测发现", "Enterprise finding")
 
@@ -187,7 +188,11 @@ def test_policy_errors_are_catalogue_errors():
 
 def test_a_measure_with_an_unknown_scene_names_its_line(cat_dir):
     path = cat_dir / "measures.yaml"
-    edit(path, "  scenes: {promotion_signup: deny}\n", "  scenes: {promotion_signup: deny, karaoke: deny}\n")
+    edit(
+        path,
+        "  scenes: {promotion_signup: deny, shop_event: deny}\n",
+        "  scenes: {promotion_signup: deny, shop_event: deny, karaoke: deny}\n",
+    )
     line = line_of(path, "karaoke")
     scenes = load_list(cat_dir / "scenes.yaml", Scene).items
     with pytest.raises(CatalogueError) as exc:

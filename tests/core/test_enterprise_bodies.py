@@ -33,6 +33,7 @@ from sqlalchemy import select
 
 from fanchaoxin.app import create_app
 from fanchaoxin.appeals.models import Objection, Report
+from fanchaoxin.appeals.notice_models import Notice
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import AuditEvent
 from fanchaoxin.core.auth import iter_routes, route_access
@@ -407,11 +408,43 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 "GET", "/v1/reports/{report_id}/attachments/{sha256}", OP, {"report_id": rid_, "sha256": sha}
             )
         probe("GET", "/v1/public/corrections", None)
+        probe("GET", "/v1/public/commitments", None)  # credit commitments published with repairs (#15)
+        probe.both("GET", "/v1/commitments")
         probe(
             "POST",
             "/v1/public/access-log",
             None,
             json={"entry_id": listed, "identifier": {"type": "resident_id", "value": rid1}},
+        )
+        # A statement (陈述申辩, #15) on the demo's notice before listing (a courier's empty parcels).
+        with db.session() as s:
+            notice_number = s.scalars(select(Notice.number)).first() or "GZ20260101-AAAAAAAA"
+        said = probe(
+            "POST",
+            "/v1/public/statements",
+            None,
+            json={
+                "notice_number": notice_number,
+                "identifier": {"type": "courier_staff", "value": "91440300MA5G2R4T88:SZ-0451"},
+                "text": "本人未参与空包刷单，请核实。",
+            },
+        )
+        assert said.status_code == 201, said.text
+        st_tracking, st_secret = said.json()["tracking_number"], said.json()["secret"]
+        probe(
+            "POST",
+            "/v1/public/statements/{tracking_number}/files",
+            None,
+            {"tracking_number": st_tracking},
+            files={"file": ("a.txt", b"probe", "text/plain")},
+            headers={"X-Case-Secret": st_secret},
+        )
+        probe(
+            "GET",
+            "/v1/public/statements/{tracking_number}",
+            None,
+            {"tracking_number": st_tracking},
+            params={"secret": st_secret},
         )
 
         # --- statistics
@@ -565,12 +598,23 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             "/console/public",
             "/console/public/stats",
             "/console/public/corrections",
+            "/console/public/commitments",
             "/console/public/objection",
             "/console/public/repair",
             "/console/public/report",
             "/console/public/access",
+            "/console/public/statement",
+            "/console/public/progress",
         ):
             probe("GET", path, None)
+        # The filer's progress check (#15): the objection filed above, and a wrong secret.
+        for number, key in ((tracking, secret), (tracking, "wrong")):
+            probe(
+                "POST",
+                "/console/public/progress",
+                None,
+                data={"csrf_token": csrf, "tracking_number": number, "secret": key},
+            )
         for by, q in (("resident_id", rid0), ("phone", phone0), ("name", PEOPLE[0][0])):
             probe(
                 "POST",
@@ -626,6 +670,18 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 "entry_id": listed,
                 "identifier_type": "resident_id",
                 "identifier_value": rid1,
+            },
+        )
+        probe(
+            "POST",
+            "/console/public/statement",
+            None,
+            data={
+                "csrf_token": csrf,
+                "notice_number": notice_number,
+                "identifier_type": "resident_id",
+                "identifier_value": rid1,
+                "text": "本人未参与刷单，请核实。",
             },
         )
         probe("POST", "/console/logout", None, data={"csrf_token": csrf})

@@ -226,7 +226,7 @@ def test_sqlite_write_lock_held_elsewhere_gives_503(backend, db, world):
         pytest.skip("SQLite's busy wait (PostgreSQL: the LOCK TABLE test above)")
     headers = world.platform().headers(Role.platform_admin)
     app = create_app(_settings(backend.url))
-    new_org = {"kind": "department", "name": "锁等待局"}
+    new_org = {"kind": "department", "name": "锁等待局", "department_kind": "market_regulation"}
     with TestClient(app, raise_server_exceptions=False) as c:
         assert c.get("/v1/whoami", headers=headers).status_code == 200
         locker = sqlite3.connect(make_url(backend.url).database, isolation_level=None)

@@ -121,7 +121,11 @@ def test_a_revoked_key_can_never_grant_authority(two_processes, world, db):
         ),
         b.post(f"/v1/organisations/{ent.org.id}/keys", json={"role": "enterprise_operator"}, headers=admin),
         b.post(f"/v1/keys/{node_key}/revoke", json={"reason": "hijack"}, headers=operator),
-        b.post("/v1/organisations", json={"kind": "department", "name": "某部门"}, headers=admin),
+        b.post(
+            "/v1/organisations",
+            json={"kind": "department", "name": "某部门", "department_kind": "posts"},
+            headers=admin,
+        ),
         b.post("/v1/policies", content="version: x", headers={**admin, "Content-Type": "application/yaml"}),
         b.put(f"/v1/sharing/quotas/{ent.org.id}", json={"declared_users": 10**9}, headers=admin),
     ]

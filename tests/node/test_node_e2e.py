@@ -248,7 +248,7 @@ def _setup_orgs(url: str) -> dict[str, dict[Role, str]]:
     for name in ("甲电商", "乙电商"):
         org(name, OrgKind.enterprise, [Role.enterprise_operator, Role.enterprise_node],
             business_types=[BusinessType.ecommerce], agreement_signed_on=date(2017, 1, 1), declared_users=1000)  # fmt: skip
-    org("某市场监管局", OrgKind.department, [Role.department_officer])
+    org("某市场监管局", OrgKind.department, [Role.department_officer], department_kind="market_regulation")
     db.dispose()
     return keys
 

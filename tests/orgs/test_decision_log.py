@@ -55,7 +55,7 @@ def test_each_subject_decided_is_one_record_with_digests(client, market, db):
     assert first["verdict"] == r.json()["results"][0]["verdict"] and first["entry_ids"] == [str(entry_id)]
     assert second["verdict"] == "allow" and second["entry_ids"] == []
     assert {first["purpose"], second["purpose"]} == {"注册审核"} and first["scene"] == "account_registration"
-    assert first["feed_seq"] == r.json()["feed_seq"] and first["policy_version"] == "2026.1"
+    assert first["feed_seq"] == r.json()["feed_seq"] and first["policy_version"] == "2026.2"
     assert first["digests"] == sorted(
         [vault.identifier_index("resident_id", RID_A), vault.identifier_index("phone", "+8613800138000")]
     )

@@ -363,7 +363,10 @@ def test_access_rules_of_sharing_routes(client, market):
         client.post("/v1/sharing/evaluate", headers=auditor, json={"blinded": _elements(1)}).status_code
         == 403
     )
-    assert client.get("/v1/sharing/keys", headers=dept).status_code == 200
+    # The feed's machinery carries the market-shared list: never a department's (lists.yaml, #15).
+    for path in ("/v1/sharing/keys", "/v1/sharing/manifest", "/v1/feed"):
+        assert client.get(path, headers=dept).status_code == 403, path
+    assert client.get("/v1/sharing/keys", headers=op).status_code == 200
     assert (
         client.get("/v1/sharing/entries/00000000-0000-0000-0000-000000000000", headers=dept).status_code
         == 403

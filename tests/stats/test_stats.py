@@ -109,7 +109,7 @@ def scene(world, db, outbox):
         "platform": world.platform(),
         "shop": world.enterprise("电商平台甲", business_types=[B.ecommerce]),
         "ride": world.enterprise("出行平台乙", business_types=[B.sharing_economy]),
-        "dept": world.department("市场监管局"),
+        "dept": world.department("邮政管理局", kind="posts"),  # the court case is empty parcels (its competence)
     }
     shop = m["shop"]
     sept = publish(db, shop.org.id, person_entry(), D(2026, 9, 15))
@@ -160,7 +160,9 @@ def scene(world, db, outbox):
         ).all()
         assert len(mine) >= 4
         sanctions.acknowledge(s, who, mine[0])
-        sanctions.report(s, who, mine[1], outcome="executed")
+        done = {"bool": True, "int": 12, "str": "CX-2026-0001", "date": "2026-10-12"}  # what it confirms
+        confirmations = {f.field: done[f.type] for f in mine[1].feedback_fields()}
+        sanctions.report(s, who, mine[1], outcome="executed", confirmations=confirmations)
         sanctions.report(s, who, mine[2], outcome="failed", reason="账户已注销")
         sanctions.report(s, who, mine[3], outcome="not_applicable")
         for i in mine[:4]:
@@ -228,6 +230,8 @@ def test_entries_by_each_dimension(scene, db):
         ]
         assert counts(stats.entries_by(s, "severity")) == {"general": 1, "minor": 2, "serious": 1}
         assert counts(stats.entries_by(s, "basis")) == {"enterprise_finding": 3, "judicial_decision": 1}
+        # The two lists apart, for staff (#15): enterprise findings are the market-shared list.
+        assert counts(stats.entries_by(s, "list")) == {"public": 1, "shared": 3}
         assert counts(stats.entries_by(s, "status")) == {
             "disputed": 1,
             "published": 1,
@@ -350,14 +354,12 @@ def test_cases_open_due_soon_overdue(scene, db):
 def test_public_summary_has_figures_and_no_identifiers(scene, db):
     with db.session() as s:
         summary = stats.public_summary(s, today=D(2026, 10, 31))
-    assert summary["in_force"]["total"] == 2
-    assert counts(summary["in_force"]["by_behaviour"]) == {
-        "empty_parcel": 1,
-        "fake_review": 1,
-        "order_brushing": 1,
-    }
-    assert counts(summary["in_force"]["by_subject_kind"]) == {"courier_company": 1, "unit": 1}
-    assert summary["published"] == {"this_month": 2, "this_year": 3}
+    # The public 失信 list only (#15): the court's entry; the enterprise findings are never counted.
+    assert summary["list"]["code"] == "public"
+    assert summary["in_force"]["total"] == 1
+    assert counts(summary["in_force"]["by_behaviour"]) == {"empty_parcel": 1}
+    assert counts(summary["in_force"]["by_subject_kind"]) == {"courier_company": 1}
+    assert summary["published"] == {"this_month": 1, "this_year": 1}
     assert summary["revoked_after_objection"] == {"this_year": 0, "total": 0}
     text = repr(summary)
     for secret in (
@@ -369,7 +371,7 @@ def test_public_summary_has_figures_and_no_identifiers(scene, db):
         "某速运",
         "张小三",
         "电商平台甲",
-        "市场监管局",
+        "邮政管理局",
         str(scene["unit"]),
     ):
         assert secret not in text
@@ -393,6 +395,11 @@ def test_monthly_figures_with_previous_month(scene, db):
     assert {row["key"]: (row["count"], row["previous"]) for row in r["by_basis"]} == {
         "enterprise_finding": (1, 1), "judicial_decision": (1, 0),
     }  # fmt: skip
+    assert {row["key"]: (row["count"], row["previous"]) for row in r["by_list"]} == {
+        "public": (1, 0), "shared": (1, 1),
+    }  # fmt: skip
+    by_list = {b["code"]: (b["entries"]["published"], b["entries"]["in_force_at_end"]) for b in r["entries_by_list"]}
+    assert by_list == {"public": (1, 1), "shared": (1, 1)}
     shop = next(o for o in r["measures_by_enterprise"] if o["org_id"] == str(scene["shop"].org.id))
     october_applies = n_instructions(db, owner_org_id=scene["shop"].org.id, kind="apply") - 3
     assert shop["issued"] == october_applies and shop["lifts"] == 3
@@ -543,7 +550,7 @@ def test_access_rules(client, scene):
 def test_public_api_needs_no_key_and_leaks_nothing(client, scene):
     r = client.get("/v1/stats/public")
     assert r.status_code == 200
-    assert r.json()["in_force"]["total"] == 2
+    assert r.json()["in_force"]["total"] == 1  # the public list only
     for fmt in ("json", "csv", "xlsx"):
         r = client.get(f"/v1/stats/public?format={fmt}")
         assert r.status_code == 200

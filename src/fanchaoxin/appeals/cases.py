@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.appeals.models import Objection, RepairApplication, Report
+from fanchaoxin.appeals.notice_models import Statement
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core import audit
@@ -27,12 +28,14 @@ from fanchaoxin.core.errors import Conflict, NotFound
 from fanchaoxin.core.tenancy import can_see
 
 _TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-TRACKING_PREFIX = {"objection": "YY", "repair": "XF", "report": "JB"}  # 异议, 修复, 举报
+# 异议, 修复, 举报, 陈述申辩
+TRACKING_PREFIX = {"objection": "YY", "repair": "XF", "report": "JB", "statement": "CS"}
 
-CASE_MODELS: dict[str, type[Objection] | type[RepairApplication] | type[Report]] = {
+CASE_MODELS: dict[str, type[Objection] | type[RepairApplication] | type[Report] | type[Statement]] = {
     "objection": Objection,
     "repair": RepairApplication,
     "report": Report,
+    "statement": Statement,  # 陈述申辩 during an entry's notice period (appeals.statements)
 }
 
 
@@ -48,8 +51,13 @@ class Filing:
 
 
 def new_tracking_number(kind: str, today: date) -> str:
+    return new_number(TRACKING_PREFIX[kind], today)
+
+
+def new_number(prefix: str, today: date) -> str:
+    """`<prefix><yyyymmdd>-<8 random characters>`: a case's tracking number, a notice's number (GZ)."""
     tail = "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(8))
-    return f"{TRACKING_PREFIX[kind]}{today:%Y%m%d}-{tail}"
+    return f"{prefix}{today:%Y%m%d}-{tail}"
 
 
 def new_secret() -> str:

@@ -1,4 +1,11 @@
-"""Restoration of reputation (恢复信誉): the public correction notice of every revoked entry."""
+"""Restoration of reputation (恢复信誉): the public correction notice of every revoked entry of the public
+list.
+
+Only the public 失信 list (lists.yaml, `core.catalogue.public_bases`) is announced in public: a revoked
+enterprise finding (the market-shared list) gets no public correction notice — it was never public,
+and a notice would make it so. The participating enterprises, the only ones who knew of it, learn of
+the revocation through the change feed's `revoked` event and their lift instructions.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.calendar import add_working_days, china_today
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import catalogues, public_bases
 from fanchaoxin.core.identifiers import mask_person_name
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.subjects.service import is_personal
@@ -21,8 +28,11 @@ from fanchaoxin.subjects.service import is_personal
 
 def publish_correction(
     session: Session, actor: Actor, entry: Entry, *, reason: str, today: date | None = None
-) -> CorrectionNotice:
-    """A public correction notice for a revoked entry (the workflow publishes one on every revocation)."""
+) -> CorrectionNotice | None:
+    """A public correction notice for a revoked entry of the public list (the workflow asks on every
+    revocation); None for an entry of the market-shared list, which is never announced in public."""
+    if entry.basis not in public_bases():
+        return None
     today = today or china_today()
     existing = session.scalar(select(CorrectionNotice).where(CorrectionNotice.entry_id == entry.id))
     if existing is not None:
@@ -63,9 +73,13 @@ def attach_to_objection(
 
 
 def list_corrections(session: Session, *, limit: int = 100, offset: int = 0) -> list[CorrectionNotice]:
+    """The public correction notices, newest first: of entries on the public list only (a notice kept
+    from before the two lists, of an enterprise finding, stays off the public page)."""
     return list(
         session.scalars(
             select(CorrectionNotice)
+            .join(Entry, Entry.id == CorrectionNotice.entry_id)
+            .where(Entry.basis.in_(sorted(public_bases())))
             .order_by(CorrectionNotice.revoked_on.desc(), CorrectionNotice.published_at.desc())
             .limit(limit)
             .offset(offset)

@@ -1,9 +1,14 @@
-"""Notifications to objectors, applicants and reporters (e-mail).
+"""Notifications to objectors, applicants, reporters, filers of statements and listed subjects (e-mail).
 
 Services *queue* a message in the session (`queue`); it is sent only after the transaction commits,
 so a rolled-back change never mails anybody, and a mail server that is down never loses a change
 (the failure is logged; the case's tracking page shows the same status). The hook is the session's
 own (`send_after_commit`), set when it first queues a message: no process-wide session listener.
+Other deliveries that must wait for the commit (an SMS of the notice before listing, `appeals.sms`)
+go through the same queue (`queue_call`).
+
+A message may carry files (the notice's PDF) and a receipt (`on_result`): called after the attempt
+with whether it went out, so that the sender can record the delivery (the notice's delivery status).
 
 `LogNotifier` (development and tests) keeps what it sent in memory and logs it with the recipient
 masked; `SmtpNotifier` sends through the SMTP server named in the settings (`FCX_SMTP_*`).
@@ -14,7 +19,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -30,13 +36,37 @@ OUTBOX = "fcx_outbox"  # session.info key of the messages queued in its transact
 _HOOKED = "fcx_outbox_hooked"  # session.info key: the session sends its queue after commit
 
 
+# After an attempt to deliver: (whether it went out, why not — never the recipient's address).
+Receipt = Callable[[bool, str | None], None]
+
+
+@dataclass(frozen=True)
+class MailFile:
+    """A file sent with a message (the notice's PDF)."""
+
+    filename: str
+    media_type: str  # e.g. application/pdf
+    data: bytes = field(repr=False)
+
+
 @dataclass(frozen=True)
 class Message:
     to: str
     subject: str
     body: str
-    case: str  # the tracking number the message is about
+    case: str  # the tracking number (or notice number) the message is about
     event: str  # e.g. objection.filed
+    files: tuple[MailFile, ...] = ()
+    on_result: Receipt | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A delivery of another kind (an SMS) that waits for the commit like a message."""
+
+    what: str  # for the log: e.g. "sms notice.issued on GZ20261205-…"
+    send: Callable[[], None] = field(repr=False)
+    on_result: Receipt | None = field(default=None, compare=False, repr=False)
 
 
 class Notifier(Protocol):
@@ -97,6 +127,11 @@ class SmtpNotifier:
         mail["X-FCX-Case"] = message.case
         mail["X-FCX-Event"] = message.event
         mail.set_content(message.body)
+        for f in message.files:
+            maintype, _, subtype = f.media_type.partition("/")
+            mail.add_attachment(
+                f.data, maintype=maintype, subtype=subtype or "octet-stream", filename=f.filename
+            )
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
                 smtp.starttls()
@@ -135,13 +170,20 @@ def set_notifier(notifier: Notifier | None) -> Notifier | None:
         return previous
 
 
-def queue(session: Session, message: Message) -> None:
+def queue(session: Session, message: Message | Call) -> None:
     """Send `message` once the session's transaction has committed; never if it rolls back."""
-    outbox: list[Message] | None = session.info.get(OUTBOX)
+    outbox: list[Message | Call] | None = session.info.get(OUTBOX)
     if outbox is None:
         outbox = session.info[OUTBOX] = []
         send_after_commit(session)
     outbox.append(message)
+
+
+def queue_call(
+    session: Session, what: str, send: Callable[[], None], on_result: Receipt | None = None
+) -> None:
+    """Run `send` once the session's transaction has committed (an SMS), with its receipt."""
+    queue(session, Call(what, send, on_result))
 
 
 def send_after_commit(session: Session) -> None:
@@ -158,15 +200,27 @@ def send_after_commit(session: Session) -> None:
 
 
 def _deliver(session: Session) -> None:
-    messages: list[Message] = session.info.pop(OUTBOX, None) or []
+    messages: list[Message | Call] = session.info.pop(OUTBOX, None) or []
     if not messages:
         return
     notifier = get_notifier()
     for message in messages:
+        error: str | None = None
         try:
-            notifier.send(message)
-        except Exception:
-            log.exception("could not send %s on %s", message.event, message.case)
+            if isinstance(message, Call):
+                message.send()
+            else:
+                notifier.send(message)
+        except Exception as exc:
+            what = message.what if isinstance(message, Call) else f"{message.event} on {message.case}"
+            log.exception("could not send %s", what)
+            # The kind of failure only: a mail server's message may repeat the recipient's address.
+            error = type(exc).__name__
+        if message.on_result is not None:
+            try:
+                message.on_result(error is None, error)
+            except Exception:
+                log.exception("could not record the delivery receipt")
 
 
 def _discard(session: Session, transaction: SessionTransaction) -> None:
@@ -222,6 +276,16 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "report.handled": (
         "举报处理结果 Report handled ({tracking})",
         "处理结果 Outcome: {outcome}" + FOOTER,
+    ),
+    "statement.filed": (
+        "陈述申辩已受理 Statement received ({tracking})",
+        "您就告知书 {notice} 提交的陈述申辩已受理。审核人员将在作出决定时逐项答复。\n"
+        "Your statement on notice {notice} was received; the reviewer answers it when deciding.\n"
+        "告知期截止 The notice period ends on: {ends}（含当日 inclusive）" + FOOTER,
+    ),
+    "statement.answered": (
+        "陈述申辩答复 Statement answered ({tracking})",
+        "{result}\n答复 Answer: {answer}" + FOOTER,
     ),
 }
 

@@ -22,8 +22,10 @@ from fanchaoxin.appeals.cases import (
     prove_subject,
     record_identity,
 )
+from fanchaoxin.appeals.commitments import record_commitment
 from fanchaoxin.appeals.models import RepairApplication
 from fanchaoxin.appeals.notify import notify
+from fanchaoxin.appeals.remedies import repair_possible_from
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core import audit
@@ -58,10 +60,11 @@ def file_repair(
         )
     if entry.parent_entry_id is not None:
         raise Conflict("A liable person's entry follows its unit's entry; the unit applies for repair")
-    if entry.min_end_on is not None and today < entry.min_end_on:
+    start = repair_possible_from(entry)  # the rule the public query's repair link follows too
+    if start is not None and today < start:
         raise Conflict(
-            f"Credit repair is possible from {entry.min_end_on.isoformat()} (the minimum period)",
-            possible_from=entry.min_end_on.isoformat(),
+            f"Credit repair is possible from {start.isoformat()} (the minimum period)",
+            possible_from=start.isoformat(),
         )
     secret = new_secret()
     app = RepairApplication(
@@ -145,7 +148,8 @@ def record_decision(
     reason: str,
     today: date,
 ) -> RepairApplication:
-    """Close the application with its outcome, audit it and tell the applicant."""
+    """Close the application with its outcome, audit it and tell the applicant; an approval records
+    the applicant's credit commitment (信用承诺), published with the repair and kept for its term."""
     before = app.snapshot()
     app.status = "decided"
     app.outcome = outcome
@@ -154,6 +158,8 @@ def record_decision(
     app.decided_by = actor.name
     app.open_entry_id = None
     flush_case(session, "application")
+    if outcome == "approved":
+        record_commitment(session, actor, app, entry, today=today)
     audit.record(
         session,
         actor,

@@ -157,6 +157,7 @@ class Deadlines(ResponseModel):
     answer_due_on: date | None = None
     decide_due_on: date | None = None
     handle_due_on: date | None = None
+    notice_ends_on: date | None = None  # a statement (陈述申辩): the last day of the notice period
 
 
 class Filed(ResponseModel):

@@ -7,6 +7,9 @@ Who sees what:
   recipient did), the recipient it was routed to (not who reported it);
 - correction notices: everybody, without login.
 
+The filer's view of each kind of case (status, deadlines, outcome) is built in `appeals.progress`, for
+the status routes here and the console's progress page alike.
+
 The routes whose step changes the entry too (filing, forwarding and deciding an objection, deciding a
 credit repair) start a workflow and live in `workflows.appeals_views`; they use the helpers here.
 """
@@ -23,8 +26,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import attachments, cases, corrections, objections, repair, reports
+from fanchaoxin.appeals import attachments, cases, corrections, objections, progress, repair, reports
 from fanchaoxin.appeals.models import CorrectionNotice, Objection, RepairApplication, Report
+from fanchaoxin.appeals.progress import objection_deadlines, repair_deadlines, report_deadlines
 from fanchaoxin.appeals.ratelimit import PublicLimits
 from fanchaoxin.appeals.schemas import (
     AnswerIn,
@@ -100,16 +104,6 @@ def filed(case: Any, secret: str, deadlines: Deadlines) -> Filed:
 
 
 # --- objections -----------------------------------------------------------------------------------------
-
-
-def objection_deadlines(o: Objection) -> Deadlines:
-    return Deadlines(
-        filed_on=o.filed_on,
-        dispute_due_on=o.dispute_due_on,
-        forward_due_on=o.forward_due_on,
-        answer_due_on=o.answer_due_on,
-        decide_due_on=o.decide_due_on,
-    )
 
 
 def objection_out(session: Session, o: Objection, principal: Principal) -> ObjectionOut:
@@ -243,17 +237,7 @@ def objection_status(
 ) -> CaseStatusOut:
     obj = cases.by_tracking(session, "objection", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
-    return CaseStatusOut(
-        tracking_number=obj.tracking_number,
-        kind="objection",
-        status=obj.status,
-        filed_on=obj.filed_on,
-        deadlines=objection_deadlines(obj),
-        outcome=obj.outcome,
-        reason=obj.decision_reason,
-        decided_at=obj.decided_at,
-        attachments=len(attachments.attachments_of(session, "objection", obj.id)),
-    )
+    return progress.objection_status(session, obj)
 
 
 # --- attachments ----------------------------------------------------------------------------------------
@@ -325,10 +309,6 @@ def get_objection_attachment(
 
 
 # --- credit repair --------------------------------------------------------------------------------------
-
-
-def repair_deadlines(a: RepairApplication) -> Deadlines:
-    return Deadlines(filed_on=a.filed_on, decide_due_on=a.decide_due_on)
 
 
 def repair_out(session: Session, a: RepairApplication) -> RepairOut:
@@ -431,24 +411,10 @@ def repair_status(
 ) -> CaseStatusOut:
     app = cases.by_tracking(session, "repair", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
-    return CaseStatusOut(
-        tracking_number=app.tracking_number,
-        kind="repair",
-        status=app.status,
-        filed_on=app.filed_on,
-        deadlines=repair_deadlines(app),
-        outcome=app.outcome,
-        reason=app.decision_reason,
-        decided_at=app.decided_at,
-        attachments=len(attachments.attachments_of(session, "repair", app.id)),
-    )
+    return progress.repair_status(session, app)
 
 
 # --- reports --------------------------------------------------------------------------------------------
-
-
-def _report_deadlines(r: Report) -> Deadlines:
-    return Deadlines(filed_on=r.filed_on, handle_due_on=r.handle_due_on)
 
 
 # Identifiers that name a natural person outright. An enterprise that handles a report (and did not file
@@ -485,7 +451,7 @@ def report_out(session: Session, r: Report, principal: Principal) -> ReportOut:
         contact_email=r.contact_email if show_reporter else None,
         reporting_org_id=r.owner_org_id if show_reporter else None,
         addressed_to_org_id=r.addressed_to_org_id if show_handling else None,
-        deadlines=_report_deadlines(r),
+        deadlines=report_deadlines(r),
         triage_note=r.triage_note if show_handling else None,
         outcome=r.outcome,
         outcome_note=r.outcome_note if show_handling else None,
@@ -519,7 +485,7 @@ def _file_report(session: Session, principal: Principal, body: ReportIn, channel
         channel=channel,
         owner_org_id=principal.org_id if channel == "organisation" else None,
     )
-    return filed(filing.case, filing.secret, _report_deadlines(filing.case))
+    return filed(filing.case, filing.secret, report_deadlines(filing.case))
 
 
 @router.post(
@@ -648,16 +614,7 @@ def report_status(
 ) -> CaseStatusOut:
     rep = cases.by_tracking(session, "report", tracking_number, secret or x_case_secret)
     response.headers["Cache-Control"] = "no-store"
-    return CaseStatusOut(
-        tracking_number=rep.tracking_number,
-        kind="report",
-        status=rep.status,
-        filed_on=rep.filed_on,
-        deadlines=_report_deadlines(rep),
-        outcome=rep.outcome,
-        decided_at=rep.handled_at,
-        attachments=len(attachments.attachments_of(session, "report", rep.id)),
-    )
+    return progress.report_status(session, rep)
 
 
 # --- restoration ----------------------------------------------------------------------------------------

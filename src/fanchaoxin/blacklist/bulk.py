@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from fanchaoxin.blacklist.lifecycle import Status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, ProposedIdentifier, UploadBatch
 from fanchaoxin.blacklist.schemas import EntryIn
-from fanchaoxin.blacklist.service import as_submitted
+from fanchaoxin.blacklist.service import as_submitted, contact_of, gains_of
 from fanchaoxin.core import audit, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import bulk_insert, new_id, utcnow
@@ -45,6 +45,13 @@ class BatchResult:
     batch: UploadBatch
     entry_ids: list[uuid.UUID]
     errors: list[dict[str, Any]]
+
+
+# What was sent about the subject (and how to reach it) is personal data; the log keeps the entry's own
+# fields.
+_NOT_LOGGED = frozenset(
+    {"submitted_at", "updated_at", "submitted_subject", "resolution_conflicts", "subject_contact"}
+)
 
 
 def _chunks(items: list[Any], n: int = CHUNK) -> list[list[Any]]:
@@ -248,6 +255,8 @@ def submit_batch(
                     "version": 1,
                     "submitted_subject": as_submitted(e),
                     "resolution_conflicts": conflicts or None,
+                    "subject_contact": contact_of(e),
+                    "gains": gains_of(e),
                     "_row": row_no,
                 }
             )
@@ -332,8 +341,7 @@ def submit_batch(
                 "after": {
                     k: (str(v) if isinstance(v, uuid.UUID) else v)
                     for k, v in e.items()
-                    # What was sent about the subject is personal data; the log keeps the entry's own fields.
-                    if k not in ("submitted_at", "updated_at", "submitted_subject", "resolution_conflicts")
+                    if k not in _NOT_LOGGED
                 },
                 "detail": {
                     "batch_id": str(batch_id),

@@ -255,6 +255,32 @@ class TransitionOut(ResponseModel):
     at: datetime
 
 
+class LiablePersonOut(ResponseModel):
+    """A person the submission names to be listed with the unit (法定代表人, 主要负责人, 直接责任人)."""
+
+    role: LiableRole
+    subject_id: uuid.UUID
+    name: str = Field(description="Masked unless revealed to an authorised reviewer.")
+    identifiers: list[IdentifierOut]
+
+
+class NoticeSummaryOut(ResponseModel):
+    """The notice before listing (告知书) of an entry and how it was delivered (appeals.notices)."""
+
+    number: str
+    issued_on: date
+    ends_on: date = Field(description="The last day a statement (陈述申辩) may be filed, inclusive.")
+    channel: str = Field(description="email | sms | letter")
+    delivered_to: str | None = Field(description="Masked.")
+    delivery_status: str = Field(description="queued | sent | failed | letter_required")
+    delivery_note: str | None = None
+    delivered_at: datetime | None = None
+    letter_required: bool = Field(
+        description="No e-mail or phone, or the delivery failed: a reviewer prints the letter (the PDF) and "
+        "posts it."
+    )
+
+
 class EntryOut(ResponseModel):
     id: uuid.UUID
     status: str
@@ -287,3 +313,7 @@ class EntryOut(ResponseModel):
     # For the platform only: what the submission would add to a known subject, and what it contradicts.
     proposed_identifiers: list[ProposedIdentifierOut] | None = None
     resolution_conflicts: list[dict[str, Any]] | None = None
+    # For reviewers, before publication too: the liable persons the submission names (#15).
+    liable_persons: list[LiablePersonOut] | None = None
+    # In the answer of a lifecycle step, for reviewers: the entry's notice and its delivery (#15).
+    notice: NoticeSummaryOut | None = None

@@ -26,7 +26,7 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import add_months, add_working_days, china_today
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import catalogues, department_bases
 from fanchaoxin.core.db import new_id, utcnow
 from fanchaoxin.core.errors import (
     Conflict,
@@ -36,7 +36,7 @@ from fanchaoxin.core.errors import (
     ValidationProblem,
 )
 from fanchaoxin.core.identifiers import mask
-from fanchaoxin.core.permissions import SEE_REVOKED
+from fanchaoxin.core.permissions import SEE_REVOKED, sees_shared_list
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
 from fanchaoxin.subjects import service as subjects
@@ -69,6 +69,18 @@ def as_submitted(data: EntryIn) -> dict[str, Any]:
         "name": display_name(data.subject.name),
         "identifiers": [{"type": i.type.value, "value": i.value} for i in data.subject.identifiers],
     }
+
+
+def contact_of(data: EntryIn) -> dict[str, Any] | None:
+    """The subject's contact for the notice (告知书) as the entry keeps it (sealed); None when empty."""
+    if data.contact is None or data.contact.is_empty():
+        return None
+    return data.contact.model_dump(exclude_none=True)
+
+
+def gains_of(data: EntryIn) -> dict[str, Any] | None:
+    """What the finding says the 炒信 gained (measure 5), as the entry keeps it; None when nothing."""
+    return data.gains.model_dump(exclude_none=True) or None if data.gains else None
 
 
 def submit(
@@ -140,12 +152,8 @@ def submit(
         batch_id=batch_id,
         submitted_subject=as_submitted(data),
         resolution_conflicts=conflicts or None,
-        subject_contact=(
-            data.contact.model_dump(exclude_none=True)
-            if data.contact and not data.contact.is_empty()
-            else None
-        ),
-        gains=data.gains.model_dump(exclude_none=True) or None if data.gains else None,
+        subject_contact=contact_of(data),
+        gains=gains_of(data),
     )
     session.add(entry)
     session.flush()
@@ -474,10 +482,29 @@ def entries_in_force(session: Session, subject_id: uuid.UUID) -> list[Entry]:
     )
 
 
+def sees_list(principal: Principal, entry: Entry) -> bool:
+    """Whether the caller may see an entry as far as the two lists go (两类名单, lists.yaml): a department
+    sees the lists that reach departments and what it submitted itself — never the market-shared list
+    of the participating enterprises."""
+    return (
+        sees_shared_list(principal)
+        or entry.basis in department_bases()
+        or (principal.org_id is not None and entry.owner_org_id == principal.org_id)
+    )
+
+
+def _lists_clause(principal: Principal) -> Any:
+    """`sees_list` as a WHERE clause; None when the caller sees every list."""
+    if sees_shared_list(principal):
+        return None
+    return or_(Entry.basis.in_(sorted(department_bases())), Entry.owner_org_id == principal.org_id)
+
+
 def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> Entry:
     # After a revocation nothing of the entry is shown but to those who keep the record (SEE_REVOKED).
     entry = get_visible(session, Entry, entry_id, principal, what="entry")
-    if entry.status == Status.revoked.value and principal.role not in SEE_REVOKED:
+    revoked_hidden = entry.status == Status.revoked.value and principal.role not in SEE_REVOKED
+    if revoked_hidden or not sees_list(principal, entry):
         raise NotFound(f"No entry with id {entry_id}")
     return entry
 
@@ -513,6 +540,9 @@ def list_entries(
     )
     if principal.role not in SEE_REVOKED:
         stmt = stmt.where(Entry.status != Status.revoked.value)
+    lists = _lists_clause(principal)
+    if lists is not None:
+        stmt = stmt.where(lists)
     if status:
         stmt = stmt.where(Entry.status == status)
     if severity:

@@ -47,7 +47,9 @@ from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normali
 __all__ = [
     "CHINESE_ALIASES",
     "COLUMNS",
+    "CONTACT_COLUMNS",
     "DATE_COLUMNS",
+    "GAINS_COLUMNS",
     "IDENTIFIER_COLUMNS",
     "LIABLE_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -124,6 +126,16 @@ _LIABLE_PARTS = ("name", "resident_id", "phone")
 LIABLE_COLUMNS: tuple[str, ...] = tuple(f"{r.value}_{p}" for r in LiableRole for p in _LIABLE_PARTS)
 DATE_COLUMNS: tuple[str, ...] = ("document_date", "occurred_from", "occurred_to")
 _TEXT_COLUMNS = ("document_number", "issuing_authority", *DATE_COLUMNS, "facts")
+# The subject's contact for the notice before listing (告知书, `EntryIn.contact`): column → field.
+_CONTACT_FIELDS: dict[str, str] = {
+    "contact_email": "email",
+    "contact_phone": "phone",
+    "contact_address": "postal_address",
+    "contact_addressee": "addressee",
+}
+CONTACT_COLUMNS: tuple[str, ...] = tuple(_CONTACT_FIELDS)
+# What the 炒信 gained as the finding establishes it (`EntryIn.gains`, measure 5): whole numbers.
+GAINS_COLUMNS: tuple[str, ...] = ("brushed_orders", "points_gained")
 COLUMNS: tuple[str, ...] = (
     "subject_kind",
     "subject_name",
@@ -135,6 +147,8 @@ COLUMNS: tuple[str, ...] = (
     "basis",
     *_TEXT_COLUMNS,
     *LIABLE_COLUMNS,
+    *CONTACT_COLUMNS,
+    *GAINS_COLUMNS,
 )
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "subject_kind",
@@ -180,6 +194,12 @@ CHINESE_ALIASES: dict[str, tuple[str, ...]] = {
     "directly_responsible_name": ("直接责任人姓名", "直接责任人"),
     "directly_responsible_resident_id": ("直接责任人身份证号", "直接责任人身份证号码"),
     "directly_responsible_phone": ("直接责任人手机号", "直接责任人手机号码"),
+    "contact_email": ("联系邮箱", "送达邮箱"),
+    "contact_phone": ("联系电话", "联系手机", "送达手机号"),
+    "contact_address": ("联系地址", "送达地址", "邮寄地址"),
+    "contact_addressee": ("收件人",),
+    "brushed_orders": ("刷单笔数", "虚假交易笔数"),
+    "points_gained": ("获得信用积分", "刷单获得积分"),
 }
 
 # Chinese spellings accepted in cells of code columns, beside the codes themselves. Subject kinds,
@@ -380,7 +400,9 @@ _PRECISION_LOST = (
 
 
 # Columns whose numbers are identifiers: digits lost to floating point cannot be guessed back.
-_NUMERIC_SENSITIVE = frozenset(IDENTIFIER_COLUMNS) | {c for c in LIABLE_COLUMNS if not c.endswith("_name")}
+_NUMERIC_SENSITIVE = (
+    frozenset(IDENTIFIER_COLUMNS) | {c for c in LIABLE_COLUMNS if not c.endswith("_name")} | {"contact_phone"}
+)
 
 
 class _CellError(Exception):
@@ -455,6 +477,26 @@ def _cell_date(value: Any) -> date | None:
         return date(y, mo, d)
     except ValueError:
         raise _CellError(f"{y:04d}-{mo:02d}-{d:02d} is not a real date", "date_invalid") from None
+
+
+_THOUSANDS = re.compile(r"[,，\s]")
+_COUNT_HINT = "expected a whole number such as 1200 (digits only; 1,200 is read as 1200)"
+
+
+def _cell_count(value: Any) -> int:
+    """A count cell (brushed orders, points gained) as a whole number, or `_CellError`."""
+    if isinstance(value, bool):
+        raise _CellError(_COUNT_HINT, "int_parsing")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise _CellError(_COUNT_HINT, "int_parsing")
+    text = _THOUSANDS.sub("", unicodedata.normalize("NFKC", str(value)))
+    if not text.isdigit():
+        raise _CellError(_COUNT_HINT, "int_parsing")
+    return int(text)
 
 
 def _code(s: str, aliases: dict[str, str]) -> str:
@@ -614,6 +656,18 @@ class _Flattened:
             persons = self._persons(raw, text, ctx, pre)
             if persons:
                 data["liable_persons"] = persons
+        contact = {key: v for col, key in _CONTACT_FIELDS.items() if (v := text(col)) is not None}
+        if contact:
+            data["contact"] = contact
+        gains: dict[str, int] = {}
+        for col in GAINS_COLUMNS:
+            if col in raw:
+                try:
+                    gains[col] = _cell_count(raw[col])
+                except _CellError as exc:
+                    pre.append((col, exc.message, exc.type))
+        if gains:
+            data["gains"] = gains
         return _Built(data, ctx, pre, ident_cell_error)
 
     @staticmethod
@@ -713,6 +767,13 @@ def _column_error(err: dict[str, Any], ctx: _RowContext) -> tuple[str, str]:
             return f"{role}_name", msg
     if f == "liable_persons":
         return (ctx.filled_liable[0] if ctx.filled_liable else "legal_representative_name"), msg
+    if f.startswith("contact"):
+        # contact.email → contact_email; the contact as a whole names its first field in the message.
+        key = f.split(".", 1)[1] if "." in f else msg.split(":", 1)[0]
+        column = {v: k for k, v in _CONTACT_FIELDS.items()}.get(key, "contact_email")
+        return column, msg
+    if f.startswith("gains."):
+        return f.split(".", 1)[1], msg
     m = _LIST_ITEM.match(f)
     if m:
         return m.group(1), msg

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 from pydantic import Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist import bulk
@@ -25,6 +26,7 @@ from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.subjects import service as subjects
+from fanchaoxin.subjects.models import LiableLink
 
 router = APIRouter(prefix="/v1", tags=["blacklist"])
 
@@ -62,6 +64,39 @@ def _proposed_out(session: Session, entry: Entry, *, reveal: bool) -> list[dict[
                 "reason": p.reason,
                 "decided_by": p.decided_by,
                 "decided_at": p.decided_at,
+            }
+        )
+    return out
+
+
+def _liable_out(
+    session: Session, entry: Entry, principal: Principal, *, reveal: bool
+) -> list[dict[str, Any]]:
+    """The persons the submission names to be listed with the unit, for the reviewer deciding on it.
+
+    Before publication no linked entry exists yet: the reviewer reads them from the submission's links.
+    Names and identifiers are masked unless revealed (audited as the subject's are).
+    """
+    out = []
+    for link in session.scalars(
+        select(LiableLink).where(LiableLink.entry_id == entry.id).order_by(LiableLink.role, LiableLink.id)
+    ):
+        person = subjects.survivor(session, subjects.get_subject(session, link.person_id))
+        if reveal:
+            audit.record_pii_read(
+                session,
+                principal.actor,
+                "subject",
+                person.id,
+                purpose=f"entry {entry.id} (liable person)",
+                fields=sorted({i.type for i in person.identifiers} | {"name"}),
+            )
+        out.append(
+            {
+                "role": link.role,
+                "subject_id": person.id,
+                "name": person.name if reveal else mask_person_name(person.name),
+                "identifiers": subjects.identifiers_out(person, reveal=reveal),
             }
         )
     return out
@@ -144,6 +179,8 @@ def entry_out(
             # The reviewer's to settle; to a submitter they would tell of subjects it may not know.
             data["proposed_identifiers"] = _proposed_out(session, entry, reveal=reveal)
             data["resolution_conflicts"] = list(entry.resolution_conflicts or [])
+        if principal.role in REVIEWERS:
+            data["liable_persons"] = _liable_out(session, entry, principal, reveal=reveal)
     return EntryOut.model_validate(data)
 
 
@@ -416,8 +453,10 @@ def _lookup(
     out = []
     entry_ids: list[str] = []
     for subject in found:
-        # Published and disputed entries are shared with every participant: no tenant filter needed.
-        entries = registry.entries_in_force(session, subject.id)
+        # Published and disputed entries are shared with every participant: no tenant filter needed —
+        # but a department sees only the lists that reach departments (never the market-shared list).
+        in_force = registry.entries_in_force(session, subject.id)
+        entries = [e for e in in_force if registry.sees_list(principal, e)]
         if not entries:
             continue
         entry_ids.extend(str(e.id) for e in entries)

@@ -4,13 +4,16 @@ One router per capability, all under /console and all checking the CSRF token of
 
 - `signin`: language switch, sign-in, sign-out
 - `dashboard`: the platform's figures and charts
-- `review`: the review queue and its bulk steps
+- `review`: the review queue and its bulk steps; an entry's decision page (notice, statements, answers)
 - `entries`: entries, one entry, a lifecycle step, evidence downloads
 - `subjects`: one subject; merge, split, undo a merge
 - `orgs`, `instructions`: organisation pages; acknowledging and reporting instructions
 - `queues`, `cases`: the due-process queues, and one objection, report or repair application
 - `policy`, `audit_log`, `keys`: the grading policy, the audit log, API keys
 - `public`: the pages anyone may open (query, statistics, corrections, objection, repair, report)
+- `statements`: the public statement form (陈述申辩) on a notice before listing
+- `progress`: the public progress page of a filed case (tracking number + secret)
+- `commitments`: the public page of credit commitments (信用承诺) published with repairs
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ from fanchaoxin.console import (
     access,
     audit_log,
     cases,
+    commitments,
     dashboard,
     entries,
     instructions,
     keys,
     orgs,
     policy,
+    progress,
     public,
     queues,
     review,
     signin,
+    statements,
     subjects,
 )
 from fanchaoxin.console.i18n import HERE
@@ -51,6 +57,9 @@ ROUTERS = (
     keys.router,
     cases.router,
     public.router,
+    progress.router,
+    statements.router,  # #15: the public statement form (陈述申辩)
+    commitments.router,
     access.router,
 )
 

@@ -13,7 +13,9 @@ from fastapi import Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from fanchaoxin.appeals import notices
 from fanchaoxin.appeals import objections as appeal_objections
+from fanchaoxin.appeals import statements as appeal_statements
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import TRANSITIONS, Action, Status
 from fanchaoxin.blacklist.models import Entry
@@ -157,6 +159,9 @@ def entry_detail(
         instructions=instructions,
         org_names=org_service.organisation_names(session),
         objections=objections,
+        # The notice before listing and the statements (#15): the reviewer's, never an organisation's.
+        notice=notices.summary_of(session, entry.id) if principal.role in REVIEWERS else None,
+        statements=appeal_statements.statements_of(session, entry.id) if principal.role in REVIEWERS else [],
         actions=_entry_actions(entry, principal),
         may_reject=principal.role in REVIEWERS and entry.status in BEFORE_PUBLICATION,
         proposal_status=PROPOSAL_STATUS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,17 @@ def instruction_ack(
     return redirect(request, f"{PREFIX}/org#i-{ins.id}")
 
 
+async def confirmations_of(request: Request) -> dict[str, str]:
+    """The report form's `confirm.<field>` inputs (the instruction's feedback fields; an unticked box
+    sends nothing); the service checks them as it checks the API's `confirmations`."""
+    form = await request.form()
+    return {
+        name.removeprefix("confirm."): value.strip()
+        for name, value in form.items()
+        if name.startswith("confirm.") and isinstance(value, str) and value.strip()
+    }
+
+
 @router.post("/instructions/{instruction_id}/report")
 def instruction_report(
     request: Request,
@@ -39,10 +50,13 @@ def instruction_report(
     principal: Principal = page(*ADDRESSEES),
     outcome: str = Form(""),
     reason: str = Form(""),
+    confirmations: dict[str, str] = Depends(confirmations_of),
 ) -> Response:
     ins = sanctions.get_instruction(session, instruction_id, principal)
     try:
-        sanctions.report(session, principal, ins, outcome=outcome, reason=reason)
+        sanctions.report(
+            session, principal, ins, outcome=outcome, reason=reason, confirmations=dict(confirmations) or None
+        )
     except Problem as exc:
         session.rollback()
         assert principal.org_id is not None

@@ -78,6 +78,20 @@ IDENTIFIER = {
     "waybill_prefix": N_("Waybill prefix"),
 }
 
+# The notice before listing (告知书): how it went out, and what came of it; the persons listed with a unit.
+NOTICE_CHANNEL = {"email": N_("E-mail"), "sms": N_("SMS"), "letter": N_("Printed letter")}
+NOTICE_DELIVERY = {
+    "queued": N_("Queued"),
+    "sent": N_("Sent"),
+    "failed": N_("Failed"),
+    "letter_required": N_("Letter to print and post"),
+}
+LIABLE_ROLE = {
+    "legal_representative": N_("Legal representative"),
+    "principal": N_("Principal"),
+    "directly_responsible": N_("Directly responsible person"),
+}
+
 ALL = {
     "role": ROLE,
     "action": ACTION,
@@ -87,6 +101,9 @@ ALL = {
     "instruction_kind": INSTRUCTION_KIND,
     "org_kind": ORG_KIND,
     "identifier": IDENTIFIER,
+    "notice_channel": NOTICE_CHANNEL,
+    "notice_delivery": NOTICE_DELIVERY,
+    "liable_role": LIABLE_ROLE,
 }
 
 

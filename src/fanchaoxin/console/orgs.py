@@ -23,6 +23,7 @@ from fanchaoxin.core.catalogue import punishing_bases
 from fanchaoxin.core.errors import NotFound
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.orgs import service as orgs
+from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.sanctions.models import Instruction
@@ -72,6 +73,8 @@ def _department_blocks(
         based = [e for e in based if e.owner_org_id == org.id]
     based.sort(key=lambda e: e.submitted_at, reverse=True)
     return {
+        # None: a department without a kind, which receives nothing until it is given one
+        "department_kind": department_kinds().get(org.department_kind or ""),
         "measure_rows": [i for i in rows if i.department_measure],
         "other_rows": [i for i in rows if not i.department_measure],
         "based_entries": [_as_shown(e, principal) for e in based],

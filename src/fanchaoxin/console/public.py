@@ -1,6 +1,11 @@
 """Public pages of the console (no sign-in): the published blacklist query (masked, rate-limited),
 statistics, correction notices, and the report (举报) and objection (异议) forms.
 
+Only the public 失信 list is ever shown here (lists.yaml, `core.catalogue.public_bases`): entries on an
+administrative penalty or a judicial decision. Enterprise findings form the market-shared list of the
+participating enterprises and never appear on a public page — not in the query, not in the statistics,
+not in the correction notices.
+
 The public query (公示查询) is never an oracle for personal data: it answers only for entries that are
 public (:func:`is_public_entry`), and a natural person is found only by an identifier together with
 their full name (as 信用中国 asks name and ID number of individuals). A person not listed and a person
@@ -16,7 +21,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import attachments, repair, reports
+from fanchaoxin.appeals import attachments, remedies, repair, reports
 from fanchaoxin.appeals import corrections as correction_notices
 from fanchaoxin.appeals.ratelimit import PublicLimits, TokenBuckets
 from fanchaoxin.appeals.schemas import ObjectionIn, RepairIn, ReportIn
@@ -29,7 +34,8 @@ from fanchaoxin.console.web import render
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import DB, Principal
-from fanchaoxin.core.catalogue import catalogues, public_bases
+from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.catalogue import catalogues, shown_publicly
 from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.roles import OrgKind
@@ -79,8 +85,9 @@ def _filing_limits(request: Request) -> PublicLimits:
         return limits
 
 
-def public_entry(e: Entry) -> dict[str, Any]:
-    """What anyone may see of an entry in force: no facts, no reporter, masked personal data."""
+def public_entry(e: Entry, remedy: remedies.Remedies | None = None) -> dict[str, Any]:
+    """What anyone may see of an entry in force: no facts, no reporter, masked personal data — and
+    the subject's remedies (objection, credit repair): possible now, or from which day."""
     return {
         "id": e.id,
         "status": e.status,
@@ -92,13 +99,16 @@ def public_entry(e: Entry) -> dict[str, Any]:
         "published_at": e.published_at,
         "max_end_on": e.max_end_on,
         "liable_role": e.liable_role,
+        "objection": remedy.objection if remedy is not None else None,
+        "repair": remedy.repair if remedy is not None else None,
     }
 
 
 def is_public_entry(e: Entry) -> bool:
-    """Whether the public query shows this entry in force (公示): the one test, on its severity and
-    its basis (the legality review may narrow the bases, catalogues/bases.yaml ``public``)."""
-    return catalogues().severities[e.severity].public and e.basis in public_bases()
+    """Whether the public query shows this entry in force (公示): on the public 失信 list (its basis,
+    `public_bases()`: bases.yaml ``list`` → lists.yaml ``public``), and of a severity that is published
+    (severities.yaml ``public``: a minor case never is)."""
+    return shown_publicly(e.basis, e.severity)
 
 
 def _find(session: Session, by: str, q: str) -> list[Subject]:
@@ -182,15 +192,17 @@ def query(
         found = []
         errors = [f"{e['field']}: {e['message']}" for e in (exc.errors or [])] or [exc.detail]
     results: list[dict[str, Any]] = []
+    today = china_today()
     for subject in found:
         # A person not listed and a person not confirmed take the same path to the same empty answer.
         if not _confirmed(subject, by, full_name):
             continue
-        entries = [
-            public_entry(e) for e in registry.entries_in_force(session, subject.id) if is_public_entry(e)
-        ]
-        if not entries:
+        shown = [e for e in registry.entries_in_force(session, subject.id) if is_public_entry(e)]
+        if not shown:
             continue
+        # Links to object or to apply for repair appear only when possible (else the earliest day).
+        possible = remedies.remedies_of(session, shown, today=today)
+        entries = [public_entry(e, possible[e.id]) for e in shown]
         results.append(
             {
                 "kind": subject.kind,

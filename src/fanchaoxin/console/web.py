@@ -69,7 +69,9 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
             (f"{PREFIX}/public", N_("Blacklist query")),
             (f"{PREFIX}/public/stats", N_("Statistics")),
             (f"{PREFIX}/public/corrections", N_("Correction notices")),
+            (f"{PREFIX}/public/commitments", N_("Credit commitments")),
             (f"{PREFIX}/public/report", N_("Report credit hyping")),
+            (f"{PREFIX}/public/progress", N_("Check progress")),
             (f"{PREFIX}/public/access", N_("Who looked me up")),
             (f"{PREFIX}/login", N_("Staff sign-in")),
         ]

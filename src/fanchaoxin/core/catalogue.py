@@ -256,12 +256,26 @@ class Basis(StrEnum):
     judicial_decision = "judicial_decision"  # 裁判文书
 
 
+class ListItem(Label):
+    """One of the two lists (两类名单, lists.yaml): the public 失信 list or the market-shared list."""
+
+    public: bool = Field(description="Public query, public statistics and correction notices show it.")
+    departments: bool = Field(description="Departments may receive its entries as 失信 records.")
+    meaning_zh: str = Field(min_length=1)
+    meaning_en: str = Field(min_length=1)
+
+    def meaning(self, locale: str) -> str:
+        """What the list is, in a console locale (`zh_CN`, `en`)."""
+        return self.meaning_zh if locale.startswith("zh") else self.meaning_en
+
+
 class BasisItem(Label):
-    """A basis: whether the memoranda's department measures apply, whether 告知 comes first, …"""
+    """A basis: whether the memoranda's department measures apply, whether 告知 comes first, which
+    list its entries form (lists.yaml), …"""
 
     punishing: bool
     needs_notice: bool
-    public: bool
+    list: str = Field(min_length=1, description="The list its entries form: a code of lists.yaml.")
     aliases: tuple[str, ...] = Field(default=(), description="Other Chinese names accepted in uploads.")
 
     @field_validator("code")
@@ -287,6 +301,7 @@ VOCABULARIES = {
     "severity": "severities.yaml",
     "subject_kind": "subject_kinds.yaml",
     "basis": "bases.yaml",
+    "list": "lists.yaml",
     "entry_status": "statuses.yaml",
     "case_status": "statuses.yaml",
 }
@@ -308,6 +323,18 @@ class Catalogues:
                 "(every Basis needs one)"
             )
         self.bases = {b.value: bases.items[b.value] for b in Basis}  # in the enum's order
+        self.lists = load_list(directory / "lists.yaml", ListItem).items
+        for code, basis in self.bases.items():
+            target = self.lists.get(basis.list)
+            if target is None:
+                raise bases.error(
+                    code, "list", f"unknown list {basis.list!r}; one of {', '.join(self.lists)} (lists.yaml)"
+                )
+            if basis.punishing and not target.departments:
+                # The memoranda send punishing entries to departments: the list must allow it.
+                raise bases.error(
+                    code, "punishing", f"the {basis.list!r} list never reaches departments (lists.yaml)"
+                )
         data, lines = read_file(directory / "statuses.yaml")
         statuses = validate(StatusFile, data, "statuses.yaml", lines)
         self.entry_statuses = index_items(
@@ -321,6 +348,7 @@ class Catalogues:
             "severity": self.severities,
             "subject_kind": self.subject_kinds,
             "basis": self.bases,
+            "list": self.lists,
             "entry_status": self.entry_statuses,
             "case_status": self.case_statuses,
         }
@@ -364,6 +392,34 @@ def notice_bases() -> frozenset[str]:
 
 
 @cache
+def department_bases() -> frozenset[str]:
+    """Bases whose entries form a list that departments may receive (lists.yaml `departments`): a
+    department never receives the market-shared list of the participating enterprises."""
+    cat = catalogues()
+    return frozenset(c for c, b in cat.bases.items() if cat.lists[b.list].departments)
+
+
+def list_of(basis: str) -> str:
+    """The list (lists.yaml code) an entry on this basis is on: `public` or `shared` (两类名单)."""
+    return catalogues().bases[basis].list
+
+
+@cache
 def public_bases() -> frozenset[str]:
-    """Bases whose entries appear on the public query."""
-    return frozenset(c for c, b in catalogues().bases.items() if b.public)
+    """Bases whose entries form a public list: the one test of everything public — the public query,
+    the public statistics and the correction notices. (The query also hides a severity that is never
+    published, severities.yaml `public`.)"""
+    cat = catalogues()
+    return frozenset(c for c, b in cat.bases.items() if cat.lists[b.list].public)
+
+
+@cache
+def public_severities() -> frozenset[str]:
+    """Severities whose entries may be published (severities.yaml `public`: a minor case never is)."""
+    return frozenset(c for c, s in catalogues().severities.items() if s.public)
+
+
+def shown_publicly(basis: str, severity: str) -> bool:
+    """Whether an entry in force is shown to the public (公示): on a public list and of a published
+    severity. The one test of the public query, the public commitments and whatever else is public."""
+    return basis in public_bases() and severity in public_severities()

@@ -37,8 +37,14 @@ KEY_MANAGERS: frozenset[Role] = frozenset({R.platform_admin, R.department_office
 
 # --- what they may do -------------------------------------------------------------------------------------
 
-# Read entries (each within its tenancy: core.tenancy), the registry's information service.
+# Read entries (each within its tenancy: core.tenancy), the registry's information service. A department
+# sees the lists that reach departments only (lists.yaml; blacklist.service.sees_list).
 ENTRY_READERS: frozenset[Role] = STAFF
+# The whole of what is shared with the participating enterprises — the change feed, its signed
+# snapshots and deltas, decide() on every entry in force — holds the market-shared list (lists.yaml
+# `shared`), which never reaches a department: everyone with a key but departments. Departments get the
+# public list's entries through their webhooks and instructions (sharing.changes, sanctions).
+SHARED_LIST_READERS: frozenset[Role] = STAFF - {R.department_officer}
 # Submit entries: enterprises from their monitoring, departments from their decisions, reviewers.
 SUBMITTERS: frozenset[Role] = frozenset(
     {R.enterprise_operator, R.department_officer, R.platform_reviewer, R.platform_admin}
@@ -62,6 +68,11 @@ def may_reveal(principal: Principal) -> bool:
     The subject itself sees its own data through due process (objections, repairs), never through this.
     """
     return principal.role in REVIEWERS
+
+
+def sees_shared_list(principal: Principal) -> bool:
+    """May see entries of the market-shared list (lists.yaml `shared`): not a department."""
+    return principal.role in SHARED_LIST_READERS
 
 
 def sees_revoked(principal: Principal) -> bool:

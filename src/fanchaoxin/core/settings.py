@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         2, description="The platform decides a forwarded objection this long after the answer is due."
     )
     repair_decide_working_days: int = Field(5, description="A credit repair application is decided within.")
+    # The NDRC credit-repair measures (2023) require a credit commitment and keep it on record, but set no
+    # term for checking it: 12 months from the approval is this platform's default.
+    commitment_term_months: int = Field(
+        12, ge=1, description="A credit commitment (信用承诺) made for repair is tracked this long."
+    )
     report_handle_working_days: int = Field(10, description="The recipient handles a routed report within.")
     attachment_max_bytes: int = Field(
         10 * 1024 * 1024, description="Largest attachment to an objection, repair application or report."
@@ -156,6 +161,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout_seconds: float = 10.0
+    # The notice before listing (告知书) by SMS: `log` records and logs (number masked); a provider's
+    # client is installed with appeals.sms.set_sms_sender.
+    sms_backend: str = Field("log", description="SMS backend for notices: log.")
+    public_base_url: str = Field(
+        "", description="Printed before the public forms' paths in notices (e.g. https://fcx.example.cn)."
+    )
 
     # Sharing (DESIGN §4, docs/sharing.md): keys, feed files, blinded-evaluation quotas, webhooks.
     sharing_key_dir: str = Field(

@@ -1,6 +1,7 @@
-"""`fcx org quota` and `fcx org clear-alarm`: an organisation's matching quotas and its security alerts.
+"""`fcx org quota`, `fcx org clear-alarm` and `fcx org set-kind`: an organisation's matching quotas, its
+security alerts, and a department's kind.
 
-Running servers pick the change up within one decision-log flush (orgs.budget).
+Running servers pick a quota change up within one decision-log flush (orgs.budget).
 """
 
 from __future__ import annotations
@@ -12,11 +13,29 @@ import typer
 from fanchaoxin.core.cli import cli_actor, console, database, fail, problem_message
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs import service
+from fanchaoxin.orgs.department_kinds import department_kinds
+from fanchaoxin.orgs.models import Organisation
 
 _ORG = typer.Argument(help="Organisation id, USCC or exact name.")
+
+DEPARTMENT_KIND_HELP = (
+    "A department's kind, required for a department: what it acts on (department_kinds.yaml, e.g. "
+    "market_regulation, pboc, public_security, posts, cyberspace)."
+)
+
+
+def department_kind_text(org: Organisation) -> str:
+    """A department's kind as a list shows it; says so when it has none (it then receives nothing)."""
+    if org.kind != OrgKind.department.value:
+        return ""
+    kind = department_kinds().get(org.department_kind or "")
+    if kind is None:
+        return "no kind: receives nothing (fcx org set-kind)"
+    return f"{kind.code} {kind.zh}"
 
 
 def quota(
@@ -78,5 +97,20 @@ def clear_alarm(
                 f"Cleared {len(alerts)} alert(s) of {organisation.name}; running servers let it match "
                 "again within a second"
             )
+    except Problem as exc:
+        fail(problem_message(exc))
+
+
+def set_kind(
+    org: Annotated[str, _ORG],
+    kind: Annotated[str, typer.Argument(help=DEPARTMENT_KIND_HELP)],
+) -> None:
+    """Give a department its kind (audited); it is then instructed by its kind's competence."""
+    db = database()
+    try:
+        with db.session() as session:
+            organisation = service.find_organisation(session, org)
+            service.set_department_kind(session, cli_actor(), organisation, kind)
+            console.print(f"{organisation.name}: {department_kind_text(organisation)}")
     except Problem as exc:
         fail(problem_message(exc))

@@ -23,6 +23,10 @@ class Organisation(Base):
     name_en: Mapped[str | None] = mapped_column(String(200))
     uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
     business_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A department's kind (department_kinds.yaml): what it acts on and which memoranda measures it is
+    # instructed (sanctions.competence). None for others, and for a department made before kinds: such a
+    # department receives nothing until it is given one.
+    department_kind: Mapped[str | None] = mapped_column(String(32))
     # 信息共享协议 signing date; an enterprise takes part from this day on.
     agreement_signed_on: Mapped[date | None] = mapped_column(Date)
     # Basis of the enterprise's daily quota of blinded identifier evaluations (sharing capability).
@@ -50,6 +54,7 @@ class Organisation(Base):
             "name_en": self.name_en,
             "uscc": self.uscc,
             "business_types": sorted(self.business_types or []),
+            "department_kind": self.department_kind,
             "agreement_signed_on": self.agreement_signed_on.isoformat() if self.agreement_signed_on else None,
             "declared_users": self.declared_users,
             "quota_plain_per_minute": self.quota_plain_per_minute,

@@ -23,6 +23,7 @@ from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normali
 from fanchaoxin.core.roles import ROLE_ORG_KIND, BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.orgs.department_kinds import department_kinds, known_kinds
 from fanchaoxin.orgs.models import ApiKey, Organisation
 
 KEY_PREFIX = "fcx"
@@ -46,7 +47,10 @@ def create_organisation(
     business_types: list[BusinessType] | None = None,
     agreement_signed_on: date | None = None,
     declared_users: int | None = None,
+    department_kind: str | None = None,
 ) -> Organisation:
+    """Register an organisation. A department names its kind (department_kinds.yaml): it receives only
+    what its kind's competence covers."""
     name = name.strip()
     if not name:
         raise _invalid("name", "must not be empty")
@@ -61,6 +65,10 @@ def create_organisation(
             )
     elif business_types:
         raise _invalid("business_types", f"only enterprises have business types, not a {kind.value}")
+    if kind == OrgKind.department:
+        _check_department_kind(department_kind)
+    elif department_kind is not None:
+        raise _invalid("department_kind", f"only departments have a department kind, not a {kind.value}")
     if declared_users is not None and declared_users < 0:
         raise _invalid("declared_users", "must not be negative")
     if kind == OrgKind.platform and session.scalar(
@@ -85,10 +93,41 @@ def create_organisation(
         business_types=[b.value for b in business_types],
         agreement_signed_on=agreement_signed_on,
         declared_users=declared_users,
+        department_kind=department_kind,
     )
     session.add(org)
     session.flush()
     audit.record(session, actor, "organisation.create", "organisation", org.id, after=org.snapshot())
+    return org
+
+
+def _check_department_kind(kind: str | None) -> None:
+    if kind is None or not kind.strip():
+        raise _invalid(
+            "department_kind",
+            f"a department needs a kind, which says what it acts on: one of {known_kinds()}",
+            "missing",
+        )
+    if kind not in department_kinds():
+        raise _invalid("department_kind", f"unknown department kind {kind!r}; one of {known_kinds()}", "enum")
+
+
+def set_department_kind(session: Session, actor: Actor, org: Organisation, kind: str) -> Organisation:
+    """Give a department its kind (a department made before kinds has none and receives nothing).
+
+    What it has been instructed stays; from now on it is instructed by its kind's competence."""
+    if org.kind != OrgKind.department.value:
+        raise _invalid("department_kind", f"only departments have a department kind, not a {org.kind}")
+    _check_department_kind(kind)
+    if org.department_kind == kind:
+        return org
+    before = org.snapshot()
+    org.department_kind = kind
+    session.flush()
+    audit.record(
+        session, actor, "organisation.set_department_kind", "organisation", org.id, before=before,
+        after=org.snapshot(),
+    )  # fmt: skip
     return org
 
 

@@ -34,6 +34,12 @@ class OrganisationIn(StrictModel):
         None, description="Date the information-sharing agreement was signed."
     )
     declared_users: int | None = Field(None, ge=0)
+    department_kind: str | None = Field(
+        None,
+        max_length=32,
+        description="A department's kind (department_kinds.yaml, e.g. market_regulation, posts): required "
+        "for a department; it receives only what its kind's competence covers.",
+    )
 
 
 class OrganisationOut(ResponseModel):
@@ -45,6 +51,7 @@ class OrganisationOut(ResponseModel):
     business_types: list[BusinessType]
     agreement_signed_on: date | None
     declared_users: int | None
+    department_kind: str | None = Field(description="None: a department without a kind receives nothing.")
     active: bool
     created_at: datetime
 

@@ -10,7 +10,10 @@ disclosure, see `_reason`).
 
 Rules: the strictest effect wins across entries (deny > restrict > allow); a disputed entry may restrict,
 never deny; an entry past its maximum period counts for nothing even before the scheduler expires it;
-parameters of the same measure from several entries merge the stricter way.
+parameters of the same measure from several entries merge the stricter way. Each measure names the
+actions of the entry that this scene concerns (measures.yaml: measure 2 at `order_review` cancels the
+orders of abused rights, and only for an entry that brushed orders or subsidies; measure 4 at
+`shop_event`, measure 8 at `subsidy_claim`); the actions of several entries add up.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.sanctions.policy import Measure, MeasureCatalogue, measure_catalogue, merge_params
+from fanchaoxin.sanctions.policy import MeasureCatalogue, measure_catalogue, merge_params
 
 Effect = Literal["allow", "restrict", "deny"]
 ALLOW: Final = "allow"
@@ -30,8 +33,25 @@ RESTRICT: Final = "restrict"
 DENY: Final = "deny"
 _RANK: Final[dict[Effect, int]] = {ALLOW: 0, RESTRICT: 1, DENY: 2}
 
-# Per scene: the entry's effect there and its measures (code, parameters) in catalogue order.
-ByScene = dict[str, tuple[Effect, tuple[tuple[str, dict[str, Any]], ...]]]
+# One measure of an entry in one scene: its code, parameters, the entry's actions of it that the scene
+# concerns, and its effect there (before an objection softens it).
+SceneMeasure = tuple[str, dict[str, Any], tuple[str, ...], Effect]
+
+
+@dataclass(frozen=True, slots=True)
+class InScene:
+    """An entry's measures in one scene, prepared once: the strictest effect, each measure (code,
+    parameters, actions here, effect) in catalogue order, and the measures with their actions as a
+    reason says them."""
+
+    effect: Effect
+    measures: tuple[SceneMeasure, ...]
+    zh: str
+    en: str
+
+
+# Per scene: the entry's measures there (scenes where none has an effect are absent).
+ByScene = dict[str, InScene]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +81,52 @@ def index_entry(
     catalogue: MeasureCatalogue | None = None,
 ) -> IndexedEntry:
     cat = catalogue or measure_catalogue()
-    by_scene: dict[str, tuple[Effect, list[tuple[str, dict[str, Any]]]]] = {}
+    by_scene: dict[str, tuple[Effect, list[SceneMeasure]]] = {}
     for m in measures:
         definition = cat.measures.get(m["code"])
         if definition is None:
             continue
-        for scene, effect in definition.scenes.items():
+        # The actions the entry got (Entry.measures); None for an entry graded before measures named them.
+        actions = m.get("actions")
+        params = dict(m.get("params") or {})
+        for scene in definition.scenes:
+            found = definition.in_scene(scene, actions)
+            if found is None:
+                continue  # e.g. measure 2 at order review for an entry that brushed no orders
+            own: Effect = found[0]
+            effect = own
             if disputed and effect == DENY:
                 effect = RESTRICT  # an open objection may restrict, never deny
             current, listed = by_scene.get(scene, (ALLOW, []))
             if _RANK[effect] > _RANK[current]:
                 current = effect
-            listed.append((m["code"], dict(m.get("params") or {})))
+            listed.append((m["code"], params, found[1], own))
             by_scene[scene] = (current, listed)
-    frozen: ByScene = {scene: (effect, tuple(listed)) for scene, (effect, listed) in by_scene.items()}
+    frozen: ByScene = {
+        scene: _in_scene(effect, tuple(listed), cat) for scene, (effect, listed) in by_scene.items()
+    }
     return IndexedEntry(
         entry_id, subject_kind, severity, tuple(behaviours), disputed, max_end_on, liable_role, frozen
     )
+
+
+# The reason texts of the measures and actions of a scene, made once for each distinct list (most
+# entries share theirs), so that the index keeps one copy of each.
+_TEXTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, str]] = {}
+
+
+def _in_scene(effect: Effect, listed: tuple[SceneMeasure, ...], cat: MeasureCatalogue) -> InScene:
+    key = tuple((code, actions) for code, _, actions, _ in listed)
+    texts = _TEXTS.get(key)
+    if texts is None:
+        zh, en = [], []
+        for code, actions in key:
+            m = cat.measures[code]
+            names = [m.action_by_code[a] for a in actions]
+            zh.append(m.zh + (f"（{'、'.join(a.zh for a in names)}）" if names else ""))
+            en.append(m.en + (f" ({'; '.join(a.en for a in names)})" if names else ""))
+        texts = _TEXTS[key] = ("；本场景措施：" + "、".join(zh), "; measures here: " + "; ".join(en))
+    return InScene(effect, listed, *texts)
 
 
 @dataclass
@@ -143,7 +192,8 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
         return _ALLOW
     cat = measure_catalogue()
     verdict: Effect = ALLOW
-    merged: dict[str, dict[str, Any]] = {}
+    # measure code → [parameters merged, actions named, effect]; one look-up per measure of each hit
+    merged: dict[str, list[Any]] = {}
     reasons: list[dict[str, str]] = []
     entry_ids: list[str] = []
     disputed = False
@@ -156,21 +206,32 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
         in_scene = e.by_scene.get(scene)
         if in_scene is None:
             continue
-        effect, measures = in_scene
+        effect = in_scene.effect
         if _RANK[effect] > _RANK[verdict]:
             verdict = effect
-        for code, params in measures:
-            merged[code] = merge_params(code, merged[code], params) if code in merged else dict(params)
+        for code, params, actions, own in in_scene.measures:
+            seen = merged.get(code)
+            if seen is None:
+                merged[code] = [params, actions, own]
+            else:
+                seen[0] = merge_params(code, seen[0], params)
+                if actions != seen[1]:
+                    seen[1] = seen[1] + tuple(a for a in actions if a not in seen[1])
+                if _RANK[own] > _RANK[seen[2]]:
+                    seen[2] = own
             labelled = labelled or code == "label_search_risk"
-        reasons.append(_reason(e, [cat.measures[code] for code, _ in measures]))
+        reasons.append(_reason(e, in_scene))
     if not entry_ids:
         return _ALLOW
     measures_out = []
     for code in sorted(merged, key=lambda c: cat.measures[c].number):
         m = cat.measures[code]
-        effect = m.scenes[scene]
+        params, actions, effect = merged[code]
         if disputed and effect == DENY:
             effect = RESTRICT
+        if len(actions) > 1:
+            actions = tuple(sorted(actions, key=m.action_rank.__getitem__))
+        by_code = m.action_by_code
         measures_out.append(
             {
                 "code": code,
@@ -178,27 +239,28 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
                 "zh": m.zh,
                 "en": m.en,
                 "effect": effect,
-                "params": merged[code],
+                "params": dict(params),  # a copy: the index's own stays as it is
+                "actions": [{"code": a, "zh": by_code[a].zh, "en": by_code[a].en} for a in actions],
             }
         )
     labels = []
     if labelled:
-        p = merged["label_search_risk"]
+        p = merged["label_search_risk"][0]
         labels.append({"zh": str(p.get("label_zh", "")), "en": str(p.get("label_en", ""))})
     elif verdict != ALLOW:
         labels.append({"zh": "炒信失信主体", "en": "Listed for credit hyping"})
     return Verdict(verdict, measures_out, labels, reasons, sorted(entry_ids), disputed)
 
 
-def _reason(e: IndexedEntry, measures: list[Measure]) -> dict[str, str]:
+def _reason(e: IndexedEntry, here: InScene) -> dict[str, str]:
     """Why an entry counts here (least disclosure, 最小必要): its severity, its measures in this scene
-    and its id; for a unit also its behaviours. A natural person's behaviours and liable role are not
-    told to every enterprise that asks: the need-to-know route (`GET /v1/sharing/entries/{id}`, with a
-    purpose, audited) gives the details to one that must act on them."""
+    with their actions, and its id; for a unit also its behaviours. A natural person's behaviours and
+    liable role are not told to every enterprise that asks: the need-to-know route
+    (`GET /v1/sharing/entries/{id}`, with a purpose, audited) gives the details to one that must act on
+    them."""
     severity_zh = _SEVERITY_ZH.get(e.severity, e.severity)
     pending_zh, pending_en = ("，异议处理中", ", objection pending") if e.disputed else ("", "")
-    measures_zh = "；本场景措施：" + "、".join(m.zh for m in measures)
-    measures_en = "; measures here: " + "; ".join(m.en for m in measures)
+    measures_zh, measures_en = here.zh, here.en
     if e.subject_kind not in _unit_kinds():
         return {
             "entry_id": e.entry_id,

@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
+from fanchaoxin.sanctions import policy
+from fanchaoxin.sanctions.policy import Action, FeedbackField, measure_catalogue
 
 _BigInt = BigInteger().with_variant(Integer, "sqlite")
 
@@ -61,6 +63,12 @@ class Instruction(Base):
     measure: Mapped[str] = mapped_column(String(64))
     department_measure: Mapped[bool] = mapped_column(Boolean, default=False)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The measure's actions this addressee carries out for this entry, in the plan's words by code
+    # (measures.yaml); a lift names the same actions, to undo. Null: a department measure, or an
+    # instruction issued before measures named actions.
+    actions: Mapped[list[str] | None] = mapped_column(JSON)
+    # Who among the implementers this instruction addresses (measure 11: employer | peers).
+    audience: Mapped[str | None] = mapped_column(String(16))
     lifts_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -71,9 +79,34 @@ class Instruction(Base):
     outcome_reason: Mapped[str | None] = mapped_column(String(2000))
     executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the addressee confirmed with its report (执行反馈: e.g. marked, integrity_file_ref), as
+    # the catalogue's feedback fields of the instruction's actions ask.
+    confirmations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    def named_actions(self) -> list[Action]:
+        """The actions this instruction names, as the catalogue words them (measures.yaml)."""
+        measure = measure_catalogue().measures.get(self.measure)
+        if measure is None or not self.actions:
+            return []
+        return [measure.action_by_code[a] for a in self.actions if a in measure.action_by_code]
+
+    def audience_names(self) -> policy.Text | None:
+        """Who among the implementers this instruction addresses (measure 11), in Chinese and English."""
+        measure = measure_catalogue().measures.get(self.measure)
+        if measure is None:
+            return None
+        return next((names for code, names in measure.audiences.items() if code == self.audience), None)
+
+    def feedback_fields(self) -> list[FeedbackField]:
+        """What the addressee confirms when it reports this instruction executed: the catalogue's
+        feedback fields of the actions it names (measure 6: marked, integrity_file_ref). None for a lift."""
+        measure = measure_catalogue().measures.get(self.measure)
+        if self.kind != "apply" or measure is None or not self.actions:
+            return []
+        return measure.feedback_for(self.actions)
 
     def overdue(self, today: date) -> bool:
         """Unacknowledged after its due date (3 PRC working days by default)."""
@@ -86,6 +119,9 @@ class Instruction(Base):
             "owner_org_id": str(self.owner_org_id),
             "kind": self.kind,
             "measure": self.measure,
+            "actions": self.actions,
+            "audience": self.audience,
             "status": self.status,
             "outcome": self.outcome,
+            "confirmations": self.confirmations,
         }

@@ -13,8 +13,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import NonNegativeInt, StringConstraints, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -26,35 +28,49 @@ from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import add_working_days, china_today
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from fanchaoxin.core.identifiers import IdentifierType
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import can_see, scoped
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import competence
+from fanchaoxin.sanctions.basic_list import checked_policy
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
-from fanchaoxin.sanctions.policy import Policy, default_policy, grade, parse_policy
+from fanchaoxin.sanctions.policy import (
+    Policy,
+    default_policy,
+    grade,
+    measure_catalogue,
+    parse_policy,
+)
 
 OUTCOMES = ("executed", "not_applicable", "failed")
 
 
 # --- policy ---------------------------------------------------------------------------------------------
 
-_policy_cache: dict[str, Policy] = {}
+# Parsed policies by (version, source): a version names one text in one database, but a process may
+# serve several (tests, a restored backup), so the text is part of the key.
+_policy_cache: dict[tuple[str, str], Policy] = {}
 
 
 def active_policy(session: Session) -> Policy:
     row = session.scalar(select(PolicyVersion).where(PolicyVersion.active.is_(True)))
     if row is None:
         return default_policy()
-    cached = _policy_cache.get(row.version)
+    key = (row.version, row.source)
+    cached = _policy_cache.get(key)
     if cached is None:
-        cached = _policy_cache[row.version] = parse_policy(row.source, f"policy {row.version}")
+        cached = _policy_cache[key] = parse_policy(row.source, f"policy {row.version}")
     return cached
 
 
 def load_policy(session: Session, actor: Actor, text: str, filename: str) -> PolicyVersion:
-    """Validate and activate a new policy version; entries keep the version that graded them."""
-    policy = parse_policy(text, filename)
+    """Validate and activate a new policy version; entries keep the version that graded them.
+
+    Refused (a CatalogueError naming file, line, key and rule) when it grants a measure beyond the
+    基础清单 (sanctions.basic_list)."""
+    policy = checked_policy(text, filename)
     if session.scalar(select(PolicyVersion.id).where(PolicyVersion.version == policy.version)):
         raise Conflict(f"Policy version {policy.version} was loaded before; give the new file a new version")
     session.execute(update(PolicyVersion).values(active=False))
@@ -73,7 +89,15 @@ def load_policy(session: Session, actor: Actor, text: str, filename: str) -> Pol
 
 
 def grade_entry(session: Session, entry: Entry) -> None:
+    """Grade the entry under the active policy: its measures with their parameters (measure 5's points
+    from the finding's gains) and the actions that apply to it."""
     policy = active_policy(session)
+    entry.policy_version = policy.version
+    entry.measures = graded_measures(policy, entry)
+
+
+def graded_measures(policy: Policy, entry: Entry) -> list[dict[str, Any]]:
+    """The measures `policy` gives this entry, as an entry records them (also the policy dry run's)."""
     graded = grade(
         policy,
         severity=entry.severity,
@@ -81,11 +105,9 @@ def grade_entry(session: Session, entry: Entry) -> None:
         subject_kind=entry.subject.kind,
         role=entry.role,
         liable=entry.parent_entry_id is not None,
+        gains=entry.gains,
     )
-    entry.policy_version = policy.version
-    entry.measures = [
-        {"code": g.code, "params": g.params, "implementers": list(g.implementers)} for g in graded
-    ]
+    return [g.record() for g in graded]
 
 
 # --- instructions ---------------------------------------------------------------------------------------
@@ -111,26 +133,68 @@ def participants(session: Session, today: date) -> list[Organisation]:
 
 @dataclass(frozen=True)
 class Target:
-    """What one organisation is instructed to apply for one measure of an entry."""
+    """What one organisation is instructed to apply for one measure of an entry: the parameters, and
+    for an enterprise the measure's actions it carries out and the audience it is addressed as."""
 
     params: dict[str, Any]
     department_measure: bool
+    actions: tuple[str, ...] | None = None
+    audience: str | None = None
 
 
-def targets(session: Session, entry: Entry, today: date) -> dict[tuple[uuid.UUID, str], Target]:
+def employer_usccs(entry: Entry) -> frozenset[str]:
+    """The USCCs of the courier companies that employ the subject (用人单位): the company part of each
+    of its courier_staff identifiers (`<company USCC>:<staff number>`)."""
+    return frozenset(
+        i.value.split(":", 1)[0] for i in entry.subject.identifiers if i.type == IdentifierType.courier_staff
+    )
+
+
+def _enterprise_target(
+    measure: dict[str, Any], org: Organisation, employers: frozenset[str]
+) -> Target | None:
+    """What an enterprise that implements the measure is instructed: the entry's actions of the
+    measure, those addressed to its audience where the measure has audiences (measure 11: the employer
+    dismisses and notifies its peers, the peers do not hire); None when no action is left for it."""
+    actions: tuple[str, ...] | None = (
+        tuple(measure["actions"]) if measure.get("actions") is not None else None
+    )
+    definition = measure_catalogue().measures.get(measure["code"])
+    audience = None
+    if definition is not None and definition.audiences:
+        audience = "employer" if org.uscc is not None and org.uscc in employers else "peers"
+        if actions is not None:
+            by_code = definition.action_by_code
+            actions = tuple(a for a in actions if a in by_code and by_code[a].audience in (None, audience))
+    if actions is not None and not actions:
+        return None
+    return Target(measure["params"], department_measure=False, actions=actions, audience=audience)
+
+
+def targets(
+    session: Session, entry: Entry, today: date, measures: list[dict[str, Any]] | None = None
+) -> dict[tuple[uuid.UUID, str], Target]:
     """(organisation, measure) → what publication instructs for this entry as it is graded now.
 
     The one targeting rule, for publication and for re-issue after a correction: an enterprise gets
     the measures its business types can implement (never one it cannot); departments get the
-    memoranda measures, from the entry's severity up, for entries on a punishing basis.
+    memoranda measures of their competence (sanctions.competence). `measures`: the entry graded
+    otherwise (a policy's dry run, sanctions.impact) instead of as it is now.
     """
     out: dict[tuple[uuid.UUID, str], Target] = {}
+    graded = (entry.measures if measures is None else measures) or []
+    cat = measure_catalogue().measures
+    # The subject's employers matter only to a measure with audiences (measure 11): read them only then.
+    with_audiences = any(m["code"] in cat and cat[m["code"]].audiences for m in graded)
+    employers = employer_usccs(entry) if with_audiences else frozenset()
     for org in participants(session, today):
         if org.kind == OrgKind.enterprise.value:
             types = set(org.business_types or [])
-            for m in entry.measures or []:
+            for m in graded:
                 if types & set(m["implementers"]):
-                    out[(org.id, m["code"])] = Target(m["params"], department_measure=False)
+                    target = _enterprise_target(m, org, employers)
+                    if target is not None:
+                        out[(org.id, m["code"])] = target
         else:
             for code, params in competence.department_measures(org, entry).items():
                 out[(org.id, code)] = Target(params, department_measure=True)
@@ -151,6 +215,8 @@ def _apply_row(
         "measure": measure,
         "department_measure": target.department_measure,
         "params": target.params,
+        "actions": list(target.actions) if target.actions is not None else None,
+        "audience": target.audience,
         "lifts_id": None,
         "ack_due_on": due,
         "reason": reason,
@@ -165,6 +231,8 @@ def _lift_row(applied: Instruction, *, due: date, reason: str) -> dict[str, Any]
         "measure": applied.measure,
         "department_measure": applied.department_measure,
         "params": applied.params,
+        "actions": applied.actions,  # what to undo
+        "audience": applied.audience,
         "lifts_id": applied.id,
         "ack_due_on": due,
         "reason": reason,
@@ -195,14 +263,14 @@ def on_published(session: Session, actor: Actor, entry: Entry, *, today: date | 
     return len(rows)
 
 
-def _applied_and_lifted(session: Session, entry: Entry) -> tuple[list[Instruction], set[uuid.UUID | None]]:
+def applied_and_lifted(session: Session, entry: Entry) -> tuple[list[Instruction], set[uuid.UUID | None]]:
     rows = session.scalars(
         select(Instruction).where(Instruction.entry_id == entry.id).order_by(Instruction.seq)
     ).all()
     return [r for r in rows if r.kind == "apply"], {r.lifts_id for r in rows if r.kind == "lift"}
 
 
-def _liftable(applied: Instruction, lifted: set[uuid.UUID | None]) -> bool:
+def liftable(applied: Instruction, lifted: set[uuid.UUID | None]) -> bool:
     return applied.id not in lifted and applied.outcome != "not_applicable"
 
 
@@ -210,8 +278,8 @@ def on_ended(session: Session, actor: Actor, entry: Entry, *, why: str, today: d
     """Lift everything that was applied: restore points and levels, reinstate accounts, remove labels."""
     today = today or china_today()
     due = _ack_due(today)
-    applied, lifted = _applied_and_lifted(session, entry)
-    rows = [_lift_row(a, due=due, reason=why) for a in applied if _liftable(a, lifted)]
+    applied, lifted = applied_and_lifted(session, entry)
+    rows = [_lift_row(a, due=due, reason=why) for a in applied if liftable(a, lifted)]
     _insert(session, rows)
     audit.record(
         session,
@@ -231,11 +299,12 @@ def reissue_instructions(
 
     What is left in force is what publishing the corrected entry would instruct, with two known
     exceptions, both because an instruction is one per organisation, measure and kind: a measure kept
-    with other parameters is not re-issued, nor is a measure lifted earlier and targeted again.
+    with other parameters or actions is not re-issued, nor is a measure lifted earlier and targeted
+    again.
     """
     today = today or china_today()
     due = _ack_due(today)
-    applied, lifted = _applied_and_lifted(session, entry)
+    applied, lifted = applied_and_lifted(session, entry)
     by_key = {(a.owner_org_id, a.measure): a for a in applied}
     desired = targets(session, entry, today)
     applies = [
@@ -246,7 +315,7 @@ def reissue_instructions(
     lifts = [
         _lift_row(a, due=due, reason="corrected")
         for key, a in by_key.items()
-        if key not in desired and _liftable(a, lifted)
+        if key not in desired and liftable(a, lifted)
     ]
     _insert(session, applies + lifts)
     counts = {"apply": len(applies), "lift": len(lifts)}
@@ -296,6 +365,62 @@ def acknowledge(session: Session, principal: Principal, instruction: Instruction
     return instruction
 
 
+_TEXT = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+_CONFIRMATION_TYPES: dict[str, tuple[TypeAdapter[Any], str]] = {
+    "bool": (TypeAdapter(bool), "yes or no (true/false)"),
+    "int": (TypeAdapter(NonNegativeInt), "a whole number, 0 or more"),
+    "str": (TypeAdapter(_TEXT), "a text of 1-200 characters"),
+    "date": (TypeAdapter(date), "a date, YYYY-MM-DD"),
+}
+
+
+def _confirmation_error(name: str, kind: str, message: str) -> dict[str, Any]:
+    return {"in": "body", "field": f"confirmations.{name}", "type": kind, "message": message}
+
+
+def _confirmations(
+    instruction: Instruction, outcome: str, given: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The confirmations of a report, checked against what the instruction asks for and stored as JSON
+    (a date as YYYY-MM-DD). Executed needs every one, and a yes/no one to be yes: 'executed' means it
+    was marked, the peers were notified, … — otherwise report failed with a reason."""
+    fields = {f.field: f for f in instruction.feedback_fields()}
+    given = given or {}
+    errors: list[dict[str, Any]] = []
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        f = fields.get(name)
+        if f is None:
+            asked = ", ".join(fields) or "none"
+            errors.append(
+                _confirmation_error(name, "unknown", f"this instruction asks for no {name!r} (asks: {asked})")
+            )
+            continue
+        adapter, expected = _CONFIRMATION_TYPES[f.type]
+        try:
+            checked = adapter.validate_python(value)
+        except PydanticValidationError:
+            errors.append(_confirmation_error(name, f.type, f"expected {expected}"))
+            continue
+        if f.type == "bool" and outcome == "executed" and checked is not True:
+            message = f"executed means {f.en.lower()} ({f.zh}): confirm it, or report failed with a reason"
+            errors.append(_confirmation_error(name, "confirm", message))
+        elif f.type == "date" and checked > china_today():
+            errors.append(_confirmation_error(name, "future", "in the future"))
+        else:
+            out[name] = checked.isoformat() if f.type == "date" else checked
+    if outcome == "executed":
+        errors += [
+            _confirmation_error(name, "missing", f"required to report it executed: {f.en} ({f.zh})")
+            for name, f in fields.items()
+            if name not in given
+        ]
+    if errors:
+        named = ", ".join(e["field"] for e in errors)
+        raise ValidationProblem(f"Confirm what was done to report this instruction: {named}", errors=errors)
+    return out or None
+
+
 def report(
     session: Session,
     principal: Principal,
@@ -304,8 +429,15 @@ def report(
     outcome: str,
     reason: str = "",
     executed_at: datetime | None = None,
+    confirmations: dict[str, Any] | None = None,
 ) -> Instruction:
-    """Execution feedback: executed, not_applicable (no such account with us) or failed (with a reason)."""
+    """Execution feedback: executed, not_applicable (no such account with us) or failed (with a reason).
+
+    Executed confirms what the catalogue asks of the instruction's actions
+    (`Instruction.feedback_fields`: measure 6 marked and recorded in the integrity file, measure 5 the
+    points deducted, measure 11 the employer's dismissal date and its notice to peers); they are kept
+    with the instruction.
+    """
     _check_may_act(principal, instruction)
     if outcome not in OUTCOMES:
         raise ValidationProblem(
@@ -319,7 +451,12 @@ def report(
             "A failed execution needs a reason",
             errors=[{"in": "body", "field": "reason", "message": "say why it failed"}],
         )
-    if instruction.outcome == outcome and (instruction.outcome_reason or "") == reason.strip():
+    confirmed = _confirmations(instruction, outcome, confirmations)
+    if (
+        instruction.outcome == outcome
+        and (instruction.outcome_reason or "") == reason.strip()
+        and (instruction.confirmations or None) == confirmed
+    ):
         return instruction  # the same report twice: nothing changes
     if instruction.outcome in ("executed", "not_applicable"):
         raise Conflict(f"Already reported as {instruction.outcome}; a final report cannot change")
@@ -336,6 +473,7 @@ def report(
     instruction.status = outcome
     instruction.executed_at = (executed_at or now) if outcome == "executed" else None
     instruction.reported_at = now
+    instruction.confirmations = confirmed
     try:
         session.flush()
     except StaleDataError as exc:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -19,8 +20,11 @@ from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel
 from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
+from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.sanctions import service
+from fanchaoxin.sanctions.basic_list import basic_list, checked_policy
 from fanchaoxin.sanctions.decide import DecisionIndex, decide
+from fanchaoxin.sanctions.impact import policy_impact
 from fanchaoxin.sanctions.index import IndexHolder, IndexWarming
 from fanchaoxin.sanctions.models import PolicyVersion
 from fanchaoxin.sanctions.policy import PolicyError, default_policy, measure_catalogue
@@ -46,7 +50,8 @@ READERS = permissions.STAFF
 async def decisions(
     request: Request,
     body: DecisionRequest = Body(...),
-    principal: Principal = allow(*READERS),
+    # decide() reads every entry in force, the market-shared list too: never a department's to call.
+    principal: Principal = allow(*permissions.SHARED_LIST_READERS),
 ) -> dict[str, Any]:
     """Besides the decision: `feed_seq` and `feed_age_seconds` (the change-feed position of the index
     and how long ago it last matched the database, as on an enterprise node), and `degraded`: true
@@ -163,6 +168,25 @@ def _freshness(holder: IndexHolder, index: DecisionIndex) -> dict[str, Any]:
     }
 
 
+class ActionOut(ResponseModel):
+    """One action of the measure that this instruction names, in the plan's words (措施内容)."""
+
+    code: str
+    zh: str
+    en: str
+    notice_zh: str | None = Field(None, description="The text to pass on (measure 11: the notice to peers).")
+    notice_en: str | None = None
+
+
+class FeedbackFieldOut(ResponseModel):
+    """A fact to confirm in `confirmations` when reporting the instruction executed."""
+
+    field: str
+    type: str = Field(description="bool | int | str | date")
+    zh: str
+    en: str
+
+
 class InstructionOut(ResponseModel):
     id: uuid.UUID
     seq: int
@@ -172,6 +196,12 @@ class InstructionOut(ResponseModel):
     measure: str
     department_measure: bool
     params: dict[str, Any]
+    actions: list[ActionOut] = Field(description="What to do (a lift: what to undo), in the plan's words.")
+    audience: str | None = Field(None, description="Measure 11: employer (dismiss, notify peers) or peers.")
+    audience_zh: str | None = None
+    audience_en: str | None = None
+    feedback: list[FeedbackFieldOut] = Field(description="What `executed` must confirm.")
+    confirmations: dict[str, Any] | None
     lifts_id: uuid.UUID | None
     reason: str
     status: str
@@ -188,14 +218,37 @@ class InstructionOut(ResponseModel):
     measure_en: str
 
 
+_DERIVED = frozenset({"overdue", "actions", "audience_zh", "audience_en", "feedback"})
+
+
 def instruction_out(i: Any) -> InstructionOut:
     cat = measure_catalogue()
     m = cat.measures.get(i.measure) or cat.department_measures.get(i.measure)
-    data = {f: getattr(i, f) for f in InstructionOut.model_fields if hasattr(i, f) and f != "overdue"}
+    data = {f: getattr(i, f) for f in InstructionOut.model_fields if hasattr(i, f) and f not in _DERIVED}
     zh, en = (m.zh, m.en) if m else (i.measure, i.measure)
     if i.kind == "lift" and m is not None and hasattr(m, "lift"):
         zh, en = m.lift.zh, m.lift.en
-    return InstructionOut(**data, overdue=i.overdue(china_today()), measure_zh=zh, measure_en=en)
+    actions = [
+        ActionOut(
+            code=a.code,
+            zh=a.zh,
+            en=a.en,
+            notice_zh=a.notice.zh.format(entry_id=i.entry_id) if a.notice else None,
+            notice_en=a.notice.en.format(entry_id=i.entry_id) if a.notice else None,
+        )
+        for a in i.named_actions()
+    ]
+    audience = i.audience_names()
+    return InstructionOut(
+        **data,
+        overdue=i.overdue(china_today()),
+        measure_zh=zh,
+        measure_en=en,
+        actions=actions,
+        audience_zh=audience.zh if audience else None,
+        audience_en=audience.en if audience else None,
+        feedback=[FeedbackFieldOut(**f.model_dump()) for f in i.feedback_fields()],
+    )
 
 
 class InstructionPageOut(ResponseModel):
@@ -246,11 +299,11 @@ def feedback(
     principal: Principal = allow(*ADDRESSEES),
 ) -> InstructionOut:
     i = service.get_instruction(session, instruction_id, principal)
-    return instruction_out(
-        service.report(
-            session, principal, i, outcome=body.outcome, reason=body.reason, executed_at=body.executed_at
-        )
-    )
+    reported = service.report(
+        session, principal, i, outcome=body.outcome, reason=body.reason, executed_at=body.executed_at,
+        confirmations=body.confirmations,
+    )  # fmt: skip
+    return instruction_out(reported)
 
 
 @router.get("/policy", summary="The active grading policy")
@@ -274,11 +327,38 @@ def load_policy(
     return {"version": row.version, "active": row.active, "loaded_at": row.loaded_at.isoformat()}
 
 
+@router.post(
+    "/policies/check",
+    summary="Check a policy (YAML body) against the 基础清单 and show what it would change (a dry run)",
+)
+def check_policy(
+    request_body: str = Body(..., media_type="application/yaml"),
+    details: bool = Query(False, description="Name the entries per organisation and measure."),
+    session: Session = DB,
+    _: Principal = allow(R.platform_admin),
+) -> dict[str, Any]:
+    """422 naming the line, the key and the rule it breaks for a policy that is not valid or grants a
+    measure beyond the 基础清单; else what grading the entries in force under it would change: the
+    entries graded differently and, per organisation, the instructions newly applied or lifted by
+    measure (sanctions.impact). Nothing is written."""
+    try:
+        policy = checked_policy(request_body, "policy.yaml")
+    except PolicyError as exc:
+        raise ValidationProblem(
+            str(exc), errors=[{"in": "body", "field": "policy", "type": "policy", "message": str(exc)}]
+        ) from exc
+    impact = policy_impact(session, policy, china_today())
+    return {"valid": True, "version": policy.version, "impact": impact.to_dict(details=details)}
+
+
 @router.get("/catalogues/measures", summary="The 13 measures, department measures and scenes")
 def catalogue(_: Principal = allow(*READERS)) -> dict[str, Any]:
+    """With the kinds of department and the 基础清单 (what each measure may be used for)."""
     cat = measure_catalogue()
     return {
         "measures": [m.model_dump(mode="json") for m in cat.measures.values()],
         "department_measures": [d.model_dump(mode="json") for d in cat.department_measures.values()],
         "scenes": [s.model_dump(mode="json") for s in cat.scenes.values()],
+        "department_kinds": [k.model_dump(mode="json") for k in department_kinds().values()],
+        "basic_list": [i.model_dump(mode="json") for i in basic_list().items.values()],
     }

@@ -13,8 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.core.catalogue import punishing_bases
 from fanchaoxin.core.db import utcnow
+from fanchaoxin.orgs.department_kinds import receives
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing.models import FeedEvent, FeedHead, OutboxItem, Webhook
 from fanchaoxin.subjects.service import is_personal
 
@@ -72,17 +73,24 @@ def append(session: Session, entry: Entry, event: str) -> FeedEvent:
 
 def _enqueue(session: Session, event: FeedEvent) -> int:
     """The transactional outbox: one row per subscription that gets this event, in the same transaction."""
-    hooks = session.execute(select(Webhook.id, Webhook.audience).where(Webhook.active)).all()
+    hooks = session.execute(
+        select(Webhook.id, Webhook.audience, Organisation.department_kind)
+        .join(Organisation, Organisation.id == Webhook.owner_org_id)
+        .where(Webhook.active)
+    ).all()
     if not hooks:
         return 0
-    punishing = (event.record or {}).get("basis") in punishing_bases()
+    rec = event.record or {}
+    # A department's webhook gets what its kind acts on: an entry on a punishing basis within its
+    # competence (orgs.department_kinds, the rule its instructions follow too).
+    basis, behaviours = rec.get("basis") or "", rec.get("behaviours") or []
     now = utcnow()
     rows = [
         OutboxItem(
             webhook_id=hid, seq=event.seq, status="pending", attempts=0, next_attempt_at=now, created_at=now
         )
-        for hid, audience in hooks
-        if audience == "enterprise" or punishing
+        for hid, audience, kind in hooks
+        if audience == "enterprise" or receives(kind, basis=basis, behaviours=behaviours)
     ]
     session.add_all(rows)
     return len(rows)

@@ -458,3 +458,8 @@ class FeedbackIn(StrictModel):
     outcome: str = Field(description="executed | not_applicable | failed")
     reason: str = Field("", max_length=2000)
     executed_at: datetime | None = None
+    confirmations: dict[str, bool | int | str | None] | None = Field(
+        None,
+        description="What was done, as the instruction's `feedback` fields ask (e.g. measure 6: "
+        '{"marked": true, "integrity_file_ref": "CX-2026-0001"}); required to report executed.',
+    )

@@ -32,7 +32,8 @@ from fanchaoxin.sharing.models import FeedEvent, Snapshot
 router = APIRouter(prefix="/v1/sharing", tags=["sharing"])
 changes_router = APIRouter(prefix="/v1", tags=["feed"])
 
-FEED_READERS = permissions.STAFF
+# The feed, its snapshots and deltas carry the market-shared list: never a department's (lists.yaml).
+FEED_READERS = permissions.SHARED_LIST_READERS
 SUBSCRIBERS = permissions.WEBHOOK_SUBSCRIBERS
 
 

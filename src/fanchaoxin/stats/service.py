@@ -6,6 +6,10 @@ comparison runs on the stored UTC column. "Month" keys are Beijing-time months t
 
 The web console's dashboard and public statistics page call these functions directly; their names
 and row shapes are a contract (extra keys may be added, none removed).
+
+Two lists (两类名单, lists.yaml): the public statistics count the public 失信 list only and say so
+(`public_summary`); the figures for staff count both, and show them apart (the `list` dimension, the
+monthly report's `by_list` and `entries_by_list`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fanchaoxin.appeals.objections import overdue_clause as objection_overdue_cl
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.calendar import SHANGHAI, add_working_days, china_today
-from fanchaoxin.core.catalogue import catalogues
+from fanchaoxin.core.catalogue import catalogues, list_of, public_bases
 from fanchaoxin.core.db import is_postgres
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.orgs.models import Organisation
@@ -33,7 +37,7 @@ from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.subjects.models import Subject
 
-DIMENSIONS = ("behaviour", "severity", "basis", "month", "status", "subject_kind")
+DIMENSIONS = ("behaviour", "severity", "basis", "list", "month", "status", "subject_kind")
 DUE_SOON_WORKING_DAYS = 2
 
 ORG_KIND_LABELS = {"enterprise": ("参与企业", "Enterprise"), "department": ("政府部门", "Department")}
@@ -97,6 +101,7 @@ _VOCABULARY = {
     "behaviour": "behaviour",
     "severity": "severity",
     "basis": "basis",
+    "list": "list",
     "status": "entry_status",
     "subject_kind": "subject_kind",
 }
@@ -105,6 +110,28 @@ _VOCABULARY = {
 def _label(dimension: str, key: str) -> tuple[str, str]:
     vocabulary = _VOCABULARY.get(dimension)
     return catalogues().names(vocabulary, key) if vocabulary else (key, key)
+
+
+def _list_column() -> Any:
+    """The list (lists.yaml code) of an entry, from its basis: `public` or `shared`."""
+    return case({b: list_of(b) for b in catalogues().bases}, value=Entry.basis, else_=Entry.basis)
+
+
+def describe_list(code: str) -> dict[str, str]:
+    """A list's code, names and meaning, for a page or an export that says which list it counts."""
+    item = catalogues().lists[code]
+    return {
+        "code": item.code,
+        "label_zh": item.zh,
+        "label_en": item.en,
+        "meaning_zh": item.meaning_zh,
+        "meaning_en": item.meaning_en,
+    }
+
+
+def public_list() -> str:
+    """The code of the public 失信 list, the one the public statistics count."""
+    return next(code for code, item in catalogues().lists.items() if item.public)
 
 
 # --- entries --------------------------------------------------------------------------------------------
@@ -118,12 +145,14 @@ def entries_by(
     end: date | None = None,
     published_only: bool = False,
     statuses: Iterable[str] | None = None,
+    bases: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Entries counted by one dimension: `[{"key", "count", "label_zh", "label_en"}]`, sorted by key.
 
     The period is on the submission time, or on the publication time with `published_only` (then only
     entries that were published, whatever happened to them since, are counted). An entry with several
-    behaviours counts once under each. `statuses` restricts to entries now in those statuses.
+    behaviours counts once under each. `statuses` restricts to entries now in those statuses, `bases`
+    to entries on those bases (`public_bases()`: the public list).
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension: unknown dimension {dimension!r}; one of {', '.join(DIMENSIONS)}")
@@ -133,6 +162,8 @@ def entries_by(
         where.append(Entry.published_at.is_not(None))
     if statuses is not None:
         where.append(Entry.status.in_(list(statuses)))
+    if bases is not None:
+        where.append(Entry.basis.in_(sorted(bases)))
 
     if dimension == "behaviour":
         values = _behaviour_values(session)
@@ -143,6 +174,9 @@ def entries_by(
         stmt = select(key, func.count()).select_from(Entry).join(Subject, Subject.id == Entry.subject_id)
     elif dimension == "month":
         key = _month_key(session, when)
+        stmt = select(key, func.count()).select_from(Entry)
+    elif dimension == "list":
+        key = _list_column()
         stmt = select(key, func.count()).select_from(Entry)
     else:
         key = {"severity": Entry.severity, "basis": Entry.basis, "status": Entry.status}[dimension]
@@ -155,10 +189,19 @@ def entries_by(
     return out
 
 
-def _entry_totals(session: Session, start: date, end: date) -> dict[str, int]:
-    """Entries submitted, published, ended (by how) in a period, and in force at its end: one scan."""
+def bases_of_list(code: str) -> frozenset[str]:
+    """The bases whose entries form the list `code` (lists.yaml)."""
+    return frozenset(b for b in catalogues().bases if list_of(b) == code)
+
+
+def _entry_totals(
+    session: Session, start: date, end: date, *, bases: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Entries submitted, published, ended (by how) in a period, and in force at its end: one scan.
+    `bases`: entries on those bases only (one list)."""
     lo, hi = day_start(start), day_start(end + timedelta(days=1))
     ended_in = and_(Entry.ended_at >= lo, Entry.ended_at < hi)
+    on_bases = [Entry.basis.in_(sorted(bases))] if bases is not None else []
     row = session.execute(
         select(
             _count(and_(Entry.submitted_at >= lo, Entry.submitted_at < hi)).label("submitted"),
@@ -170,7 +213,7 @@ def _entry_totals(session: Session, start: date, end: date) -> dict[str, int]:
             _count(and_(Entry.published_at < hi, or_(Entry.ended_at.is_(None), Entry.ended_at >= hi))).label(
                 "in_force_at_end"
             ),
-        )
+        ).where(*on_bases)
     ).one()
     ended = {st: getattr(row, st) for st in ("revoked", "expired", "repaired", "rejected")}
     submitted, published, in_force_at_end = row.submitted, row.published, row.in_force_at_end
@@ -183,6 +226,7 @@ def _entry_totals(session: Session, start: date, end: date) -> dict[str, int]:
             Entry.ended_at >= lo,
             Entry.ended_at < hi,
             Objection.outcome == "revoked",
+            *on_bases,
         )
     )
     return {
@@ -502,9 +546,16 @@ def _case_totals(session: Session, start: date, end: date) -> dict[str, dict[str
 
 
 def public_summary(session: Session, *, today: date | None = None) -> dict[str, Any]:
-    """Aggregates safe for the public statistics page: counts only, no name, identifier or organisation."""
+    """Aggregates safe for the public statistics page: counts only, no name, identifier or organisation.
+
+    Only the public 失信 list is counted (an entry on a basis of `public_bases()`), and the result says
+    so (`list`): the market-shared list of the participating enterprises is never on a public page,
+    not even as a number.
+    """
     today = today or china_today()
     in_force = [s.value for s in IN_FORCE]
+    bases = public_bases()
+    on_list = Entry.basis.in_(sorted(bases))
 
     def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{"key": r["key"], "label_zh": r["label_zh"], "label_en": r["label_en"], "count": r["count"]}
@@ -524,22 +575,30 @@ def public_summary(session: Session, *, today: date | None = None) -> dict[str, 
             _count(repaired).label("repaired"),
             _count(and_(expired, ended_this_year)).label("expired_year"),
             _count(expired).label("expired"),
-        )
+        ).where(on_list)
     ).one()
-    by_severity = strip(entries_by(session, "severity", statuses=in_force))
+    by_severity = strip(entries_by(session, "severity", statuses=in_force, bases=bases))
 
     def revoked_after_objection(first: date | None) -> int:
-        where = [Objection.outcome == "revoked"]
+        where = [Objection.outcome == "revoked", on_list]
         if first is not None:
             where.append(Objection.decided_on >= first)
-        return int(session.scalar(select(func.count(func.distinct(Objection.entry_id))).where(*where)) or 0)
+        return int(
+            session.scalar(
+                select(func.count(func.distinct(Objection.entry_id)))
+                .join(Entry, Entry.id == Objection.entry_id)
+                .where(*where)
+            )
+            or 0
+        )
 
     return {
         "as_of": today.isoformat(),
+        "list": describe_list(public_list()),
         "in_force": {
             "total": sum(r["count"] for r in by_severity),
-            "by_behaviour": strip(entries_by(session, "behaviour", statuses=in_force)),
-            "by_subject_kind": strip(entries_by(session, "subject_kind", statuses=in_force)),
+            "by_behaviour": strip(entries_by(session, "behaviour", statuses=in_force, bases=bases)),
+            "by_subject_kind": strip(entries_by(session, "subject_kind", statuses=in_force, bases=bases)),
             "by_severity": by_severity,
         },
         "published": {"this_month": int(row.month), "this_year": int(row.year)},
@@ -580,7 +639,7 @@ def monthly(session: Session, month: str, *, today: date | None = None) -> dict[
     as_of, p_as_of = min(last, today), min(p_last, today)
 
     dims = {}
-    for dim in ("behaviour", "severity", "basis", "subject_kind"):
+    for dim in ("behaviour", "severity", "basis", "list", "subject_kind"):
         cur = entries_by(session, dim, start=first, end=last, published_only=True)
         prev = entries_by(session, dim, start=p_first, end=p_last, published_only=True)
         dims[dim] = _with_previous(cur, prev)
@@ -598,9 +657,19 @@ def monthly(session: Session, month: str, *, today: date | None = None) -> dict[
         "generated_on": today.isoformat(),
         "entries": _entry_totals(session, first, last),
         "previous_entries": _entry_totals(session, p_first, p_last),
+        # The two lists apart (两类名单): the public 失信 list and the market-shared list.
+        "entries_by_list": [
+            {
+                **describe_list(code),
+                "entries": _entry_totals(session, first, last, bases=bases_of_list(code)),
+                "previous_entries": _entry_totals(session, p_first, p_last, bases=bases_of_list(code)),
+            }
+            for code in catalogues().lists
+        ],
         "by_behaviour": dims["behaviour"],
         "by_severity": dims["severity"],
         "by_basis": dims["basis"],
+        "by_list": dims["list"],
         "by_subject_kind": dims["subject_kind"],
         "measures_by_enterprise": by_org,
         "measures_by_code": by_code,

@@ -91,7 +91,12 @@ _FROM = Query(None, alias="from", description="First day (YYYY-MM-DD, Beijing ti
 _TO = Query(None, alias="to", description="Last day (YYYY-MM-DD, Beijing time), inclusive.")
 
 
-@router.get("/entries", summary="Entries by behaviour, severity, basis, month, status or subject kind")
+@router.get(
+    "/entries",
+    summary="Entries by behaviour, severity, basis, list, month, status or subject kind",
+    description="`by=list` counts the two lists apart: `public` (the public 失信 list) and `shared` (the "
+    "market-shared list of the participating enterprises).",
+)
 def entries(
     session: Session = DB,
     _: Principal = allow(*STATS_ENTRY_READERS),
@@ -161,7 +166,11 @@ def case_figures(session: Session = DB, _: Principal = allow(*PLATFORM), format:
 
 
 def _public_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    # The first row says which list the figures count (the public 失信 list only).
+    counted = data["list"]
     rows: list[dict[str, Any]] = [
+        {"section": "list", "key": counted["code"], "label_zh": counted["label_zh"],
+         "label_en": counted["label_en"], "count": data["in_force"]["total"]},
         {"section": "in_force", "key": "total", "label_zh": "在列总数", "label_en": "Total in force",
          "count": data["in_force"]["total"]},
     ]  # fmt: skip
@@ -178,7 +187,12 @@ def _public_summary(request: Request, session: Session) -> dict[str, Any]:
     return service.public_summary_cached(request.app.state, session)
 
 
-@router.get("/public", summary="Aggregate figures for the public statistics page (no names, no identifiers)")
+@router.get(
+    "/public",
+    summary="Aggregate figures for the public statistics page (no names, no identifiers)",
+    description="The public 失信 list only (entries on an administrative penalty or a judicial decision); "
+    "`list` names it. The market-shared list of the participating enterprises is never counted here.",
+)
 def public(
     request: Request, session: Session = DB, _: Principal = allow_public(), format: str = _FORMAT
 ) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals import cases
 from fanchaoxin.appeals.models import RepairApplication
+from fanchaoxin.appeals.progress import objection_deadlines
 from fanchaoxin.appeals.schemas import (
     Filed,
     ForwardIn,
@@ -24,7 +25,6 @@ from fanchaoxin.appeals.schemas import (
 from fanchaoxin.appeals.views import (
     REVIEWERS,
     filed,
-    objection_deadlines,
     objection_for,
     objection_out,
     rate_limit,

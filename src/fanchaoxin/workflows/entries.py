@@ -10,8 +10,11 @@ console, the CLI, due process and the scheduler alike. Read in order, it is what
 3. the change feed announces it, with its webhook outbox rows — `sharing.changes.append`; the other
    entries in force of a subject whose identifiers grew are re-sent (`updated`);
    opening the notice period produces and delivers the notice (告知书) — `appeals.notices`; publishing
-   needs an answer to each statement the subject filed (陈述申辩) — `appeals.statements`;
-4. a revocation publishes a correction notice (恢复信誉) — `appeals.corrections`;
+   needs an answer to each statement the subject filed (陈述申辩), and a rejection answers them —
+   `appeals.statements`;
+4. a revocation publishes a correction notice (恢复信誉) — `appeals.corrections`; a review that starts
+   flags the credit commitments (信用承诺) the submission breaches, and a rejection or revocation
+   withdraws the flags it raised — `appeals.commitments`;
 5. liable persons follow the unit: their entries are opened and published with it, and take its
    later steps — through this same function.
 
@@ -28,9 +31,17 @@ from datetime import date
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from fanchaoxin.appeals import corrections, notices, statements
+from fanchaoxin.appeals import commitments, corrections, notices, statements
 from fanchaoxin.blacklist import service as registry
-from fanchaoxin.blacklist.lifecycle import FEED_EVENT, FOLLOWED_BY_LINKED, IN_FORCE, LIFTED, Action, Status
+from fanchaoxin.blacklist.lifecycle import (
+    FEED_EVENT,
+    FOLLOWED_BY_LINKED,
+    IN_FORCE,
+    LIFTED,
+    Action,
+    Status,
+    next_status,
+)
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.calendar import china_today
@@ -86,7 +97,9 @@ def _take_step(
     answers: Mapping[uuid.UUID, str],
 ) -> None:
     if action == Action.publish and entry.parent_entry_id is None:
-        # Every statement is answered before the entry is published, or nothing happens.
+        # The step must be possible now (e.g. the notice period over) before the answers are asked for;
+        # then every statement is answered before the entry is published, or nothing happens.
+        next_status(registry.facts_of(entry), action, today=today, reason=reason, system=system)
         statements.answer_for_publication(session, actor, entry, answers)
     registry.transition(
         session,
@@ -100,6 +113,9 @@ def _take_step(
     )
     status = Status(entry.status)
     grown: set[uuid.UUID] = set()
+    if action == Action.start_review:
+        # A credit commitment (信用承诺) in whose term the submission falls is breached: flag it.
+        commitments.flag_breaches(session, actor, entry)
     if action == Action.open_notice:
         notices.issue_notice(session, actor, entry, today=today)
     if action == Action.publish:
@@ -107,6 +123,9 @@ def _take_step(
         sanctions.on_published(session, actor, entry, today=today)
     elif status == Status.rejected:
         registry.drop_proposed(session, actor, entry)
+        if entry.parent_entry_id is None:
+            # The statement convinced the reviewer: the rejection answers each one (陈述申辩).
+            statements.answer_on_rejection(session, actor, entry, answers, reason=reason)
     elif status in LIFTED:
         sanctions.on_ended(session, actor, entry, why=action.value, today=today)
     if action in FEED_EVENT:
@@ -117,6 +136,9 @@ def _take_step(
             changes.append(session, other, "updated")
     if status == Status.revoked:
         corrections.publish_correction(session, actor, entry, reason=reason, today=today)
+    if status in (Status.rejected, Status.revoked):
+        # No finding after all: the commitments it flagged as breached are not (or by another entry).
+        commitments.withdraw_breaches(session, actor, entry, today=today)
     if entry.parent_entry_id is None:
         _follow_with_linked(session, actor, entry, action, reason=reason, today=today)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from fanchaoxin.appeals import commitments
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.core import audit
@@ -107,5 +108,6 @@ def audit_signing_keys() -> dict[str, bytes]:
 
 
 def run_appeals_jobs(session: Session, *, today: date | None = None) -> dict[str, Any]:
-    """Due process deadlines: objections to flag disputed, overdue objections, repairs and reports."""
-    return appeals.run_jobs(session, today=today)
+    """Due process deadlines: objections to flag disputed, overdue objections, repairs and reports; credit
+    commitments breached by submissions not yet reviewed, and those whose term ended kept (履约)."""
+    return {**appeals.run_jobs(session, today=today), **commitments.run_jobs(session, JOB_ACTOR, today=today)}

@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from fanchaoxin.appeals import notices
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryOut, TransitionIn
@@ -51,7 +52,10 @@ def transition_entry(
         expected_version=body.version,
         answers=body.answers,
     )
-    return entry_out(session, entry, principal, detail=True)
+    out = entry_out(session, entry, principal, detail=True)
+    # The reviewer learns at once how the notice went out (or that a letter must be posted).
+    out.notice = notices.summary_of(session, entry.id)
+    return out
 
 
 @router.post(

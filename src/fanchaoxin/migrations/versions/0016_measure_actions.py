@@ -5,8 +5,8 @@ Revises: 0015
 Create Date: 2026-12-05
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0016"
 down_revision = "0015"
@@ -15,8 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # In-place ADD COLUMN (no table rebuild on SQLite), all nullable: instructions issued before name
+    # no actions.
+    op.add_column("instructions", sa.Column("actions", sa.JSON(), nullable=True))
+    op.add_column("instructions", sa.Column("audience", sa.String(16), nullable=True))
+    op.add_column("instructions", sa.Column("confirmations", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("instructions", "confirmations")
+    op.drop_column("instructions", "audience")
+    op.drop_column("instructions", "actions")
