@@ -847,5 +847,6 @@ def test_cli_jobs_and_overdue(client, market, db, settings):
     runner = CliRunner()
     r = runner.invoke(fcx, ["appeals", "jobs"])
     assert r.exit_code == 0 and "overdue: 1 objections" in r.output, r.output
+    assert "credit commitments: 0 breaches flagged, 0 fulfilled" in r.output, r.output
     r = runner.invoke(fcx, ["appeals", "overdue"])
     assert r.exit_code == 0 and filed["tracking_number"] in r.output and "decision" in r.output, r.output

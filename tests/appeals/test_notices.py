@@ -248,6 +248,30 @@ def test_without_a_contact_a_letter_is_printed_and_the_reviewer_told(client, par
     assert "另一家公司法务部" in pdf_text(pdf)
 
 
+def test_the_reviewer_records_the_letter_as_posted(client, parties, db, outbox, sms):
+    entry = noticed(client, parties)
+    url = f"/v1/entries/{entry['id']}/notice/letter-posted"
+    today = china_today()
+    # Bad input names the field; nothing changes.
+    r = client.post(url, json={"posted_on": (today + timedelta(days=1)).isoformat(), "reference": "XA12345678CN"},
+                    headers=rv(parties))  # fmt: skip
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "posted_on"
+    r = client.post(url, json={"posted_on": today.isoformat(), "reference": "  "}, headers=rv(parties))
+    assert r.status_code == 422 and "reference" in r.text
+    # Only a reviewer records it.
+    shop = parties["shop"].headers(Role.enterprise_operator)
+    assert client.post(url, json={"posted_on": today.isoformat(), "reference": "XA1"}, headers=shop).status_code == 403
+    r = client.post(url, json={"posted_on": today.isoformat(), "reference": "XA12345678CN"}, headers=rv(parties))
+    assert r.status_code == 200, r.text
+    assert (r.json()["delivery_status"], r.json()["letter_required"]) == ("letter_posted", False)
+    assert "XA12345678CN" in r.json()["delivery_note"]
+    # Recorded once: a delivered notice has no letter to record.
+    again = client.post(url, json={"posted_on": today.isoformat(), "reference": "XA2"}, headers=rv(parties))
+    assert again.status_code == 409
+    with db.session() as s:
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "notice.letter_posted")).one()
+
+
 def test_a_failed_delivery_is_recorded_and_does_not_block_the_step(client, parties, db, outbox):
     class Down(LogNotifier):
         def send(self, message):

@@ -140,7 +140,7 @@ def test_the_reviewer_decides_with_the_notice_statements_and_liable_persons(clie
     page = client.get(f"/console/review/{entry_id}")
     assert page.status_code == 200
     text = page.text
-    assert number in text and 'id="letter-required"' in text
+    assert number in text and 'id="letter-required"' in text and 'id="letter-posted-form"' in text
     assert "我司订单均为真实交易，随附物流凭证。" in text and "物流凭证.pdf" in text
     assert "张*三" in text and RID_A not in text
     with db.session() as s:
@@ -157,10 +157,24 @@ def test_the_reviewer_decides_with_the_notice_statements_and_liable_persons(clie
     assert "张小三" in revealed and RID_A in revealed
 
     # Publishing without an answer: nothing changes, the statement is named.
+    # The letter is recorded as posted from the page: a missing date is named, then it is recorded.
+    csrf = csrf_of(text)
+    r = client.post(
+        f"/console/review/{entry_id}/letter-posted", data={"csrf_token": csrf, "posted_on": "", "reference": "XA1"}
+    )
+    assert r.status_code == 422 and 'id="decide-errors"' in r.text
+    r = client.post(
+        f"/console/review/{entry_id}/letter-posted",
+        data={"csrf_token": csrf, "posted_on": china_today().isoformat(), "reference": "XA12345678CN"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    posted = client.get(f"/console/review/{entry_id}").text
+    assert 'id="letter-required"' not in posted and "XA12345678CN" in posted
+
     end_notice_period(db, entry_id)
     with db.session() as s:
         version = s.get(Entry, entry_id).version
-    csrf = csrf_of(text)
     r = client.post(
         f"/console/review/{entry_id}/decide",
         data={

@@ -389,6 +389,13 @@ def test_min_score_keys_and_facts(brushing_findings: list[Finding]) -> None:
     assert below == sum(1 for x in brushing_findings if x.score < top) and not skips
     assert {c.finding_no for c in cands} == {n for n, x in enumerate(brushing_findings, 1) if x.score >= top}
 
+    # The shop carries all its brushing orders, each buyer its own: measure 5 deducts what they earned.
+    every, _, _ = S.prepare([f], namespace=NS)
+    gains = {c.subject_id: c.body.get("gains") for c in every}
+    assert gains[f.subject_ids[0]] == {"brushed_orders": len(f.evidence["order_ids"])}
+    for user in f.evidence["suspicious_users"]:
+        assert gains[user["userid"]] == {"brushed_orders": user["orders"]}
+
     ident = {"type": "platform_account", "value": f"{NS}:{f.subject_ids[0]}"}
     same = Finding(**json.loads(S.finding_json(f)))
     assert S.submission_key(f, "platform_account", ident) == S.submission_key(same, "platform_account", ident)

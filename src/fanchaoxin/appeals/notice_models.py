@@ -28,7 +28,8 @@ from fanchaoxin.core.vault import Encrypted, EncryptedJSON
 CHANNELS = ("email", "sms", "letter")
 # queued: handed to the mail or SMS service, sent after the commit; sent / failed: what it answered;
 # letter_required: no e-mail and no phone — a reviewer prints the letter (the PDF) and posts it.
-DELIVERY_STATUSES = ("queued", "sent", "failed", "letter_required")
+# letter_posted: the reviewer posted it and recorded when, with the postal reference.
+DELIVERY_STATUSES = ("queued", "sent", "failed", "letter_required", "letter_posted")
 
 
 class Notice(Base):

@@ -69,3 +69,10 @@ class EntryStatementsOut(ResponseModel):
     notice_pdf: str | None = Field(description="The notice as a printable PDF (the letter).")
     statements: list[StatementOut]
     unanswered: int = Field(description="Statements still to answer: publishing needs an answer to each.")
+
+
+class LetterPostedIn(StrictModel):
+    """The printed notice was posted (挂号信): when, and the postal reference that proves it."""
+
+    posted_on: date
+    reference: str = Field(min_length=1, max_length=100, description="The registered letter's number.")

@@ -52,7 +52,7 @@ from fanchaoxin.core import audit
 from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.db import utcnow
-from fanchaoxin.core.errors import NotFound
+from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, mask, mask_person_name
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.orgs.models import Organisation
@@ -570,6 +570,43 @@ def get_notice(session: Session, entry_id: uuid.UUID) -> Notice:
     return notice
 
 
+def record_letter_posted(
+    session: Session, actor: Actor, entry_id: uuid.UUID, *, posted_on: date, reference: str, today: date
+) -> Notice:
+    """The reviewer posted the printed notice (no e-mail or phone, or their delivery failed): when, and the
+    postal reference (挂号信 number) that proves it. The notice period itself is not moved."""
+    notice = get_notice(session, entry_id)
+    if notice.delivery_status not in ("letter_required", "failed"):
+        raise Conflict(
+            f"The notice was delivered ({notice.delivery_status}); there is no letter to record"
+        )
+    problems = []
+    if posted_on > today:
+        problems.append({"in": "body", "field": "posted_on", "message": "in the future"})
+    elif posted_on < notice.issued_on:
+        message = f"before the notice was issued, {notice.issued_on.isoformat()}"
+        problems.append({"in": "body", "field": "posted_on", "message": message})
+    reference = reference.strip()
+    if not 3 <= len(reference) <= 100:
+        problems.append(
+            {"in": "body", "field": "reference", "message": "the postal reference, 3 to 100 characters"}
+        )
+    if problems:
+        raise ValidationProblem("The letter's posting date or reference is not right", errors=problems)
+    before = {"delivery_status": notice.delivery_status, "delivery_note": notice.delivery_note}
+    notice.channel = "letter"
+    notice.delivery_status = "letter_posted"
+    notice.delivery_note = f"posted on {posted_on.isoformat()}, reference {reference}"
+    notice.delivered_at = utcnow()
+    session.flush()
+    audit.record(
+        session, actor, "notice.letter_posted", "notice", notice.id, before=before,
+        after={"delivery_status": notice.delivery_status, "delivery_note": notice.delivery_note},
+        detail={"entry_id": str(entry_id)},
+    )  # fmt: skip
+    return notice
+
+
 def by_number(session: Session, number: str) -> Notice | None:
     return session.scalar(select(Notice).where(Notice.number == number.strip().upper()))
 
@@ -579,8 +616,11 @@ def summary(notice: Notice | None) -> NoticeSummaryOut | None:
 
     `letter_required` is also set when an e-mail or SMS failed: the reviewer then posts the letter.
     """
-    if notice is None:
-        return None
+    return None if notice is None else describe(notice)
+
+
+def describe(notice: Notice) -> NoticeSummaryOut:
+    """`summary` of a notice that exists."""
     return NoticeSummaryOut(
         number=notice.number,
         issued_on=notice.issued_on,

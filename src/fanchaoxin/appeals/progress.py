@@ -47,32 +47,27 @@ def _attachments(session: Session, kind: str, case: Any) -> int:
     return len(attachments.attachments_of(session, kind, case.id))
 
 
-def objection_status(session: Session, o: Objection) -> CaseStatusOut:
+def _decided_status(session: Session, kind: str, case: Any, deadlines: Deadlines) -> CaseStatusOut:
+    """An objection or a repair application: decided with an outcome and the reviewer's reason."""
     return CaseStatusOut(
-        tracking_number=o.tracking_number,
-        kind="objection",
-        status=o.status,
-        filed_on=o.filed_on,
-        deadlines=objection_deadlines(o),
-        outcome=o.outcome,
-        reason=o.decision_reason,
-        decided_at=o.decided_at,
-        attachments=_attachments(session, "objection", o),
+        tracking_number=case.tracking_number,
+        kind=kind,
+        status=case.status,
+        filed_on=case.filed_on,
+        deadlines=deadlines,
+        outcome=case.outcome,
+        reason=case.decision_reason,
+        decided_at=case.decided_at,
+        attachments=_attachments(session, kind, case),
     )
+
+
+def objection_status(session: Session, o: Objection) -> CaseStatusOut:
+    return _decided_status(session, "objection", o, objection_deadlines(o))
 
 
 def repair_status(session: Session, a: RepairApplication) -> CaseStatusOut:
-    return CaseStatusOut(
-        tracking_number=a.tracking_number,
-        kind="repair",
-        status=a.status,
-        filed_on=a.filed_on,
-        deadlines=repair_deadlines(a),
-        outcome=a.outcome,
-        reason=a.decision_reason,
-        decided_at=a.decided_at,
-        attachments=_attachments(session, "repair", a),
-    )
+    return _decided_status(session, "repair", a, repair_deadlines(a))
 
 
 def report_status(session: Session, r: Report) -> CaseStatusOut:

@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals import attachments, cases, notices, statements
 from fanchaoxin.appeals.notice_models import Notice, Statement
-from fanchaoxin.appeals.notice_schemas import EntryStatementsOut, StatementIn, StatementOut
+from fanchaoxin.appeals.notice_schemas import EntryStatementsOut, LetterPostedIn, StatementIn, StatementOut
 from fanchaoxin.appeals.schemas import Attachment, CaseStatusOut, Deadlines, Filed
 from fanchaoxin.appeals.views import filed, rate_limit
 from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.schemas import NoticeSummaryOut
 from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow, allow_public
+from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import PayloadTooLarge
 from fanchaoxin.core.settings import get_settings
 
@@ -212,6 +214,24 @@ def notice_pdf(
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.post(
+    "/entries/{entry_id}/notice/letter-posted",
+    response_model=NoticeSummaryOut,
+    summary="Record that the printed notice was posted (when the subject gave no e-mail or phone)",
+    description="Only for a notice whose delivery is `letter_required` or `failed` (409 otherwise); "
+    "`posted_on` may not be in the future nor before the notice was issued.",
+)
+def letter_posted(
+    entry_id: uuid.UUID, body: LetterPostedIn, session: Session = DB, principal: Principal = allow(*REVIEWERS)
+) -> NoticeSummaryOut:
+    registry.get_entry(session, entry_id, principal)
+    notice = notices.record_letter_posted(
+        session, principal.actor, entry_id, posted_on=body.posted_on, reference=body.reference,
+        today=china_today(),
+    )  # fmt: skip
+    return notices.describe(notice)
 
 
 @router.get(

@@ -272,7 +272,7 @@ class NoticeSummaryOut(ResponseModel):
     ends_on: date = Field(description="The last day a statement (陈述申辩) may be filed, inclusive.")
     channel: str = Field(description="email | sms | letter")
     delivered_to: str | None = Field(description="Masked.")
-    delivery_status: str = Field(description="queued | sent | failed | letter_required")
+    delivery_status: str = Field(description="queued | sent | failed | letter_required | letter_posted")
     delivery_note: str | None = None
     delivered_at: datetime | None = None
     letter_required: bool = Field(

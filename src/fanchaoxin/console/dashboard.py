@@ -16,7 +16,7 @@ from fanchaoxin.stats import service as stats
 
 router = console_router()
 
-CHARTS = ("behaviour", "severity", "basis", "month", "status")
+CHARTS = ("behaviour", "severity", "list", "basis", "month", "status")
 
 
 @router.get("/")

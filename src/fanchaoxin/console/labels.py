@@ -85,6 +85,7 @@ NOTICE_DELIVERY = {
     "sent": N_("Sent"),
     "failed": N_("Failed"),
     "letter_required": N_("Letter to print and post"),
+    "letter_posted": N_("Letter posted"),
 }
 LIABLE_ROLE = {
     "legal_representative": N_("Legal representative"),

@@ -10,6 +10,7 @@ required) or rejects it (the statement convinced; the reason answers the stateme
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from fastapi import Form, Query, Request
@@ -241,6 +242,34 @@ def review_decide(
             return redirect(request, f"{PREFIX}/entries/{entry_id}?done={act.value}")
     entry = registry.get_entry(session, entry_id, principal)
     return _decision_page(request, session, principal, entry, errors=errors, form=form, status_code=422)
+
+
+@router.post("/review/{entry_id}/letter-posted")
+def review_letter_posted(
+    request: Request,
+    entry_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    posted_on: str = Form(""),
+    reference: str = Form(""),
+) -> Response:
+    """The reviewer posted the printed notice: the date and the registered letter's number."""
+    entry = registry.get_entry(session, entry_id, principal)
+    try:
+        day = date.fromisoformat(posted_on)
+    except ValueError:
+        errors = [N_("Give the date the letter was posted.")]
+    else:
+        try:
+            notices.record_letter_posted(
+                session, principal.actor, entry.id, posted_on=day, reference=reference, today=china_today()
+            )
+        except Problem as exc:
+            session.rollback()
+            errors = problem_errors(exc)
+        else:
+            return redirect(request, f"{PREFIX}/review/{entry_id}")
+    return _decision_page(request, session, principal, entry, errors=errors, status_code=422)
 
 
 def _notice_for(session: Session, principal: Principal, entry_id: uuid.UUID, fmt: str) -> Any:

@@ -399,6 +399,21 @@ def _span(evidence: dict[str, Any]) -> tuple[date | None, date | None]:
     return lo, hi
 
 
+def brushed_orders(f: Finding, sid: str) -> int | None:
+    """How many fake orders an order-brushing finding puts on this subject: all the shop's brushing
+    orders for the shop, each buyer's own for a buyer. The platform's measure 5 deducts the credit points
+    they earned (one per order) unless the enterprise states the points itself."""
+    if f.behaviour != "order_brushing":
+        return None
+    ev = f.evidence
+    if str(ev.get("shopid")) == sid and isinstance(ev.get("order_ids"), list):
+        return len(ev["order_ids"]) or None
+    for user in ev.get("suspicious_users") or []:
+        if str(user.get("userid")) == sid and isinstance(user.get("orders"), int):
+            return int(user["orders"]) or None
+    return None
+
+
 def prepare(
     findings: Sequence[Finding],
     *,
@@ -450,6 +465,9 @@ def prepare(
             }
             if rule.services:
                 body["services"] = list(rule.services)
+            orders = brushed_orders(f, sid)
+            if orders:
+                body["gains"] = {"brushed_orders": orders}
             if lo:
                 body["occurred_from"] = lo.isoformat()
             if hi:

@@ -74,11 +74,14 @@ def run_jobs() -> None:
 
 @appeals_app.command("jobs")
 def appeals_jobs() -> None:
-    """Flag disputed the entries whose objection reached its flag date; count overdue cases."""
+    """Flag disputed the entries whose objection reached its flag date; count overdue cases; flag credit
+    commitments breached by new submissions and mark those whose term ended fulfilled."""
     with database().session() as s:
         result = run_appeals_jobs(s)
     console.print(
         f"{result['today']}: {result['disputed']} entries flagged disputed; overdue: "
         f"{result['overdue_objections']} objections, {result['overdue_repairs']} repair applications, "
-        f"{result['overdue_reports']} reports"
+        f"{result['overdue_reports']} reports; credit commitments: "
+        f"{result['commitment_breaches_flagged']} breaches flagged, "
+        f"{result['commitments_fulfilled']} fulfilled"
     )
