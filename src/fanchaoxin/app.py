@@ -29,6 +29,7 @@ from fanchaoxin.orgs.node_log_views import router as node_log_router
 from fanchaoxin.orgs.service import authenticate_key
 from fanchaoxin.orgs.views import router as orgs_router
 from fanchaoxin.sanctions.index import IndexHolder
+from fanchaoxin.sanctions.receipt_views import router as receipts_router
 from fanchaoxin.sanctions.views import active_policy_version
 from fanchaoxin.sanctions.views import router as sanctions_router
 from fanchaoxin.sharing import outbox as sharing_outbox
@@ -42,6 +43,7 @@ from fanchaoxin.workflows.access_views import router as access_log_router
 from fanchaoxin.workflows.appeals_views import router as appeals_workflows_router
 from fanchaoxin.workflows.jobs import audit_signing_keys, run_appeals_jobs
 from fanchaoxin.workflows.jobs import run_jobs as run_registry_jobs
+from fanchaoxin.workflows.node_status_views import router as node_status_router
 from fanchaoxin.workflows.views import router as workflows_router
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,8 @@ def create_app(
         workflows_router,
         appeals_workflows_router,
         node_log_router,  # #14: node decision logs, who looked me up, unusual patterns
+        node_status_router,  # #16: node status reports, lag, silent nodes
+        receipts_router,  # #16: node keys and signed execution receipts of lifts
         access_log_router,
         access_patterns_router,
     )

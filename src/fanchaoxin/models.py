@@ -21,6 +21,8 @@ from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, DecisionLogIdentifier, DecisionLogRecord, Organisation
+from fanchaoxin.orgs.node_keys import NodeKey
+from fanchaoxin.orgs.node_status import NodeStatus
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.sharing.models import (
     EvaluationQuota,
@@ -57,6 +59,8 @@ __all__ = [
     "Instruction",
     "LiableLink",
     "MergeProposal",
+    "NodeKey",
+    "NodeStatus",
     "Objection",
     "Organisation",
     "OutboxItem",

@@ -197,6 +197,10 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
         probe("GET", "/v1/keys/{key_id}", OP, {"key_id": key_id})
         probe("POST", "/v1/keys/{key_id}/revoke", OP, {"key_id": key_id}, json={"reason": "probe done"})
         probe("GET", "/v1/organisations/{org_id}/quotas", OP, {"org_id": org_id})
+        # --- node keys that sign execution receipts (#16)
+        node_key = base64.b64encode(bytes(range(32))).decode()
+        probe("POST", "/v1/nodes/keys", NODE, json={"public_key": node_key, "label": "probe"})
+        probe.both("GET", "/v1/nodes/keys")
 
         # --- entries: its own submission naming a listed person (by resident ID only), the list, every entry
         body = {
@@ -500,6 +504,15 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 ]
             },
         )
+        # #16: node status reports and the nodes' lag
+        probe(
+            "POST",
+            "/v1/nodes/status",
+            NODE,
+            json={"node_id": "probe-node-1", "node_version": "0.1.0", "feed_seq": 0, "enrolled": 0,
+                  "interval_seconds": 60},
+        )  # fmt: skip
+        probe.both("GET", "/v1/nodes")
 
         # --- the console: signed in with the operator's key; the public pages
         page = probe("GET", "/console/login", None)

@@ -137,9 +137,12 @@ def test_snapshot_then_deltas_and_the_index_follows(
     assert d["verdict"] == "deny" and d["entry_ids"] == ["e1"] and d["feed_seq"] == 3
     assert d["feed_age_seconds"] is not None and d["not_enrolled"] == []
     assert node.decide([{"type": "phone", "value": PHONES[2]}], "account_registration")["verdict"] == "allow"
-    # not enrolled: stated, and only a public unit identifier can match
+    # not enrolled: its tag is evaluated live (#16), then held
     d = node.decide(["phone:" + PHONES[1]], "account_registration")
-    assert d["verdict"] == "allow" and d["not_enrolled"] == ["identifiers[0]"]
+    assert d["verdict"] == "deny" and d["not_enrolled"] == [] and d["live_tag"] == "evaluated"
+    # with live tags off: stated, and only a public unit identifier can match
+    d = Node(store, refresh_seconds=None, live=False).decide(["phone:" + PHONES[1]], "account_registration")
+    assert d["verdict"] == "allow" and d["not_enrolled"] == ["identifiers[0]"] and d["live_tag"] is None
     assert node.decide([("uscc", "91110000600037341L")], "account_registration")["entry_ids"] == ["e3"]
     # a bad identifier is an IdentifierError that says where it stands; an unknown scene a ValueError
     with pytest.raises(IdentifierError, match=r"phone\.length") as bad:

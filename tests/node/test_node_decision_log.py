@@ -91,7 +91,7 @@ def _store_bytes(path: str) -> bytes:
 def test_sdk_decisions_are_recorded_with_the_nodes_tags_never_a_plain_identifier(
     store_path: str, fake: LoggingPlatform
 ) -> None:
-    node = Node(store_path)
+    node = Node(store_path, live=False)  # the unenrolled stay tagless (live tags: test_live_tags)
     assert node.decide([("phone", PHONES[0])], SCENE, purpose="新用户注册审核")["verdict"] == "deny"
     assert node.decide([("phone", PHONES[1])], SCENE)["verdict"] == "allow"
     batch = node.decide_many([[("phone", PHONES[0])], [("phone", PHONES[2]), ("phone", PHONES[1])]], SCENE)
@@ -225,7 +225,7 @@ def _chunks(store: Store) -> list[tuple[int, int]]:
 def test_a_flush_is_one_chunk_its_records_keep_their_own_numbers_and_batches_cut_across_chunks(
     store_path: str, fake: LoggingPlatform
 ) -> None:
-    node = Node(store_path)
+    node = Node(store_path, live=False)
     for _ in range(3):
         node.decide([("phone", PHONES[0])], SCENE)
     assert node.log.flush() == 3
@@ -326,7 +326,7 @@ def test_relayed_to_the_platform_once_and_shown_to_the_person_checked(app, clien
     store = Store(path)
     sync(store, pc)
     enroll(store, [("u1", f"phone:{normalise('phone', '13800138000')}")], client=pc)
-    node = Node(store)
+    node = Node(store, live=False)
     # A minor participant's entry restricts promotions (it does not deny registration).
     answer = node.decide([("phone", "13800138000")], "promotion_signup", purpose="新用户注册审核")
     assert answer["verdict"] != "allow" and answer["entry_ids"] == [str(entry)]

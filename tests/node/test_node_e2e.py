@@ -348,9 +348,11 @@ def test_platform_two_nodes_and_a_department_end_to_end(cluster: Cluster) -> Non
     _wait("node B matches Y", lambda: y in decide("乙电商", PHONE_Y)["entry_ids"])
     a_x = decide("甲电商", PHONE_X)
     assert a_x["verdict"] != "allow" and a_x["feed_seq"] >= 2 and a_x["feed_age_seconds"] is not None
-    assert decide("甲电商", PHONE_Y)["verdict"] == "allow"  # B's user: A holds no tag for it
-    assert decide("甲电商", PHONE_Y)["not_enrolled"] == ["identifiers[0]"]
-    assert decide("乙电商", PHONE_X)["verdict"] == "allow"
+    # B's user, not enrolled at A: A evaluates its tag live (#16), once, and matches it too
+    a_y = decide("甲电商", PHONE_Y)
+    assert y in a_y["entry_ids"] and a_y["live_tag"] == "evaluated" and a_y["not_enrolled"] == []
+    assert decide("甲电商", PHONE_Y)["live_tag"] == "cached"
+    assert x in decide("乙电商", PHONE_X)["entry_ids"]
     assert decide("甲电商", PHONE_A2)["verdict"] == "allow"
     ev = _wait("the department receives X and Y in full", lambda: (
         {e["body"]["record"]["entry_id"]: e["body"] for e in dept_events() if "body" in e}

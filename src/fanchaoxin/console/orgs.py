@@ -20,14 +20,18 @@ from fanchaoxin.console.web import render
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import punishing_bases
+from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import NotFound
 from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.orgs import node_status
 from fanchaoxin.orgs import service as orgs
 from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sanctions import receipts
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.sanctions.policy import measure_catalogue
+from fanchaoxin.sharing import changes
 
 router = console_router()
 
@@ -120,6 +124,32 @@ def _overdue(rows: list[Instruction], today: date) -> list[Instruction]:
     return [i for i in rows if i.acknowledged_at is None and i.ack_due_on < today]
 
 
+def _nodes(
+    request: Request, session: Session, principal: Principal, org: Organisation
+) -> list[node_status.NodeView] | None:
+    """An enterprise's nodes and their lag, for the platform's staff and the enterprise itself."""
+    if org.kind != OrgKind.enterprise.value or not (principal.is_platform or principal.org_id == org.id):
+        return None
+    return node_status.list_nodes(
+        session,
+        org_id=org.id,
+        feed_head=changes.head(session),
+        now=utcnow(),
+        threshold_seconds=request.app.state.settings.node_silent_alert_seconds,
+    )
+
+
+def _lift_receipts(
+    session: Session, principal: Principal, org: Organisation
+) -> receipts.OrgLiftReceipts | None:
+    """The platform's view of an enterprise's lifts: confirmed by a signed receipt within 3 PRC working
+    days, late, missing (execution receipts, #16)."""
+    if org.kind != OrgKind.enterprise.value or not principal.is_platform:
+        return None
+    found = receipts.lift_receipts(session, org_id=org.id)
+    return found[0] if found else receipts.OrgLiftReceipts(org.id, org.name)
+
+
 def org_page(
     request: Request,
     session: Session,
@@ -153,5 +183,7 @@ def org_page(
         today=today,
         may_act=principal.org_id == org.id and principal.role in ADDRESSEES,
         measure_names=_measure_names(),
+        nodes=_nodes(request, session, principal, org),
+        lift_receipts=_lift_receipts(session, principal, org),
         errors=errors or [],
     )

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
 
     # Background jobs inside `fcx serve` (expiry, deadlines); 0 disables the loop.
     jobs_interval_seconds: int = 300
+    node_silent_alert_seconds: int = Field(
+        600, gt=0, description="An enterprise node that has not reported its status for longer is flagged."
+    )
     auth_cache_seconds: float = Field(
         30,
         ge=0,

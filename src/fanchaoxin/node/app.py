@@ -33,9 +33,10 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from fanchaoxin.core.errors import NotFound, Problem, Unauthenticated, ValidationProblem, install_handlers
-from fanchaoxin.node import decision_log, relay
+from fanchaoxin.node import decision_log, hits, relay, status
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced
+from fanchaoxin.node.live import LiveBatcher, LiveResult, LiveSettings
+from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced, Prepared
 from fanchaoxin.node.store import Store, now
 from fanchaoxin.node.sync import SyncRefused, sync
 from fanchaoxin.sharing import protocol as P
@@ -62,6 +63,7 @@ class NodeState:
         self.last_error: str | None = None
         self.last_attempt_at: float | None = None
         self.sync_lock = asyncio.Lock()
+        self.errors = status.ErrorCounts()  # since the last status report (#16)
 
     async def sync_once(self) -> None:
         async with self.sync_lock:
@@ -78,11 +80,14 @@ class NodeState:
                         exc, self.node.feed_seq,
                     )  # fmt: skip
                 self.platform_ok, self.last_error = False, str(exc)
+                self.errors.add("sync_failures")
             except SyncRefused as exc:  # already logged by sync
                 self.platform_ok, self.last_error = True, str(exc)
+                self.errors.add("sync_failures")
             except Exception as exc:
                 log.exception("sync failed")
                 self.last_error = f"sync failed: {exc}"
+                self.errors.add("sync_failures")
             plan = await asyncio.to_thread(self.node.prepare_refresh)
             self.node.commit(plan)  # on the event loop: no request sees half a delta
             if self.platform_ok:
@@ -90,6 +95,7 @@ class NodeState:
                     await asyncio.to_thread(relay.flush, self.store, self.client)
                 except Exception:
                     log.exception("outbox flush failed")
+                    self.errors.add("relay_failures")
             await self.relay_decisions()
 
     async def flush_decisions(self) -> None:
@@ -109,11 +115,27 @@ class NodeState:
                 await asyncio.to_thread(decision_log.enforce_bound, self.store)
         except Exception:
             log.exception("relaying the decision log failed")
+            self.errors.add("relay_failures")
 
     async def flush_loop(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
             await self.flush_decisions()
+
+    async def status_loop(self, every: float) -> None:
+        """Report the node's status every ``every`` seconds (#16). A platform that is down or refuses
+        costs a log line, never a decision: the report runs in a thread beside the sync loop. The first
+        report goes one interval after the start (`fcx node status --report` sends one at once)."""
+        while True:
+            await asyncio.sleep(every)
+            live = self.node.live.stats.evaluated if self.node.live is not None else None
+            try:
+                await asyncio.to_thread(status.report, self.store, self.client, interval=every,
+                                        errors=self.errors, live_total=live)  # fmt: skip
+            except (PlatformUnavailable, PlatformRefused) as exc:
+                log.warning("status report not taken: %s", exc)
+            except Exception:
+                log.exception("status report failed")
 
     async def loop(self) -> None:
         while True:
@@ -153,15 +175,19 @@ def unauthenticated() -> Unauthenticated:
 
 class Decisions:
     """``POST /v1/decisions``: the token checked once, the body validated once (the platform's own wire
-    model), the node's answer in the platform's shape plus its feed position."""
+    model), the node's answer in the platform's shape plus its feed position. A request naming a
+    first-seen identifier waits for its live tag (:class:`~fanchaoxin.node.live.LiveBatcher`: one
+    platform call for the first-seen identifiers of all the requests arriving within a few ms)."""
 
     def __init__(self, node: Node, token: bytes | None) -> None:
         self.node = node
         self.token = token
+        self.batcher = LiveBatcher(node.live) if node.live is not None else None
 
-    def answer(self, headers: Headers, raw: bytes) -> bytes:
-        """The answer's bytes, or a Problem / RequestValidationError refusing the request: in the order
-        token, body, readiness, identifiers."""
+    def answer(self, headers: Headers, raw: bytes) -> bytes | Prepared:
+        """The answer's bytes, a :class:`Prepared` request waiting for live tags (:meth:`complete`), or a
+        Problem / RequestValidationError refusing the request: in the order token, body, readiness,
+        identifiers."""
         if not token_allowed(self.token, headers):
             raise unauthenticated()
         try:
@@ -171,7 +197,7 @@ class Decisions:
                 [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
         try:
-            out = self.node.answer(body)
+            prepared = self.node.prepare_request(body)
         except NotSynced:
             raise NotReady(
                 "The node has no verified copy of the feed yet; retry after its first sync",
@@ -179,7 +205,24 @@ class Decisions:
             ) from None
         except BadIdentifier as exc:
             raise P.identifier_problem(exc.given_type, exc, exc.field) from None
+        if prepared.first_seen and self.batcher is not None:
+            down = self.batcher.live.unavailable_now()
+            if down is None:
+                return prepared
+            # a failure moments ago: the fallback at once, without waiting on the platform again
+            return self.encode(self.node.finish(prepared, LiveResult({}, down)))
+        return self.encode(self.node.finish(prepared, None))
+
+    @staticmethod
+    def encode(out: dict[str, Any]) -> bytes:
         return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def complete(self, prepared: Prepared) -> bytes:
+        """The answer once the first-seen identifiers have their live tags, or could not get them within
+        the live timeout (then the configured fallback)."""
+        assert self.batcher is not None
+        live = await self.batcher.tags(prepared.first_seen)
+        return self.encode(self.node.finish(prepared, live))
 
 
 class FastDecisions:
@@ -232,6 +275,8 @@ class FastDecisions:
 
             await self.app({**scope, _REFUSAL: exc}, replay, send)
             return
+        if not isinstance(answer, bytes):
+            answer = await self.decisions.complete(answer)
         headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
@@ -244,10 +289,15 @@ def create_node_app(
     token: str | None = None,
     sync_loop: bool = True,
     log_flush_seconds: float = 0.5,
+    status_interval: float = status.REPORT_INTERVAL,
+    live: LiveSettings | bool | None = None,
+    hits_webhook: str | None = None,
+    hits_webhook_secret: str | None = None,
 ) -> FastDecisions:
+    """``live``: live-tag settings (default: the store's config, ``fcx node init``); False: off."""
     store = Store(store_path)
     cfg = store.get_config()
-    node = Node(store, refresh_seconds=None)
+    node = Node(store, refresh_seconds=None, live=live)
     client = PlatformClient(cfg["platform_url"], cfg["api_key"])
 
     @contextlib.asynccontextmanager
@@ -256,15 +306,29 @@ def create_node_app(
         app.state.node_state = state
         task = asyncio.create_task(state.loop()) if sync_loop else None
         flusher = asyncio.create_task(state.flush_loop(log_flush_seconds))
+        # status reports (#16) go with the sync loop: a node that does not sync has nothing to report
+        reports = sync_loop and status_interval > 0
+        reporter = asyncio.create_task(state.status_loop(status_interval)) if reports else None
+        # re-screening hits to the enterprise's own system (#16): its own task, so a slow or failing
+        # webhook never holds up a sync
+        hooks_url = hits_webhook or cfg.get("hits_webhook_url")
+        hooks = None
+        if hooks_url:
+            secret = hits.webhook_secret(cfg, hits_webhook_secret)
+            hooks = asyncio.create_task(hits.webhook_loop(store, hooks_url, secret))
         try:
             yield
         finally:
-            for t in (task, flusher):
+            for t in (task, flusher, reporter, hooks):
                 if t is not None:
                     t.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
             await state.flush_decisions()  # nothing answered is left unrecorded
+            if judge.batcher is not None:
+                await judge.batcher.close()
+            if node.live is not None:
+                await asyncio.to_thread(node.live.close)  # the live tags still queued are written
             client.close()
             store.dispose()
 
@@ -290,6 +354,8 @@ def create_node_app(
             raise refusal
         # Only the bare app (FastDecisions' .app) gets here with a request nobody has judged yet.
         answer = judge.answer(request.headers, await request.body())
+        if not isinstance(answer, bytes):
+            answer = await judge.complete(answer)
         return Response(answer, media_type="application/json")
 
     @app.get("/healthz", summary="The process is up")
@@ -375,6 +441,24 @@ def create_node_app(
         await request.app.state.node_state.flush_decisions()
         limit = max(1, min(limit, 1000))
         return _json({"items": await asyncio.to_thread(decision_log.listing, store, limit=limit)})
+
+    @app.get("/v1/hits", summary="Re-screening: enrolled users newly hit, changed or lifted, after a cursor")
+    async def hits_after(request: Request, after: int = 0, limit: int = 100) -> Response:
+        check_token(request)
+        try:
+            page = await asyncio.to_thread(hits.listing, store, after=after, limit=limit)
+        except hits.CursorAhead as exc:
+            raise ValidationProblem(
+                str(exc),
+                errors=[{"in": "query", "field": "after", "type": "cursor_ahead",
+                         "message": f"beyond the newest hit ({exc.head})"}],
+            ) from None  # fmt: skip
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            raise ValidationProblem(
+                str(exc), errors=[{"in": "query", "field": field, "type": "value_error", "message": message}]
+            ) from None
+        return _json(page)
 
     @app.get("/v1/outbox", summary="Relayed instruction messages: queued, sent, refused")
     async def outbox(request: Request, status: str | None = None) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -12,14 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from fanchaoxin.core import logs
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.node import decision_log
+from fanchaoxin.node import decision_log, hits, relay
+from fanchaoxin.node import status as node_status
 from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.enroll import EnrollError, enroll, read_rows
+from fanchaoxin.node.enroll import CHUNK, EnrollError, enroll_file, resume_marker
+from fanchaoxin.node.live import FALLBACKS, LiveSettings
 from fanchaoxin.node.store import Store, StoreError
 from fanchaoxin.node.sync import InitError, SyncRefused, initialise, sync
 
@@ -36,6 +40,63 @@ err = Console(stderr=True)
 STORE_HELP = "The node's SQLite store."
 StoreOpt = Annotated[str, typer.Option("--store", envvar="FCX_NODE_STORE", help=STORE_HELP)]
 DEFAULT_STORE = "var/node.db"
+# Live tags for first-seen identifiers (#16): kept in the store's config by `init`, overridden by `serve`.
+LiveOpt = Annotated[
+    bool | None,
+    typer.Option("--live-tags/--no-live-tags", help="Tag first-seen identifiers live (default on)."),
+]
+FallbackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--live-fallback",
+        envvar="FCX_NODE_LIVE_FALLBACK",
+        help=f"Without a live tag: {' or '.join(FALLBACKS)} (restricts in sensitive scenes).",
+    ),
+]
+SensitiveOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sensitive-scene",
+        help="A scene where fail_closed restricts (repeatable; default account_registration, "
+        "internet_finance, courier_hiring).",
+    ),
+]
+LiveTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--live-timeout", help="Longest wait for a live evaluation (s, default 2)."),
+]
+HitsWebhookOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hits-webhook",
+        envvar="FCX_NODE_HITS_WEBHOOK",
+        help="Your system's URL that re-screening hits are posted to (signed, X-FCX-Hits-Signature).",
+    ),
+]
+HitsSecretOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hits-webhook-secret",
+        envvar="FCX_NODE_HITS_WEBHOOK_SECRET",
+        help="Key of the hits webhook's HMAC-SHA256 signature (default: the node secret).",
+    ),
+]
+
+
+def _live_settings(
+    base: LiveSettings,
+    enabled: bool | None,
+    fallback: str | None,
+    scenes: list[str] | None,
+    timeout: float | None,
+) -> LiveSettings:
+    try:
+        return base.but(
+            enabled=enabled, fallback=fallback, sensitive_scenes=frozenset(scenes) if scenes else None,
+            timeout=timeout,
+        )  # fmt: skip
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str) -> NoReturn:
@@ -72,10 +133,34 @@ def init(
     repin: Annotated[
         bool, typer.Option("--repin", help="Accept a signing key other than the pinned one.")
     ] = False,
+    node_label: Annotated[
+        str, typer.Option("--node-label", help="Names this node's receipt key on the platform (host, site).")
+    ] = "",
+    new_node_key: Annotated[
+        bool,
+        typer.Option("--new-node-key", help="Make and enrol a new receipt-signing key (after a revocation)."),
+    ] = False,
+    hits_webhook: HitsWebhookOpt = None,
+    hits_webhook_secret: HitsSecretOpt = None,
+    business_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--business-type",
+            help="Your business type (repeatable): hits name the measures it implements (default: all).",
+        ),
+    ] = None,
+    live_tags: LiveOpt = None,
+    live_fallback: FallbackOpt = None,
+    sensitive_scene: SensitiveOpt = None,
+    live_timeout: LiveTimeoutOpt = None,
 ) -> None:
-    """Fetch the platform's keys, pin its feed-signing key, and write the node's store."""
+    """Fetch the platform's keys, pin its feed-signing key, and write the node's store; make the node's
+    own receipt-signing key and enrol it with the platform (execution receipts, #16)."""
     try:
-        pinned = initialise(store, platform, key, fingerprint=fingerprint, repin=repin)
+        pinned = initialise(
+            store, platform, key, fingerprint=fingerprint, repin=repin, hits_webhook=hits_webhook,
+            hits_webhook_secret=hits_webhook_secret, business_types=business_type,
+        )  # fmt: skip
     except (InitError, PlatformUnavailable, PlatformRefused) as exc:
         _fail(str(exc))
     console.print(f"Node store [bold]{store}[/] initialised for {platform}")
@@ -85,6 +170,37 @@ def init(
             "[yellow]No --fingerprint given: compare this fingerprint with the one the platform publishes "
             "out of band.[/]"
         )
+    s = _store(store)
+    live = _live_settings(
+        LiveSettings.from_config(s.get_config()), live_tags, live_fallback, sensitive_scene, live_timeout
+    )
+    with s.transaction() as conn:
+        s.set_config(conn, **live.config_values())
+    s.dispose()
+    console.print(
+        f"Live tags {'on' if live.enabled else 'off'}: {live.fallback} "
+        f"(sensitive scenes {', '.join(sorted(live.sensitive_scenes))}), timeout {live.timeout:g} s"
+    )
+    _enrol_node_key(_store(store), platform, key, label=node_label, new=new_node_key)
+
+
+def _enrol_node_key(s: Store, platform: str, api_key: str, *, label: str, new: bool) -> None:
+    """The node's receipt-signing key: made if missing, enrolled with the platform. A failed enrolment
+    does not undo the init: feedback is relayed unsigned until `fcx node init` enrols the key."""
+    node_key, made = relay.ensure_node_key(s, new=new)
+    console.print(f"{'Made' if made else 'Kept'} node receipt key [bold]{node_key.key_id}[/]")
+    try:
+        with PlatformClient(platform, api_key) as client:
+            relay.enrol_node_key(s, client, label=label)
+    except (PlatformUnavailable, PlatformRefused, relay.NodeKeyError) as exc:
+        console.print(
+            f"[yellow]Node receipt key not enrolled ({exc}): feedback is relayed without a signed receipt "
+            "until `fcx node init` is run again.[/]"
+        )
+    else:
+        console.print("Node receipt key enrolled: feedback now carries signed execution receipts.")
+    finally:
+        s.dispose()
 
 
 @node_app.command("sync")
@@ -131,27 +247,47 @@ def enroll_cmd(
         str | None, typer.Option(help="OPRF key id (default: the platform's current key).")
     ] = None,
     max_wait: Annotated[float, typer.Option(help="Longest total wait for the quota (seconds).")] = 3600.0,
+    restart: Annotated[
+        bool,
+        typer.Option("--restart", help="Start from the first row, not after what an interrupted run kept."),
+    ] = False,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, max=100_000, help="Rows evaluated and committed together.")
+    ] = CHUNK,
 ) -> None:
-    """Turn your users' identifiers into tags by blinded evaluation; keeps only HMACs and tags."""
+    """Turn your users' identifiers into tags by blinded evaluation; keeps only HMACs and tags. The file
+    is streamed chunk by chunk, each chunk committed: run again after an interruption to resume."""
     _logging()
     s = _store(store)
-    try:
-        rows = read_rows(csv_path, id_col, type_, value_col)
-    except EnrollError as exc:
-        _fail(str(exc))
-    columns = (TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeRemainingColumn(),
+    )  # fmt: skip
     with Progress(*columns, console=err) as bar:
-        task = bar.add_task("enroll", total=len({c for _r, c in rows}))
+        task = bar.add_task("enroll", total=None)
         try:
-            result = enroll(
-                s, rows, key_id=key_id, max_wait=max_wait, progress=lambda n: bar.advance(task, n)
-            )
+            result = enroll_file(
+                s, csv_path, id_col, type_, value_col, restart=restart, key_id=key_id, max_wait=max_wait,
+                chunk_size=chunk_size, progress=lambda n: bar.advance(task, n),
+                on_total=lambda n: bar.update(task, total=n),
+            )  # fmt: skip
         except (EnrollError, PlatformUnavailable) as exc:
-            _fail(str(exc))
+            _fail(f"{exc}" + _resume_hint(s))
+        except KeyboardInterrupt:
+            _fail("interrupted" + _resume_hint(s))
+    resumed = f", resumed after row {result.resumed_after}" if result.resumed_after else ""
     console.print(
         f"Enrolled {result.enrolled} identifiers under key {result.key_id} "
-        f"({result.already} already enrolled; {result.rows} rows, {result.batches} batches)"
+        f"({result.already} already enrolled; {result.rows} rows{resumed}; {result.chunks} chunks, "
+        f"{result.batches} evaluation batches; waited {result.waited_seconds:.0f} s for the quota; "
+        f"{result.seconds:.1f} s, {result.rows_per_second:,.0f} rows/s)"
     )
+
+
+def _resume_hint(s: Store) -> str:
+    marker = resume_marker(s)
+    if marker and marker.get("row"):
+        return f"; rows up to {marker['row']} are committed: run the same command again to resume"
+    return ""
 
 
 def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
@@ -177,13 +313,35 @@ def serve(
     port_file: Annotated[
         Path | None, typer.Option(help="Write the bound port to this file once listening (tests, port 0).")
     ] = None,
+    status_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="FCX_NODE_STATUS_INTERVAL",
+            help="Seconds between status reports to the platform (0: none).",
+        ),
+    ] = node_status.REPORT_INTERVAL,
+    hits_webhook: HitsWebhookOpt = None,
+    hits_webhook_secret: HitsSecretOpt = None,
+    live_tags: LiveOpt = None,
+    live_fallback: FallbackOpt = None,
+    sensitive_scene: SensitiveOpt = None,
+    live_timeout: LiveTimeoutOpt = None,
 ) -> None:
-    """Serve POST /v1/decisions, /readyz and the instruction relay; sync in the background."""
+    """Serve POST /v1/decisions, /readyz and the instruction relay; sync in the background; post
+    re-screening hits to --hits-webhook (or the one `fcx node init` stored). The live-tag options
+    override the store's config (`fcx node init`) for this process."""
     import uvicorn  # only when serving: the other commands start without the server stack
 
     _logging()
-    _store(store).dispose()
-    app = create_node_app(store, sync_interval=sync_interval, token=token)
+    s = _store(store)
+    live = _live_settings(
+        LiveSettings.from_config(s.get_config()), live_tags, live_fallback, sensitive_scene, live_timeout
+    )
+    s.dispose()
+    app = create_node_app(
+        store, sync_interval=sync_interval, token=token, status_interval=status_interval,
+        hits_webhook=hits_webhook, hits_webhook_secret=hits_webhook_secret, live=live,
+    )  # fmt: skip
     try:
         config = server_config(app, host, port)
     except ValueError as exc:
@@ -209,8 +367,14 @@ def serve(
 
 
 @node_app.command("status")
-def status(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Head, feed age, counts, pinned key."""
+def status(
+    store: StoreOpt = DEFAULT_STORE,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Also send one status report to the platform now (as `serve` does)."),
+    ] = False,
+) -> None:
+    """Head, feed age, counts, pinned key; with --report, the platform's view of this node's lag."""
     s = _store(store)
     state, counts, cfg = s.state(), s.counts(), s.get_config()
     age = f"{time.time() - state['last_sync_at']:.0f} s" if state["last_sync_at"] else "never synced"
@@ -221,6 +385,16 @@ def status(store: StoreOpt = DEFAULT_STORE) -> None:
         f"({counts['user_tags']} tags), outbox queued {counts['outbox_queued']}, "
         f"decision-log records not yet relayed {counts['decisions_unsent']}"
     )
+    if report:
+        with PlatformClient(cfg["platform_url"], cfg["api_key"]) as client:
+            try:
+                answer = node_status.report(s, client)
+            except (PlatformUnavailable, PlatformRefused) as exc:
+                _fail(f"status report not taken: {exc}")
+        console.print(
+            f"Status reported as node {answer.get('node_id')}: platform feed head {answer.get('feed_head')}, "
+            f"lag {answer.get('lag')} events"
+        )
 
 
 @node_app.command("webhook-secret")
@@ -235,3 +409,36 @@ def webhook_secret(
     with s.transaction() as conn:
         s.set_config(conn, webhook_secret=secret)
     console.print("Webhook secret stored.")
+
+
+@node_app.command("hits")
+def hits_cmd(
+    store: StoreOpt = DEFAULT_STORE,
+    after: Annotated[int, typer.Option("--after", min=0, help="Show the hits numbered above this.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=hits.PAGE_MAX, help="At most this many.")] = 100,
+) -> None:
+    """Re-screening: your enrolled users that the feed newly hit, changed or lifted (the worklist that
+    GET /v1/hits pages and the hits webhook posts)."""
+    s = _store(store)
+    try:
+        page = hits.listing(s, after=after, limit=limit)
+    except ValueError as exc:
+        _fail(f"--{exc}")
+    table = Table(title=f"Hits after {page['after']} (newest {page['head']})")
+    columns = ("seq", "kind", "user", "entry", "reason", "measures (params; actions)", "deadline", "feed")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for item in page["items"]:
+        measures = "\n".join(
+            f"{m['number']} {m['code']}"
+            + (f" {json.dumps(m['params'], ensure_ascii=False)}" if m["params"] else "")
+            + (f"; {', '.join(a['code'] for a in m['actions'])}" if m["actions"] else "")
+            for m in item["measures"]
+        )
+        table.add_row(
+            str(item["seq"]), item["kind"], item["user_ref"], item["entry_id"], item["reason"], measures,
+            item["deadline"], str(item["feed_seq"]),
+        )  # fmt: skip
+    console.print(table)
+    if page["next_after"] < page["head"]:
+        console.print(f"More: fcx node hits --after {page['next_after']}")

@@ -99,11 +99,16 @@ class PlatformClient:
     def get_bytes(self, url: str) -> bytes:
         return self.request("GET", url).content
 
-    def evaluate(self, blinded_b64: list[str], key_id: str | None) -> dict[str, Any]:
+    def evaluate(
+        self, blinded_b64: list[str], key_id: str | None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Blinded evaluation; ``timeout`` (seconds) bounds this call alone (a live tag's decision waits
+        on it), else the client's own."""
         body: dict[str, Any] = {"blinded": blinded_b64}
         if key_id is not None:
             body["key_id"] = key_id
-        return _object(self.request("POST", "/v1/sharing/evaluate", json=body))
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return _object(self.request("POST", "/v1/sharing/evaluate", json=body, **extra))
 
     def instruction(self, instruction_id: str, action: str, body: dict[str, Any] | None) -> httpx.Response:
         if action not in ("ack", "feedback"):

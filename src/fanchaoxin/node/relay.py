@@ -5,21 +5,124 @@ the same name with the node's key. While the platform is unreachable (or answers
 the store (``node_outbox``) and sent in order by the sync loop once it is back; a 4xx answer is the
 platform's verdict on the request (unknown instruction, bad outcome) and is passed back, or for a queued
 item recorded as ``refused`` with the platform's problem detail.
+
+Execution receipts (执行回执, #16)
+---------------------------------
+``fcx node init`` gives the node an Ed25519 key of its own (:func:`ensure_node_key`, libsodium through
+``sharing.protocol.SigningKey``) and enrols its public key with the platform (:func:`enrol_node_key`,
+``POST /v1/nodes/keys``). Once enrolled, every feedback the node relays carries a receipt signed with it
+(:func:`sign_feedback`): the instruction, the outcome, when (``executed_at``; now, if the feedback gives no
+time) and how many accounts were affected (``accounts_affected`` of the feedback, a count the enterprise
+gives — never the accounts). The platform verifies it before it records the report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from fanchaoxin.core.errors import ValidationProblem
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.store import Store, now
+from fanchaoxin.sharing import protocol as P
 
 log = logging.getLogger("fanchaoxin.node.relay")
 
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+
+# node_config names of the node key: its seed (the secret: it never leaves the store), its id (the public
+# key's fingerprint), and whether the platform has enrolled it ("1").
+NODE_KEY_SEED = "node_key_seed"
+NODE_KEY_ID = "node_key_id"
+NODE_KEY_ENROLLED = "node_key_enrolled"
+
+
+class NodeKeyError(RuntimeError):
+    """The platform did not enrol the node key (the message says why)."""
+
+
+def _key_from(cfg: dict[str, str]) -> P.SigningKey | None:
+    seed = cfg.get(NODE_KEY_SEED)
+    if not seed:
+        return None
+    return P.SigningKey.from_seed(cfg[NODE_KEY_ID], P.unb64(seed, "node key seed"))
+
+
+def ensure_node_key(store: Store, *, new: bool = False) -> tuple[P.SigningKey, bool]:
+    """The node's receipt-signing key, made now if the store has none (or ``new``: a fresh one, after a
+    revocation); returns it and whether it was made. A new key is not enrolled until the platform says so."""
+    with store.transaction() as conn:
+        cfg = store.get_config(conn)
+        key = None if new else _key_from(cfg)
+        if key is not None:
+            return key, False
+        made = P.SigningKey.generate("")  # libsodium's key pair; named by its fingerprint below
+        key = P.SigningKey(P.fingerprint(made.public), made.secret)
+        store.set_config(
+            conn, **{NODE_KEY_SEED: P.b64(key.seed), NODE_KEY_ID: key.key_id, NODE_KEY_ENROLLED: "0"}
+        )
+    return key, True
+
+
+def enrol_node_key(store: Store, client: PlatformClient, *, label: str = "") -> dict[str, Any]:
+    """Enrol the node key's public half with the platform (``POST /v1/nodes/keys``); the platform's answer.
+
+    Raises :class:`NodeKeyError` when the platform names another fingerprint, PlatformRefused or
+    PlatformUnavailable as the client does; the key stays unenrolled then (receipts are not signed)."""
+    key = _key_from(store.get_config())
+    if key is None:
+        raise NodeKeyError("the node has no key yet: run `fcx node init`")
+    answer = client.request(
+        "POST", "/v1/nodes/keys", json={"public_key": P.b64(key.public), "label": label}
+    ).json()
+    if not isinstance(answer, dict) or answer.get("key_id") != key.key_id:
+        got = answer.get("key_id") if isinstance(answer, dict) else None
+        raise NodeKeyError(f"the platform enrolled key {got!r}, not this node's {key.key_id}")
+    with store.transaction() as conn:
+        store.set_config(conn, **{NODE_KEY_ENROLLED: "1"})
+    return answer
+
+
+def enrolled_node_key(store: Store) -> P.SigningKey | None:
+    """The node key if the platform has enrolled it (only then are receipts signed)."""
+    cfg = store.get_config()
+    return _key_from(cfg) if cfg.get(NODE_KEY_ENROLLED) == "1" else None
+
+
+def _invalid(field: str, message: str) -> dict[str, Any]:
+    return ValidationProblem(
+        f"{field}: {message}", errors=[{"in": "body", "field": field, "message": message}]
+    ).to_dict()
+
+
+def sign_feedback(
+    key: P.SigningKey, instruction_id: str, body: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The feedback with the node's signed receipt, or (None, a 422 problem) when it cannot be signed:
+    ``accounts_affected`` missing, or an ``executed_at`` without its UTC offset."""
+    count = body.get("accounts_affected")
+    if not isinstance(count, int) or isinstance(count, bool):
+        return None, _invalid(
+            "accounts_affected",
+            "required: how many of your accounts the execution touched (a count, 0 if none), for the "
+            "signed execution receipt",
+        )
+    executed_at = body.get("executed_at") or datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        P.receipt_time(str(executed_at))
+    except ValueError as exc:
+        return None, _invalid("executed_at", str(exc).removeprefix("executed_at: "))
+    receipt = P.sign_receipt(
+        key,
+        instruction_id=instruction_id,
+        outcome=str(body.get("outcome")),
+        executed_at=str(executed_at),
+        accounts_affected=count,
+    )
+    return {**body, "executed_at": str(executed_at), "receipt": receipt}, None
 
 
 def enqueue(store: Store, instruction_id: str, action: str, body: dict[str, Any] | None) -> int:
@@ -36,7 +139,15 @@ def enqueue(store: Store, instruction_id: str, action: str, body: dict[str, Any]
 def relay(
     store: Store, client: PlatformClient, instruction_id: str, action: str, body: dict[str, Any] | None
 ) -> tuple[int, dict[str, Any]]:
-    """Forward now, or queue if the platform is unavailable (or older items still wait, to keep order)."""
+    """Forward now, or queue if the platform is unavailable (or older items still wait, to keep order).
+    Feedback is signed first when the node key is enrolled (a receipt the caller sent is replaced)."""
+    if action == "feedback" and body is not None:
+        key = enrolled_node_key(store)
+        if key is not None:
+            signed, problem = sign_feedback(key, instruction_id, body)
+            if signed is None:
+                return 422, problem or {}
+            body = signed
     with store.read() as conn:
         waiting = conn.exec_driver_sql("SELECT count(*) FROM node_outbox WHERE status='queued'").scalar_one()
     if not waiting:

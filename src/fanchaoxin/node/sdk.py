@@ -29,13 +29,32 @@ from typing import Any
 
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.identifiers import IdentifierError, normalise
+from fanchaoxin.node.client import PlatformClient
 from fanchaoxin.node.decision_log import FLUSH_AT, DecisionLog, check_purpose, is_tag
+from fanchaoxin.node.live import (
+    CACHED,
+    EVALUATED,
+    FAIL_CLOSED,
+    UNAVAILABLE,
+    LiveResult,
+    LiveRows,
+    LiveSettings,
+    LiveTags,
+    LiveUnavailable,
+    live_types,
+)
 from fanchaoxin.node.store import SEP, Store
-from fanchaoxin.sanctions.decide import ByScene, DecisionIndex, IndexedEntry, decide, index_entry
+from fanchaoxin.sanctions.decide import RESTRICT, ByScene, DecisionIndex, IndexedEntry, decide, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.protocol import DecisionRequest, scene_codes, unb64
 
 CACHE_MAX = 1_000_000
+
+# What the node holds for an identifier (keys_for): the tags of an enrolled user, a live tag evaluated
+# before, nothing and none to ask for (a unit's public identifier, or live tags off), nothing yet (a
+# first-seen personal identifier: evaluated live before the decision).
+ENROLLED, LIVE, PUBLIC, FIRST_SEEN = 0, 1, 2, 3
+Resolved = tuple[tuple[str, ...], int]
 
 
 def id_hmac(secret: bytes, canonical_key: str) -> bytes:
@@ -122,15 +141,46 @@ class _Refresh:
     new_index: DecisionIndex | None = None  # a rebuild (first load or after a snapshot)
     changes: list[tuple[str, list[str], IndexedEntry | None]] | None = None
     users: dict[bytes, tuple[str, ...]] | None = None
+    live: LiveRows | None = None
+
+
+@dataclass
+class Prepared:
+    """A decision request with its identifiers resolved, waiting for the live tags of its first-seen
+    identifiers (``first_seen``: their canonical ``type:value``, distinct) if it has any."""
+
+    single: bool
+    scene: str
+    purpose: str | None
+    last_sync_at: float
+    subjects: list[list[Resolved]]
+    first_seen: list[str]
 
 
 class Node:
-    """An enterprise node's decisions, in process. Thread-safe for decisions; one refresher at a time."""
+    """An enterprise node's decisions, in process. Thread-safe for decisions; one refresher at a time.
 
-    def __init__(self, path: str | Store, *, refresh_seconds: float | None = 1.0) -> None:
+    ``live``: how first-seen identifiers get live tags (:mod:`.live`): the store's config (``fcx node
+    init``) unless given; ``False`` turns live tags off (such identifiers are only ``not_enrolled``).
+    ``client``: the platform client for live evaluation (default: one from the store's config)."""
+
+    def __init__(
+        self,
+        path: str | Store,
+        *,
+        refresh_seconds: float | None = 1.0,
+        live: LiveSettings | bool | None = None,
+        client: PlatformClient | None = None,
+    ) -> None:
         self.store = path if isinstance(path, Store) else Store(path)
         cfg = self.store.get_config()
         self._secret = unb64(cfg["node_secret"], "node secret")
+        if live is None or live is True:
+            live = LiveSettings.from_config(cfg)
+        self.live: LiveTags | None = None
+        if live is not False and live.enabled:
+            self.live = LiveTags(self.store, self._secret, id_hmac, live, client=client)
+        self._live_types = live_types()
         self.index = DecisionIndex()
         self.generation = -1
         self.users_version = ""
@@ -138,7 +188,7 @@ class Node:
         self.last_sync_at: float | None = None
         self.refresh_seconds = refresh_seconds
         self._checked = 0.0
-        self._cache: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {}
+        self._cache: dict[tuple[str, str], Resolved] = {}
         self._today: date = china_today()
         self._today_until = 0.0
         self._refresh_lock = threading.Lock()
@@ -190,6 +240,8 @@ class Node:
                 for h, t in conn.exec_driver_sql("SELECT id_hmac, tag FROM node_users"):
                     users.setdefault(bytes(h), []).append(t)
                 plan.users = {h: tuple(ts) for h, ts in users.items()}
+            if self.live is not None:
+                plan.live = self.live.read_new(conn, cfg)
         return plan
 
     def commit(self, plan: _Refresh) -> None:
@@ -216,6 +268,10 @@ class Node:
             self.users = plan.users
             self.users_version = cfg.get("users_version", "")
             self._cache = {}
+        if plan.live is not None and self.live is not None:
+            self.live.apply(plan.live)
+            if plan.live.reset:
+                self._cache = {}  # live tags under a retired key are gone
         last = cfg.get("last_sync_at")
         self.last_sync_at = float(last) if last else None
         self._checked = time.monotonic()
@@ -255,32 +311,36 @@ class Node:
 
     # --- decisions ------------------------------------------------------------------------------------
 
-    def keys_for(self, type_: str, value: str) -> tuple[tuple[str, ...], bool]:
-        """The index keys of one identifier (its public ``type:value`` plus its tags if enrolled), and
-        whether it is enrolled. Raises IdentifierError for a bad identifier."""
+    def keys_for(self, type_: str, value: str) -> Resolved:
+        """The index keys of one identifier (its public ``type:value`` plus its tags if enrolled or
+        evaluated live), and what the node holds for it (ENROLLED, LIVE, PUBLIC or FIRST_SEEN). Raises
+        IdentifierError for a bad identifier."""
         cache_key = (type_, value)
         hit = self._cache.get(cache_key)
         if hit is not None:
             return hit
         canonical = f"{type_}:{normalise(type_, value)}"
-        tags = self.users.get(id_hmac(self._secret, canonical))
-        result = ((canonical, *tags), True) if tags else ((canonical,), False)
+        h = id_hmac(self._secret, canonical)
+        tags = self.users.get(h)
+        result: Resolved
+        if tags:
+            result = ((canonical, *tags), ENROLLED)
+        elif self.live is not None and type_ in self._live_types:
+            tag = self.live.tags.get(h)
+            if tag is None:
+                return (canonical,), FIRST_SEEN  # not cached: its tag is on its way
+            result = ((canonical, tag), LIVE)
+        else:
+            result = ((canonical,), PUBLIC)
         if len(self._cache) >= CACHE_MAX:
             self._cache = {}
         self._cache[cache_key] = result
         return result
 
-    def _decide_one(
-        self,
-        identifiers: Iterable[IdentifierLike],
-        scene: str,
-        path: str,
-        purpose: str | None,
-        at: float,
-        seq: int,
-    ) -> dict[str, Any]:
-        keys: list[str] = []
-        not_enrolled: list[str] = []
+    def _resolve(
+        self, identifiers: Iterable[IdentifierLike], path: str, first_seen: dict[str, None]
+    ) -> list[Resolved]:
+        out: list[Resolved] = []
         cache = self._cache
         for i, ident in enumerate(identifiers):
             hit = cache.get(ident) if type(ident) is tuple else None
@@ -290,11 +350,61 @@ class Node:
                     hit = self.keys_for(type_, value)
                 except IdentifierError as exc:
                     raise BadIdentifier(exc, type_, f"{path}[{i}]") from None
-            keys.extend(hit[0])
-            if not hit[1]:
+                if hit[1] == FIRST_SEEN:
+                    first_seen[hit[0][0]] = None
+            out.append(hit)
+        return out
+
+    def _decide_one(
+        self,
+        resolved: list[Resolved],
+        scene: str,
+        path: str,
+        purpose: str | None,
+        at: float,
+        seq: int,
+        live: LiveResult | None,
+    ) -> dict[str, Any]:
+        keys: list[str] = []
+        not_enrolled: list[str] = []
+        held = evaluated = unavailable = False
+        for i, (ks, state) in enumerate(resolved):
+            keys.extend(ks)
+            if state == ENROLLED:
+                continue
+            if state == LIVE:
+                held = True
+            elif state == FIRST_SEEN:
+                tag = live.tags.get(ks[0]) if live is not None else None
+                if tag is not None:
+                    keys.append(tag)
+                    evaluated = True
+                else:
+                    unavailable = True
+                    not_enrolled.append(f"{path}[{i}]")
+            else:
                 not_enrolled.append(f"{path}[{i}]")
         out = decide(self.index, keys, scene, today=self.today()).to_dict()
         out["not_enrolled"] = not_enrolled
+        out["live_tag"] = UNAVAILABLE if unavailable else EVALUATED if evaluated else CACHED if held else None
+        out["degraded"] = unavailable
+        out["fallback"] = None
+        if unavailable and self.live is not None:
+            settings = self.live.settings
+            error = live.error if live is not None and live.error is not None else None
+            out["fallback"] = settings.fallback
+            out["degraded_reason"] = (error or LiveUnavailable("unreachable", "")).reason()
+            if (
+                settings.fallback == FAIL_CLOSED
+                and scene in settings.sensitive_scenes
+                and out["verdict"] == "allow"
+            ):
+                out["verdict"] = (
+                    RESTRICT  # 敏感场景失败即收紧: no tag, so no first-seen person goes through unchecked
+                )
+            self.live.stats.unavailable += 1
+        elif held and self.live is not None:
+            self.live.stats.cached += 1
         self._record((at, purpose, scene, out["verdict"], out["entry_ids"], seq, keys, len(not_enrolled)))
         return out
 
@@ -316,25 +426,49 @@ class Node:
             raise ValueError(f"scene: unknown scene {scene!r}")
         return last
 
-    def _single(
-        self, identifiers: Iterable[IdentifierLike], scene: str, last_sync_at: float, purpose: str | None
-    ) -> dict[str, Any]:
-        at = time.time()
-        seq = self.index.seq
-        out = self._decide_one(identifiers, scene, "identifiers", purpose, at, seq)
-        out["scene"] = scene
-        out["feed_seq"] = seq
-        out["feed_age_seconds"] = round(at - last_sync_at, 1)
-        return out
+    def prepare(
+        self,
+        subjects: Iterable[Iterable[IdentifierLike]],
+        scene: str,
+        purpose: str | None,
+        last_sync_at: float,
+        *,
+        single: bool,
+    ) -> Prepared:
+        """Resolve every identifier of a request (no I/O); :meth:`finish` decides once the first-seen
+        ones have their live tags (or failed to get them)."""
+        first_seen: dict[str, None] = {}
+        if single:
+            resolved = [self._resolve(next(iter(subjects)), "identifiers", first_seen)]
+        else:
+            resolved = [
+                self._resolve(s, f"subjects[{n}].identifiers", first_seen) for n, s in enumerate(subjects)
+            ]
+        return Prepared(single, scene, purpose, last_sync_at, resolved, list(first_seen))
 
-    def _batch(
-        self, subjects: Iterable[Iterable[IdentifierLike]], scene: str, purpose: str | None
-    ) -> dict[str, Any]:
+    def evaluate(self, first_seen: list[str]) -> LiveResult | None:
+        """The live tags of first-seen identifiers, in this thread (one platform call per 1,000)."""
+        if not first_seen or self.live is None:
+            return None
+        try:
+            return LiveResult(self.live.evaluate(first_seen))
+        except LiveUnavailable as exc:
+            return LiveResult({}, exc)
+
+    def finish(self, prepared: Prepared, live: LiveResult | None) -> dict[str, Any]:
+        """The answer to a prepared request (one decision-log record per subject)."""
         at = time.time()
         seq = self.index.seq
+        scene, purpose = prepared.scene, prepared.purpose
+        if prepared.single:
+            out = self._decide_one(prepared.subjects[0], scene, "identifiers", purpose, at, seq, live)
+            out["scene"] = scene
+            out["feed_seq"] = seq
+            out["feed_age_seconds"] = round(at - prepared.last_sync_at, 1)
+            return out
         results = [
-            self._decide_one(s, scene, f"subjects[{n}].identifiers", purpose, at, seq)
-            for n, s in enumerate(subjects)
+            self._decide_one(r, scene, f"subjects[{n}].identifiers", purpose, at, seq, live)
+            for n, r in enumerate(prepared.subjects)
         ]
         return {
             "scene": scene,
@@ -343,38 +477,59 @@ class Node:
             "feed_age_seconds": self.feed_age_seconds(),
         }
 
+    def _answer(self, prepared: Prepared) -> dict[str, Any]:
+        return self.finish(prepared, self.evaluate(prepared.first_seen))
+
     def decide(
         self, identifiers: Iterable[IdentifierLike], scene: str, purpose: str | None = None
     ) -> dict[str, Any]:
-        """The platform's answer for one subject, plus ``feed_seq``, ``feed_age_seconds`` and
+        """The platform's answer for one subject, plus ``feed_seq``, ``feed_age_seconds``,
         ``not_enrolled`` (identifiers the node holds no tag for, so they could match only as a unit's
-        public identifier). ``identifiers``: ``(type, value)`` tuples, ``{"type", "value"}`` dicts or
-        ``"type:value"`` strings; ``purpose``: why the enterprise checks (用途, up to 200 characters),
-        kept in the decision log. Raises :class:`NotSynced` before the first verified sync, ValueError
-        for an unknown scene or a bad purpose, :class:`BadIdentifier` (an IdentifierError) for a bad
-        identifier."""
+        public identifier), ``live_tag`` (``evaluated``: a first-seen identifier's tag was asked of the
+        platform in this call; ``cached``: one evaluated before was found here; ``unavailable``: none
+        could be had; None: no identifier needed one), ``degraded`` and ``fallback`` (``fail_open`` or
+        ``fail_closed`` when unavailable, with ``degraded_reason``). ``identifiers``: ``(type, value)``
+        tuples, ``{"type", "value"}`` dicts or ``"type:value"`` strings; ``purpose``: why the enterprise
+        checks (用途, up to 200 characters), kept in the decision log. Raises :class:`NotSynced` before
+        the first verified sync, ValueError for an unknown scene or a bad purpose, :class:`BadIdentifier`
+        (an IdentifierError) for a bad identifier. Blocks at most the live timeout on the platform."""
         purpose = check_purpose(purpose)
-        return self._single(identifiers, scene, self._check(scene), purpose)
+        last = self._check(scene)
+        # prepare() + finish() without the Prepared record: the path of every repeat identifier
+        first_seen: dict[str, None] = {}
+        resolved = self._resolve(identifiers, "identifiers", first_seen)
+        live = self.evaluate(list(first_seen)) if first_seen else None
+        at = time.time()
+        seq = self.index.seq
+        out = self._decide_one(resolved, scene, "identifiers", purpose, at, seq, live)
+        out["scene"] = scene
+        out["feed_seq"] = seq
+        out["feed_age_seconds"] = round(at - last, 1)
+        return out
 
     def decide_many(
         self, subjects: Iterable[Iterable[IdentifierLike]], scene: str, purpose: str | None = None
     ) -> dict[str, Any]:
         """A batch, in the platform's batch shape: ``{"scene", "results": [...], "feed_seq", ...}``;
-        one decision-log record per subject."""
+        one decision-log record per subject, one platform call for all the batch's first-seen
+        identifiers (per 1,000)."""
         purpose = check_purpose(purpose)
-        self._check(scene)
-        return self._batch(subjects, scene, purpose)
+        last = self._check(scene)
+        return self._answer(self.prepare(subjects, scene, purpose, last, single=False))
 
-    def answer(self, request: DecisionRequest) -> dict[str, Any]:
-        """:meth:`decide` or :meth:`decide_many` for a request the wire model has validated (the HTTP
-        API's body), so its scene is not checked again. Raises :class:`NotSynced`, :class:`BadIdentifier`."""
+    def prepare_request(self, request: DecisionRequest) -> Prepared:
+        """:meth:`prepare` for a request the wire model has validated (the HTTP API's body), so its
+        scene is not checked again. Raises :class:`NotSynced`, :class:`BadIdentifier`."""
         last_sync_at = self._ready()
-        purpose = request.purpose
         if request.identifiers is not None:
             identifiers = [(i.type, i.value) for i in request.identifiers]
-            return self._single(identifiers, request.scene, last_sync_at, purpose)
+            return self.prepare([identifiers], request.scene, request.purpose, last_sync_at, single=True)
         subjects = [[(i.type, i.value) for i in s.identifiers] for s in request.subjects or []]
-        return self._batch(subjects, request.scene, purpose)
+        return self.prepare(subjects, request.scene, request.purpose, last_sync_at, single=False)
+
+    def answer(self, request: DecisionRequest) -> dict[str, Any]:
+        """:meth:`decide` or :meth:`decide_many` for a request the wire model has validated."""
+        return self._answer(self.prepare_request(request))
 
     def matches(self, entry_id: str) -> bool:
         """Whether an entry in force concerns one of this node's enrolled users (one of its tags is theirs),
@@ -387,7 +542,13 @@ class Node:
         tags = self._user_tags[1]
         return any(k in tags or not is_tag(k) for k in keys)
 
+    def live_stats(self) -> dict[str, Any] | None:
+        """Live-tag counts since start (:class:`~fanchaoxin.node.live.LiveStats`); None when off."""
+        return None if self.live is None else {**self.live.stats.as_dict(), "held": len(self.live.tags)}
+
     def close(self) -> None:
-        """Write the decisions still queued to the store, then let the store go."""
+        """Write the decisions and live tags still queued to the store, then let the store go."""
         self.log.flush()
+        if self.live is not None:
+            self.live.close()
         self.store.dispose()

@@ -12,6 +12,8 @@ What it keeps
 * ``node_users``: enrolled users: ``user_ref`` (the enterprise's own user id), ``id_hmac`` =
   HMAC-SHA256(node secret, ``"type:normalised value"``), the OPRF key id and the tag. Never a plain
   personal identifier.
+* ``node_live_tags``: tags of first-seen identifiers evaluated live in a decision's request
+  (:mod:`.live`): ``id_hmac``, key id, identifier type, tag; never a plain identifier, never a user.
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
 * ``node_webhook_events``: webhook event ids already accepted (replay refusal).
 * ``node_decision_log_chunks``: the decisions this node answered (:mod:`.decision_log`), one row per
@@ -50,6 +52,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -95,6 +98,8 @@ users = Table(
     Column("tag", String(80), nullable=False),
     Column("enrolled_at", Float, nullable=False),
     Index("ix_node_users_ref", "user_ref"),
+    # re-screening joins a delta's tags to the enrolled users (node.hits): probes, never a scan
+    Index("ix_node_users_tag", "tag"),
     sqlite_with_rowid=False,
 )
 
@@ -141,6 +146,54 @@ decision_log_batches = Table(
     Column("sent_at", Float, nullable=False),
     Column("status", String(16), nullable=False),  # sent | refused
     Column("error", Text),
+)
+
+# --- re-screening (node.hits) ---
+hits = Table(
+    "node_hits",
+    metadata,
+    # The worklist (复筛结果): one row per enrolled user newly hit, changed or lifted by an applied
+    # snapshot or delta, numbered for paging (AUTOINCREMENT: a number is never reused).
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("user_ref", String(200), nullable=False),
+    Column("entry_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # hit | changed | lifted
+    Column("reason", String(32), nullable=False),  # the entry's status, or why it no longer concerns them
+    Column("status", String(16)),  # the entry's status now (None: no longer in the feed)
+    Column("measures", Text, nullable=False),  # JSON: the measures it implements, params, actions
+    Column("previous", Text),  # JSON {status, measures} before a change or a lift
+    Column("deadline", String(10), nullable=False),  # ISO date
+    Column("feed_seq", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+hit_state = Table(
+    "node_hit_state",
+    metadata,
+    # What the worklist last said for each (entry, user) in force: the difference to the next feed is
+    # the next hits, so that a snapshot applied again adds nothing and a lift names what was applied.
+    Column("entry_id", String(64), primary_key=True),
+    Column("user_ref", String(200), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("measures", Text, nullable=False),  # compact canonical JSON (code, params, actions)
+    sqlite_with_rowid=False,
+)
+
+# --- live tags (node.live) ---
+live_tags = Table(
+    "node_live_tags",
+    metadata,
+    # Tags of first-seen identifiers, evaluated live in a decision's request (实时标签): not enrolled
+    # users (no user_ref: re-screening, counts and removal concern node_users only), so a table of their
+    # own. Numbered so that an SDK in another process loads only the rows added since it last looked.
+    Column("n", Integer, primary_key=True, autoincrement=True),
+    Column("id_hmac", LargeBinary(32), nullable=False),  # HMAC-SHA256(node secret, "type:value")
+    Column("key_id", String(32), nullable=False),
+    Column("id_type", String(32), nullable=False),
+    Column("tag", String(80), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("id_hmac", "key_id", name="ux_node_live_tags_hmac_key"),
 )
 
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
@@ -204,12 +257,17 @@ class Store:
             have = {
                 name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
             }
-        missing = [t for t in (decision_log_chunks, decision_log_batches) if t.name not in have]
+        missing = [
+            t
+            for t in (decision_log_chunks, decision_log_batches, hits, hit_state, live_tags)
+            if t.name not in have
+        ]
         if not missing and OLD_DECISION_LOG not in have:
             return
         with self.transaction() as conn:
             for table in missing:
                 conn.execute(CreateTable(table, if_not_exists=True))
+            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_node_users_tag ON node_users (tag)")
             _move_decision_log_rows(self, conn)
 
     def dispose(self) -> None:

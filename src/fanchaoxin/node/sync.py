@@ -25,9 +25,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanchaoxin.core.roles import BusinessType
+from fanchaoxin.node import hits
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, Store, entry_row, now
 from fanchaoxin.sharing import protocol as P
@@ -118,8 +121,12 @@ def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = Fal
             conn.exec_driver_sql(f"INSERT INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows)
         for ddl in BULK_INDEXES.values():  # a duplicate entry id fails here: nothing applied
             conn.exec_driver_sql(ddl)
+        # which enrolled users the new copy hits, changes or lifts: in this transaction, so that a crash
+        # loses no hit and a snapshot applied again adds none
+        cfg = store.get_config(conn)
+        hits.rescreen_all(conn, feed_seq=seq, cfg=cfg)
         _pause_for_tests("snapshot")
-        generation = int(store.get_config(conn).get("generation", "0")) + 1
+        generation = int(cfg.get("generation", "0")) + 1
         store.set_config(conn, head=str(seq), snapshot_seq=str(seq), generation=str(generation))
     store.checkpoint()
     return seq
@@ -147,12 +154,13 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
         entry_row(seq, record, record.get("status") in IN_FORCE_STATUSES) for seq, record in last.values()
     ]
     with store.transaction() as conn:
-        head = int(store.get_config(conn).get("head", "0"))
-        P.check_delta_fits(feed.header, head)
+        cfg = store.get_config(conn)
+        P.check_delta_fits(feed.header, int(cfg.get("head", "0")))
         if entry_rows:
             conn.exec_driver_sql(
                 f"INSERT OR REPLACE INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows
             )
+            hits.rescreen_delta(conn, {eid: rec for eid, (_seq, rec) in last.items()}, feed_seq=end, cfg=cfg)
             _pause_for_tests("delta")
         store.set_config(conn, head=str(end))
     return end
@@ -314,6 +322,26 @@ class InitError(ValueError):
     """The platform's signing key does not match the fingerprint given, or the store is pinned to another."""
 
 
+def _hits_config(
+    webhook: str | None, secret: str | None, business_types: Sequence[str] | None
+) -> dict[str, str]:
+    """The re-screening settings to store, checked before anything is written."""
+    values: dict[str, str] = {}
+    if webhook is not None:
+        if not webhook.startswith(("http://", "https://")):
+            raise InitError(f"--hits-webhook: {webhook!r} is not an http(s) URL")
+        values["hits_webhook_url"] = webhook
+    if secret is not None:
+        values["hits_webhook_secret"] = secret
+    if business_types:
+        known = {t.value for t in BusinessType}
+        for t in business_types:
+            if t not in known:
+                raise InitError(f"--business-type: {t!r} is not one of {', '.join(sorted(known))}")
+        values["business_types"] = ",".join(sorted(set(business_types)))
+    return values
+
+
 def initialise(
     path: str,
     platform_url: str,
@@ -322,9 +350,17 @@ def initialise(
     fingerprint: str | None = None,
     client: PlatformClient | None = None,
     repin: bool = False,
+    hits_webhook: str | None = None,
+    hits_webhook_secret: str | None = None,
+    business_types: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """Fetch ``/v1/sharing/keys``, pin the signing key (it must match ``fingerprint`` when given), and write
-    the config into the store (created if missing). Returns the pinned key's id and fingerprint."""
+    the config into the store (created if missing). Returns the pinned key's id and fingerprint.
+
+    Re-screening (:mod:`.hits`): ``hits_webhook`` is the enterprise's URL that new hits are posted to
+    (signed with ``hits_webhook_secret``, else the node secret); ``business_types`` the enterprise's, whose
+    measures the hits name (all measures when not given)."""
+    hits_config = _hits_config(hits_webhook, hits_webhook_secret, business_types)
     own = client is None
     if client is None:
         client = PlatformClient(platform_url, api_key)
@@ -366,6 +402,7 @@ def initialise(
             for name in ("head", "snapshot_seq", "generation"):
                 if name not in cfg:
                     values[name] = "0"
+            values.update(hits_config)
             store.set_config(conn, **values)
     finally:
         store.dispose()

@@ -82,6 +82,10 @@ class Instruction(Base):
     # What the addressee confirmed with its report (执行反馈: e.g. marked, integrity_file_ref), as
     # the catalogue's feedback fields of the instruction's actions ask.
     confirmations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The node's signed execution receipt (执行回执, #16) as verified with the report (sanctions.receipts),
+    # and the node key it was signed with; null for a report without one.
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    receipt_key_id: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
@@ -124,4 +128,5 @@ class Instruction(Base):
             "status": self.status,
             "outcome": self.outcome,
             "confirmations": self.confirmations,
+            "receipt_key_id": self.receipt_key_id,  # which node key signed the receipt, if one did
         }

@@ -33,7 +33,7 @@ from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import can_see, scoped
 from fanchaoxin.orgs.models import Organisation
-from fanchaoxin.sanctions import competence
+from fanchaoxin.sanctions import competence, receipts
 from fanchaoxin.sanctions.basic_list import checked_policy
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.sanctions.policy import (
@@ -43,6 +43,7 @@ from fanchaoxin.sanctions.policy import (
     measure_catalogue,
     parse_policy,
 )
+from fanchaoxin.sharing.protocol import ExecutionReceipt
 
 OUTCOMES = ("executed", "not_applicable", "failed")
 
@@ -430,13 +431,16 @@ def report(
     reason: str = "",
     executed_at: datetime | None = None,
     confirmations: dict[str, Any] | None = None,
+    receipt: ExecutionReceipt | None = None,
+    accounts_affected: int | None = None,
 ) -> Instruction:
     """Execution feedback: executed, not_applicable (no such account with us) or failed (with a reason).
 
     Executed confirms what the catalogue asks of the instruction's actions
     (`Instruction.feedback_fields`: measure 6 marked and recorded in the integrity file, measure 5 the
     points deducted, measure 11 the employer's dismissal date and its notice to peers); they are kept
-    with the instruction.
+    with the instruction. A node's signed execution receipt (执行回执) is verified before anything is
+    written (`receipts.verified_receipt`: refused, the instruction stays open) and kept with it.
     """
     _check_may_act(principal, instruction)
     if outcome not in OUTCOMES:
@@ -452,6 +456,12 @@ def report(
             errors=[{"in": "body", "field": "reason", "message": "say why it failed"}],
         )
     confirmed = _confirmations(instruction, outcome, confirmations)
+    signed = None
+    if receipt is not None:
+        signed = receipts.verified_receipt(
+            session, instruction, receipt, outcome=outcome, executed_at=executed_at,
+            accounts_affected=accounts_affected,
+        )  # fmt: skip
     if (
         instruction.outcome == outcome
         and (instruction.outcome_reason or "") == reason.strip()
@@ -474,6 +484,7 @@ def report(
     instruction.executed_at = (executed_at or now) if outcome == "executed" else None
     instruction.reported_at = now
     instruction.confirmations = confirmed
+    instruction.receipt, instruction.receipt_key_id = signed or (None, None)
     try:
         session.flush()
     except StaleDataError as exc:
@@ -481,6 +492,7 @@ def report(
     audit.record(
         session, principal.actor, "instruction.report", "instruction", instruction.id, before=before,
         after=instruction.snapshot(),
+        detail={"receipt_key_id": instruction.receipt_key_id} if instruction.receipt_key_id else None,
     )  # fmt: skip
     return instruction
 

@@ -301,7 +301,7 @@ def feedback(
     i = service.get_instruction(session, instruction_id, principal)
     reported = service.report(
         session, principal, i, outcome=body.outcome, reason=body.reason, executed_at=body.executed_at,
-        confirmations=body.confirmations,
+        confirmations=body.confirmations, receipt=body.receipt, accounts_affected=body.accounts_affected,
     )  # fmt: skip
     return instruction_out(reported)
 

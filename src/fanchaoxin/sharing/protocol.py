@@ -452,8 +452,68 @@ def identifier_keys(identifiers: Sequence[IdentifierIn], path: str) -> list[str]
     return keys
 
 
-# An addressee's report on an instruction (POST /v1/instructions/{id}/feedback), relayed by the node as
-# it came. A comment, not a docstring: a docstring would become the schema's description in OpenAPI.
+# --- execution receipts (执行回执, #16) ---------------------------------------------------------------------
+
+# What a node's receipt signs: canonical_json of these fields (sorted keys, no spaces), never an account.
+RECEIPT_FIELDS = ("instruction_id", "outcome", "executed_at", "accounts_affected", "key_id")
+
+
+# A node's signed statement that it carried out an instruction: which, with what outcome, when, and how many
+# of the enterprise's accounts it touched. `key_id` is the fingerprint of the node key it is signed with.
+class ExecutionReceipt(StrictModel):
+    instruction_id: str = Field(min_length=1, max_length=64)
+    outcome: str = Field(min_length=1, max_length=16)
+    executed_at: str = Field(
+        min_length=1, max_length=40, description="ISO 8601 with its offset, exactly as signed."
+    )
+    accounts_affected: int = Field(ge=0, le=2**31 - 1, description="A count, never the accounts.")
+    key_id: str = Field(min_length=1, max_length=64, description="The node key's fingerprint.")
+    signature: str = Field(min_length=1, max_length=200, description="base64 Ed25519 over the fields.")
+
+    @model_validator(mode="after")
+    def _aware_time(self) -> ExecutionReceipt:
+        receipt_time(self.executed_at)
+        return self
+
+
+def receipt_time(text: str) -> datetime:
+    """A receipt's ``executed_at`` as a time; its offset is required (a bare local time is ambiguous)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("executed_at: not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise ValueError("executed_at: give the time with its UTC offset")
+    return at
+
+
+def receipt_message(fields: dict[str, Any]) -> bytes:
+    """The bytes a receipt's signature covers."""
+    return canonical_json({name: fields[name] for name in RECEIPT_FIELDS})
+
+
+def sign_receipt(
+    key: SigningKey, *, instruction_id: str, outcome: str, executed_at: str, accounts_affected: int
+) -> dict[str, Any]:
+    """A receipt signed with the node key (whose ``key_id`` is its fingerprint)."""
+    fields: dict[str, Any] = {
+        "instruction_id": instruction_id,
+        "outcome": outcome,
+        "executed_at": executed_at,
+        "accounts_affected": accounts_affected,
+        "key_id": key.key_id,
+    }
+    return {**fields, "signature": b64(key.sign(receipt_message(fields)))}
+
+
+def verify_receipt(public_key: bytes, receipt: ExecutionReceipt) -> None:
+    """Raise :class:`ProtocolError` unless the receipt's signature verifies under ``public_key``."""
+    signature = unb64(receipt.signature, "receipt.signature")
+    verify_signature(public_key, receipt_message(receipt.model_dump()), signature, "receipt")
+
+
+# An addressee's report on an instruction (POST /v1/instructions/{id}/feedback), relayed by the node with
+# its signed receipt. A comment, not a docstring: a docstring would become the schema's description.
 class FeedbackIn(StrictModel):
     outcome: str = Field(description="executed | not_applicable | failed")
     reason: str = Field("", max_length=2000)
@@ -462,4 +522,14 @@ class FeedbackIn(StrictModel):
         None,
         description="What was done, as the instruction's `feedback` fields ask (e.g. measure 6: "
         '{"marked": true, "integrity_file_ref": "CX-2026-0001"}); required to report executed.',
+    )
+    accounts_affected: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="How many of your accounts the execution touched: a count, never the accounts. The "
+        "node signs it into the receipt.",
+    )
+    receipt: ExecutionReceipt | None = Field(
+        None, description="The node's signed execution receipt (执行回执), added by `fcx node`."
     )

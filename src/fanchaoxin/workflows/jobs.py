@@ -20,6 +20,7 @@ from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.calendar import SHANGHAI, china_today
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import node_status
 from fanchaoxin.orgs.retention import prune_decision_log
 from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.subjects import service as subjects
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def run_jobs(session: Session, *, today: date | None = None, now: datetime | None = None) -> dict[str, Any]:
     """End entries at their maximum period; report notice periods that have run out (deadline events);
-    prune the logs past their retention period."""
+    prune the logs past their retention period; flag enterprise nodes silent for too long."""
     today = today or china_today()
     due = registry.due_for_expiry(session, today)
     for entry in due:
@@ -48,10 +49,14 @@ def run_jobs(session: Session, *, today: date | None = None, now: datetime | Non
     flagged = registry.flag_notice_ended(session, JOB_ACTOR, today)
     checked = subjects.check_pending_proposals(session)
     pruned = prune_logs(session, today=today, now=now)
+    silent = node_status.mark_silent(
+        session, JOB_ACTOR, now=now or utcnow(), threshold_seconds=get_settings().node_silent_alert_seconds
+    )
     return {
         "expired": len(due),
         "notice_ended": flagged,
         "proposals_checked": checked,
+        "nodes_flagged_silent": silent,
         **pruned,
         "today": today.isoformat(),
     }

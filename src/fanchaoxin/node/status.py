@@ -1,0 +1,143 @@
+"""Node status reports (节点状态上报, #16): the node tells the platform where it stands.
+
+At a fixed interval (``fcx node serve --status-interval``, 60 s by default) and once on
+``fcx node status --report``, the node sends ``POST /v1/nodes/status``: its ``node_id`` (made at its first
+report, kept in its store's config), feed position and age, the policy version of what it applies, the
+enrolled count, the live evaluations since its last report, the errors since then, its version and its
+receipt-signing key id if it has one. The platform answers with its feed head and the node's lag.
+
+A report never blocks the node: it runs beside the sync loop, with a short timeout, and a platform that is
+down or refuses costs one log line; the counts then go in the next report.
+
+Live evaluations are counted by the live-tag path (:mod:`.live`): the serving node passes its running
+total since the start (``LiveStats.evaluated``); otherwise (``fcx node status --report``) the total is
+read from the config key ``live_tags_evaluated`` if a node keeps one there, else 0. The report sends the
+difference from the total at the last report the platform took.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanchaoxin import __version__
+from fanchaoxin.node.client import PlatformClient
+from fanchaoxin.node.store import Store
+
+REPORT_INTERVAL = 60.0
+REPORT_TIMEOUT = 10.0  # seconds: a slow platform must not hold a report (or a thread) for long
+LIVE_TAGS_KEY = "live_tags_evaluated"  # running total, written by the live-tag path
+_LIVE_TAGS_REPORTED = "status_live_tags_reported"  # the total as of the last report the platform took
+ERROR_KINDS = ("sync_failures", "relay_failures")
+
+
+@dataclass
+class ErrorCounts:
+    """Errors since the last report the platform accepted (in the serving process)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
+    live_reported: int = 0  # the serving node's running total of live evaluations at the last report
+
+    def add(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def taken(self, sent: dict[str, int]) -> None:
+        """The platform took a report with these counts: what happened since stays for the next one."""
+        for kind, n in sent.items():
+            self.counts[kind] = max(0, self.counts.get(kind, 0) - n)
+
+
+def node_id(store: Store) -> str:
+    """This node's id (config ``node_id``), made at the first call and kept."""
+    cfg = store.get_config()
+    if cfg.get("node_id"):
+        return cfg["node_id"]
+    with store.transaction() as conn:
+        have = store.get_config(conn).get("node_id")  # another process may have made it meanwhile
+        if have:
+            return have
+        made = uuid.uuid4().hex
+        store.set_config(conn, node_id=made)
+        return made
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+def build_report(
+    store: Store, *, interval: float, errors: dict[str, int] | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """The report's body (``orgs.node_status.NodeStatusIn``) from the store."""
+    return _body(store, interval=interval, errors=errors, now=now)[0]
+
+
+def _body(
+    store: Store,
+    *,
+    interval: float,
+    errors: dict[str, int] | None,
+    now: float | None = None,
+    live: tuple[int, int] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """The body, and the running total of live evaluations it counts up to. ``live``: the serving
+    node's (running total, total at the last report); else the config's."""
+    ident = node_id(store)
+    at = time.time() if now is None else now
+    cfg = store.get_config()
+    state = store.state()
+    with store.read() as conn:
+        enrolled = int(conn.exec_driver_sql("SELECT count(*) FROM node_users").scalar_one())
+        # the policy of the newest record (one row by the seq index: a million entries cost nothing)
+        newest = "SELECT json_extract(record, '$.policy_version') FROM node_entries ORDER BY seq DESC LIMIT 1"
+        policy = cfg.get("policy_version") or conn.exec_driver_sql(newest).scalar()
+    total, reported = (
+        live if live is not None else (_int(cfg.get(LIVE_TAGS_KEY)), _int(cfg.get(_LIVE_TAGS_REPORTED)))
+    )
+    last = state["last_sync_at"]
+    body = {
+        "node_id": ident,
+        "node_version": __version__,
+        "node_key_id": cfg.get("node_key_id") or None,
+        "feed_seq": state["head"],
+        "feed_age_seconds": None if last is None else round(max(0.0, at - last), 1),
+        "policy_version": str(policy)[:64] if policy else None,
+        "enrolled": enrolled,
+        # a total below the one last reported was reset: all of it is new
+        "live_tags": total - reported if total >= reported else total,
+        "errors": {kind: int((errors or {}).get(kind, 0)) for kind in ERROR_KINDS},
+        "interval_seconds": interval,
+    }
+    return body, total
+
+
+def report(
+    store: Store,
+    client: PlatformClient,
+    *,
+    interval: float = REPORT_INTERVAL,
+    errors: ErrorCounts | None = None,
+    live_total: int | None = None,
+) -> dict[str, Any]:
+    """Send one report; the platform's answer (feed head, lag). Raises PlatformUnavailable or
+    PlatformRefused, leaving the counts for the next report. ``live_total``: the serving node's running
+    total of live evaluations (kept against ``errors.live_reported``)."""
+    live = None
+    if live_total is not None:
+        live = (live_total, errors.live_reported if errors is not None else 0)
+    body, total = _body(store, interval=interval, errors=dict(errors.counts) if errors else None, live=live)
+    answer = client.request("POST", "/v1/nodes/status", json=body, timeout=REPORT_TIMEOUT).json()
+    # the total as it was when the body was built: what was counted since goes in the next report
+    if live is None:
+        with store.transaction() as conn:
+            store.set_config(conn, **{_LIVE_TAGS_REPORTED: str(total)})
+    if errors is not None:
+        errors.taken(body["errors"])
+        if live is not None:
+            errors.live_reported = total
+    return answer if isinstance(answer, dict) else {}
