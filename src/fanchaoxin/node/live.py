@@ -80,7 +80,9 @@ class LiveSettings:
     sensitive_scenes: frozenset[str] = frozenset(DEFAULT_SENSITIVE_SCENES)
     timeout: float = 2.0  # the longest a decision waits for the platform
     retry_seconds: float = 5.0  # after a failure, answer "unavailable" at once for this long
-    batch_window: float = 0.005  # the HTTP app gathers first-seen identifiers this long …
+    # 0: an idle node calls at once (no added wait); what arrives while a call is in flight waits for the
+    # next one, so batches grow with the load. A positive window adds a fixed wait to gather more.
+    batch_window: float = 0.0  # the HTTP app gathers first-seen identifiers this long …
     batch_max: int = 64  # … or this many, into one evaluation call
 
     def __post_init__(self) -> None:
