@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from fanchaoxin.cli import app as cli
 from fanchaoxin.core.audit import AuditEvent
+from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.roles import Role
 from fanchaoxin.orgs.models import DecisionLogRecord, Organisation, SecurityAlert
 
@@ -159,3 +160,22 @@ def test_cli_sets_quotas_and_clears_alarms(client, market, db, settings):
     # A running server lets it match again at its next flush.
     client.app.state.decision_log.flush()
     assert client.post("/v1/decisions", json=ASK, headers=node).status_code == 200
+
+
+def test_clearing_a_silent_node_alert_leaves_the_enumeration_watch_alone(client, app, market, db):
+    with db.session() as s:
+        alert = SecurityAlert(org_id=market["shop"].org.id, kind="node_silent", raised_at=utcnow(), detail={})
+        s.add(alert)
+        s.flush()
+        alert_id = alert.id
+    calls = []
+    budget = app.state.budget
+    original = budget.cleared
+    budget.cleared = lambda org_id, aid: calls.append((org_id, aid))
+    try:
+        admin = market["platform"].headers(Role.platform_admin)
+        r = client.post(f"/v1/security/alerts/{alert_id}/clear", headers=admin, json={"reason": "节点已恢复上报"})
+    finally:
+        budget.cleared = original
+    assert r.status_code == 200, r.text
+    assert r.json()["kind"] == "node_silent" and calls == []

@@ -283,7 +283,9 @@ class ClearIn(StrictModel):
     reason: str = Field(min_length=1, max_length=500, description="What the review found.")
 
 
-@router.get("/security/alerts", summary="Security alerts: suspected enumeration (platform staff)")
+@router.get(
+    "/security/alerts", summary="Security alerts: suspected enumeration, silent nodes (platform staff)"
+)
 def get_security_alerts(
     session: Session = DB,
     principal: Principal = allow(*permissions.PLATFORM),
@@ -298,7 +300,7 @@ def get_security_alerts(
 
 @router.post(
     "/security/alerts/{alert_id}/clear",
-    summary="Clear a reviewed alert: the organisation may match identifiers again (audited)",
+    summary="Clear a reviewed alert (audited): after an enumeration alert the organisation may match again",
 )
 def clear_security_alert(
     alert_id: uuid.UUID,
@@ -310,7 +312,10 @@ def clear_security_alert(
     alert = budgets.clear_alert(
         session, principal.actor, budgets.get_alert(session, alert_id), body.reason, utcnow()
     )
-    request.app.state.budget.cleared(alert.org_id, alert.id)
+    if alert.kind == budgets.ENUMERATION:
+        # Only an enumeration alert suspends matching and counts misses: clearing another kind (a silent
+        # node) leaves both as they are.
+        request.app.state.budget.cleared(alert.org_id, alert.id)
     return budgets.alert_out(alert)
 
 
