@@ -19,7 +19,7 @@ from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.node import status as node_status
 from fanchaoxin.node.client import PlatformClient, PlatformUnavailable
-from fanchaoxin.node.store import Store
+from fanchaoxin.node.store import Store, live_tags
 from fanchaoxin.node.sync import initialise, sync
 from fanchaoxin.orgs.models import SecurityAlert
 from fanchaoxin.orgs.node_status import NODE_SILENT, NodeStatus
@@ -95,9 +95,8 @@ def test_a_node_reports_and_the_platform_shows_its_lag(app, client, world, db, t
     sync(store, pc)
     head = store.state()["head"]
     assert head >= 1
-    # the live-tag path keeps a running total; the report sends what is new since the last report
-    with store.transaction() as conn:
-        store.set_config(conn, live_tags_evaluated="7")
+    # live tags kept by the live-tag path; the report sends what is new since the last report
+    keep_live_tags(store, 7)
     answer = node_status.report(store, pc, interval=60)
     assert answer["lag"] == 0 and answer["feed_head"] == head
     node_id = store.get_config()["node_id"]
@@ -199,6 +198,19 @@ def test_only_a_node_key_reports_and_a_missing_field_is_named(client, world) -> 
     assert r.status_code == 422 and "feed_seq" in r.text
 
 
+def keep_live_tags(store: Store, n: int) -> None:
+    """What the live-tag path writes for `n` first-seen identifiers (node.live)."""
+    with store.transaction() as conn:
+        conn.execute(
+            live_tags.insert(),
+            [
+                {"id_hmac": i.to_bytes(32, "big"), "key_id": "k1", "id_type": "phone", "tag": f"t{i}",
+                 "created_at": 0.0}
+                for i in range(1, n + 1)
+            ],
+        )  # fmt: skip
+
+
 def test_a_platform_that_is_down_never_blocks_the_node(tmp_path: Path, monkeypatch) -> None:
     """The report fails with the platform unreachable; the counts stay for the next report, and the
     served node's status loop only logs it."""
@@ -207,8 +219,7 @@ def test_a_platform_that_is_down_never_blocks_the_node(tmp_path: Path, monkeypat
         path = str(tmp_path / "node.db")
         initialise(path, fake.url, "k", fingerprint=P.fingerprint(SIGNING.public))
         store = Store(path)
-        with store.transaction() as conn:
-            store.set_config(conn, live_tags_evaluated="5")
+        keep_live_tags(store, 5)
         errors = node_status.ErrorCounts()
         errors.add("sync_failures")
         with PlatformClient("http://127.0.0.1:9", "k", timeout=1) as down, pytest.raises(PlatformUnavailable):

@@ -10,9 +10,9 @@ A report never blocks the node: it runs beside the sync loop, with a short timeo
 down or refuses costs one log line; the counts then go in the next report.
 
 Live evaluations are counted by the live-tag path (:mod:`.live`): the serving node passes its running
-total since the start (``LiveStats.evaluated``); otherwise (``fcx node status --report``) the total is
-read from the config key ``live_tags_evaluated`` if a node keeps one there, else 0. The report sends the
-difference from the total at the last report the platform took.
+total since the start (``LiveStats.evaluated``); otherwise (``fcx node status --report``) the total is the
+number of live tags the store ever kept (``node_live_tags`` is numbered: its highest number). The report
+sends the difference from the total at the last report the platform took.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from fanchaoxin.node.store import Store
 
 REPORT_INTERVAL = 60.0
 REPORT_TIMEOUT = 10.0  # seconds: a slow platform must not hold a report (or a thread) for long
-LIVE_TAGS_KEY = "live_tags_evaluated"  # running total, written by the live-tag path
 _LIVE_TAGS_REPORTED = "status_live_tags_reported"  # the total as of the last report the platform took
 ERROR_KINDS = ("sync_failures", "relay_failures")
 
@@ -86,7 +85,7 @@ def _body(
     live: tuple[int, int] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The body, and the running total of live evaluations it counts up to. ``live``: the serving
-    node's (running total, total at the last report); else the config's."""
+    node's (running total, total at the last report); else the store's live tags."""
     ident = node_id(store)
     at = time.time() if now is None else now
     cfg = store.get_config()
@@ -96,9 +95,8 @@ def _body(
         # the policy of the newest record (one row by the seq index: a million entries cost nothing)
         newest = "SELECT json_extract(record, '$.policy_version') FROM node_entries ORDER BY seq DESC LIMIT 1"
         policy = cfg.get("policy_version") or conn.exec_driver_sql(newest).scalar()
-    total, reported = (
-        live if live is not None else (_int(cfg.get(LIVE_TAGS_KEY)), _int(cfg.get(_LIVE_TAGS_REPORTED)))
-    )
+        kept = int(conn.exec_driver_sql("SELECT coalesce(max(n), 0) FROM node_live_tags").scalar_one())
+    total, reported = live if live is not None else (kept, _int(cfg.get(_LIVE_TAGS_REPORTED)))
     last = state["last_sync_at"]
     body = {
         "node_id": ident,
