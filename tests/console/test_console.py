@@ -19,7 +19,7 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.cli import app as cli
 from fanchaoxin.console.auth import create_user
-from fanchaoxin.console.i18n import extract, po_path
+from fanchaoxin.console.i18n import extract, po_files
 from fanchaoxin.core import vault
 from fanchaoxin.core.audit import SYSTEM, Actor, AuditEvent
 from fanchaoxin.core.identifiers import mask
@@ -527,8 +527,13 @@ def test_every_string_is_in_both_catalogues():
     ids = {m for m, _f, _l in extract()}
     assert len(ids) > 200
     for locale in ("zh_CN", "en"):
-        with po_path(locale).open("rb") as f:
-            catalog = {m.id: m.string for m in read_po(f) if m.id}
+        catalog: dict[str, str] = {}
+        for path in po_files(locale):
+            with path.open("rb") as f:
+                here = {m.id: m.string for m in read_po(f) if m.id}
+            twice = sorted(set(here) & set(catalog))
+            assert not twice, f"{locale}: {path.name} repeats msgids of another file: {twice[:10]}"
+            catalog.update(here)
         missing = sorted(i for i in ids if not catalog.get(i))
         assert not missing, f"{locale}: untranslated: {missing}"
     with (CONSOLE / "locales" / "messages.pot").open("rb") as f:

@@ -1,7 +1,10 @@
 """Chinese by default, English on request: gettext catalogues (Babel .po files) read at start-up.
 
-The message ids are English; `locales/zh_CN/LC_MESSAGES/messages.po` translates them to Chinese and
-`locales/en/LC_MESSAGES/messages.po` keeps them. The .po files are parsed when the console starts (no
+The message ids are English; `locales/zh_CN/LC_MESSAGES/*.po` translate them to Chinese and
+`locales/en/LC_MESSAGES/*.po` keep them (or say them more plainly). Each locale's catalogue is all its .po
+files together, one file per area (`messages.po` for the shared pages; `problems.po` for errors,
+`workbench.po`, `review.po`, `public.po`, `admin.po` …), so that work on one area does not touch another's
+file; a msgid is in one file of a locale only. The .po files are parsed when the console starts (no
 compile step); `locales/messages.pot` is the template, re-made with `python -m fanchaoxin.console.i18n
 extract`. A test fails when a string of a template or of the console's code is missing from a catalogue.
 """
@@ -31,16 +34,28 @@ def N_(message: str) -> str:
     return message
 
 
-def po_path(locale: str) -> Path:
-    return LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+def po_path(locale: str, area: str = "messages") -> Path:
+    return LOCALES_DIR / locale / "LC_MESSAGES" / f"{area}.po"
+
+
+def po_files(locale: str) -> list[Path]:
+    """The .po files of one locale, shared pages first."""
+    return sorted(
+        (LOCALES_DIR / locale / "LC_MESSAGES").glob("*.po"), key=lambda p: (p.stem != "messages", p.stem)
+    )
 
 
 @cache
 def messages(locale: str) -> dict[str, str]:
-    """msgid → msgstr of one locale (an empty msgstr falls back to the English msgid)."""
-    with po_path(locale).open("rb") as f:
-        catalog = read_po(f, locale=locale)
-    return {str(m.id): str(m.string) for m in catalog if m.id and m.string and isinstance(m.id, str)}
+    """msgid → msgstr of one locale, all its files together (an empty msgstr falls back to the msgid)."""
+    table: dict[str, str] = {}
+    for path in po_files(locale):
+        with path.open("rb") as f:
+            catalog = read_po(f, locale=locale)
+        table.update(
+            {str(m.id): str(m.string) for m in catalog if m.id and m.string and isinstance(m.id, str)}
+        )
+    return table
 
 
 def translator(locale: str) -> Callable[[str], str]:
