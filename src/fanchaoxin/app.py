@@ -33,6 +33,7 @@ from fanchaoxin.sanctions.receipt_views import router as receipts_router
 from fanchaoxin.sanctions.views import active_policy_version
 from fanchaoxin.sanctions.views import router as sanctions_router
 from fanchaoxin.sharing import outbox as sharing_outbox
+from fanchaoxin.sharing.evaluate import EvaluationBuckets
 from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
 from fanchaoxin.sharing.views import changes_router
 from fanchaoxin.sharing.views import router as sharing_router
@@ -116,8 +117,15 @@ def create_app(
     # orgs.decision_log): in this process, written in batches by the log's thread.
     app.state.budget = Budget(settings)
     app.state.audit_trusted_keys = audit_signing_keys
+    # The daily buckets of blinded evaluation (sharing.evaluate): taken in the process, written by the
+    # decision log's flush, so that a node's live evaluation costs the platform no database write.
+    app.state.evaluation_buckets = EvaluationBuckets(settings)
     app.state.decision_log = DecisionLogWriter(
-        database, settings, app.state.budget, policy_source=active_policy_version
+        database,
+        settings,
+        app.state.budget,
+        policy_source=active_policy_version,
+        shares=[app.state.evaluation_buckets],
     )
     # First of the middleware: innermost, so that the metrics count the 500s and 503s it answers.
     install_handlers(app, unavailable=unavailable, retry_after_seconds=settings.database_retry_after_seconds)

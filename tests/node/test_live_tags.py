@@ -26,7 +26,7 @@ from fanchaoxin.core.settings import get_settings
 from fanchaoxin.node import Node
 from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.client import PlatformClient
-from fanchaoxin.node.live import LiveSettings
+from fanchaoxin.node.live import LiveSettings, LiveUnavailable
 from fanchaoxin.node.store import Store
 from fanchaoxin.node.sync import initialise, sync
 from fanchaoxin.sharing import protocol as P
@@ -325,3 +325,34 @@ def test_fcx_node_init_keeps_the_live_settings_and_refuses_bad_ones(
     assert r.exit_code == 0 and not LiveSettings.from_config(Store(store).get_config()).enabled
     r = CliRunner().invoke(cli, [*base, "--sensitive-scene", "nowhere"])
     assert r.exit_code == 1 and "unknown scene(s) nowhere" in r.output
+
+
+def test_the_serving_nodes_event_loop_path_evaluates_verifies_and_falls_back_as_the_thread_path_does(
+    app, world, db, tmp_path: Path
+) -> None:
+    """The HTTP node asks on its event loop (``LiveTags.aevaluate``, an async client): the same proof
+    check, the same held tags, the same fallback when the platform cannot be reached."""
+    shop = world.enterprise("某电商平台")
+    entry = publish(db, shop.org.id, person_entry(severity="serious"))
+    key = shop.keys[Role.enterprise_node]
+    node, pc = _node_on_platform(app, key, tmp_path)
+    live = node.live
+    assert live is not None
+    pc._async = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers={"X-API-Key": key}
+    )
+    canonical_listed, canonical_clean = "phone:+86" + LISTED, "phone:+86" + CLEAN
+    tags = asyncio.run(live.aevaluate([canonical_listed, canonical_clean]))
+    assert set(tags) == {canonical_listed, canonical_clean} and len(set(tags.values())) == 2
+    d = node.decide([("phone", LISTED)], SCENE)
+    assert (d["verdict"], d["live_tag"], d["entry_ids"]) == ("deny", "cached", [str(entry)])
+    assert node.decide([("phone", CLEAN)], SCENE)["verdict"] == "allow"
+    # the platform away: the failure is named, and held for retry_seconds
+    pc._async = httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=1)  # nothing listens there
+    slow = LiveSettings(retry_seconds=60)
+    live.settings = slow
+    with pytest.raises(LiveUnavailable) as failed:
+        asyncio.run(live.aevaluate(["phone:+86" + OTHER]))
+    assert failed.value.code == "unreachable"
+    assert live.unavailable_now() is not None
+    node.close()

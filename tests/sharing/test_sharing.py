@@ -17,11 +17,15 @@ from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.cli import app as cli
 from fanchaoxin.core.audit import Actor, AuditEvent
+from fanchaoxin.core.errors import TooManyRequests
 from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs.models import DecisionLogRecord, Organisation
 from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.sharing import oprf, protocol
+from fanchaoxin.sharing.evaluate import EvaluationBuckets
 from fanchaoxin.sharing.feed import share_record
+from fanchaoxin.sharing.models import EvaluationQuota
 from fanchaoxin.workflows.entries import take_step
 from tests.blacklist.registry_helpers import RID_A, USCC_A, judicial, person_entry
 
@@ -255,7 +259,18 @@ def _elements(n):  # type: ignore[no-untyped-def]
     return [base64.b64encode(oprf.blind(b"phone:%d" % i)[1]).decode() for i in range(n)]
 
 
-def test_quota_429_with_retry_after_and_audit_counts_only(client, market, db, settings):
+def _evaluation_counts(client, db) -> list[int]:  # type: ignore[no-untyped-def]
+    client.app.state.decision_log.flush()
+    with db.session() as s:
+        records = s.scalars(
+            select(DecisionLogRecord)
+            .where(DecisionLogRecord.kind == "evaluation")
+            .order_by(DecisionLogRecord.at)
+        ).all()
+    return [r.identifier_count for r in records]
+
+
+def test_quota_429_with_retry_after_and_the_log_counts_only(client, market, db, settings):
     settings.sharing_min_daily_evaluations = 5
     shop = market["shop"]
     node = shop.headers(Role.enterprise_node)
@@ -279,10 +294,16 @@ def test_quota_429_with_retry_after_and_audit_counts_only(client, market, db, se
         client.post("/v1/sharing/evaluate", headers=other, json={"blinded": _elements(5)}).status_code == 200
     )
     assert client.get(f"/v1/sharing/quotas/{shop.org.id}", headers=other).status_code == 404
+    # Each batch answered is one decision-log record holding its count; no audit event per batch.
+    assert _evaluation_counts(client, db) == [3, 2, 5]
     with db.session() as s:
-        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "sharing.evaluate")).all()
-    assert [e.detail["count"] for e in events] == [3, 2, 5]
-    assert all(set(e.detail) == {"count", "key_id"} for e in events)
+        assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "sharing.evaluate")).all()
+        # The decision log's flush wrote what was taken into the bucket rows.
+        row = s.get(EvaluationQuota, shop.org.id)
+        assert row is not None and row.tokens == pytest.approx(0, abs=0.5)
+        ride_daily = client.get(f"/v1/sharing/quotas/{market['ride'].org.id}", headers=other).json()["daily"]
+        row = s.get(EvaluationQuota, market["ride"].org.id)
+        assert row is not None and row.tokens == pytest.approx(ride_daily - 5, abs=1)
 
 
 def test_malformed_element_is_named_and_nothing_counted(client, market, db):
@@ -313,8 +334,7 @@ def test_malformed_element_is_named_and_nothing_counted(client, market, db):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "key_id"
     quota = client.get(f"/v1/sharing/quotas/{market['shop'].org.id}", headers=node).json()
     assert quota["remaining"] == quota["daily"]
-    with db.session() as s:
-        assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "sharing.evaluate")).all()
+    assert _evaluation_counts(client, db) == []
 
 
 def test_entry_details_need_a_purpose_and_are_audited(client, market, db):
@@ -386,3 +406,45 @@ def test_access_rules_of_sharing_routes(client, market):
         json={"declared_users": 1},
     )
     assert r.status_code == 422
+
+
+def test_evaluation_buckets_hold_across_processes_to_within_one_flush(db, market, settings):
+    """Two processes (two buckets on one database): each takes in memory; the flush writes the takings
+    and reads the other's back; a failed flush gives its takings back to the next one."""
+    settings.sharing_min_daily_evaluations = 10
+    with db.session() as s:
+        org = s.get(Organisation, market["shop"].org.id)
+        org.declared_users = 1
+    clock = [datetime(2026, 12, 5, 8, tzinfo=UTC)]
+    a = EvaluationBuckets(settings, clock=lambda: clock[0])
+    b = EvaluationBuckets(settings, clock=lambda: clock[0])
+    with db.session() as s:
+        org = s.get(Organisation, market["shop"].org.id)
+        assert a.take(s, org, 6).tokens == 4
+        assert b.take(s, org, 3).tokens == 7  # b has not seen a's takings yet
+        with pytest.raises(TooManyRequests):
+            a.take(s, org, 5)  # a alone is exact
+    with db.session() as s:
+        a.written(a.sync(s))
+    with db.session() as s:
+        b.written(b.sync(s))
+        b.read_back(s)
+    with db.session() as s:
+        org = s.get(Organisation, market["shop"].org.id)
+        assert b.bucket(s, org).tokens == pytest.approx(1)  # 10 − 6 − 3
+        assert s.get(EvaluationQuota, org.id).tokens == pytest.approx(1)
+        # A flush that rolls back keeps its takings for the next one.
+        clock[0] += timedelta(hours=12)  # half a day refills 5 of 10
+        a.read_back(s)
+        assert a.take(s, org, 2).tokens == pytest.approx(4)
+    taken = None
+    with pytest.raises(RuntimeError), db.session() as s:
+        taken = a.sync(s)
+        raise RuntimeError("the flush's transaction failed")
+    a.failed(taken)  # as the decision log's writer does after a rollback
+    assert a.has_news()
+    with db.session() as s:
+        a.written(a.sync(s))
+    with db.session() as s:
+        assert s.get(EvaluationQuota, market["shop"].org.id).tokens == pytest.approx(4)
+        assert not a.has_news()

@@ -48,6 +48,8 @@ FALLBACKS: Final = (FAIL_OPEN, FAIL_CLOSED)
 DEFAULT_SENSITIVE_SCENES: Final = ("account_registration", "internet_finance", "courier_hiring")
 EVALUATE_MAX = 1000  # sharing.evaluate.MAX_BATCH: elements in one evaluation call at most
 IN_FLIGHT = 1  # evaluation calls of one HTTP node at once
+WRITE_SECONDS = 0.5  # the live tags evaluated are written to the store this often …
+WRITE_BATCH = 1000  # … or as soon as this many wait
 
 # What the answer's ``live_tag`` says of a subject's first-seen identifiers.
 EVALUATED: Final = "evaluated"
@@ -170,6 +172,17 @@ def _current_key(oprf_keys: object) -> _Key | None:
 
 
 @dataclass
+class _Call:
+    """One evaluation call under way: what was blinded, with which blinds, under which key."""
+
+    canonicals: list[str]
+    key: _Key
+    inputs: list[bytes]
+    blinds: list[bytes]
+    blinded: list[bytes]
+
+
+@dataclass
 class LiveRows:
     """Live tags read from the store (another process's, or this one's after a restart)."""
 
@@ -279,29 +292,60 @@ class LiveTags:
             raise down
         out: dict[str, str] = {}
         for start in range(0, len(canonicals), EVALUATE_MAX):
-            out.update(self._evaluate(canonicals[start : start + EVALUATE_MAX]))
+            chunk = canonicals[start : start + EVALUATE_MAX]
+            try:
+                call = self._begin(chunk, self._current())
+                answer = self.client.evaluate(
+                    [b64(e) for e in call.blinded], call.key.key_id, timeout=self.settings.timeout
+                )
+            except (PlatformUnavailable, PlatformRefused) as exc:
+                raise self._refusal(exc) from None
+            out.update(self._finish(call, answer))
         return out
 
-    def _evaluate(self, canonicals: Sequence[str]) -> dict[str, str]:
-        hold = self.settings.retry_seconds
+    async def aevaluate(self, canonicals: Sequence[str]) -> dict[str, str]:
+        """:meth:`evaluate` on the serving node's event loop (no thread hop for the platform call)."""
+        down = self.unavailable_now()
+        if down is not None:
+            raise down
+        out: dict[str, str] = {}
+        for start in range(0, len(canonicals), EVALUATE_MAX):
+            chunk = canonicals[start : start + EVALUATE_MAX]
+            try:
+                key = self._key
+                if key is None:  # rare: the first call, or after a rotation
+                    key = await asyncio.to_thread(self._current)
+                call = self._begin(chunk, key)
+                answer = await self.client.aevaluate(
+                    [b64(e) for e in call.blinded], call.key.key_id, timeout=self.settings.timeout
+                )
+            except (PlatformUnavailable, PlatformRefused) as exc:
+                raise self._refusal(exc) from None
+            out.update(self._finish(call, answer))
+        return out
+
+    def _begin(self, canonicals: Sequence[str], key: _Key) -> _Call:
         inputs = [c.encode() for c in canonicals]
-        try:
-            key = self._current()
-            blinds, blinded = oprf.blind_batch(inputs)
-            self.stats.calls += 1
-            answer = self.client.evaluate(
-                [b64(e) for e in blinded], key.key_id, timeout=self.settings.timeout
-            )
-        except PlatformUnavailable as exc:
-            raise self._fail(LiveUnavailable("unreachable", str(exc)), hold) from None
-        except PlatformRefused as exc:
-            detail = str(exc.problem.get("detail") or exc.problem.get("title") or exc)
-            if exc.status == 429:
-                wait = exc.retry_after if exc.retry_after is not None else hold
-                raise self._fail(LiveUnavailable("quota_exhausted", detail), min(wait, 3600.0)) from None
-            if exc.status == 422 and "key_id" in json.dumps(exc.problem):
-                self._key = None  # our key was retired: learn the current one next time
-            raise self._fail(LiveUnavailable("refused", f"{exc.status} {detail}"), hold) from None
+        blinds, blinded = oprf.blind_batch(inputs)
+        self.stats.calls += 1
+        return _Call(list(canonicals), key, inputs, blinds, blinded)
+
+    def _refusal(self, exc: PlatformUnavailable | PlatformRefused) -> LiveUnavailable:
+        """Why the platform gave no evaluation, held for ``retry_seconds`` (or its Retry-After)."""
+        hold = self.settings.retry_seconds
+        if isinstance(exc, PlatformUnavailable):
+            return self._fail(LiveUnavailable("unreachable", str(exc)), hold)
+        detail = str(exc.problem.get("detail") or exc.problem.get("title") or exc)
+        if exc.status == 429:
+            wait = exc.retry_after if exc.retry_after is not None else hold
+            return self._fail(LiveUnavailable("quota_exhausted", detail), min(wait, 3600.0))
+        if exc.status == 422 and "key_id" in json.dumps(exc.problem):
+            self._key = None  # our key was retired: learn the current one next time
+        return self._fail(LiveUnavailable("refused", f"{exc.status} {detail}"), hold)
+
+    def _finish(self, call: _Call, answer: Mapping[str, Any]) -> dict[str, str]:
+        """Verify the batch proof, then hold the tags (and queue them for the store)."""
+        key, blinded = call.key, call.blinded
         try:
             if answer.get("key_id") != key.key_id:
                 raise oprf.ProofError(f"answered with key {answer.get('key_id')!r}, asked for {key.key_id!r}")
@@ -309,19 +353,21 @@ class LiveTags:
             if len(evaluated) != len(blinded):
                 raise oprf.ProofError(f"{len(evaluated)} evaluations answered for {len(blinded)} elements")
             outputs = oprf.finalize_batch(
-                inputs, blinds, evaluated, proof=unb64(answer.get("proof"), "proof"), pk=key.public_key,
-                blinded=blinded,
+                call.inputs, call.blinds, evaluated, proof=unb64(answer.get("proof"), "proof"),
+                pk=key.public_key, blinded=blinded,
             )  # fmt: skip
         except (oprf.OPRFError, ValueError) as exc:
             self.stats.proof_refused += 1
             log.error("refused a live evaluation of %d identifier(s) under key %s: %s; nothing of it kept",
-                      len(inputs), key.key_id, exc)  # fmt: skip
-            raise self._fail(LiveUnavailable("proof_refused", f"key {key.key_id}: {exc}"), hold) from None
+                      len(call.inputs), key.key_id, exc)  # fmt: skip
+            raise self._fail(
+                LiveUnavailable("proof_refused", f"key {key.key_id}: {exc}"), self.settings.retry_seconds
+            ) from None
         self._down = None
         at = now()
         tags: dict[str, str] = {}
         rows = []
-        for canonical, output in zip(canonicals, outputs, strict=True):
+        for canonical, output in zip(call.canonicals, outputs, strict=True):
             tag = oprf.tag(key.key_id, output)
             h = self._hmac(self._secret, canonical)
             self.tags[h] = tag
@@ -339,11 +385,15 @@ class LiveTags:
             if self._writer is None and not self._closing:
                 self._writer = threading.Thread(target=self._write_loop, name="fcx-live-tags", daemon=True)
                 self._writer.start()
-        self._wake.set()
+            full = len(self._pending) >= WRITE_BATCH
+        if full:
+            self._wake.set()
 
     def _write_loop(self) -> None:
+        # Every WRITE_SECONDS, or at once when WRITE_BATCH tags wait: not one store transaction (and one
+        # thread switch away from the serving loop) per evaluation call.
         while not self._closing:
-            self._wake.wait(1.0)
+            self._wake.wait(WRITE_SECONDS)
             self._wake.clear()
             try:
                 self.flush()
@@ -439,7 +489,7 @@ class LiveBatcher:
         if not waiting:
             return
         self.calls += 1
-        task = asyncio.ensure_future(asyncio.to_thread(self.live.evaluate, canonicals))
+        task = asyncio.ensure_future(self.live.aevaluate(canonicals))
         self._tasks.add(task)
 
         def distribute(done: asyncio.Future[dict[str, str]]) -> None:
@@ -464,3 +514,5 @@ class LiveBatcher:
         for task in list(self._tasks):
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):
+            await self.live.client.aclose()

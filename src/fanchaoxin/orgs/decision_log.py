@@ -10,7 +10,8 @@ of the auditors' view (``GET /v1/decision-log``), and are kept for ``FCX_AUDIT_R
 Writing them must not slow a decision down: a request hands its records to :class:`DecisionLogWriter`
 (in memory), whose thread writes everything pending every ``FCX_DECISION_LOG_FLUSH_SECONDS`` in one
 transaction (bulk INSERT), together with the budget's share (orgs.budget: the day's counts, raised
-alarms). The application flushes at shutdown; tests call :meth:`DecisionLogWriter.flush`.
+alarms) and any other :class:`FlushShare` (sharing.evaluate's daily evaluation buckets). The
+application flushes at shutdown; tests call :meth:`DecisionLogWriter.flush`.
 
 The queue is bounded (``max_pending`` records): when it is full — the database is away or slower than
 the traffic — a request waits up to ``wait_seconds`` for room and is then refused with 503, rather than
@@ -30,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -75,6 +76,22 @@ class DecisionLogBusy(Problem):
 PolicySource = Callable[[Session], str | None]
 
 
+class FlushShare(Protocol):
+    """Counts kept in the process that a flush writes in its own transaction (taken, then either
+    written after the commit or given back after a rollback), and reads back after it: how a quota
+    costs a request no database round trip yet holds across processes to within one flush."""
+
+    def has_news(self) -> bool: ...
+
+    def sync(self, session: Session) -> object: ...
+
+    def written(self, taken: object) -> None: ...
+
+    def failed(self, taken: object) -> None: ...
+
+    def read_back(self, session: Session) -> None: ...
+
+
 class DecisionLogWriter:
     """Records pending in memory and the thread that writes them (see the module doc)."""
 
@@ -87,8 +104,10 @@ class DecisionLogWriter:
         max_pending: int = 200_000,
         wait_seconds: float = 2.0,
         policy_source: PolicySource | None = None,
+        shares: Sequence[FlushShare] = (),
     ) -> None:
         self.database = database
+        self.shares = tuple(shares)
         self.settings = settings
         self.budget = budget
         self.interval = settings.decision_log_flush_seconds
@@ -192,21 +211,27 @@ class DecisionLogWriter:
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, []
-            if not batch and (self.budget is None or not self.budget.has_news()):
+            news = any(share.has_news() for share in self.shares)
+            if not batch and not news and (self.budget is None or not self.budget.has_news()):
                 # An idle process asks the database nothing but, now and then, the other processes' use.
                 if not idle or time.monotonic() - self._read_at >= READ_BACK_SECONDS:
                     self._read_back()
                 return 0
             written = 0
             taken = None
+            shared: list[tuple[FlushShare, object]] = []
             try:
                 with self.database.session() as session:
                     written = _write(session, batch)
                     if self.budget is not None:
                         taken = budgets.sync(session, self.budget)
+                    for share in self.shares:
+                        shared.append((share, share.sync(session)))
             except BaseException:
                 if self.budget is not None and taken is not None:
                     budgets.failed(self.budget, taken)
+                for share, share_taken in shared:
+                    share.failed(share_taken)
                 with self._lock:
                     self._pending[:0] = batch  # kept, in order, for the next flush
                 raise
@@ -215,16 +240,20 @@ class DecisionLogWriter:
                     self._room.notify_all()
             if self.budget is not None and taken is not None:
                 budgets.written(self.budget, taken)
+            for share, share_taken in shared:
+                share.written(share_taken)
             self._read_back()
             return written
 
     def _read_back(self) -> None:
         self._read_at = time.monotonic()
-        if self.budget is None and self.policy_source is None:
+        if self.budget is None and self.policy_source is None and not self.shares:
             return
         with self.database.session() as session:
             if self.budget is not None:
                 budgets.read_back(session, self.budget, self.settings)
+            for share in self.shares:
+                share.read_back(session)
             if self.policy_source is not None:
                 self.policy_version = self.policy_source(session)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pysodium
@@ -24,8 +26,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from fanchaoxin.core import audit
-from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import TooManyRequests, ValidationProblem
 from fanchaoxin.core.settings import Settings
@@ -109,12 +109,6 @@ def _refilled(row: EvaluationQuota | None, capacity: int, now: datetime) -> floa
     return min(float(capacity), row.tokens + elapsed * capacity / DAY_SECONDS)
 
 
-def bucket(session: Session, org: Organisation, settings: Settings, now: datetime | None = None) -> Bucket:
-    """The enterprise's bucket now (read only)."""
-    capacity = daily_quota(org, settings)
-    return Bucket(capacity, _refilled(session.get(EvaluationQuota, org.id), capacity, now or utcnow()))
-
-
 def _retry_after(needed: float, b: Bucket) -> int:
     return max(1, math.ceil((needed - b.tokens) / b.rate))
 
@@ -130,52 +124,181 @@ def _over_quota(n: int, b: Bucket) -> TooManyRequests:
     )
 
 
-def check(session: Session, org: Organisation, n: int, settings: Settings) -> None:
-    """A cheap look before the work: refuse a batch that cannot fit (no lock, nothing written)."""
-    b = bucket(session, org, settings)
-    if b.tokens < n:
-        raise _over_quota(n, b)
+@dataclass
+class _Held:
+    """One enterprise's bucket as this process knows it: the row as last read (or written), and what
+    this process took since (``pending``) or is writing now (``inflight``)."""
+
+    tokens: float
+    at: datetime
+    pending: int = 0
+    inflight: int = 0
 
 
-def take(session: Session, org: Organisation, n: int, settings: Settings) -> Bucket:
-    """Take ``n`` tokens under the bucket row's lock; 429 (nothing taken) if they are not there."""
-    now = utcnow()
-    capacity = daily_quota(org, settings)
-    row = session.scalar(select(EvaluationQuota).where(EvaluationQuota.org_id == org.id).with_for_update())
+@dataclass
+class _Settled:
+    org_id: uuid.UUID
+    taken: int
+    tokens: float = 0.0
+    at: datetime = field(default_factory=utcnow)
+
+
+class EvaluationBuckets:
+    """The daily evaluation buckets of this process (see the module doc): a request takes its tokens
+    here; the decision log's flush writes them (``orgs.decision_log.FlushShare``)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._held: dict[uuid.UUID, _Held] = {}
+        self._lock = threading.Lock()
+
+    def _know(self, session: Session, org_id: uuid.UUID, capacity: int) -> _Held:
+        held = self._held.get(org_id)
+        if held is not None:
+            return held
+        row = session.get(EvaluationQuota, org_id)
+        fresh = _Held(float(capacity), self._clock()) if row is None else _Held(row.tokens, row.updated_at)
+        with self._lock:
+            return self._held.setdefault(org_id, fresh)
+
+    def _left(self, held: _Held, capacity: int, now: datetime) -> float:
+        elapsed = max(0.0, (now - held.at).total_seconds())
+        refilled = min(float(capacity), held.tokens + elapsed * capacity / DAY_SECONDS)
+        return refilled - held.pending - held.inflight
+
+    def bucket(self, session: Session, org: Organisation) -> Bucket:
+        """The enterprise's bucket now, this process's takings included (read only)."""
+        capacity = daily_quota(org, self.settings)
+        held = self._know(session, org.id, capacity)
+        with self._lock:
+            return Bucket(capacity, max(0.0, self._left(held, capacity, self._clock())))
+
+    def check(self, session: Session, org: Organisation, n: int) -> None:
+        """A look before the work: refuse a batch that cannot fit (nothing taken)."""
+        b = self.bucket(session, org)
+        if b.tokens < n:
+            raise _over_quota(n, b)
+
+    def take(self, session: Session, org: Organisation, n: int) -> Bucket:
+        """Take ``n`` tokens; 429 (nothing taken) if they are not there. No database write."""
+        capacity = daily_quota(org, self.settings)
+        held = self._know(session, org.id, capacity)
+        with self._lock:
+            left = self._left(held, capacity, self._clock())
+            if left < n:
+                raise _over_quota(n, Bucket(capacity, max(0.0, left)))
+            held.pending += n
+            return Bucket(capacity, left - n)
+
+    def forget(self, org_id: uuid.UUID) -> None:
+        """Read the enterprise's row again at its next batch (e.g. its declared users changed)."""
+        with self._lock:
+            held = self._held.get(org_id)
+            if held is not None and not held.pending and not held.inflight:
+                del self._held[org_id]
+
+    # --- the decision log's flush (orgs.decision_log.FlushShare) -----------------------------------
+
+    def has_news(self) -> bool:
+        with self._lock:
+            return any(h.pending for h in self._held.values())
+
+    def sync(self, session: Session) -> list[_Settled]:
+        """Write this process's takings into the rows, in the flush's transaction (row locks held)."""
+        with self._lock:
+            taking = [(org_id, h.pending, h.tokens, h.at) for org_id, h in self._held.items() if h.pending]
+            for org_id, n, _tokens, _at in taking:
+                self._held[org_id].inflight += n
+                self._held[org_id].pending -= n
+        settled: list[_Settled] = []
+        try:
+            capacities = _capacities(session, [org_id for org_id, *_rest in taking], self.settings)
+            for org_id, n, tokens, at in taking:
+                capacity = capacities.get(org_id, 0)
+                now = self._clock()
+                # A first batch's row starts from the bucket as this process first saw it.
+                row = _locked_row(session, org_id, tokens, at)
+                row.tokens = max(0.0, _refilled(row, capacity, now) - n)
+                row.updated_at = now
+                settled.append(_Settled(org_id, n, row.tokens, now))
+            session.flush()
+        except BaseException:
+            self.failed([_Settled(org_id, n) for org_id, n, *_rest in taking])
+            raise
+        return settled
+
+    def written(self, taken: object) -> None:
+        with self._lock:
+            for s in _settled(taken):
+                held = self._held.get(s.org_id)
+                if held is not None:
+                    held.inflight -= s.taken
+                    held.tokens, held.at = s.tokens, s.at
+
+    def failed(self, taken: object) -> None:
+        with self._lock:
+            for s in _settled(taken):
+                held = self._held.get(s.org_id)
+                if held is not None and held.inflight >= s.taken:
+                    held.inflight -= s.taken
+                    held.pending += s.taken
+
+    def read_back(self, session: Session) -> None:
+        """Every process's takings: the rows as they are now (this process's unwritten ones kept)."""
+        with self._lock:
+            ids = list(self._held)
+        if not ids:
+            return
+        rows = session.scalars(select(EvaluationQuota).where(EvaluationQuota.org_id.in_(ids))).all()
+        with self._lock:
+            for row in rows:
+                held = self._held.get(row.org_id)
+                if held is not None and held.inflight == 0:
+                    held.tokens, held.at = row.tokens, row.updated_at
+
+
+def _settled(taken: object) -> list[_Settled]:
+    return [s for s in taken if isinstance(s, _Settled)] if isinstance(taken, list) else []
+
+
+def _capacities(session: Session, org_ids: list[uuid.UUID], settings: Settings) -> dict[uuid.UUID, int]:
+    if not org_ids:
+        return {}
+    orgs = session.scalars(select(Organisation).where(Organisation.id.in_(org_ids))).all()
+    return {o.id: daily_quota(o, settings) for o in orgs}
+
+
+def _locked_row(session: Session, org_id: uuid.UUID, tokens: float, at: datetime) -> EvaluationQuota:
+    query = select(EvaluationQuota).where(EvaluationQuota.org_id == org_id).with_for_update()
+    row = session.scalar(query)
     if row is None:
-        _create_row(session, org.id, capacity, now)
-        row = session.scalar(
-            select(EvaluationQuota).where(EvaluationQuota.org_id == org.id).with_for_update()
-        )
+        _create_row(session, org_id, tokens, at)
+        row = session.scalar(query)
         assert row is not None
-    b = Bucket(capacity, _refilled(row, capacity, now))
-    if b.tokens < n:
-        raise _over_quota(n, b)
-    row.tokens = b.tokens - n
-    row.updated_at = now
-    return Bucket(capacity, row.tokens)
+    return row
 
 
-def _create_row(session: Session, org_id: uuid.UUID, capacity: int, now: datetime) -> None:
-    values = {"org_id": org_id, "tokens": float(capacity), "updated_at": now}
+def _create_row(session: Session, org_id: uuid.UUID, tokens: float, at: datetime) -> None:
+    values = {"org_id": org_id, "tokens": tokens, "updated_at": at}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(EvaluationQuota).values(**values).on_conflict_do_nothing())
 
 
 def evaluate(
     session: Session,
-    actor: Actor,
     org: Organisation,
     ring: oprf.KeyRing,
     blinded_b64: object,
     key_id: str | None,
-    settings: Settings,
+    buckets: EvaluationBuckets,
     budget: Budget | None = None,
 ) -> dict[str, object]:
-    """Validate, evaluate (outside any lock), then take the quota and audit, in the caller's transaction.
+    """Validate, look at the daily bucket, evaluate, then take the tokens (no database write).
 
     With ``budget`` the batch also draws on the organisation's per-minute evaluations (orgs.budget),
-    after the cheap look at the daily bucket: a batch refused by either quota is not evaluated."""
+    after the look at the daily bucket: a batch refused by either quota is not evaluated. The caller
+    hands the batch's decision-log record over (its account)."""
     elements = decode_batch(blinded_b64)
     try:
         key = ring.current if key_id is None else ring.get(key_id)
@@ -183,24 +306,17 @@ def evaluate(
         raise _invalid(
             [{"in": "body", "field": "key_id", "type": "value_error", "message": str(exc)}]
         ) from None
-    check(session, org, len(elements), settings)
+    buckets.check(session, org, len(elements))
     if budget is not None:
-        budget.charge_evaluations(org.id, len(elements), limits_of(org, settings).evaluations_per_minute)
+        limit = limits_of(org, buckets.settings).evaluations_per_minute
+        budget.charge_evaluations(org.id, len(elements), limit)
     try:
         evaluated, proof = key.blind_evaluate(elements)
     except oprf.InvalidElementError as exc:  # defence in depth: decode_batch checked every element
         raise _invalid(
             [{"in": "body", "field": "blinded", "type": "value_error", "message": str(exc)}]
         ) from None
-    left = take(session, org, len(elements), settings)
-    audit.record_read(
-        session,
-        actor,
-        "sharing.evaluate",
-        "organisation",
-        org.id,
-        detail={"count": len(elements), "key_id": key.key_id},
-    )
+    left = buckets.take(session, org, len(elements))
     return {
         "key_id": key.key_id,
         "evaluated": [base64.b64encode(e).decode() for e in evaluated],

@@ -149,8 +149,9 @@ def post_evaluate(
     org = session.get(Organisation, principal.org_id)
     assert org is not None
     ring = service.load_keys(settings).ring
+    buckets: evaluation.EvaluationBuckets = request.app.state.evaluation_buckets
     out = evaluation.evaluate(
-        session, principal.actor, org, ring, body.blinded, body.key_id, settings, request.app.state.budget
+        session, org, ring, body.blinded, body.key_id, buckets, request.app.state.budget
     )
     writer: DecisionLogWriter = request.app.state.decision_log
     count = len(out["evaluated"])  # type: ignore[arg-type]
@@ -174,7 +175,7 @@ class QuotaIn(StrictModel):
 
 def _quota_out(session: Session, org: Organisation, request: Request) -> dict[str, Any]:
     settings = _settings(request)
-    b = evaluation.bucket(session, org, settings)
+    b = request.app.state.evaluation_buckets.bucket(session, org)
     return {
         "org_id": str(org.id),
         "declared_users": org.declared_users,
