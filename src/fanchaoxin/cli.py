@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from datetime import date
 from typing import Annotated
@@ -67,6 +68,27 @@ app.add_typer(report_app, name="report")
 app.add_typer(console_app, name="console")
 
 
+def _listens_everywhere(host: str) -> bool:
+    """0.0.0.0 or :: — listening on every interface, which is no address to open."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL to open for what `fcx serve --host HOST --port PORT` listens on: the loopback address when
+    it listens on every interface, an IPv6 address in brackets."""
+    bare = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return f"http://{host}:{port}"  # a name
+    if ip.is_unspecified:
+        ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+    return f"http://[{ip}]:{port}" if ip.version == 6 else f"http://{ip}:{port}"
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -87,13 +109,14 @@ def serve(
         proxies = proxy_header_options(get_settings().trusted_proxies)
     except ValueError as exc:
         fail(str(exc))
+    base = served_url(host, port)
     db = database()
     try:
         # Before the upgrade: its data migrations seal existing rows under the ring.
         vault.ensure_ring(db.engine)
         db.upgrade()
         if demo:
-            print_demo(console, load_demo(db))
+            print_demo(console, load_demo(db), console_url=f"{base}/console/")
         vault.check_database(db.engine)
     except vault.DataKeyError as exc:
         # Nothing is served with a key problem: rows would fail one by one, or new ones be sealed
@@ -103,7 +126,12 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
-    console.print(f"Serving on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)")
+    everywhere = " on every interface" if _listens_everywhere(host) else ""
+    console.print(
+        f"Serving{everywhere} at [bold]{base}/[/]  (console: {base}/console/, API docs: {base}/docs)",
+        highlight=False,
+        soft_wrap=True,
+    )
     uvicorn.run(
         "fanchaoxin.app:create_served_app", factory=True, host=host, port=port, workers=workers, **proxies,
         log_config=logs.uvicorn_log_config(),  # no plain identifiers in the access log (#14)

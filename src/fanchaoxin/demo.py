@@ -447,7 +447,7 @@ def _demo_feedback(session: Session, orgs: list[Organisation], today: object) ->
     session.flush()
 
 
-def print_demo(console: Console, keys: list[DemoKey] | None) -> None:
+def print_demo(console: Console, keys: list[DemoKey] | None, *, console_url: str = CONSOLE_URL) -> None:
     if keys is None:
         console.print(
             "Demo data already loaded; its API keys were printed when it was created. "
@@ -461,7 +461,7 @@ def print_demo(console: Console, keys: list[DemoKey] | None) -> None:
     users = getattr(keys, "users", None)
     if users:
         console.print(
-            f"[bold]Web console[/] {CONSOLE_URL} — sign in with (passwords shown once):",
+            f"[bold]Web console[/] {console_url} — sign in with (passwords shown once):",
             soft_wrap=True,
             highlight=False,
         )

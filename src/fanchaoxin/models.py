@@ -1,6 +1,6 @@
 """Every table of the platform, imported once so that Alembic and the tests see the whole schema."""
 
-from fanchaoxin.appeals import commitment_models, notice_models  # noqa: F401  (their tables)
+from fanchaoxin.appeals import commitment_models, notice_models, supplement_models  # noqa: F401  (their tables)
 from fanchaoxin.appeals.models import (
     CaseAttachment,
     CorrectionNotice,

@@ -825,6 +825,8 @@ def test_public_report_status_shows_status_only_and_bad_input_names_fields(clien
         "reason": None,
         "decided_at": None,
         "attachments": 0,
+        "material_requested": None,  # no request for more material (补正) is open
+        "material_due_on": None,
     }
     assert client.get(f"/v1/public/reports/{filed['tracking_number']}?secret=x").status_code == 404
     assert client.get(f"/v1/public/reports/{filed['tracking_number']}").status_code == 404

@@ -134,13 +134,15 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def public_query(page, base: str, by: str, q: str) -> None:  # type: ignore[no-untyped-def]
-    """The public query is a POST (htmx swaps the results in): nothing searched lands in a URL."""
+    """The public query is one box (#17) and a POST (htmx swaps the results in): nothing searched lands in
+    a URL. `by` is the kind the box must recognise in `q` (an identifier type, or `name`)."""
     page.goto(f"{base}/console/public")
-    page.select_option("#q-by", by)
     page.fill("#q", q)
     page.click("form[role=search] button[type=submit]")
     page.wait_for_selector("#results h2, #no-results, #results .alert")
     assert "q=" not in page.url
+    if page.locator("#q-kind").count():
+        assert page.get_attribute("#q-kind", "data-kind") == by
 
 
 def sign_in(page, base: str, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
@@ -185,7 +187,7 @@ def test_review_publish_query_object_and_switch_language(site, browser):
     shot(page, "desktop-review")
     page.goto(f"{base}/console/entries/{entry_id}")
     assert page.inner_text("h1").startswith(COMPANY)
-    assert "user:reviewer" in page.inner_text("#h-timeline + ol")
+    assert "· 用户 reviewer" in page.inner_text("#h-timeline + ol")  # the user by name, not "user:reviewer" (#17)
     shot(page, "desktop-entry")
     assert page.evaluate(UNLABELLED) == []
 
@@ -194,10 +196,11 @@ def test_review_publish_query_object_and_switch_language(site, browser):
     pp = public.new_page()
     pp.on("pageerror", lambda exc: errors.append(str(exc)))
     public_query(pp, base, "uscc", USCC)
-    pp.wait_for_selector(f"#results article:has-text('{COMPANY}')")
+    pp.wait_for_selector(f"#results li.result:has-text('{COMPANY}')")
     shot(pp, "desktop-public-query")
     assert pp.evaluate(UNLABELLED) == []
-    pp.click(f"#results a[href$='{entry_id}']")
+    pp.click(f"#results a.button[href$='{entry_id}']")
+    pp.click("#object")  # #17: the objection starts from the record page
     pp.wait_for_selector("#o-grounds")
     pp.select_option("#o-type", "uscc")
     pp.fill("#o-value", USCC)
@@ -235,8 +238,8 @@ def test_review_publish_query_object_and_switch_language(site, browser):
     sp = shop.new_page()
     sp.on("pageerror", lambda exc: errors.append(str(exc)))
     sign_in(sp, base, "shop", users["shop"])
-    sp.goto(f"{base}/console/org")
-    row = sp.locator(f"tr:has(td.kind-lift):has(a[href$='{entry_id}'])").first
+    sp.goto(f"{base}/console/workbench")
+    row = sp.locator(f"tbody.wb-row:has(tr.kind-lift):has(a[href$='{entry_id}'])").first
     assert row.is_visible()
     assert row.locator(".st-revoked").is_visible()
     shot(sp, "desktop-enterprise-lift")

@@ -121,11 +121,11 @@ def test_objection_revoked_lifts_every_measure(client, db, staff):  # noqa: F811
     # The enterprise sees the lift instruction, next to the revoked entry.
     client.cookies.clear()
     sign_in(client, "shop")
-    page = client.get("/console/org").text
+    page = client.get("/console/workbench").text
     assert 'class="kind-lift"' in page and "st-revoked" in page
     # The same page in English.
-    client.get("/console/lang/en?next=/console/org")
-    assert "Lift" in client.get("/console/org").text
+    client.get("/console/lang/en?next=/console/workbench")
+    assert "Lift" in client.get("/console/workbench").text
 
 
 def test_report_triage_route_handle_and_dismiss(client, db, staff):  # noqa: F811

@@ -1,5 +1,6 @@
 """The public query (公示查询) is never an oracle: a natural person needs an identifier and the full name,
-and "not listed" reads exactly like "not confirmed" (#14 point 6)."""
+and "not listed" reads exactly like "not confirmed" (#14 point 6). One search box (#17): the kind of
+identifier is recognised from what is typed; a person's name is never searched."""
 
 from __future__ import annotations
 
@@ -47,14 +48,20 @@ def listed(db, world):  # type: ignore[no-untyped-def]
 
 
 def _results(client, by: str, q: str, full_name: str = "") -> str:  # type: ignore[no-untyped-def]
+    """What the one search box answers; `by` is the kind it must have recognised (`name` for a name)."""
     token = csrf_of(client.get("/console/public").text)
     r = client.post(
         "/console/public",
-        data={"csrf_token": token, "by": by, "q": q, "full_name": full_name},
+        data={"csrf_token": token, "q": q, "full_name": full_name},
         headers={"HX-Request": "true"},  # the results fragment alone: the form echoes the query
     )
     assert r.status_code == 200, r.text
+    assert f'data-kind="{by}"' in r.text or 'id="query-errors"' in r.text
     return r.text
+
+
+def _no_hit(html: str) -> str:
+    return html.split('id="no-results"', 1)[1]
 
 
 def test_a_person_is_confirmed_only_with_identifier_and_full_name(client, listed):
@@ -67,16 +74,24 @@ def test_a_person_is_confirmed_only_with_identifier_and_full_name(client, listed
     for answer in (
         _results(client, "resident_id", RID),
         _results(client, "resident_id", RID, "张三"),
-        _results(client, "phone", PHONE),
-        _results(client, "name", "张三丰"),
         _results(client, "resident_id", UNLISTED_RID),
     ):
         assert answer == never_listed
+    # The kind searched as is said (it is what was typed, not what was found); the answer is the same.
+    for answer in (
+        _results(client, "phone", PHONE),
+        _results(client, "name", "张三丰"),
+        _results(client, "name", "张三"),
+    ):
+        assert _no_hit(answer) == _no_hit(never_listed)
 
 
 def test_companies_are_found_by_code_or_name_as_before(client, listed):
     assert "示范测试刷单有限公司" in _results(client, "uscc", USCC)
     assert "示范测试刷单有限公司" in _results(client, "name", "示范测试刷单有限公司")
+    # Part of the name, and a slip of one character, find it too.
+    assert "示范测试刷单有限公司" in _results(client, "name", "测试刷单")
+    assert "示范测试刷单有限公司" in _results(client, "name", "示范侧试刷单")
 
 
 def test_only_public_entries_are_shown(client, listed, monkeypatch):
@@ -88,7 +103,8 @@ def test_only_public_entries_are_shown(client, listed, monkeypatch):
 
 def test_a_full_name_too_long_is_named(client, listed):
     answer = _results(client, "resident_id", RID, "张" * 201)
-    assert "full_name" in answer and 'role="alert"' in answer
+    assert "姓名（查询个人时必填）" in answer and 'role="alert"' in answer
+    assert "full_name" not in answer and 'id="no-results"' not in answer
 
 
 def test_the_form_asks_for_the_full_name_in_chinese(client, listed):

@@ -109,11 +109,11 @@ def market(world, db, settings):  # type: ignore[no-untyped-def]
 
 
 def query(client, by: str, q: str) -> str:  # type: ignore[no-untyped-def]
+    """One search box (#17): the kind of what is typed is recognised; `by` is what it must be read as."""
     token = csrf_of(client.get("/console/public").text)
-    r = client.post(
-        "/console/public", data={"csrf_token": token, "by": by, "q": q}, headers={"HX-Request": "true"}
-    )
+    r = client.post("/console/public", data={"csrf_token": token, "q": q}, headers={"HX-Request": "true"})
     assert r.status_code == 200, r.text
+    assert f'data-kind="{by}"' in r.text
     return r.text
 
 
@@ -299,12 +299,20 @@ def _entry_row(html: str) -> str:
     return html.split('class="entry-row"', 1)[1].split("</div>", 1)[0]
 
 
+def _remedies(client, entry_id) -> str:  # type: ignore[no-untyped-def]
+    """The record page's remedies (#17: the links moved from the results to the record page)."""
+    page = client.get(f"/console/public/records/{entry_id}")
+    assert page.status_code == 200, page.text
+    return page.text.split('id="remedies"', 1)[1].split("</section>", 1)[0]
+
+
 def test_objection_and_repair_links_appear_only_when_possible(client, market, db):
     penalty = market["penalty"]
     with db.session() as s:
         min_end = s.get(Entry, penalty).min_end_on
     assert min_end is not None and min_end > TODAY
-    row = _entry_row(query(client, "uscc", PENALTY_USCC))
+    assert f'href="/console/public/records/{penalty}"' in _entry_row(query(client, "uscc", PENALTY_USCC))
+    row = _remedies(client, penalty)
     assert f'href="/console/public/objection?entry={penalty}"' in row
     # Repair is not possible yet: no link, the first day instead.
     assert "repair-link" not in row
@@ -316,13 +324,14 @@ def test_objection_and_repair_links_appear_only_when_possible(client, market, db
             s, Actor("public"), entry_id=penalty, identifier_type="uscc", identifier_value=PENALTY_USCC,
             grounds="处罚决定已被复议撤销，附复议决定书。", contact_email="legal@example.com", channel="public",
         )  # fmt: skip
-    row = _entry_row(query(client, "uscc", PENALTY_USCC))
-    assert "objection?entry=" not in row and 'data-disputed="1"' in row
+    assert 'data-disputed="1"' in _entry_row(query(client, "uscc", PENALTY_USCC))
+    row = _remedies(client, penalty)
+    assert "objection?entry=" not in row and "objection-open" in row
 
     # Once the minimum period has passed, the repair link appears.
     with db.session() as s:
         s.execute(update(Entry).where(Entry.id == penalty).values(min_end_on=TODAY))
-    row = _entry_row(query(client, "uscc", PENALTY_USCC))
+    row = _remedies(client, penalty)
     assert f'href="/console/public/repair?entry={penalty}"' in row and "可于" not in row
 
 

@@ -104,10 +104,13 @@ def test_console_public_pages_are_few_and_named(app):
         ("/console/public/access", ("POST",)),
         ("/console/public/commitments", ("GET",)),
         ("/console/public/corrections", ("GET",)),
+        ("/console/public/guide/objection", ("GET",)),  # the guides and the record page (#17)
+        ("/console/public/guide/repair", ("GET",)),
         ("/console/public/objection", ("GET",)),
         ("/console/public/objection", ("POST",)),
         ("/console/public/progress", ("GET",)),  # the filer's progress check (#15)
         ("/console/public/progress", ("POST",)),
+        ("/console/public/records/{entry_id}", ("GET",)),
         ("/console/public/repair", ("GET",)),
         ("/console/public/repair", ("POST",)),
         ("/console/public/report", ("GET",)),

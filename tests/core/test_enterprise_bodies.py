@@ -285,6 +285,13 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             {"instruction_id": ins_id},
             json={"outcome": "not_applicable", "reason": "本平台无该主体账户"},
         )
+        # the bulk steps (#17): all or nothing, each item by the single rules
+        probe.both("POST", "/v1/instructions/ack", json={"ids": [i["id"] for i in instructions[:2]]})
+        probe.both(
+            "POST",
+            "/v1/instructions/feedback",
+            json={"items": [{"id": ins_id, "outcome": "not_applicable", "reason": "本平台无该主体账户"}]},
+        )
         probe.both("GET", "/v1/policy")
         probe.both("GET", "/v1/catalogues/measures")
 
@@ -536,9 +543,14 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             "/console/reports",
             "/console/policy",
             "/console/keys",
+            "/console/entries.csv",
         ):
             probe("GET", path, None)
+        # the workbench's search (#17), by a listed person's phone: sealed, never echoed plain elsewhere
+        token = csrf_of(probe("GET", "/console/org", None).text)
+        probe("POST", "/console/workbench", None, data={"csrf_token": token, "q": phone0, "tab": "done"})
         for eid in [*entry_ids, own_id]:
+            probe("GET", "/console/public/records/{entry_id}", None, {"entry_id": eid})
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid})
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid}, params={"reveal": "1"})
             probe(
@@ -561,6 +573,40 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             {"instruction_id": ins_id},
             data={"csrf_token": csrf, "outcome": "not_applicable", "reason": "无该账户"},
         )
+        # --- the instruction workbench (#17): tabs, filters, export, bulk steps, a feedback file, 报送
+        for tab in ("to_ack", "to_execute", "overdue", "done"):
+            probe("GET", "/console/workbench", None, params={"tab": tab, "size": "500"})
+        probe("GET", "/console/workbench", None, params={"q": "刷单", "measure": "deny_new_account"})
+        for fmt in ("csv", "xlsx"):
+            probe("GET", "/console/workbench/export", None, params={"format": fmt, "tab": "done"})
+        bulk_ids = [i["id"] for i in instructions[2:4]]
+        probe("POST", "/console/workbench/ack", None, data={"csrf_token": csrf, "ids": bulk_ids})
+        probe(
+            "POST",
+            "/console/workbench/feedback",
+            None,
+            data={"csrf_token": csrf, "ids": bulk_ids, "outcome": "not_applicable", "reason": "无该账户"},
+        )
+        sheet = "instruction_id,outcome\n" + "".join(f"{i},not_applicable\n" for i in bulk_ids)
+        probe(
+            "POST",
+            "/console/workbench/import",
+            None,
+            data={"csrf_token": csrf},
+            files={"file": ("feedback.csv", sheet.encode(), "text/csv")},
+        )
+        probe("GET", "/console/workbench/submit", None)
+        probe(
+            "POST",
+            "/console/workbench/submit",
+            None,
+            data={
+                "csrf_token": csrf, "subject_kind": "platform_account", "subject_name": "探针账户",
+                "id_type_0": "platform_account", "id_value_0": "probe-shop:acct-1", "behaviours": "order_brushing",
+                "role": "participant", "severity": "general", "basis": "enterprise_finding", "facts": "探针报送。",
+            },
+            files={"evidence": ("p.pdf", pdf, "application/pdf")},
+        )  # fmt: skip
         key_id = api.post(
             f"/v1/organisations/{org_id}/keys", json={"role": "enterprise_node", "label": "p3"}, headers=op
         ).json()["id"]
@@ -618,6 +664,8 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             "/console/public/access",
             "/console/public/statement",
             "/console/public/progress",
+            "/console/public/guide/objection",
+            "/console/public/guide/repair",
         ):
             probe("GET", path, None)
         # The filer's progress check (#15): the objection filed above, and a wrong secret.

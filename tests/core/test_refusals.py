@@ -77,6 +77,8 @@ def test_every_refusal_says_only_invalid_api_key(client, world, db, clock):
             "title_zh": "访问密钥无效",
             "status": 401,
             "detail": "Invalid API key",
+            "code": "unauthenticated",
+            "params": {},
             "instance": "/v1/whoami",
         }
         for b in bodies
@@ -139,4 +141,4 @@ def test_a_refused_sign_in_to_the_console_says_only_invalid_api_key(client, worl
     token = csrf_of(client.get("/console/login").text)
     r = client.post("/console/login", data={"csrf_token": token, "method": "api_key", "api_key": key})
     assert r.status_code == 401
-    assert "Invalid API key" in r.text and "revoked" not in r.text
+    assert "访问密钥无效" in r.text and "revoked" not in r.text and "吊销" not in r.text

@@ -476,7 +476,7 @@ def test_the_console_shows_the_actions_and_takes_the_confirmations(client, marke
     page = client.get("/console/login")
     client.post("/console/login", data={"csrf_token": csrf_of(page.text), "method": "password",
                                         "username": "courier", "password": PASSWORD})  # fmt: skip
-    page = client.get("/console/org")
+    page = client.get("/console/workbench")
     assert page.status_code == 200
     assert "及时辞退" in page.text and "向同业其他企业进行通报" in page.text
     assert "雇用该从业人员的寄递物流企业" in page.text and str(entry_id) in page.text  # the notice to peers
@@ -484,7 +484,8 @@ def test_the_console_shows_the_actions_and_takes_the_confirmations(client, marke
     token = csrf_of(page.text)
     url = f"/console/instructions/{ins_id}/report"
     r = client.post(url, data={"csrf_token": token, "outcome": "executed", "confirm.peers_notified": "true"})
-    assert r.status_code == 422 and "confirmations.dismissed_on" in r.text
+    # the missing confirmation is named in words, never by its field path
+    assert r.status_code == 422 and "辞退日期" in r.text and "confirmations.dismissed_on" not in r.text
     r = client.post(url, data={"csrf_token": token, "outcome": "executed", "confirm.peers_notified": "true",
                                "confirm.dismissed_on": "2026-02-27"})  # fmt: skip
     assert r.status_code == 200

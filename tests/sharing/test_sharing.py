@@ -324,6 +324,8 @@ def test_malformed_element_is_named_and_nothing_counted(client, market, db):
                 "field": "blinded[1]",
                 "type": "value_error",
                 "message": r.json()["errors"][0]["message"],
+                "code": "input.value_error",
+                "params": {},
             }
         ]
         assert why in r.json()["errors"][0]["message"]

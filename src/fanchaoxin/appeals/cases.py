@@ -80,7 +80,11 @@ def by_tracking(session: Session, kind: str, tracking: str, secret: str | None) 
     model = CASE_MODELS[kind]
     case = session.scalar(select(model).where(model.tracking_number == tracking.strip().upper()))
     if case is None or not secret_ok(case.secret_hash, secret):
-        raise NotFound(f"No {kind} with tracking number {tracking} and that secret")
+        raise NotFound(
+            f"No {kind} with tracking number {tracking} and that secret",
+            code="case.not_found_by_tracking",
+            params={"case_kind": kind},
+        )
     return case
 
 
@@ -113,14 +117,16 @@ def prove_subject(session: Session, entry_id: uuid.UUID, id_type: str, id_value:
         and (id_type, id_value) in {(i.type, i.value) for i in entry.subject.identifiers}
     )
     if not proven or entry is None:
-        raise NotFound(f"No entry in force with id {entry_id} for the identifier given")
+        raise NotFound(
+            f"No entry in force with id {entry_id} for the identifier given", code="case.subject_not_proven"
+        )
     return entry
 
 
 def record_identity(session: Session, actor: Actor, obj: Objection | RepairApplication, text: str) -> None:
     """How the objector's (or applicant's) identity was verified; required before a decision."""
     if obj.status == "decided":
-        raise Conflict("The case was decided already")
+        raise Conflict("The case was decided already", code="case.decided")
     before = obj.snapshot()
     obj.identity_verification = text.strip()
     if isinstance(obj, Objection):
@@ -140,12 +146,12 @@ def add_unique_open(session: Session, case: Any, what: str) -> None:
     model = type(case)
     message = f"An {what} about this entry is already open; wait for its decision"
     if session.scalar(select(model.id).where(model.open_entry_id == case.open_entry_id)) is not None:
-        raise Conflict(message)
+        raise Conflict(message, code="case.already_open")
     session.add(case)
     try:
         session.flush()
     except IntegrityError as exc:  # filed at the same moment by someone else
-        raise Conflict(message) from exc
+        raise Conflict(message, code="case.already_open") from exc
 
 
 def flush_case(session: Session, what: str) -> None:
@@ -153,4 +159,6 @@ def flush_case(session: Session, what: str) -> None:
     try:
         session.flush()
     except StaleDataError as exc:
-        raise Conflict(f"Another reviewer changed this {what} at the same time; reload it") from exc
+        raise Conflict(
+            f"Another reviewer changed this {what} at the same time; reload it", code="case.changed"
+        ) from exc

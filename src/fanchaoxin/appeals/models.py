@@ -58,6 +58,7 @@ class Objection(Base):
     identifier_type: Mapped[str] = mapped_column(String(32))
     grounds: Mapped[str] = mapped_column(Text)
     contact_email: Mapped[str] = mapped_column(Encrypted("objections.contact_email"))
+    contact_phone: Mapped[str | None] = mapped_column(Encrypted("objections.contact_phone"))  # #17
     identity_verification: Mapped[str | None] = mapped_column(Encrypted("objections.identity_verification"))
     identity_verified_by: Mapped[str | None] = mapped_column(String(200))
 
@@ -120,6 +121,7 @@ class RepairApplication(Base):
     commitment_text: Mapped[str] = mapped_column(Text)  # 信用承诺, published with the approval
     rectification: Mapped[str] = mapped_column(Text)  # what was put right (整改情况)
     contact_email: Mapped[str] = mapped_column(Encrypted("repair_applications.contact_email"))
+    contact_phone: Mapped[str | None] = mapped_column(Encrypted("repair_applications.contact_phone"))  # #17
     identity_verification: Mapped[str | None] = mapped_column(
         Encrypted("repair_applications.identity_verification")
     )
@@ -165,6 +167,7 @@ class Report(Base):
     # {"identifiers": [{"type", "value"}], "name", "shop", "account", "platform"} — canonical values.
     reported: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("reports.reported"))
     contact_email: Mapped[str | None] = mapped_column(Encrypted("reports.contact_email"))
+    contact_phone: Mapped[str | None] = mapped_column(Encrypted("reports.contact_phone"))  # #17
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     filed_on: Mapped[date] = mapped_column(Date)
     routed_on: Mapped[date | None] = mapped_column(Date)

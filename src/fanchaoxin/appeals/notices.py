@@ -464,19 +464,26 @@ def sms_text(content: dict[str, Any]) -> str:
 # --- issuing and delivering ------------------------------------------------------------------------------
 
 
+def delivery_plan(entry: Entry) -> tuple[str, str | None]:
+    """How the notice goes to the subject — e-mail, else SMS, else a printed letter — and where (masked):
+    what `issue_notice` does, and what the reviewer is told before opening the notice period."""
+    contact = entry.subject_contact or {}
+    if contact.get("email"):
+        return "email", _masked("email", contact["email"])
+    if contact.get("phone"):
+        return "sms", _masked("phone", contact["phone"])
+    address = contact.get("postal_address")
+    return "letter", mask_address(address) if address else None
+
+
 def issue_notice(session: Session, actor: Actor, entry: Entry, *, today: date) -> Notice:
     """Produce the notice of this entry and deliver it to the subject's contact (or print a letter)."""
     assert entry.notice_ends_on is not None, "the notice period opens before its notice is issued"
     number = new_number(NOTICE_PREFIX, today)
     content = notice_content(session, entry, number=number, issued_on=today, ends_on=entry.notice_ends_on)
     contact = entry.subject_contact or {}
-    if contact.get("email"):
-        channel, status, to = "email", "queued", _masked("email", contact["email"])
-    elif contact.get("phone"):
-        channel, status, to = "sms", "queued", _masked("phone", contact["phone"])
-    else:
-        address = contact.get("postal_address")
-        channel, status, to = "letter", "letter_required", mask_address(address) if address else None
+    channel, to = delivery_plan(entry)
+    status = "letter_required" if channel == "letter" else "queued"
     notice = Notice(
         number=number,
         entry_id=entry.id,

@@ -137,11 +137,16 @@ def awaiting_dispute_flag(session: Session, today: date) -> list[Objection]:
 
 def check_open(obj: Objection, expected_version: int | None) -> None:
     if obj.status == "decided":
-        raise Conflict(f"Objection {obj.tracking_number} was decided already ({obj.outcome})")
+        raise Conflict(
+            f"Objection {obj.tracking_number} was decided already ({obj.outcome})",
+            code="case.decided",
+            params={"tracking": obj.tracking_number, "outcome": obj.outcome},
+        )
     if expected_version is not None and expected_version != obj.version:
         raise Conflict(
             f"The objection changed since you read it (version {obj.version}, you sent "
-            f"{expected_version}); reload it"
+            f"{expected_version}); reload it",
+            code="case.changed",
         )
 
 
@@ -149,16 +154,25 @@ def check_forward(session: Session, obj: Objection, *, today: date, expected_ver
     """The objection's entry, when the objection may be forwarded to the reporting organisation now."""
     check_open(obj, expected_version)
     if obj.status != "open":
-        raise Conflict(f"Objection {obj.tracking_number} was forwarded already")
+        raise Conflict(
+            f"Objection {obj.tracking_number} was forwarded already",
+            code="objection.forwarded_already",
+            params={"tracking": obj.tracking_number},
+        )
     if today > obj.forward_due_on:
         raise Conflict(
             f"An objection can be forwarded until {obj.forward_due_on.isoformat()}; decide it now",
+            code="objection.forward_too_late",
+            params={"until": obj.forward_due_on.isoformat()},
             forward_due_on=obj.forward_due_on.isoformat(),
         )
     entry = entry_of(session, obj)
     owner = session.get(Organisation, entry.owner_org_id)
     if owner is None or owner.kind == OrgKind.platform.value:
-        raise Conflict("The entry was submitted by the platform itself; there is no one to forward to")
+        raise Conflict(
+            "The entry was submitted by the platform itself; there is no one to forward to",
+            code="objection.nobody_to_forward_to",
+        )
     return entry
 
 
@@ -201,9 +215,15 @@ def answer_objection(
 ) -> Objection:
     """The reporting organisation's answer to a forwarded objection: what it found, what it proposes."""
     if obj.addressed_to_org_id is None or principal.org_id != obj.addressed_to_org_id:
-        raise Forbidden("Only the organisation the objection was forwarded to answers it")
+        raise Forbidden(
+            "Only the organisation the objection was forwarded to answers it", code="objection.not_addressee"
+        )
     if obj.status != "forwarded":
-        raise Conflict(f"Objection {obj.tracking_number} is {obj.status}; it takes no answer now")
+        raise Conflict(
+            f"Objection {obj.tracking_number} is {obj.status}; it takes no answer now",
+            code="objection.no_answer_now",
+            params={"tracking": obj.tracking_number, "case_status": obj.status},
+        )
     before = obj.snapshot()
     obj.status = "answered"
     obj.answer_outcome = proposed_outcome
@@ -241,6 +261,7 @@ def check_decision(
     if not reason.strip():
         raise ValidationProblem(
             "A decision needs a reason",
+            code="case.reason_required",
             errors=[{"in": "body", "field": "reason", "type": "missing", "message": "give the reason"}],
         )
     if identity_verification and identity_verification.strip():
@@ -248,6 +269,7 @@ def check_decision(
     if not obj.identity_verification:
         raise ValidationProblem(
             "Record how the objector's identity was verified before deciding",
+            code="case.identity_unverified",
             errors=[
                 {
                     "in": "body",
@@ -266,7 +288,9 @@ def check_decision(
     if Status(entry.status) not in IN_FORCE:
         raise Conflict(
             f"The entry is {entry.status} already; the objection cannot change it "
-            "(it left the blacklist by another way)"
+            "(it left the blacklist by another way)",
+            code="case.entry_not_in_force",
+            params={"status": entry.status},
         )
     return entry
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import attachments, cases, statements
+from fanchaoxin.appeals import attachments, cases, statements, supplements
 from fanchaoxin.appeals.models import Objection, RepairApplication, Report
 from fanchaoxin.appeals.schemas import CaseStatusOut, Deadlines
 from fanchaoxin.core.errors import NotFound
@@ -48,7 +48,9 @@ def _attachments(session: Session, kind: str, case: Any) -> int:
 
 
 def _decided_status(session: Session, kind: str, case: Any, deadlines: Deadlines) -> CaseStatusOut:
-    """An objection or a repair application: decided with an outcome and the reviewer's reason."""
+    """An objection or a repair application: decided with an outcome and the reviewer's reason, and the
+    material the reviewer asked for while the case waits for it (补正)."""
+    asked = supplements.public_view(session, kind, case)
     return CaseStatusOut(
         tracking_number=case.tracking_number,
         kind=kind,
@@ -59,6 +61,8 @@ def _decided_status(session: Session, kind: str, case: Any, deadlines: Deadlines
         reason=case.decision_reason,
         decided_at=case.decided_at,
         attachments=_attachments(session, kind, case),
+        material_requested=asked.materials if asked else None,
+        material_due_on=asked.due_on if asked else None,
     )
 
 

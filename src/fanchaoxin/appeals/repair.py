@@ -56,14 +56,20 @@ def file_repair(
     if commitment_accepted is not True or not commitment_text.strip():
         raise ValidationProblem(
             "Credit repair needs a credit commitment (信用承诺)",
+            code="repair.commitment_required",
             errors=[{"in": "body", "field": "commitment_accepted", "message": "must be true, with its text"}],
         )
     if entry.parent_entry_id is not None:
-        raise Conflict("A liable person's entry follows its unit's entry; the unit applies for repair")
+        raise Conflict(
+            "A liable person's entry follows its unit's entry; the unit applies for repair",
+            code="entry.follows_unit",
+        )
     start = repair_possible_from(entry)  # the rule the public query's repair link follows too
     if start is not None and today < start:
         raise Conflict(
             f"Credit repair is possible from {start.isoformat()} (the minimum period)",
+            code="entry.repair_not_yet",
+            params={"from": start.isoformat()},
             possible_from=start.isoformat(),
         )
     secret = new_secret()
@@ -112,14 +118,22 @@ def check_decision(
     An approval needs the proof of rectification attached and the entry still in force.
     """
     if app.status == "decided":
-        raise Conflict(f"Application {app.tracking_number} was decided already ({app.outcome})")
+        raise Conflict(
+            f"Application {app.tracking_number} was decided already ({app.outcome})",
+            code="case.decided",
+            params={"tracking": app.tracking_number, "outcome": app.outcome},
+        )
     if expected_version is not None and expected_version != app.version:
-        raise Conflict(f"The application changed since you read it (version {app.version}); reload it")
+        raise Conflict(
+            f"The application changed since you read it (version {app.version}); reload it",
+            code="case.changed",
+        )
     if identity_verification and identity_verification.strip():
         record_identity(session, actor, app, identity_verification)
     if not app.identity_verification:
         raise ValidationProblem(
             "Record how the applicant's identity was verified before deciding",
+            code="case.identity_unverified",
             errors=[
                 {"in": "body", "field": "identity_verification", "type": "missing", "message": "required"}
             ],
@@ -127,9 +141,15 @@ def check_decision(
     entry = entry_of(session, app)
     if outcome == "approved":
         if not attachments_of(session, "repair", app.id):
-            raise Conflict("No proof of rectification is attached; it is needed to approve")
+            raise Conflict(
+                "No proof of rectification is attached; it is needed to approve", code="repair.no_proof"
+            )
         if Status(entry.status) not in IN_FORCE:
-            raise Conflict(f"The entry is {entry.status} already")
+            raise Conflict(
+                f"The entry is {entry.status} already",
+                code="case.entry_not_in_force",
+                params={"status": entry.status},
+            )
     return entry
 
 

@@ -92,9 +92,15 @@ def triage_report(
     """Route a report to the enterprise where it happened or to a department; or dismiss it."""
     today = today or china_today()
     if rep.status != "received":
-        raise Conflict(f"Report {rep.tracking_number} is {rep.status}; it was triaged already")
+        raise Conflict(
+            f"Report {rep.tracking_number} is {rep.status}; it was triaged already",
+            code="report.triaged_already",
+            params={"tracking": rep.tracking_number, "case_status": rep.status},
+        )
     if expected_version is not None and expected_version != rep.version:
-        raise Conflict(f"The report changed since you read it (version {rep.version}); reload it")
+        raise Conflict(
+            f"The report changed since you read it (version {rep.version}); reload it", code="case.changed"
+        )
     before = rep.snapshot()
     rep.triage_note = note.strip() or None
     rep.routed_by = actor.name
@@ -103,6 +109,7 @@ def triage_report(
         if org is None or not org.active or org.kind == OrgKind.platform.value:
             raise ValidationProblem(
                 "Route a report to an active enterprise or department",
+                code="report.unknown_organisation",
                 errors=[{"in": "body", "field": "addressed_to_org_id", "message": "unknown organisation"}],
             )
         rep.status = "routed"
@@ -144,14 +151,21 @@ def handle_report(
 ) -> Report:
     """The recipient's outcome: substantiated (perhaps with its entry), unsubstantiated or forwarded."""
     if rep.addressed_to_org_id is None or principal.org_id != rep.addressed_to_org_id:
-        raise Forbidden("Only the organisation the report was routed to reports its outcome")
+        raise Forbidden(
+            "Only the organisation the report was routed to reports its outcome", code="report.not_addressee"
+        )
     if rep.status != "routed":
-        raise Conflict(f"Report {rep.tracking_number} is {rep.status}")
+        raise Conflict(
+            f"Report {rep.tracking_number} is {rep.status}",
+            code="report.not_routed",
+            params={"tracking": rep.tracking_number, "case_status": rep.status},
+        )
     if entry_id is not None:
         entry = session.get(Entry, entry_id)
         if entry is None or entry.owner_org_id != principal.org_id:
             raise ValidationProblem(
                 "Link an entry your organisation submitted",
+                code="report.entry_not_ours",
                 errors=[{"in": "body", "field": "entry_id", "message": "no such entry of yours"}],
             )
     before = rep.snapshot()

@@ -210,6 +210,9 @@ class CaseStatusOut(ResponseModel):
     reason: str | None = None
     decided_at: datetime | None = None
     attachments: int = 0
+    # A request for more material (补正, appeals.supplements) the filer is to answer while the case waits.
+    material_requested: str | None = None
+    material_due_on: date | None = None
 
 
 class RepairIn(SubjectProof):

@@ -104,13 +104,20 @@ def next_status(
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == facts.status)
         raise Conflict(
             f"Cannot {action.value} an entry that is {facts.status.value}"
-            + (f"; possible now: {', '.join(allowed)}" if allowed else "; it is final")
+            + (f"; possible now: {', '.join(allowed)}" if allowed else "; it is final"),
+            code="entry.step_not_allowed" if allowed else "entry.final",
+            params={"action": action.value, "status": facts.status.value, "allowed": allowed},
         )
     if facts.is_linked and not system:
-        raise Conflict("A liable person's entry follows its unit's entry; act on the unit's entry")
+        raise Conflict(
+            "A liable person's entry follows its unit's entry; act on the unit's entry",
+            code="entry.follows_unit",
+        )
     if action in NEEDS_REASON and not reason.strip():
         raise ValidationProblem(
             f"{action.value} needs a reason",
+            code="entry.reason_required",
+            params={"action": action.value},
             errors=[{"in": "body", "field": "reason", "type": "missing", "message": "give the reason"}],
         )
     if action == A.publish:
@@ -118,12 +125,36 @@ def next_status(
         if facts.status == S.under_review and facts.basis in notice_bases() and not facts.is_linked:
             raise Conflict(
                 "An enterprise finding is published only after the notice period (告知 + 陈述申辩); "
-                "open_notice first"
+                "open_notice first",
+                code="entry.notice_first",
             )
         if facts.status == S.notice_period and facts.notice_ends_on and today <= facts.notice_ends_on:
-            raise Conflict(f"The notice period runs until {facts.notice_ends_on.isoformat()} inclusive")
+            raise Conflict(
+                f"The notice period runs until {facts.notice_ends_on.isoformat()} inclusive",
+                code="entry.notice_running",
+                params={"until": facts.notice_ends_on.isoformat()},
+            )
     if action == A.repair and facts.min_end_on and today < facts.min_end_on:
-        raise Conflict(f"Credit repair is possible from {facts.min_end_on.isoformat()} (the minimum period)")
+        raise Conflict(
+            f"Credit repair is possible from {facts.min_end_on.isoformat()} (the minimum period)",
+            code="entry.repair_not_yet",
+            params={"from": facts.min_end_on.isoformat()},
+        )
     if action == A.expire and (facts.max_end_on is None or today < facts.max_end_on):
-        raise Conflict("The entry has not reached its maximum period")
+        raise Conflict("The entry has not reached its maximum period", code="entry.not_at_max")
     return target
+
+
+def possible_actions(facts: EntryFacts, *, today: date, system: bool = False) -> list[Action]:
+    """The steps `next_status` allows now, in the order of TRANSITIONS (a reason is asked for with the
+    step itself, so it is taken as given here). The console offers these and no other."""
+    possible: list[Action] = []
+    for status, action in TRANSITIONS:
+        if status != facts.status:
+            continue
+        try:
+            next_status(facts, action, today=today, reason="-", system=system)
+        except (Conflict, ValidationProblem):
+            continue
+        possible.append(action)
+    return possible

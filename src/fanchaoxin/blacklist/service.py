@@ -7,25 +7,26 @@ workflow's (`workflows.entries.take_step`), which every caller uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import unicodedata
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, ProposedIdentifier
 from fanchaoxin.blacklist.schemas import EntryIn
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, identifiers, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
-from fanchaoxin.core.calendar import add_months, add_working_days, china_today
+from fanchaoxin.core.calendar import SHANGHAI, add_months, add_working_days, china_today
 from fanchaoxin.core.catalogue import catalogues, department_bases
 from fanchaoxin.core.db import new_id, utcnow
 from fanchaoxin.core.errors import (
@@ -39,6 +40,7 @@ from fanchaoxin.core.identifiers import mask
 from fanchaoxin.core.permissions import SEE_REVOKED, sees_shared_list
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.subjects import names as subject_names
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.subjects.models import LiableLink, Subject
 from fanchaoxin.subjects.names import display_name
@@ -59,7 +61,7 @@ def _transition_row(entry: Entry, frm: str | None, to: str, action: str, actor: 
 
 def lost_race() -> Conflict:
     """What a reviewer hears whose step lost to another one taken on the entry at the same moment."""
-    return Conflict("Another reviewer changed this entry at the same time; reload it")
+    return Conflict("Another reviewer changed this entry at the same time; reload it", code="entry.changed")
 
 
 def as_submitted(data: EntryIn) -> dict[str, Any]:
@@ -221,21 +223,32 @@ def reject_proposed(
     """A reviewer keeps one identifier of a submission from joining its subject (before publication)."""
     proposal = session.get(ProposedIdentifier, proposal_id)
     if proposal is None or proposal.entry_id != entry.id:
-        raise NotFound(f"No proposed identifier {proposal_id} on entry {entry.id}")
+        raise NotFound(f"No proposed identifier {proposal_id} on entry {entry.id}", code="entry.no_proposal")
     if not reason.strip():
         raise ValidationProblem(
             "Rejecting an identifier needs a reason",
+            code="entry.reason_required",
+            params={"action": "reject_identifier"},
             errors=[{"in": "body", "field": "reason", "type": "missing", "message": "give the reason"}],
         )
     if expected_version is not None and expected_version != entry.version:
         raise Conflict(
             f"The entry changed since you read it (version {entry.version}, "
-            f"you sent {expected_version}); reload it"
+            f"you sent {expected_version}); reload it",
+            code="entry.changed",
         )
     if Status(entry.status) not in _BEFORE_PUBLICATION:
-        raise Conflict(f"The entry is {entry.status}; its identifiers were settled at publication")
+        raise Conflict(
+            f"The entry is {entry.status}; its identifiers were settled at publication",
+            code="entry.identifiers_settled",
+            params={"status": entry.status},
+        )
     if proposal.status != "proposed":
-        raise Conflict(f"This identifier is already {proposal.status}")
+        raise Conflict(
+            f"This identifier is already {proposal.status}",
+            code="entry.proposal_decided",
+            params={"proposal_status": proposal.status},
+        )
     proposal.status = "rejected"
     proposal.reason = reason.strip()
     proposal.decided_by = actor.name
@@ -342,7 +355,8 @@ def transition(
     if expected_version is not None and expected_version != entry.version:
         raise Conflict(
             f"The entry changed since you read it (version {entry.version}, "
-            f"you sent {expected_version}); reload it"
+            f"you sent {expected_version}); reload it",
+            code="entry.changed",
         )
     target = next_status(facts_of(entry), action, today=today, reason=reason, system=system)
     # The version-checked UPDATE must run in the flush below, where a lost race becomes a 409: loading
@@ -505,15 +519,91 @@ def get_entry(session: Session, entry_id: uuid.UUID, principal: Principal) -> En
     entry = get_visible(session, Entry, entry_id, principal, what="entry")
     revoked_hidden = entry.status == Status.revoked.value and principal.role not in SEE_REVOKED
     if revoked_hidden or not sees_list(principal, entry):
-        raise NotFound(f"No entry with id {entry_id}")
+        raise NotFound(f"No entry with id {entry_id}", code="entry.not_found")
     return entry
 
 
 def get_entry_for_update(session: Session, entry_id: uuid.UUID) -> Entry:
     entry = session.get(Entry, entry_id)
     if entry is None:
-        raise NotFound(f"No entry with id {entry_id}")
+        raise NotFound(f"No entry with id {entry_id}", code="entry.not_found")
     return entry
+
+
+def _visible_entries(principal: Principal) -> Any:
+    """Entries the caller may see (tenancy, revoked ones, the two lists), with their subjects' identifiers
+    loaded in two queries, not one a row."""
+    stmt = scoped(select(Entry), Entry, principal).options(
+        selectinload(Entry.subject).selectinload(Subject.identifiers)
+    )
+    if principal.role not in SEE_REVOKED:
+        stmt = stmt.where(Entry.status != Status.revoked.value)
+    lists = _lists_clause(principal)
+    if lists is not None:
+        stmt = stmt.where(lists)
+    return stmt
+
+
+@dataclass(frozen=True)
+class EntrySearch:
+    """What a reviewer looks entries up by: `text` is a subject's name (a unit's in part, a person's
+    whole), an entry id, a USCC or a document number (文书号); `entry_ids` are matches the caller
+    found elsewhere (a notice's number); submission dates are China's calendar days, both included."""
+
+    text: str = ""
+    entry_ids: tuple[uuid.UUID, ...] = ()
+    status: str | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+
+
+def _text_clause(session: Session, text: str, entry_ids: tuple[uuid.UUID, ...]) -> Any:
+    matches: list[Any] = [Entry.id.in_(entry_ids)] if entry_ids else []
+    with contextlib.suppress(ValueError):
+        matches.append(Entry.id == uuid.UUID(text))
+    if identifiers.is_valid("uscc", text):
+        uscc = identifiers.normalise("uscc", text)
+        held = subjects.find_by_identifiers(session, [("uscc", uscc)])
+        if held:
+            matches.append(Entry.subject_id.in_([s.id for s in held.values()]))
+    matches.append(Entry.document_number == text)
+    key = subject_names.name_key(text)
+    if key:
+        like = "%" + key.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+        # A unit's folded name is stored plainly and matches in part; a person's only as a blind index.
+        personal = [k for k, spec in catalogues().subject_kinds.items() if spec.personal]
+        named = select(Subject.id).where(
+            or_(
+                and_(Subject.kind.not_in(personal), Subject.name_key.like(like, escape="\\")),
+                Subject.name_key == vault.blind("name", key),
+            )
+        )
+        matches.append(Entry.subject_id.in_(named))
+    return or_(*matches)
+
+
+def search_entries(
+    session: Session, principal: Principal, search: EntrySearch, *, offset: int = 0, limit: int = 50
+) -> tuple[list[Entry], int]:
+    """One page of the entries the caller may see that match, newest first, and how many match."""
+    stmt = _visible_entries(principal)
+    text = search.text.strip()
+    if text or search.entry_ids:
+        found = _text_clause(session, text, search.entry_ids) if text else Entry.id.in_(search.entry_ids)
+        stmt = stmt.where(found)
+    if search.status:
+        stmt = stmt.where(Entry.status == search.status)
+    if search.submitted_from:
+        start = datetime.combine(search.submitted_from, time.min, SHANGHAI)
+        stmt = stmt.where(Entry.submitted_at >= start)
+    if search.submitted_to:
+        end = datetime.combine(search.submitted_to + timedelta(days=1), time.min, SHANGHAI)
+        stmt = stmt.where(Entry.submitted_at < end)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = list(
+        session.scalars(stmt.order_by(Entry.submitted_at.desc(), Entry.id.desc()).offset(offset).limit(limit))
+    )
+    return rows, total
 
 
 @dataclass
@@ -534,15 +624,7 @@ def list_entries(
     cursor: str | None = None,
     limit: int = 100,
 ) -> EntryPage:
-    # A page of entries is shown with each subject's identifiers: load them in two queries, not one a row.
-    stmt = scoped(select(Entry), Entry, principal).options(
-        selectinload(Entry.subject).selectinload(Subject.identifiers)
-    )
-    if principal.role not in SEE_REVOKED:
-        stmt = stmt.where(Entry.status != Status.revoked.value)
-    lists = _lists_clause(principal)
-    if lists is not None:
-        stmt = stmt.where(lists)
+    stmt = _visible_entries(principal)
     if status:
         stmt = stmt.where(Entry.status == status)
     if severity:
@@ -635,10 +717,16 @@ def add_evidence(
     # The name as given may be a path or hold control characters: neither is stored nor echoed.
     filename = display_filename(filename)
     if len(data) > limit:
-        raise PayloadTooLarge(f"Evidence file {filename!r} is {len(data)} bytes; the limit is {limit}")
+        raise PayloadTooLarge(
+            f"Evidence file {filename!r} is {len(data)} bytes; the limit is {limit}",
+            code="evidence.too_large",
+            params={"size": len(data), "limit": limit},
+        )
     if not data:
         raise ValidationProblem(
-            "Empty evidence file", errors=[{"field": "file", "message": "the file is empty"}]
+            "Empty evidence file",
+            code="evidence.empty",
+            errors=[{"field": "file", "message": "the file is empty"}],
         )
     actual = sniff(data)
     declared = (declared_type or "").split(";")[0].strip().lower() or None
@@ -647,6 +735,7 @@ def add_evidence(
     if actual is None or actual not in ALLOWED_MEDIA_TYPES:
         raise UnsupportedMediaType(
             f"Evidence {filename!r} is not an allowed type (PDF, PNG, JPEG, GIF, plain text or CSV)",
+            code="evidence.type_not_allowed",
             errors=[
                 {
                     "in": "body",
@@ -659,6 +748,7 @@ def add_evidence(
     if declared and declared not in ("application/octet-stream", actual):
         raise UnsupportedMediaType(
             f"Evidence {filename!r} is declared as {declared} but its content is {actual}",
+            code="evidence.type_mismatch",
             errors=[
                 {
                     "in": "body",
@@ -669,7 +759,11 @@ def add_evidence(
             ],
         )
     if Status(entry.status) in (Status.rejected, Status.expired, Status.revoked, Status.repaired):
-        raise Conflict(f"The entry is {entry.status}; no more evidence can be added")
+        raise Conflict(
+            f"The entry is {entry.status}; no more evidence can be added",
+            code="evidence.entry_closed",
+            params={"status": entry.status},
+        )
     digest = hashlib.sha256(data).hexdigest()
     if session.get(EvidenceBlob, digest) is None:
         session.add(EvidenceBlob(sha256=digest, size=len(data), media_type=actual, data=data))
@@ -706,7 +800,7 @@ def read_evidence(
     an audit event (the API and the console both come here)."""
     entry = get_entry(session, entry_id, principal)
     if not (principal.is_platform or entry.owner_org_id == principal.org_id):
-        raise NotFound(f"No entry with id {entry_id}")
+        raise NotFound(f"No entry with id {entry_id}", code="entry.not_found")
     ev, blob = get_evidence_blob(session, entry, sha256)
     audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
     return ev, blob
@@ -716,7 +810,7 @@ def get_evidence_blob(session: Session, entry: Entry, sha256: str) -> tuple[Evid
     ev = session.scalar(select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == sha256))
     blob = session.get(EvidenceBlob, sha256) if ev else None
     if ev is None or blob is None:
-        raise NotFound(f"No evidence {sha256} on this entry")
+        raise NotFound(f"No evidence {sha256} on this entry", code="evidence.not_found")
     return ev, blob
 
 

@@ -39,6 +39,7 @@ from fanchaoxin.console import (
     signin,
     statements,
     subjects,
+    workbench,
 )
 from fanchaoxin.console.i18n import HERE
 from fanchaoxin.console.web import PREFIX, install_error_pages
@@ -61,6 +62,7 @@ ROUTERS = (
     statements.router,  # #15: the public statement form (陈述申辩)
     commitments.router,
     access.router,
+    workbench.router,  # #17: the operator's instruction workbench (执行指令工作台)
 )
 
 

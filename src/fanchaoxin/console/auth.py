@@ -281,13 +281,13 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username.strip()))
     if user is None:
         check_password(_DUMMY_HASH, password)  # the same work either way: no user enumeration by timing
-        raise Unauthenticated("Wrong username or password")
+        raise Unauthenticated("Wrong username or password", code="signin.wrong_credentials")
     if not check_password(user.password_hash, password):
         audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in_failed",
                      "console_user", user.id)  # fmt: skip
-        raise Unauthenticated("Wrong username or password")
+        raise Unauthenticated("Wrong username or password", code="signin.wrong_credentials")
     if not user.active or org_service.active_organisation(session, user.owner_org_id) is None:
-        raise Unauthenticated("This account is disabled")
+        raise Unauthenticated("This account is disabled", code="signin.disabled")
     user.last_login_at = utcnow()
     audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in",
                  "console_user", user.id, detail={"method": "password"})  # fmt: skip
@@ -297,7 +297,9 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
 def sign_in_key(session: Session, raw: str) -> ApiKey:
     principal = authenticate(session, raw.strip())
     if principal.role not in CONSOLE_ROLES:
-        raise Unauthenticated(f"A {principal.role.value} key cannot sign in to the console")
+        raise Unauthenticated(
+            f"A {principal.role.value} key cannot sign in to the console", code="signin.key_role"
+        )
     key = org_service.api_key(session, principal.key_id)
     assert key is not None
     audit.record(session, principal.actor, "console.sign_in", "api_key", key.id, detail={"method": "api_key"})

@@ -10,6 +10,7 @@ Errors are shown next to the field they name; nothing is half-written (the trans
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import Form, Request
@@ -17,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import attachments, objections, reports
+from fanchaoxin.appeals import attachments, objections, reports, supplements
 from fanchaoxin.appeals import cases as appeal_cases
 from fanchaoxin.appeals.models import Objection, RepairApplication, Report
 from fanchaoxin.appeals.schemas import (
@@ -31,15 +32,17 @@ from fanchaoxin.appeals.schemas import (
 from fanchaoxin.appeals.views import objection_out, repair_out, report_out
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.console import problems
 from fanchaoxin.console.auth import page
 from fanchaoxin.console.common import ADDRESSEES, REVIEWERS, console_router, deadline_badge
 from fanchaoxin.console.i18n import N_
-from fanchaoxin.console.web import PREFIX, redirect, render
+from fanchaoxin.console.problems import describe
+from fanchaoxin.console.web import PREFIX, locale_of, redirect, render
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal
-from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.calendar import add_working_days, china_today
 from fanchaoxin.core.catalogue import catalogues
-from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.orgs import service as org_service
 from fanchaoxin.workflows import appeals as due_process
@@ -57,24 +60,18 @@ DONE = {
     "triage": N_("The report was triaged."),
     "handle": N_("The outcome of the report was recorded."),
     "repair": N_("The credit repair application is decided."),
+    "supplement": N_("The request for material was sent to the filer."),
+    "supplement_closed": N_("The request for material is closed; the case goes on."),
 }
-
-
-def form_errors(exc: ValidationError | Problem) -> dict[str, str]:
-    """Field → message, from a request model's validation or a service's problem (`form` when unnamed)."""
-    out: dict[str, str] = {}
-    if isinstance(exc, ValidationError):
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ())]
-            msg = str(err.get("msg", "")).removeprefix("Value error, ")
-            field = loc[0] if loc else "form"
-            if not loc and ": " in msg:  # a model validator names its field first ("note: …")
-                field, msg = msg.split(": ", 1)
-            out.setdefault(field, msg)
-        return out
-    for e in exc.errors or []:
-        out.setdefault(str(e.get("field") or "form"), str(e.get("message") or exc.detail))
-    return out or {"form": exc.detail}
+# How a request for material (补正) ended, and what the reviewer may close it as.
+SUPPLEMENT_STATUS = {
+    "open": N_("Waiting for the material"),
+    "received": N_("Material received"),
+    "lapsed": N_("Not received by the date"),
+    "withdrawn": N_("Withdrawn by the reviewer"),
+}
+# The filer is given 5 working days by default (the platform's own time to decide).
+SUPPLEMENT_DEFAULT_WORKING_DAYS = 5
 
 
 # --- objections -----------------------------------------------------------------------------------------
@@ -119,6 +116,7 @@ def _objection_page(
         form=form or {},
         failed=action,
         done=DONE.get(request.query_params.get("done") or ""),
+        **_supplement_context(session, principal, "objection", obj),
     )
 
 
@@ -238,7 +236,7 @@ def _failed(
         session,
         principal,
         obj,
-        errors=form_errors(exc),
+        errors=problems.form_errors(exc, locale_of(request)),
         form=form,
         action=action,
         status_code=status,
@@ -360,8 +358,8 @@ def report_triage(
         status = exc.status if isinstance(exc, Problem) else 422
         rep = _report(session, report_id, principal)
         return _report_page(
-            request, session, principal, rep, errors=form_errors(exc), form=form, action="triage",
-            status_code=status,
+            request, session, principal, rep, errors=problems.form_errors(exc, locale_of(request)), form=form,
+            action="triage", status_code=status,
         )  # fmt: skip
     return redirect(request, f"{PREFIX}/reports/{report_id}?done=triage")
 
@@ -403,8 +401,8 @@ def report_handle(
         status = exc.status if isinstance(exc, Problem) else 422
         rep = _report(session, report_id, principal)
         return _report_page(
-            request, session, principal, rep, errors=form_errors(exc), form=form, action="handle",
-            status_code=status,
+            request, session, principal, rep, errors=problems.form_errors(exc, locale_of(request)), form=form,
+            action="handle", status_code=status,
         )  # fmt: skip
     return redirect(request, f"{PREFIX}/reports/{report_id}?done=handle")
 
@@ -439,6 +437,7 @@ def _repair_page(
     errors: dict[str, str] | None = None,
     form: dict[str, Any] | None = None,
     status_code: int = 200,
+    action: str | None = None,
 ) -> Response:
     today = china_today()
     return render(
@@ -452,7 +451,9 @@ def _repair_page(
         may_decide=app.status != "decided",
         errors=errors or {},
         form=form or {},
+        failed=action,
         done=DONE.get(request.query_params.get("done") or ""),
+        **_supplement_context(session, principal, "repair", app),
     )
 
 
@@ -503,8 +504,9 @@ def repair_decide(
         status = exc.status if isinstance(exc, Problem) else 422
         app = _repair(session, repair_id, principal)
         return _repair_page(
-            request, session, principal, app, errors=form_errors(exc), form=form, status_code=status
-        )
+            request, session, principal, app, errors=problems.form_errors(exc, locale_of(request)), form=form,
+            status_code=status,
+        )  # fmt: skip
     return redirect(request, f"{PREFIX}/repairs/{repair_id}?done=repair")
 
 
@@ -517,3 +519,145 @@ def repair_attachment(
     principal: Principal = page(*REVIEWERS),
 ) -> Response:
     return _download(session, principal, "repair", _repair(session, repair_id, principal), sha256)
+
+
+# --- requests for more material (补正) ----------------------------------------------------------------------
+
+
+def _supplement_context(session: Session, principal: Principal, case_type: str, case: Any) -> dict[str, Any]:
+    """The case's requests for material, whether it waits for one now, and what the reviewer may do."""
+    today = china_today()
+    reviewer = principal.role in REVIEWERS
+    history = supplements.requests_of(session, case_type, case.id) if reviewer else []
+    current = next((r for r in history if r.status == "open"), None)
+    waiting = supplements.waiting(current, case)
+    return {
+        "supplements": history,
+        "supplement_open": current if waiting else None,
+        "supplement_status": SUPPLEMENT_STATUS,
+        "may_request_material": reviewer and supplements.case_is_open(case) and current is None,
+        "supplement_due_default": add_working_days(today, SUPPLEMENT_DEFAULT_WORKING_DAYS),
+        "supplement_max_on": today + timedelta(days=supplements.MAX_DAYS),
+        "may_lapse": waiting and current is not None and today > current.due_on,
+    }
+
+
+def _problem_fields(exc: Problem, locale: str) -> dict[str, str]:
+    """A service's problem by field, in the reader's language (`form` for what names no field)."""
+    text = describe(exc, locale)
+    return dict(text.by_field) or {"form": " ".join([text.title, *text.messages])}
+
+
+def _case_and_page(case_type: str) -> tuple[Any, Any]:
+    return (_objection, _objection_page) if case_type == "objection" else (_repair, _repair_page)
+
+
+def _supplement_request(
+    request: Request, session: Session, principal: Principal, case_type: str, case_id: uuid.UUID,
+    materials: str, due_on: str,
+) -> Response:  # fmt: skip
+    load, show = _case_and_page(case_type)
+    case = load(session, case_id, principal)
+    locale = locale_of(request)
+    form = {"materials": materials, "due_on": due_on}
+    try:
+        try:
+            day: date | None = date.fromisoformat(due_on) if due_on else None
+        except ValueError as exc:
+            raise ValidationProblem(
+                "due_on: not a date",
+                code="supplement.due_missing",
+                errors=[{"field": "due_on", "message": "not a date", "code": "supplement.due_missing"}],
+            ) from exc
+        supplements.request_material(
+            session, principal.actor, case_type, case, materials=materials, due_on=day, today=china_today()
+        )
+    except Problem as exc:
+        session.rollback()
+        case = load(session, case_id, principal)
+        errors = _problem_fields(exc, locale)
+        return show(
+            request, session, principal, case, errors=errors, form=form, action="supplement",
+            status_code=exc.status,
+        )  # fmt: skip
+    path = "objections" if case_type == "objection" else "repairs"
+    return redirect(request, f"{PREFIX}/{path}/{case_id}?done=supplement#supplement")
+
+
+def _supplement_close(
+    request: Request, session: Session, principal: Principal, case_type: str, case_id: uuid.UUID,
+    request_id: uuid.UUID, outcome: str, note: str,
+) -> Response:  # fmt: skip
+    load, show = _case_and_page(case_type)
+    case = load(session, case_id, principal)
+    try:
+        found = supplements.get_request(session, request_id, case_type, case.id)
+        supplements.close_request(
+            session, principal.actor, case_type, case, found, outcome=outcome, note=note, today=china_today()
+        )
+    except Problem as exc:
+        if isinstance(exc, NotFound):
+            raise
+        session.rollback()
+        case = load(session, case_id, principal)
+        errors = _problem_fields(exc, locale_of(request))
+        return show(
+            request, session, principal, case, errors=errors, form={"outcome": outcome, "note": note},
+            action="supplement-close", status_code=exc.status,
+        )  # fmt: skip
+    path = "objections" if case_type == "objection" else "repairs"
+    return redirect(request, f"{PREFIX}/{path}/{case_id}?done=supplement_closed#supplement")
+
+
+@router.post("/objections/{objection_id}/supplement")
+def objection_supplement(
+    request: Request,
+    objection_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    materials: str = Form(""),
+    due_on: str = Form(""),
+) -> Response:
+    """Ask the objector for specific material by a date (补正): the case waits for it."""
+    return _supplement_request(request, session, principal, "objection", objection_id, materials, due_on)
+
+
+@router.post("/objections/{objection_id}/supplement/{request_id}/close")
+def objection_supplement_close(
+    request: Request,
+    objection_id: uuid.UUID,
+    request_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    outcome: str = Form(""),
+    note: str = Form(""),
+) -> Response:
+    return _supplement_close(
+        request, session, principal, "objection", objection_id, request_id, outcome, note
+    )
+
+
+@router.post("/repairs/{repair_id}/supplement")
+def repair_supplement(
+    request: Request,
+    repair_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    materials: str = Form(""),
+    due_on: str = Form(""),
+) -> Response:
+    """Ask the applicant for specific material by a date (补正): the case waits for it."""
+    return _supplement_request(request, session, principal, "repair", repair_id, materials, due_on)
+
+
+@router.post("/repairs/{repair_id}/supplement/{request_id}/close")
+def repair_supplement_close(
+    request: Request,
+    repair_id: uuid.UUID,
+    request_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    outcome: str = Form(""),
+    note: str = Form(""),
+) -> Response:
+    return _supplement_close(request, session, principal, "repair", repair_id, request_id, outcome, note)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends
 from fanchaoxin.console.auth import check_csrf
 from fanchaoxin.console.web import PREFIX
 from fanchaoxin.core import permissions
-from fanchaoxin.core.errors import Problem
 from fanchaoxin.core.identifiers import mask_person_name
 from fanchaoxin.core.roles import Role
 from fanchaoxin.subjects import service as subjects
@@ -32,13 +31,6 @@ KEY_MANAGERS: frozenset[Role] = permissions.KEY_MANAGERS
 def console_router() -> APIRouter:
     """A router of console pages: under /console, out of the API document, every POST checked for CSRF."""
     return APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(check_csrf)])
-
-
-def problem_errors(exc: Problem) -> list[str]:
-    """A service's problem as lines for the page's error list (`field: message`, else its detail)."""
-    if exc.errors:
-        return [f"{e.get('field') or ''}: {e.get('message') or ''}".strip(": ") for e in exc.errors]
-    return [exc.detail]
 
 
 def deadline_badge(due: date | None, today: date, done: bool) -> str:

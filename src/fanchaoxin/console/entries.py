@@ -1,65 +1,51 @@
-"""Entries: the list, one entry with its timeline, liable persons, instructions and objections, the
-identifiers its submission proposes (a reviewer may reject one before publication), a lifecycle step
-taken by a reviewer, and an evidence file's download."""
+"""Entries: the list (search by name, entry number or USCC, status and submission dates, pages of 50,
+CSV export), one entry's case view (`console.review.case_page`), a lifecycle step with its confirmation,
+a proposed identifier rejected before publication, and an evidence file (downloaded, or shown inline in
+the case view's preview)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fanchaoxin.appeals import notices
-from fanchaoxin.appeals import objections as appeal_objections
-from fanchaoxin.appeals import statements as appeal_statements
+from fanchaoxin.appeals import notices, statements
 from fanchaoxin.blacklist import service as registry
-from fanchaoxin.blacklist.lifecycle import TRANSITIONS, Action, Status
+from fanchaoxin.blacklist.lifecycle import Action, Status
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.blacklist.views import entry_out
+from fanchaoxin.console import labels
 from fanchaoxin.console.auth import page
-from fanchaoxin.console.common import (
-    ADDRESSEES,
-    EVIDENCE_READERS,
-    READERS,
-    REVIEWERS,
-    console_router,
-    listed_name,
+from fanchaoxin.console.common import EVIDENCE_READERS, READERS, REVIEWERS, console_router, listed_name
+from fanchaoxin.console.i18n import N_, translator
+from fanchaoxin.console.review import (
+    DESTRUCTIVE,
+    DONE,
+    case_page,
+    framable,
+    possible_steps,
+    problem_lines,
+    step_effects,
 )
-from fanchaoxin.console.i18n import N_
-from fanchaoxin.console.web import PREFIX, redirect, render
+from fanchaoxin.console.web import PREFIX, locale_of, redirect, render, secure_headers
 from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
-from fanchaoxin.core.errors import Forbidden, NotFound, ValidationProblem
-from fanchaoxin.orgs import service as org_service
-from fanchaoxin.sanctions import service as sanctions
-from fanchaoxin.subjects import service as subjects
+from fanchaoxin.core.errors import NotFound, Problem
 from fanchaoxin.workflows.entries import take_step
 
 router = console_router()
 
-# Steps a reviewer does not take from the entry page: entries expire by themselves, and an objection
-# (not a reviewer) marks one disputed.
-MANUAL_ONLY = frozenset({Action.expire, Action.dispute})
-# Until publication a reviewer may still keep a proposed identifier from joining the subject.
-BEFORE_PUBLICATION = frozenset(
-    {Status.submitted.value, Status.under_review.value, Status.notice_period.value}
-)
-
-PROPOSAL_STATUS = {
-    "proposed": N_("Joins the subject at publication"),
-    "joined": N_("Joined the subject"),
-    "rejected": N_("Rejected by a reviewer"),
-    "taken": N_("Not joined: another subject had it by then"),
-}
-CONFLICT_KIND = {
-    "identifier_kind_conflict": N_("The identifier belongs to a subject of another kind"),
-    "several_subjects": N_("The identifiers name several subjects"),
-}
+PAGE_SIZE = 50
+EXPORT_LIMIT = 10_000
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif"})
 
 
 @dataclass
@@ -78,15 +64,83 @@ class _Listed:
     subject: Any
     behaviours: list[str]
     severity: str
+    basis: str
     status: str
     submitted_at: datetime
+    published_at: datetime | None
+    document_number: str | None
 
 
 def _listed(entry: Entry, principal: Principal) -> _Listed:
     subject: Any = entry.subject
     if registry.shows_as_submitted(entry, principal) and entry.submitted_subject:
         subject = _SentSubject(entry.submitted_subject["kind"], entry.submitted_subject["name"])
-    return _Listed(entry.id, subject, entry.behaviours, entry.severity, entry.status, entry.submitted_at)
+    return _Listed(
+        entry.id,
+        subject,
+        entry.behaviours,
+        entry.severity,
+        entry.basis,
+        entry.status,
+        entry.submitted_at,
+        entry.published_at,
+        entry.document_number,
+    )
+
+
+@dataclass
+class _Filters:
+    q: str
+    status: str
+    date_from: str
+    date_to: str
+    page: int
+    errors: dict[str, str]
+    search: registry.EntrySearch
+
+
+def _filters(
+    session: Session,
+    principal: Principal,
+    locale: str,
+    q: str,
+    status: str,
+    date_from: str,
+    date_to: str,
+    page_no: str,
+) -> _Filters:
+    """The list's filters as given, checked: a bad one is named and left out of the search."""
+    _ = translator(locale)
+    errors: dict[str, str] = {}
+    # Searching by name or code is the platform's: an organisation's own entries show what it sent.
+    q = q.strip()[:200] if principal.is_platform else ""
+    if status and status not in {s.value for s in Status}:
+        errors["status"] = _(N_("Choose an entry status from the list."))
+        status = ""
+    days: dict[str, date | None] = {}
+    for name, value in (("date_from", date_from), ("date_to", date_to)):
+        try:
+            days[name] = date.fromisoformat(value) if value else None
+        except ValueError:
+            errors[name] = _(N_("Give the submission date as YYYY-MM-DD."))
+            days[name] = None
+    if days["date_from"] and days["date_to"] and days["date_from"] > days["date_to"]:
+        errors["date_to"] = _(N_("The end date is before the start date."))
+        days["date_to"] = None
+    try:
+        number = max(1, int(page_no or "1"))
+    except ValueError:
+        number = 1
+    # A notice's number (GZ…) names its entry; other codes are matched by the registry's search.
+    found = notices.by_number(session, q) if q[:2].upper() == notices.NOTICE_PREFIX else None
+    search = registry.EntrySearch(
+        text=q,
+        entry_ids=(found.entry_id,) if found is not None else (),
+        status=status or None,
+        submitted_from=days["date_from"],
+        submitted_to=days["date_to"],
+    )
+    return _Filters(q, status, date_from, date_to, number, errors, search)
 
 
 @router.get("/entries")
@@ -94,46 +148,105 @@ def entries_list(
     request: Request,
     session: Session = DB,
     principal: Principal = page(*READERS),
-    status: str | None = None,
-    severity: str | None = None,
-    behaviour: str | None = None,
+    q: str = "",
+    status: str = "",
+    date_from: str = Query("", alias="from"),
+    date_to: str = Query("", alias="to"),
+    page_no: str = Query("1", alias="page"),
 ) -> Response:
-    result = registry.list_entries(
-        session,
-        principal,
-        status=status or None,
-        severity=severity or None,
-        behaviour=behaviour or None,
-        limit=200,
+    locale = locale_of(request)
+    f = _filters(session, principal, locale, q, status, date_from, date_to, page_no)
+    rows, total = registry.search_entries(
+        session, principal, f.search, offset=(f.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    params = {"q": f.q, "status": f.status, "from": f.date_from, "to": f.date_to}
+    kept = {k: v for k, v in params.items() if v}
+
+    def page_url(n: int) -> str:
+        return f"{PREFIX}/entries?" + urlencode({**kept, "page": n})
+
     return render(
         request,
         "entries.html",
-        entries=[_listed(e, principal) for e in result.entries],
-        status=status or "",
-        severity=severity or "",
-        behaviour=behaviour or "",
+        status_code=422 if f.errors else 200,
+        entries=[_listed(e, principal) for e in rows],
+        total=total,
+        page_no=f.page,
+        pages=pages,
+        prev_url=page_url(f.page - 1) if f.page > 1 else None,
+        next_url=page_url(f.page + 1) if f.page < pages else None,
+        export_url=f"{PREFIX}/entries.csv" + ("?" + urlencode(kept) if kept else ""),
+        q=f.q,
+        status=f.status,
+        date_from=f.date_from,
+        date_to=f.date_to,
+        searchable=principal.is_platform,
         statuses=[s.value for s in Status],
+        errors=f.errors,
+        done=DONE.get(request.query_params.get("done") or ""),
     )
 
 
-def _entry_actions(entry: Entry, principal: Principal) -> list[str]:
-    if principal.role not in REVIEWERS:
-        return []
-    return [a.value for (s, a) in TRANSITIONS if s.value == entry.status and a not in MANUAL_ONLY]
-
-
-def _linked(session: Session, entry: Entry, *, reveal: bool) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": e.id,
-            "liable_role": e.liable_role,
-            "status": e.status,
-            "name": listed_name(e.subject, reveal=reveal),
-            "identifiers": subjects.identifiers_out(e.subject, reveal=reveal),
-        }
-        for e in registry.linked_entries(session, entry)
-    ]
+@router.get("/entries.csv")
+def entries_export(
+    request: Request,
+    session: Session = DB,
+    principal: Principal = page(*READERS),
+    q: str = "",
+    status: str = "",
+    date_from: str = Query("", alias="from"),
+    date_to: str = Query("", alias="to"),
+) -> Response:
+    """The list as filtered, as CSV (UTF-8 with a BOM, for spreadsheet programs); names masked as shown."""
+    locale = locale_of(request)
+    _ = translator(locale)
+    f = _filters(session, principal, locale, q, status, date_from, date_to, "1")
+    rows, total = registry.search_entries(session, principal, f.search, limit=EXPORT_LIMIT)
+    out = io.StringIO()
+    out.write("\ufeff")
+    w = csv.writer(out)
+    w.writerow(
+        [
+            _(N_("Entry number (id)")),
+            _(N_("Subject")),
+            _(N_("Subject kind")),
+            _(N_("Behaviours")),
+            _(N_("Severity")),
+            _(N_("Basis")),
+            _(N_("Document number")),
+            _(N_("Status")),
+            _(N_("Submitted")),
+            _(N_("Published")),
+        ]
+    )
+    for e in (_listed(r, principal) for r in rows):
+        # A natural person's name is masked here as on the page (a sent subject's too).
+        name = listed_name(e.subject)
+        w.writerow(
+            [
+                str(e.id),
+                name,
+                labels.label("subject_kind", e.subject.kind, locale),
+                "、".join(labels.label("behaviour", b, locale) for b in e.behaviours),
+                labels.label("severity", e.severity, locale),
+                labels.label("basis", e.basis, locale),
+                e.document_number or "",
+                labels.label("entry_status", e.status, locale),
+                e.submitted_at.isoformat(),
+                e.published_at.isoformat() if e.published_at else "",
+            ]
+        )
+    audit.record_read(
+        session, principal.actor, "entries.export", "entry", "-",
+        detail={"rows": len(rows), "matching": total, "status": f.status or None},
+    )  # fmt: skip
+    response = Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="entries-{china_today().isoformat()}.csv"'},
+    )
+    return secure_headers(request, response)
 
 
 @router.get("/entries/{entry_id}")
@@ -145,32 +258,49 @@ def entry_detail(
     reveal: bool = Query(False),
 ) -> Response:
     entry = registry.get_entry(session, entry_id, principal)
-    out = entry_out(session, entry, principal, reveal=reveal, detail=True)
-    instructions = sanctions.list_instructions(session, principal, entry_id=entry.id, limit=500).instructions
-    objections = []
-    if principal.role in REVIEWERS or principal.role in ADDRESSEES:
-        objections = appeal_objections.list_objections(session, principal, entry_id=entry.id)
+    return case_page(request, session, principal, entry, reveal=reveal)
+
+
+def _confirm_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    entry: Entry,
+    action: Action,
+    *,
+    errors: list[str] | None = None,
+    reason: str = "",
+    status_code: int = 200,
+) -> Response:
+    locale = locale_of(request)
     return render(
         request,
-        "entry.html",
-        entry=out,
-        raw=entry,
-        linked=_linked(session, entry, reveal=reveal),
-        instructions=instructions,
-        org_names=org_service.organisation_names(session),
-        objections=objections,
-        # The notice before listing and the statements (#15): the reviewer's, never an organisation's.
-        notice=notices.summary_of(session, entry.id) if principal.role in REVIEWERS else None,
-        statements=appeal_statements.statements_of(session, entry.id) if principal.role in REVIEWERS else [],
-        actions=_entry_actions(entry, principal),
-        may_reject=principal.role in REVIEWERS and entry.status in BEFORE_PUBLICATION,
-        proposal_status=PROPOSAL_STATUS,
-        conflict_kinds=CONFLICT_KIND,
-        may_reveal=permissions.may_reveal(principal),
-        revealed=reveal,
-        today=china_today(),
-        errors=[],
+        "case_confirm.html",
+        status_code=status_code,
+        entry=entry,
+        action=action.value,
+        effects=step_effects(session, entry, action, china_today(), locale),
+        unanswered=[s for s in statements.statements_of(session, entry.id) if s.status == "received"],
+        reason=reason,
+        errors=errors or [],
     )
+
+
+@router.get("/entries/{entry_id}/confirm")
+def entry_confirm(
+    request: Request,
+    entry_id: uuid.UUID,
+    session: Session = DB,
+    principal: Principal = page(*REVIEWERS),
+    action: str = "",
+) -> Response:
+    """The confirmation of a destructive step (驳回, 撤销): what it will do, the reason, and the button."""
+    entry = registry.get_entry(session, entry_id, principal)
+    act = next((a for a in DESTRUCTIVE if a.value == action), None)
+    if act is None or act not in possible_steps(entry, principal, china_today()):
+        # Not a step to confirm now (taken meanwhile, or never possible): back to the case.
+        return redirect(request, f"{PREFIX}/entries/{entry_id}#steps")
+    return _confirm_page(request, session, principal, entry, act)
 
 
 @router.post("/entries/{entry_id}/transition")
@@ -182,19 +312,34 @@ def entry_transition(
     action: str = Form(""),
     reason: str = Form(""),
     version: int | None = Form(None),
+    confirmed: str = Form(""),
 ) -> Response:
+    """Take a step; a destructive one only once confirmed. A refusal is shown on the page it came from."""
+    locale = locale_of(request)
+    _ = translator(locale)
+    entry = registry.get_entry(session, entry_id, principal)
+    act = next((a for a in Action if a.value == action), None)
+    if act is None or act not in possible_steps(entry, principal, china_today()):
+        message = _(N_("This step is not possible for the entry now; choose one of the steps shown."))
+        return case_page(request, session, principal, entry, errors=[message], status_code=409)
+    if act in DESTRUCTIVE and confirmed != "yes":
+        return _confirm_page(request, session, principal, entry, act, reason=reason)
     try:
-        act = Action(action)
-    except ValueError as exc:
-        raise ValidationProblem(
-            f"Unknown action {action!r}",
-            errors=[{"field": "action", "message": "one of " + ", ".join(Action)}],
-        ) from exc
-    if act == Action.expire:
-        raise Forbidden("Entries expire by themselves at their maximum period (fcx jobs run)")
-    entry = registry.get_entry_for_update(session, entry_id)
-    take_step(session, principal.actor, entry, act, reason=reason, expected_version=version)
-    return redirect(request, f"{PREFIX}/entries/{entry_id}")
+        locked = registry.get_entry_for_update(session, entry_id)
+        take_step(session, principal.actor, locked, act, reason=reason, expected_version=version)
+    except Problem as exc:
+        session.rollback()
+        entry = registry.get_entry(session, entry_id, principal)
+        lines = problem_lines(exc, locale)
+        if act in DESTRUCTIVE:
+            return _confirm_page(
+                request, session, principal, entry, act, errors=lines, reason=reason, status_code=exc.status
+            )
+        return case_page(request, session, principal, entry, errors=lines, status_code=exc.status)
+    if act == Action.revoke and principal.role not in permissions.SEE_REVOKED:
+        # A revoked entry is kept from the reviewer's sight (only its keepers see it): back to the list.
+        return redirect(request, f"{PREFIX}/entries?done={act.value}")
+    return redirect(request, f"{PREFIX}/entries/{entry_id}?done={act.value}#steps")
 
 
 @router.post("/entries/{entry_id}/proposed-identifiers/{proposal_id}/reject")
@@ -207,10 +352,18 @@ def proposed_identifier_reject(
     reason: str = Form(""),
     version: int | None = Form(None),
 ) -> Response:
-    entry = registry.get_entry_for_update(session, entry_id)
-    registry.reject_proposed(
-        session, principal.actor, entry, proposal_id, reason=reason, expected_version=version
-    )
+    try:
+        entry = registry.get_entry_for_update(session, entry_id)
+        registry.reject_proposed(
+            session, principal.actor, entry, proposal_id, reason=reason, expected_version=version
+        )
+    except Problem as exc:
+        if isinstance(exc, NotFound):
+            raise
+        session.rollback()
+        entry = registry.get_entry(session, entry_id, principal)
+        lines = problem_lines(exc, locale_of(request))
+        return case_page(request, session, principal, entry, errors=lines, status_code=exc.status)
     return redirect(request, f"{PREFIX}/entries/{entry_id}#proposed")
 
 
@@ -221,19 +374,26 @@ def entry_evidence(
     sha256: str,
     session: Session = DB,
     principal: Principal = page(*EVIDENCE_READERS),
+    inline: bool = Query(False),
 ) -> Response:
-    """An evidence file, for the platform and the organisation that reported the entry (audited)."""
+    """An evidence file, for the platform and the organisation that reported the entry (audited);
+    `inline`: a PDF or an image shown in the case view's preview."""
     entry = registry.get_entry(session, entry_id, principal)
     if not (principal.is_platform or entry.owner_org_id == principal.org_id):
         raise NotFound(f"No entry with id {entry_id}")
     ev, blob = registry.get_evidence_blob(session, entry, sha256)
-    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
-    return Response(
+    audit.record(
+        session, principal.actor, "evidence.read", "entry", entry.id,
+        detail={"sha256": sha256, **({"inline": True} if inline else {})},
+    )  # fmt: skip
+    shown = inline and blob.media_type in INLINE_TYPES
+    response = Response(
         blob.data,
         media_type=blob.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{ev.sha256}"',
+            "Content-Disposition": f'{"inline" if shown else "attachment"}; filename="{ev.sha256}"',
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
     )
+    return framable(response) if shown else response

@@ -1,4 +1,9 @@
-"""An addressee's instructions: acknowledge one, and report how it was carried out (back to its org page)."""
+"""An addressee's instructions one at a time: acknowledge one, and report how it was carried out.
+
+An enterprise's operators come back to the workbench (console.workbench), a department's officers to
+their organisation's page; a refused report is shown there, in the reader's language. The outcome of a
+report is always chosen: none is assumed.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,22 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fanchaoxin.console.auth import page
-from fanchaoxin.console.common import ADDRESSEES, console_router, problem_errors
+from fanchaoxin.console.common import ADDRESSEES, console_router
 from fanchaoxin.console.orgs import org_page
 from fanchaoxin.console.web import PREFIX, redirect
+from fanchaoxin.console.workbench import confirmations_of, problem_lines, workbench_page
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.errors import Problem
+from fanchaoxin.core.roles import Role
 from fanchaoxin.sanctions import service as sanctions
 
 router = console_router()
+
+
+def _home(principal: Principal, instruction_id: uuid.UUID) -> str:
+    if principal.role == Role.enterprise_operator:
+        return f"{PREFIX}/workbench#i-{instruction_id}"
+    return f"{PREFIX}/org#i-{instruction_id}"
 
 
 @router.post("/instructions/{instruction_id}/ack")
@@ -28,18 +41,7 @@ def instruction_ack(
 ) -> Response:
     ins = sanctions.get_instruction(session, instruction_id, principal)
     sanctions.acknowledge(session, principal, ins)
-    return redirect(request, f"{PREFIX}/org#i-{ins.id}")
-
-
-async def confirmations_of(request: Request) -> dict[str, str]:
-    """The report form's `confirm.<field>` inputs (the instruction's feedback fields; an unticked box
-    sends nothing); the service checks them as it checks the API's `confirmations`."""
-    form = await request.form()
-    return {
-        name.removeprefix("confirm."): value.strip()
-        for name, value in form.items()
-        if name.startswith("confirm.") and isinstance(value, str) and value.strip()
-    }
+    return redirect(request, _home(principal, ins.id))
 
 
 @router.post("/instructions/{instruction_id}/report")
@@ -59,8 +61,9 @@ def instruction_report(
         )
     except Problem as exc:
         session.rollback()
+        errors = problem_lines(request, exc)
+        if principal.role == Role.enterprise_operator:
+            return workbench_page(request, session, principal, errors=errors, status_code=exc.status)
         assert principal.org_id is not None
-        return org_page(
-            request, session, principal, principal.org_id, errors=problem_errors(exc), status_code=exc.status
-        )
-    return redirect(request, f"{PREFIX}/org#i-{ins.id}")
+        return org_page(request, session, principal, principal.org_id, errors=errors, status_code=exc.status)
+    return redirect(request, _home(principal, ins.id))

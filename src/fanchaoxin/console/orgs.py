@@ -30,7 +30,6 @@ from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import receipts
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.sanctions.models import Instruction
-from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing import changes
 
 router = console_router()
@@ -55,14 +54,6 @@ def org_detail(
     if principal.role in ADDRESSEES and org_id != principal.org_id:
         raise NotFound(f"No organisation with id {org_id}")
     return org_page(request, session, principal, org_id)
-
-
-def _measure_names() -> dict[str, tuple[str, str]]:
-    """Measure code → (Chinese, English) name, enterprise and department measures alike."""
-    cat = measure_catalogue()
-    names = {code: (m.zh, m.en) for code, m in cat.measures.items()}
-    names.update({code: (m.zh, m.en) for code, m in cat.department_measures.items()})
-    return names
 
 
 def _department_blocks(
@@ -182,7 +173,6 @@ def org_page(
         overdue=_overdue(rows, today),
         today=today,
         may_act=principal.org_id == org.id and principal.role in ADDRESSEES,
-        measure_names=_measure_names(),
         nodes=_nodes(request, session, principal, org),
         lift_receipts=_lift_receipts(session, principal, org),
         errors=errors or [],

@@ -21,10 +21,10 @@ from fanchaoxin.appeals import progress as case_progress
 from fanchaoxin.appeals.schemas import CaseStatusOut
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router
-from fanchaoxin.console.i18n import N_
+from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.console.labels import OUTCOME
 from fanchaoxin.console.public import PUBLIC_ACTOR, _address, _filing_limits
-from fanchaoxin.console.web import render
+from fanchaoxin.console.web import locale_of, render
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
@@ -68,6 +68,12 @@ def outcome_label(case: CaseStatusOut) -> str | None:
 
 MAX_TRACKING = 40
 MAX_SECRET = 200
+# Errors at the form's fields, in the reader's language.
+FIELD_ERROR = {
+    "tracking_number": N_("Enter the tracking number you were given (at most 40 characters)."),
+    "secret": N_("Enter the secret you were given (at most 200 characters)."),
+}
+FIELD = {"tracking_number": N_("Tracking number"), "secret": N_("Secret")}
 
 
 def deadlines_of(status: CaseStatusOut, today: date) -> list[dict[str, Any]]:
@@ -113,7 +119,8 @@ def _page(
         not_found=not_found,
         # The number is written back after a form error or with the case; the secret never.
         tracking_number=tracking_number,
-        errors=errors or {},
+        errors={k: translator(locale_of(request))(v) for k, v in (errors or {}).items()},
+        fields=FIELD,
     )
 
 
@@ -133,9 +140,9 @@ def progress_lookup(
     number, secret = tracking_number.strip().upper(), secret.strip()
     errors = {}
     if not number or len(number) > MAX_TRACKING:
-        errors["tracking_number"] = f"1 to {MAX_TRACKING} characters"
+        errors["tracking_number"] = FIELD_ERROR["tracking_number"]
     if not secret or len(secret) > MAX_SECRET:
-        errors["secret"] = f"1 to {MAX_SECRET} characters"
+        errors["secret"] = FIELD_ERROR["secret"]
     if errors:
         return _page(request, status_code=422, tracking_number=number[:MAX_TRACKING], errors=errors)
     # One token per look-up from the public forms' budget: per address, and per tracking number.

@@ -7,13 +7,13 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals.ratelimit import TokenBuckets
-from fanchaoxin.console import auth
+from fanchaoxin.console import auth, problems
 from fanchaoxin.console.auth import CONSOLE_ROLES, LANG_COOKIE, SESSION_COOKIE, page, public_page
 from fanchaoxin.console.common import console_router
 from fanchaoxin.console.i18n import LOCALES
-from fanchaoxin.console.web import PREFIX, redirect, render, safe_next, set_cookie
+from fanchaoxin.console.web import PREFIX, locale_of, redirect, render, safe_next, set_cookie
 from fanchaoxin.core import audit
-from fanchaoxin.core.auth import DB, Principal
+from fanchaoxin.core.auth import DB, InvalidKey, Principal
 from fanchaoxin.core.errors import NotFound, Problem, TooManyRequests, ValidationProblem
 from fanchaoxin.core.settings import get_settings
 
@@ -27,7 +27,7 @@ def switch_language(
     request: Request, locale: str, next: str | None = None, _: Principal = public_page()
 ) -> Response:
     if locale not in LOCALES:
-        raise NotFound(f"No language {locale!r}; one of {', '.join(LOCALES)}")
+        raise NotFound(f"No language {locale!r}; one of {', '.join(LOCALES)}", code="not_found")
     response = redirect(request, safe_next(next))
     set_cookie(request, response, LANG_COOKIE, locale, max_age=365 * 24 * 3600)
     return response
@@ -45,13 +45,15 @@ def _login_limit(request: Request) -> None:
         seconds = max(1, int(wait) + 1)
         raise TooManyRequests(
             f"Too many sign-in attempts; try again in {seconds} seconds",
+            code="too_many_requests.retry",
+            params={"seconds": seconds},
             headers={"Retry-After": str(seconds)},
         )
 
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None, _: Principal = public_page()) -> Response:
-    return render(request, "login.html", next=safe_next(next), error=None, method="password")
+    return render(request, "login.html", next=safe_next(next), error=None, method="password", username="")
 
 
 @router.post("/login")
@@ -70,7 +72,9 @@ def login(
         if method == "api_key":
             if not api_key.strip():
                 raise ValidationProblem(
-                    "api_key: required", errors=[{"field": "api_key", "message": "required"}]
+                    "api_key: required",
+                    code="signin.api_key_required",
+                    errors=[{"field": "api_key", "type": "missing", "message": "required"}],
                 )
             key = auth.sign_in_key(session, api_key)
             cookie = auth.open_session(request, session, key=key)
@@ -80,13 +84,18 @@ def login(
     except Problem as exc:
         # A failed attempt is audited for password users: keep that row, nothing else was written.
         session.commit()
+        if isinstance(exc, InvalidKey):
+            # Unknown, revoked or expired alike: the reason is the audit log's, never the page's.
+            exc.code = "signin.invalid_key"
+        text = problems.describe(exc, locale_of(request))
         return render(
             request,
             "login.html",
             status_code=exc.status,
             next=safe_next(next),
-            error=exc.detail,
+            error=text,
             method=method,
+            username=username if method != "api_key" else "",
         )
     response = redirect(request, safe_next(next))
     set_cookie(request, response, SESSION_COOKIE, cookie, max_age=get_settings().console_session_hours * 3600)

@@ -20,8 +20,10 @@ from fanchaoxin.appeals.notice_schemas import StatementIn
 from fanchaoxin.appeals.views import rate_limit
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router
-from fanchaoxin.console.i18n import N_
-from fanchaoxin.console.web import render
+from fanchaoxin.console.i18n import N_, translator
+from fanchaoxin.console.problems import describe, form_errors
+from fanchaoxin.console.public import size_text
+from fanchaoxin.console.web import locale_of, render
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.errors import Conflict, NotFound, Problem
@@ -32,26 +34,46 @@ router = console_router()
 
 PUBLIC_ACTOR = Actor("public")
 NOT_PROVEN = N_("No notice in its notice period has this number for a subject with this identifier.")
+# What the page calls each field when an error names it.
+FIELD = {
+    "notice_number": N_("Notice number"),
+    "identifier": N_("Identifier"),
+    "text": N_("Your statement"),
+    "contact_email": N_("E-mail"),
+    "file": N_("Evidence"),
+    "form": "",
+}
 
 
 def _form(request: Request, form: dict[str, str], errors: dict[str, str], status_code: int) -> Response:
+    _ = translator(locale_of(request))
+    shown: dict[str, str] = {}
+    for key, message in errors.items():
+        field = key.split(".")[0]
+        shown.setdefault(field if field in FIELD else "form", _(message))
     return render(
         request,
         "public/statement.html",
         status_code=status_code,
         form=form,
-        errors=errors,
+        errors=shown,
+        fields=FIELD,
         id_types=[t.value for t in IdentifierType],
-        max_bytes=get_settings().attachment_max_bytes,
+        max_size=size_text(get_settings().attachment_max_bytes),
     )
 
 
-def _messages(exc: ValidationError) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "identifier") or "form"
-        out["identifier" if loc in ("type", "value") else loc] = str(err.get("msg", ""))
-    return out
+PERIOD_ENDED = N_(
+    "The notice period ended on {d}: a statement can no longer be filed. Once the entry is published, its subject may file an objection."  # noqa: E501
+)
+
+
+def _problem(request: Request, exc: Problem) -> dict[str, str]:
+    ended = exc.extra.get("notice_ends_on") if isinstance(exc, Conflict) else None
+    if ended:
+        return {"form": translator(locale_of(request))(PERIOD_ENDED).format(d=ended)}
+    text = describe(exc, locale_of(request))
+    return {k: m for k, m in text.by_field.items() if m} or {"form": " ".join(text.messages) or text.title}
 
 
 @router.get("/public/statement")
@@ -88,7 +110,7 @@ def statement_submit(
             }
         )
     except ValidationError as exc:
-        return _form(request, form, _messages(exc), 422)
+        return _form(request, form, form_errors(exc, locale_of(request)), 422)
     rate_limit(request, principal, [f"notice:{body.notice_number.upper()}"])
     limit = get_settings().attachment_max_bytes
     try:
@@ -117,11 +139,10 @@ def statement_submit(
         return _form(request, form, {"notice_number": NOT_PROVEN}, 404)
     except Conflict as exc:
         session.rollback()
-        return _form(request, form, {"form": exc.detail}, 409)
+        return _form(request, form, _problem(request, exc), 409)
     except Problem as exc:
         session.rollback()
-        errors = {e.get("field") or "form": e.get("message", "") for e in (exc.errors or [])}
-        return _form(request, form, errors or {"form": exc.detail}, exc.status)
+        return _form(request, form, _problem(request, exc), exc.status)
     return render(
         request,
         "public/filed.html",

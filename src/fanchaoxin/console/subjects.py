@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.console.auth import page
-from fanchaoxin.console.common import REVIEWERS, SUBJECT_READERS, console_router, problem_errors
-from fanchaoxin.console.web import PREFIX, redirect, render
+from fanchaoxin.console.common import REVIEWERS, SUBJECT_READERS, console_router
+from fanchaoxin.console.problems import describe
+from fanchaoxin.console.web import PREFIX, locale_of, redirect, render
 from fanchaoxin.core import permissions
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.errors import Forbidden, Problem, ValidationProblem
@@ -69,8 +70,8 @@ def _failed(
     """The subject's page again with the problem named; nothing of the attempt is kept."""
     session.rollback()
     return _subject_page(
-        request, session, principal, subject_id, reveal=False, errors=problem_errors(exc),
-        status_code=exc.status,
+        request, session, principal, subject_id, reveal=False,
+        errors=describe(exc, locale_of(request)).messages, status_code=exc.status,
     )  # fmt: skip
 
 

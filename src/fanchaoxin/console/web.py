@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,23 +16,26 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fanchaoxin.console import labels
+from fanchaoxin.console import labels, problems
 from fanchaoxin.console.auth import (
     ANON_COOKIE,
     LANG_COOKIE,
     ConsolePrincipal,
     SignInRequired,
     csrf_token,
+    load_principal,
+    session_token,
 )
 from fanchaoxin.console.i18n import HERE, HTML_LANG, N_, negotiate, translator
 from fanchaoxin.core import permissions
-from fanchaoxin.core.errors import _BY_STATUS, Problem, ValidationProblem, _validation_errors
+from fanchaoxin.core.errors import _BY_STATUS, Problem, _validation_errors
 from fanchaoxin.core.identifiers import mask_person_name
 from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.subjects.service import is_personal
 
 PREFIX = "/console"
+log = logging.getLogger(__name__)
 env = Environment(
     loader=FileSystemLoader(str(HERE / "templates")),
     autoescape=select_autoescape(["html"]),
@@ -67,6 +71,8 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
     if not isinstance(principal, ConsolePrincipal):
         return [
             (f"{PREFIX}/public", N_("Blacklist query")),
+            (f"{PREFIX}/public/guide/repair", N_("Credit repair")),  # #17: 信用修复 and 异议 guides
+            (f"{PREFIX}/public/guide/objection", N_("Objections")),
             (f"{PREFIX}/public/stats", N_("Statistics")),
             (f"{PREFIX}/public/corrections", N_("Correction notices")),
             (f"{PREFIX}/public/commitments", N_("Credit commitments")),
@@ -86,6 +92,8 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/org", N_("Our department")))
     else:
         items.append((f"{PREFIX}/org", N_("Our organisation")))
+    if role in permissions.CASE_ADDRESSEES:
+        items.append((f"{PREFIX}/workbench", N_("Instruction workbench")))
     if role in REVIEWERS or role in permissions.CASE_ADDRESSEES:
         items.append((f"{PREFIX}/objections", N_("Objections")))
         items.append((f"{PREFIX}/reports", N_("Reports")))
@@ -141,6 +149,7 @@ def context_for(request: Request, **ctx: Any) -> dict[str, Any]:
         "here_q": quote(here, safe=""),
         "label": label,
         "item": item,
+        "actor": lambda name: labels.actor(name, locale),  # who acted, in words (system:jobs → 系统)
         "subject_name": subject_name,
         "fmt_dt": _fmt_dt,
         "fmt_date": lambda v: _fmt_dt(v, with_time=False),
@@ -203,8 +212,24 @@ def _is_console(request: Request) -> bool:
     return (path == PREFIX or path.startswith(PREFIX + "/")) and not path.startswith(PREFIX + "/static/")
 
 
+def _known_principal(request: Request) -> None:
+    """Who is signed in, for an error raised before any page's access rule ran (an unknown path): the
+    page then shows their navigation and leads back to their start page, not the public one."""
+    if hasattr(request.state, "principal") or not session_token(request):
+        return
+    try:
+        with request.app.state.db.session() as session:
+            request.state.principal = load_principal(request, session)
+    except Exception:  # the error page must not fail on it (the database may be what failed)
+        log.warning("no principal for the error page of %s", request.url.path, exc_info=True)
+
+
 def install_error_pages(app: FastAPI) -> None:
-    """HTML errors under /console; the API keeps its problem+json handlers for everything else."""
+    """HTML errors under /console; the API keeps its problem+json handlers for everything else.
+
+    The page says what went wrong in the reader's language (console.problems): the problem's title and
+    sentence, and each field it names in words — never its English `detail`, a field path or a rule tag.
+    """
     api_problem = app.exception_handlers.get(Problem)
     api_http = app.exception_handlers.get(StarletteHTTPException)
     api_validation = app.exception_handlers.get(RequestValidationError)
@@ -213,13 +238,15 @@ def install_error_pages(app: FastAPI) -> None:
         if isinstance(problem, SignInRequired) and request.method == "GET":
             here = request.url.path + ("?" + request.url.query if request.url.query else "")
             return redirect(request, f"{PREFIX}/login?next={quote(here, safe='')}")
-        locale = locale_of(request)
+        _known_principal(request)
+        text = problems.describe(problem, locale_of(request))
         response = render(
             request,
             "error.html",
             status_code=problem.status,
             problem=problem,
-            title=problem.title_zh if locale == "zh_CN" else problem.title,
+            text=text,
+            title=text.title,
         )
         for k, v in problem.headers.items():
             response.headers[k] = v
@@ -234,18 +261,24 @@ def install_error_pages(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         if _is_console(request) and isinstance(exc, StarletteHTTPException):
             cls = _BY_STATUS.get(exc.status_code) or Problem
-            return problem_page(request, cls(str(exc.detail) if exc.detail else None))
+            problem = cls(str(exc.detail) if exc.detail else None, headers=dict(exc.headers or {}))
+            return problem_page(request, problem)
         assert api_http is not None
         return await api_http(request, exc)  # type: ignore[no-any-return, misc]
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         if _is_console(request) and isinstance(exc, RequestValidationError):
-            _cls, errors = _validation_errors(exc)
+            cls, errors = _validation_errors(exc)
             fields = ", ".join(e["field"] for e in errors)
-            return problem_page(request, ValidationProblem(f"Invalid fields: {fields}", errors=errors))
+            return problem_page(request, cls(f"Invalid fields: {fields}", errors=errors))
         assert api_validation is not None
         return await api_validation(request, exc)  # type: ignore[no-any-return, misc]
 
+    def server_error_page(request: Request, problem: Problem) -> Response | None:
+        # core.errors.ServerErrors asks for it: a 500 or 503 on a console page is a page too.
+        return problem_page(request, problem) if _is_console(request) else None
+
+    app.state.problem_page = server_error_page
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)

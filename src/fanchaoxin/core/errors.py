@@ -1,7 +1,10 @@
 """Errors as RFC 9457 problem details (`application/problem+json`).
 
 Every error has a stable `type` URI, an English `title`, a Chinese `title_zh`, the HTTP `status`, a
-`detail`, and for bad input an `errors` list naming every offending field. Services raise `Problem`
+`detail` (English, for a developer), a stable `code` with its `params` (what a person is shown is rendered
+from these in their language by the console's catalogues, never from `detail`), and for bad input an
+`errors` list naming every offending field, each item with its own `code` and `params` too
+(`input.<pydantic type>` or `identifier.<rule>` — see :func:`item_code`). Services raise `Problem`
 subclasses; the handlers here turn them, FastAPI's validation errors and bare HTTP errors into the
 same shape, and `ServerErrors` answers anything else (500, or 503 while the database is away) without
 dropping the client's connection.
@@ -11,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fanchaoxin.core.identifiers import RULES, IdentifierError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class Problem(Exception):
-    """An error the API reports to its caller."""
+    """An error the API reports to its caller.
+
+    `code` names what went wrong for a person (e.g. ``entry.step_not_allowed``) and `params` the facts
+    the sentence needs (codes and numbers, never words); without one, the class's own code stands
+    (``not_found``, ``conflict`` …: its slug) and the reader is told the class's title and a generic
+    sentence. Codes are stable: clients and the console's catalogues match on them.
+    """
 
     status: int = 400
     slug: str = "bad-request"
@@ -39,15 +50,24 @@ class Problem(Exception):
         self,
         detail: str | None = None,
         *,
+        code: str | None = None,
+        params: dict[str, Any] | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
-        self.errors = errors
+        self.code = code or self.class_code()
+        self.params = dict(params or {})
+        self.errors = [with_code(e) for e in errors] if errors else errors
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def class_code(cls) -> str:
+        """The code of any problem of this class that names nothing more precise: its slug."""
+        return cls.slug.replace("-", "_")
 
     @property
     def type(self) -> str:
@@ -60,6 +80,8 @@ class Problem(Exception):
             "title_zh": self.title_zh,
             "status": self.status,
             "detail": self.detail,
+            "code": self.code,
+            "params": self.params,
         }
         if instance:
             body["instance"] = instance
@@ -220,6 +242,67 @@ def pydantic_error(loc: tuple[Any, ...] | list[Any], message: str, type_: str | 
     return {"field": field, "message": message, "type": type_}
 
 
+# An identifier rule's tag in an English message ("… [rule uscc.length]"), and the count it reports.
+_RULE_TAG = re.compile(r"\[rule ([a-z_]+\.[a-z_]+)\]")
+_GOT = re.compile(r"\(got (\d+)\)|\bgot (\d+)\b")
+
+
+def item_code(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The stable code and params of one `errors` item that was written without them.
+
+    An identifier rule (its `type`, or the ``[rule …]`` tag of its message) is ``identifier.<rule>``
+    with the length it reports as ``got``; a pydantic error type is ``input.<type>``; anything else
+    ``input.invalid``.
+    """
+    type_ = item.get("type")
+    message = str(item.get("message") or "")
+    rule = type_ if isinstance(type_, str) and type_ in RULES else None
+    if rule is None:
+        tag = _RULE_TAG.search(message)
+        rule = tag.group(1) if tag and tag.group(1) in RULES else None
+    if rule is not None:
+        kind = rule.split(".", 1)[0]
+        params: dict[str, Any] = {"type": None if kind == "type" else kind}
+        got = _GOT.search(message)
+        if got:
+            params["got"] = int(got.group(1) or got.group(2))
+        return f"identifier.{rule}", params
+    if isinstance(type_, str) and re.fullmatch(r"[a-z_]+", type_):
+        return f"input.{type_}", {}
+    return "input.invalid", {}
+
+
+def with_code(item: dict[str, Any]) -> dict[str, Any]:
+    """An `errors` item with its `code` and `params` (kept when given, else :func:`item_code`)."""
+    if "code" in item and "params" in item:
+        return item
+    code, params = item_code(item)
+    return {**item, "code": item.get("code") or code, "params": item.get("params") or params}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def pydantic_code(err: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A pydantic error's code and params: an identifier rule broken inside a validator is named as
+    such (the IdentifierError is the error itself or its cause), else ``input.<type>`` with its ctx."""
+    ctx = dict(err.get("ctx") or {})
+    cause = ctx.get("error")
+    for candidate in (cause, getattr(cause, "__cause__", None)):
+        if isinstance(candidate, IdentifierError):
+            return candidate.code, candidate.params
+    type_ = str(err.get("type") or "invalid")
+    tag = _RULE_TAG.search(str(err.get("msg") or ""))
+    if tag and tag.group(1) in RULES:
+        return item_code({"type": tag.group(1), "message": str(err.get("msg") or "")})
+    return f"input.{type_}", {k: _jsonable(v) for k, v in ctx.items() if k != "error"}
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = str(request.url.path) if request is not None else None
     return JSONResponse(
@@ -239,7 +322,10 @@ def _validation_errors(exc: RequestValidationError) -> tuple[type[Problem], list
         if err.get("type") == "json_invalid":
             malformed = True
         item = pydantic_error(loc[1:], str(err.get("msg", "")), err.get("type"))
-        errors.append({"in": location, **item, "field": item["field"] or location})
+        code, params = pydantic_code(err)
+        errors.append(
+            {"in": location, **item, "field": item["field"] or location, "code": code, "params": params}
+        )
     return (MalformedBody if malformed else ValidationProblem), errors
 
 
@@ -327,7 +413,26 @@ class ServerErrors:
             if isinstance(exc, ClientDisconnect):
                 return  # nobody is left to answer
             request = Request(scope)
-            await problem_response(self.problem_for(request, exc), request)(scope, receive, send)
+            problem = self.problem_for(request, exc)
+            await (self.page_for(request, problem) or problem_response(problem, request))(
+                scope, receive, send
+            )
+
+    @staticmethod
+    def page_for(request: Request, problem: Problem) -> Response | None:
+        """The HTML page an app renders for this problem (`app.state.problem_page`: the console's, for
+        its own paths; None elsewhere), or None for problem+json. A page that fails to render (the
+        fault may be the one being reported) falls back to problem+json."""
+        app = request.scope.get("app")
+        render = getattr(getattr(app, "state", None), "problem_page", None)
+        if render is None:
+            return None
+        try:
+            page: Response | None = render(request, problem)
+        except Exception:
+            log.exception("the error page for %s failed; answering problem+json", request.url.path)
+            return None
+        return page
 
     def problem_for(self, request: Request, exc: Exception) -> Problem:
         if self.unavailable is not None and self.unavailable(exc):

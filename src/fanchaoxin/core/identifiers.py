@@ -313,6 +313,22 @@ class IdentifierError(ValueError):
         # the error survives pickling (worker processes, result backends).
         return (type(self), (self.type, self.rule, self.detail))
 
+    @property
+    def code(self) -> str:
+        """The stable problem code of this failure (``identifier.uscc.length``), rendered in the
+        reader's language by the console's catalogues."""
+        return f"identifier.{self.rule}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the sentence for :attr:`code` may say: the identifier type, and the length found
+        (``got``) or the position of a bad character where the rule reports one."""
+        out: dict[str, Any] = {"type": self.type.value if self.type is not None else None}
+        found = re.fullmatch(r"(got|position) (\d+)", self.detail or "")
+        if found:
+            out[found.group(1)] = int(found.group(2))
+        return out
+
     def as_dict(self) -> dict[str, str | None]:
         return {
             "type": self.type.value if self.type is not None else None,

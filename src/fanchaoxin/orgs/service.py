@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session, joinedload
@@ -29,11 +30,20 @@ from fanchaoxin.orgs.models import ApiKey, Organisation
 KEY_PREFIX = "fcx"
 
 
-def _invalid(field: str, message: str, type_: str = "value_error") -> ValidationProblem:
-    return ValidationProblem(
-        f"Invalid {field}: {message}",
-        errors=[{"in": "body", "field": field, "type": type_, "message": message}],
-    )
+def _invalid(
+    field: str,
+    message: str,
+    type_: str = "value_error",
+    *,
+    code: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> ValidationProblem:
+    """A 422 naming `field`; `code`/`params` (core.errors) name the problem for the reader, on the
+    problem and on its one error item alike."""
+    item: dict[str, Any] = {"in": "body", "field": field, "type": type_, "message": message}
+    if code:
+        item |= {"code": code, "params": dict(params or {})}
+    return ValidationProblem(f"Invalid {field}: {message}", code=code, params=params, errors=[item])
 
 
 def create_organisation(
@@ -53,38 +63,55 @@ def create_organisation(
     what its kind's competence covers."""
     name = name.strip()
     if not name:
-        raise _invalid("name", "must not be empty")
+        raise _invalid("name", "must not be empty", "missing", code="org.name_empty")
     business_types = sorted(set(business_types or []))
     if kind == OrgKind.enterprise:
         if not business_types:
-            raise _invalid("business_types", "an enterprise needs at least one business type")
+            raise _invalid(
+                "business_types",
+                "an enterprise needs at least one business type",
+                code="org.business_type_needed",
+            )
         if agreement_signed_on is None:
             raise _invalid(
                 "agreement_signed_on",
                 "an enterprise takes part only once it has signed the sharing agreement",
+                code="org.agreement_needed",
             )
     elif business_types:
-        raise _invalid("business_types", f"only enterprises have business types, not a {kind.value}")
+        raise _invalid(
+            "business_types",
+            f"only enterprises have business types, not a {kind.value}",
+            code="org.business_types_enterprise_only",
+        )
     if kind == OrgKind.department:
         _check_department_kind(department_kind)
     elif department_kind is not None:
-        raise _invalid("department_kind", f"only departments have a department kind, not a {kind.value}")
+        raise _invalid(
+            "department_kind",
+            f"only departments have a department kind, not a {kind.value}",
+            code="org.department_kind_departments_only",
+        )
     if declared_users is not None and declared_users < 0:
-        raise _invalid("declared_users", "must not be negative")
+        raise _invalid("declared_users", "must not be negative", code="org.users_negative")
     if kind == OrgKind.platform and session.scalar(
         select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)
     ):
-        raise Conflict("There is already a platform organisation; there can be only one")
+        raise Conflict(
+            "There is already a platform organisation; there can be only one", code="org.platform_exists"
+        )
     canonical_uscc = None
     if uscc:
         try:
             canonical_uscc = normalise(IdentifierType.uscc, uscc)
         except IdentifierError as exc:
-            raise _invalid("uscc", str(exc), exc.rule) from exc
+            raise _invalid("uscc", str(exc), exc.rule, code=exc.code, params=exc.params) from exc
         if session.scalar(select(Organisation.id).where(Organisation.uscc == canonical_uscc)):
-            raise Conflict(f"An organisation with USCC {canonical_uscc} already exists")
+            raise Conflict(
+                f"An organisation with USCC {canonical_uscc} already exists", code="org.uscc_taken"
+            )
     if session.scalar(select(Organisation.id).where(Organisation.name == name)):
-        raise Conflict(f"An organisation named {name!r} already exists")
+        raise Conflict(f"An organisation named {name!r} already exists", code="org.name_taken")
     org = Organisation(
         kind=kind.value,
         name=name,
@@ -107,9 +134,15 @@ def _check_department_kind(kind: str | None) -> None:
             "department_kind",
             f"a department needs a kind, which says what it acts on: one of {known_kinds()}",
             "missing",
+            code="org.department_kind_needed",
         )
     if kind not in department_kinds():
-        raise _invalid("department_kind", f"unknown department kind {kind!r}; one of {known_kinds()}", "enum")
+        raise _invalid(
+            "department_kind",
+            f"unknown department kind {kind!r}; one of {known_kinds()}",
+            "enum",
+            code="org.department_kind_unknown",
+        )
 
 
 def set_department_kind(session: Session, actor: Actor, org: Organisation, kind: str) -> Organisation:
@@ -117,7 +150,11 @@ def set_department_kind(session: Session, actor: Actor, org: Organisation, kind:
 
     What it has been instructed stays; from now on it is instructed by its kind's competence."""
     if org.kind != OrgKind.department.value:
-        raise _invalid("department_kind", f"only departments have a department kind, not a {org.kind}")
+        raise _invalid(
+            "department_kind",
+            f"only departments have a department kind, not a {org.kind}",
+            code="org.department_kind_departments_only",
+        )
     _check_department_kind(kind)
     if org.department_kind == kind:
         return org
@@ -153,7 +190,7 @@ def find_organisation(session: Session, ref: str) -> Organisation:
             select(Organisation).where((Organisation.uscc == ref) | (Organisation.name == ref))
         )
     if org is None:
-        raise NotFound(f"No organisation {ref!r}")
+        raise NotFound(f"No organisation {ref!r}", code="org.not_found")
     return org
 
 
@@ -195,15 +232,25 @@ def create_key(
 ) -> IssuedKey:
     settings = get_settings()
     if role == Role.public:
-        raise _invalid("role", "public callers have no key")
+        raise _invalid("role", "public callers have no key", code="key.public_role")
     expected_kind = ROLE_ORG_KIND[role]
     if org.kind != expected_kind.value:
-        raise _invalid("role", f"role {role.value} belongs to a {expected_kind.value}, not to a {org.kind}")
+        raise _invalid(
+            "role",
+            f"role {role.value} belongs to a {expected_kind.value}, not to a {org.kind}",
+            code="key.role_org_kind",
+            params={"role": role.value, "org_kind": org.kind, "expected_kind": expected_kind.value},
+        )
     if not org.active:
-        raise Conflict(f"Organisation {org.name} is inactive")
+        raise Conflict(f"Organisation {org.name} is inactive", code="org.inactive")
     days = settings.api_key_default_days if expires_in_days is None else expires_in_days
     if not 1 <= days <= settings.api_key_max_days:
-        raise _invalid("expires_in_days", f"must be between 1 and {settings.api_key_max_days}")
+        raise _invalid(
+            "expires_in_days",
+            f"must be between 1 and {settings.api_key_max_days}",
+            code="key.expiry_range",
+            params={"max": settings.api_key_max_days},
+        )
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
@@ -239,15 +286,18 @@ def find_key(session: Session, ref: str) -> ApiKey:
     if key is None:
         key = session.scalar(select(ApiKey).where(ApiKey.prefix == ref))
     if key is None:
-        raise NotFound(f"No API key {ref!r}")
+        raise NotFound(f"No API key {ref!r}", code="key.not_found")
     return key
 
 
 def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> ApiKey:
     if not reason.strip():
-        raise _invalid("reason", "say why the key is revoked")
+        raise _invalid("reason", "say why the key is revoked", "missing", code="key.reason_required")
     if key.revoked_at is not None:
-        raise Conflict(f"API key {key.prefix} was already revoked at {key.revoked_at.isoformat()}")
+        raise Conflict(
+            f"API key {key.prefix} was already revoked at {key.revoked_at.isoformat()}",
+            code="key.revoked_already",
+        )
     before = key.snapshot()
     key.revoked_at = utcnow()
     key.revoked_reason = reason.strip()
@@ -259,7 +309,11 @@ def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> A
 
 def check_may_manage_key(principal: Principal, key: ApiKey, org: Organisation) -> None:
     if not may_issue(principal, org, Role(key.role)):
-        raise Forbidden(f"Role {principal.role.value} may not manage a {key.role} key")
+        raise Forbidden(
+            f"Role {principal.role.value} may not manage a {key.role} key",
+            code="key.not_manageable",
+            params={"role": principal.role.value, "key_role": key.role},
+        )
 
 
 _LAST_USED_RESOLUTION = timedelta(minutes=10)

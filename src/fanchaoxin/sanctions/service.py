@@ -334,13 +334,16 @@ def reissue_instructions(
 def _check_may_act(principal: Principal, instruction: Instruction) -> None:
     if principal.org_id != instruction.owner_org_id:
         # Platform staff may read any instruction but only the addressee reports on it.
-        raise Forbidden("Only the organisation the instruction is addressed to can acknowledge or report it")
+        raise Forbidden(
+            "Only the organisation the instruction is addressed to can acknowledge or report it",
+            code="instruction.not_addressee",
+        )
 
 
 def get_instruction(session: Session, instruction_id: uuid.UUID, principal: Principal) -> Instruction:
     found = session.scalar(select(Instruction).where(Instruction.id == instruction_id))
     if found is None or not can_see(found, principal):
-        raise NotFound(f"No instruction with id {instruction_id}")
+        raise NotFound(f"No instruction with id {instruction_id}", code="instruction.not_found")
     return found
 
 
@@ -354,7 +357,7 @@ def acknowledge(session: Session, principal: Principal, instruction: Instruction
     try:
         session.flush()
     except StaleDataError as exc:
-        raise Conflict("The instruction changed at the same time; retry") from exc
+        raise Conflict("The instruction changed at the same time; retry", code="instruction.changed") from exc
     audit.record(
         session,
         principal.actor,
@@ -418,7 +421,11 @@ def _confirmations(
         ]
     if errors:
         named = ", ".join(e["field"] for e in errors)
-        raise ValidationProblem(f"Confirm what was done to report this instruction: {named}", errors=errors)
+        raise ValidationProblem(
+            f"Confirm what was done to report this instruction: {named}",
+            code="instruction.confirmations",
+            errors=errors,
+        )
     return out or None
 
 
@@ -453,6 +460,7 @@ def report(
     if outcome == "failed" and not reason.strip():
         raise ValidationProblem(
             "A failed execution needs a reason",
+            code="instruction.reason_required",
             errors=[{"in": "body", "field": "reason", "message": "say why it failed"}],
         )
     confirmed = _confirmations(instruction, outcome, confirmations)
@@ -469,11 +477,16 @@ def report(
     ):
         return instruction  # the same report twice: nothing changes
     if instruction.outcome in ("executed", "not_applicable"):
-        raise Conflict(f"Already reported as {instruction.outcome}; a final report cannot change")
+        raise Conflict(
+            f"Already reported as {instruction.outcome}; a final report cannot change",
+            code="instruction.final",
+            params={"instruction_status": instruction.outcome},
+        )
     now = utcnow()
     if executed_at is not None and executed_at > now:
         raise ValidationProblem(
             "executed_at is in the future",
+            code="instruction.executed_in_future",
             errors=[{"in": "body", "field": "executed_at", "message": "in the future"}],
         )
     before = instruction.snapshot()
@@ -488,7 +501,7 @@ def report(
     try:
         session.flush()
     except StaleDataError as exc:
-        raise Conflict("The instruction changed at the same time; retry") from exc
+        raise Conflict("The instruction changed at the same time; retry", code="instruction.changed") from exc
     audit.record(
         session, principal.actor, "instruction.report", "instruction", instruction.id, before=before,
         after=instruction.snapshot(),

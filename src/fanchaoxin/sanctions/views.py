@@ -17,11 +17,11 @@ from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Problem, ValidationProblem
 from fanchaoxin.core.roles import Role as R
-from fanchaoxin.core.schemas import INT64_MAX, ResponseModel
+from fanchaoxin.core.schemas import INT64_MAX, ResponseModel, StrictModel
 from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.orgs.department_kinds import department_kinds
-from fanchaoxin.sanctions import service
+from fanchaoxin.sanctions import bulk, service
 from fanchaoxin.sanctions.basic_list import basic_list, checked_policy
 from fanchaoxin.sanctions.decide import DecisionIndex, decide
 from fanchaoxin.sanctions.impact import policy_impact
@@ -277,6 +277,55 @@ def list_instructions(
     return InstructionPageOut(
         instructions=[instruction_out(i) for i in page.instructions], next_after=page.next_after
     )
+
+
+class BulkAckIn(StrictModel):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=bulk.MAX_ITEMS, description="Instruction ids.")
+
+
+class BulkFeedbackItemIn(FeedbackIn):
+    id: uuid.UUID
+
+
+class BulkFeedbackIn(StrictModel):
+    items: list[BulkFeedbackItemIn] = Field(
+        min_length=1, max_length=bulk.MAX_ITEMS, description="One report per instruction, each listed once."
+    )
+
+
+_FEEDBACK_FIELDS = {"id", "outcome", "reason", "executed_at", "confirmations", "accounts_affected"}
+
+
+class BulkOut(ResponseModel):
+    count: int
+    instructions: list[InstructionOut]
+
+
+@router.post(
+    "/instructions/ack",
+    response_model=BulkOut,
+    summary="Acknowledge many instructions (批量确认): all or none; a refusal names each item (ids[i])",
+)
+def acknowledge_many(
+    body: BulkAckIn, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+) -> BulkOut:
+    done = bulk.acknowledge_many(session, principal, body.ids)
+    return BulkOut(count=len(done), instructions=[instruction_out(i) for i in done])
+
+
+@router.post(
+    "/instructions/feedback",
+    response_model=BulkOut,
+    summary="Report many executions (批量反馈): all or none; a refusal names each item (items[i])",
+)
+def feedback_many(
+    body: BulkFeedbackIn, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+) -> BulkOut:
+    items = [
+        bulk.FeedbackItem(**i.model_dump(include=_FEEDBACK_FIELDS), receipt=i.receipt) for i in body.items
+    ]
+    done = bulk.report_many(session, principal, items)
+    return BulkOut(count=len(done), instructions=[instruction_out(i) for i in done])
 
 
 @router.post(

@@ -270,7 +270,7 @@ def _propose(session: Session, subject: Subject, other: Subject, score: float, r
 def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
     s = session.get(Subject, subject_id)
     if s is None:
-        raise NotFound(f"No subject with id {subject_id}")
+        raise NotFound(f"No subject with id {subject_id}", code="subject.not_found")
     return s
 
 
@@ -290,16 +290,23 @@ def merge(
     """Merge one subject into another: its identifiers move, and the merge records which entries the
     caller moves with them (`workflows.subjects.merge_subjects`), so that it can be undone exactly."""
     if survivor_id == merged_id:
-        raise Conflict("A subject cannot be merged into itself")
+        raise Conflict("A subject cannot be merged into itself", code="subject.merge_self")
     if not reason.strip():
         raise ValidationProblem(
-            "A merge needs a reason", errors=[{"field": "reason", "message": "give the reason"}]
+            "A merge needs a reason",
+            code="subject.reason_required",
+            errors=[{"field": "reason", "message": "give the reason"}],
         )
     keep, gone = get_subject(session, survivor_id), get_subject(session, merged_id)
     if keep.merged_into_id or gone.merged_into_id:
-        raise Conflict("One of the subjects has already been merged into another")
+        raise Conflict(
+            "One of the subjects has already been merged into another", code="subject.merged_already"
+        )
     if keep.kind != gone.kind:
-        raise Conflict(f"Subjects of different kinds ({keep.kind}, {gone.kind}) cannot be merged")
+        raise Conflict(
+            f"Subjects of different kinds ({keep.kind}, {gone.kind}) cannot be merged",
+            code="subject.merge_kinds",
+        )
     before = {"survivor": keep.snapshot(), "merged": gone.snapshot()}
     ident_ids = [
         str(i)
@@ -357,7 +364,7 @@ def merge_to_undo(session: Session, merge_id: uuid.UUID) -> SubjectMerge:
     if record is None:
         raise NotFound(f"No merge with id {merge_id}")
     if record.undone_at is not None:
-        raise Conflict("This merge was already undone")
+        raise Conflict("This merge was already undone", code="subject.merge_undone")
     return record
 
 
@@ -385,18 +392,22 @@ def split(
     """
     if not reason.strip():
         raise ValidationProblem(
-            "A split needs a reason", errors=[{"field": "reason", "message": "give the reason"}]
+            "A split needs a reason",
+            code="subject.reason_required",
+            errors=[{"field": "reason", "message": "give the reason"}],
         )
     source = get_subject(session, subject_id)
     if not identifier_ids:
         raise ValidationProblem(
             "A split needs at least one identifier",
+            code="subject.split_needs_identifier",
             errors=[{"field": "identifier_ids", "message": "at least one"}],
         )
     idents = list(session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.id.in_(identifier_ids))))
     if len(idents) != len(set(identifier_ids)) or any(i.subject_id != source.id for i in idents):
         raise ValidationProblem(
             "Some identifiers do not belong to this subject",
+            code="subject.identifiers_not_ours",
             errors=[{"field": "identifier_ids", "message": "not all ours"}],
         )
     remaining = session.scalar(
@@ -405,7 +416,9 @@ def split(
         )
     )
     if remaining is None:
-        raise Conflict("A split must leave the subject at least one identifier")
+        raise Conflict(
+            "A split must leave the subject at least one identifier", code="subject.split_leaves_none"
+        )
     before = source.snapshot()
     if into is not None:
         target = get_subject(session, into)
