@@ -130,7 +130,11 @@ def create_app(
     # First of the middleware: innermost, so that the metrics count the 500s and 503s it answers.
     install_handlers(app, unavailable=unavailable, retry_after_seconds=settings.database_retry_after_seconds)
 
+    # Starlette matches routes in order, one by one (about 1 µs a route, several hundred routes): the
+    # routes nodes call in their own users' requests come first — the sharing API (blinded evaluation of
+    # live tags, the feed), then decisions. No other router serves a path under /v1/sharing.
     routers = (
+        sharing_router,
         core_router,
         orgs_router,
         subjects_router,
@@ -140,7 +144,6 @@ def create_app(
         commitments_router,  # #15: credit commitments made for repair
         statements_router,  # #15: the notice before listing (告知书) and statements (陈述申辩)
         changes_router,
-        sharing_router,
         stats_router,
         workflows_router,
         appeals_workflows_router,

@@ -328,31 +328,38 @@ def test_fcx_node_init_keeps_the_live_settings_and_refuses_bad_ones(
 
 
 def test_the_serving_nodes_event_loop_path_evaluates_verifies_and_falls_back_as_the_thread_path_does(
-    app, world, db, tmp_path: Path
+    store_path: str, fake: FakePlatform
 ) -> None:
-    """The HTTP node asks on its event loop (``LiveTags.aevaluate``, an async client): the same proof
-    check, the same held tags, the same fallback when the platform cannot be reached."""
-    shop = world.enterprise("某电商平台")
-    entry = publish(db, shop.org.id, person_entry(severity="serious"))
-    key = shop.keys[Role.enterprise_node]
-    node, pc = _node_on_platform(app, key, tmp_path)
+    """The HTTP node asks on its event loop (``LiveTags.aevaluate``, aiohttp over a socket): the same
+    proof check, the same held tags, the same fallback when the platform cannot be reached."""
+    node = Node(store_path, refresh_seconds=None, live=FAST)
     live = node.live
     assert live is not None
-    pc._async = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers={"X-API-Key": key}
-    )
-    canonical_listed, canonical_clean = "phone:+86" + LISTED, "phone:+86" + CLEAN
-    tags = asyncio.run(live.aevaluate([canonical_listed, canonical_clean]))
-    assert set(tags) == {canonical_listed, canonical_clean} and len(set(tags.values())) == 2
+    listed, clean = "phone:+86" + LISTED, "phone:+86" + CLEAN
+
+    async def ask(canonicals: list[str]) -> dict[str, str]:
+        try:
+            return await live.aevaluate(canonicals)
+        finally:
+            await live.client.aclose()  # the session belongs to this loop
+
+    tags = asyncio.run(ask([listed, clean]))
+    assert tags[listed] == fake.tag("phone", LISTED) and set(tags) == {listed, clean}
+    assert _evaluations(fake) == 1
     d = node.decide([("phone", LISTED)], SCENE)
-    assert (d["verdict"], d["live_tag"], d["entry_ids"]) == ("deny", "cached", [str(entry)])
+    assert (d["verdict"], d["live_tag"]) == ("deny", "cached")
     assert node.decide([("phone", CLEAN)], SCENE)["verdict"] == "allow"
+    # a forged proof is refused here too, and nothing of it kept
+    fake.tamper = lambda path, body: body.replace(b'"proof": "', b'"proof": "A') if "evaluate" in path else body
+    with pytest.raises(LiveUnavailable) as refused:
+        asyncio.run(ask(["phone:+86" + OTHER]))
+    assert refused.value.code == "proof_refused" and live.stats.proof_refused == 1
+    fake.tamper = None
     # the platform away: the failure is named, and held for retry_seconds
-    pc._async = httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=1)  # nothing listens there
-    slow = LiveSettings(retry_seconds=60)
-    live.settings = slow
+    live.client.base_url = "http://127.0.0.1:9"  # nothing listens there
+    live.settings = LiveSettings(retry_seconds=60)
     with pytest.raises(LiveUnavailable) as failed:
-        asyncio.run(live.aevaluate(["phone:+86" + OTHER]))
+        asyncio.run(ask(["phone:+86" + OTHER]))
     assert failed.value.code == "unreachable"
     assert live.unavailable_now() is not None
     node.close()
