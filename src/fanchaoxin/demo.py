@@ -20,6 +20,7 @@ from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.console.auth import create_user
+from fanchaoxin.console.labels import label
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.calendar import china_today
@@ -138,7 +139,8 @@ def load_demo(db: Database) -> list[DemoKey] | None:
             org = service.create_organisation(session, DEMO_ACTOR, **spec)  # type: ignore[arg-type]
             orgs.append(org)
             for role in roles:  # type: ignore[attr-defined]
-                issued = service.create_key(session, DEMO_ACTOR, org, role, label=f"demo {role.value}")
+                named = "演示：" + label("role", role.value, "zh_CN")
+                issued = service.create_key(session, DEMO_ACTOR, org, role, label=named)
                 keys.append(DemoKey(org.name, role.value, issued.secret))
         _demo_entries(session, orgs)
         keys.users = _demo_users(session, orgs)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from typing import Any
 
+import uvicorn
+
+from fanchaoxin.app import create_app
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import Database
+from fanchaoxin.core.settings import Settings
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -52,3 +62,25 @@ def penalty_entry(
             ),
         )
         return e.id
+
+
+@contextmanager
+def serve(db: Database, url: str) -> Iterator[dict[str, Any]]:
+    """The platform served by uvicorn in a thread on a free port (browser tests); its base URL."""
+    app = create_app(Settings(database_url=url, jobs_interval_seconds=0), db=db)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield {"base": f"http://127.0.0.1:{port}"}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -8,29 +8,22 @@ test_console_browser.py, with one entry of the public list published for the pub
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from fanchaoxin.app import create_app
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
-from fanchaoxin.core.settings import Settings
 from fanchaoxin.demo import load_demo
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.workflows.entries import take_step
 
-from .console_helpers import penalty_entry
+from .console_helpers import penalty_entry, serve
 from .test_console_browser import CHROMIUM, browser, shot  # noqa: F401  (the fixture)
 
 AXE = (
@@ -60,28 +53,6 @@ RUN_AXE = """async () => {
   return {passes: r.passes.length, violations: r.violations.map(v => ({id: v.id, impact: v.impact,
     help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))};
 }"""
-
-
-@contextmanager
-def serve(db: Database, url: str) -> Iterator[dict[str, Any]]:
-    """uvicorn in a thread on a free port; the base URL."""
-    app = create_app(Settings(database_url=url, jobs_interval_seconds=0), db=db)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield {"base": f"http://127.0.0.1:{port}"}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -212,7 +212,11 @@ def test_audit_log_reads_in_words_with_a_diff_and_the_chain_status(client, db, s
         ev = s.scalar(select(AuditEvent).where(AuditEvent.action == "entry.start_review"))
         s.execute(update(AuditEvent).where(AuditEvent.id == ev.id).values(detail={"from": "x", "to": "y"}))
         broken_at = ev.id
+    # The page shows the walk made minutes ago, and says when (a walk costs seconds on a large log);
+    # "check now" walks the chain again and finds the break.
     html = client.get("/console/audit").text
+    assert 'data-ok="1"' in html and 'id="chain-checked-at"' in html and "check=now" in html
+    html = client.get("/console/audit", params={"check": "now"}).text
     assert 'data-ok="0"' in html
     assert f"第 {broken_at} 条事件在写入后被篡改" in html
 

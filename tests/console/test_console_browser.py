@@ -6,29 +6,23 @@ data. Screenshots of the main pages (desktop and a 390 px phone) go to artifacts
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
-from fanchaoxin.app import create_app
 from fanchaoxin.appeals import attachments, repair
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
-from fanchaoxin.core.settings import Settings
 from fanchaoxin.demo import load_demo
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.workflows.entries import take_step
 
-from .console_helpers import penalty_entry
+from .console_helpers import penalty_entry, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -72,29 +66,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         market = s.scalar(select(Organisation.id).where(Organisation.name == "示范市市场监督管理局"))
     entry_id = penalty_entry(db, market, name=COMPANY, uscc=USCC)
     repair_entry, repair_id = _repair_case(db, market)
-    app = create_app(Settings(database_url=url, jobs_interval_seconds=0), db=db)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield {
-            "base": f"http://127.0.0.1:{port}",
-            "users": users,
-            "entry_id": entry_id,
-            "repair_entry": repair_entry,
-            "repair_id": repair_id,
-        }
+        with serve(db, url) as served:
+            yield {
+                "base": served["base"],
+                "users": users,
+                "entry_id": entry_id,
+                "repair_entry": repair_entry,
+                "repair_id": repair_id,
+            }
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         db.dispose()
 
 
@@ -187,7 +168,9 @@ def test_review_publish_query_object_and_switch_language(site, browser):
     shot(page, "desktop-review")
     page.goto(f"{base}/console/entries/{entry_id}")
     assert page.inner_text("h1").startswith(COMPANY)
-    assert "· 用户 reviewer" in page.inner_text("#h-timeline + ol")  # the user by name, not "user:reviewer" (#17)
+    assert "· 用户 reviewer" in page.inner_text(
+        "#h-timeline + ol"
+    )  # the user by name, not "user:reviewer" (#17)
     shot(page, "desktop-entry")
     assert page.evaluate(UNLABELLED) == []
 

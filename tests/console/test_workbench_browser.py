@@ -7,28 +7,23 @@ from __future__ import annotations
 import csv
 import io
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from fanchaoxin.app import create_app
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import SYSTEM
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.identifiers import org_code_check_char, uscc_check_char
-from fanchaoxin.core.settings import Settings
 from fanchaoxin.demo import load_demo
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.workflows.entries import take_step
 
-from .console_helpers import penalty_entry
+from .console_helpers import penalty_entry, serve
 from .test_console_browser import CHROMIUM, UNLABELLED, browser, shot, sign_in  # noqa: F401
 
 pytestmark = [
@@ -77,25 +72,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             e = s.get(Entry, entry_id)
             take_step(s, SYSTEM, e, Action.start_review)
             take_step(s, SYSTEM, e, Action.publish)
-    app = create_app(Settings(database_url=url, jobs_interval_seconds=0), db=db)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield {
-            "base": f"http://127.0.0.1:{sock.getsockname()[1]}",
-            "users": {u.username: u.password for u in keys.users},
-        }
+        with serve(db, url) as served:
+            yield {
+                "base": served["base"],
+                "users": {u.username: u.password for u in keys.users},
+            }
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         db.dispose()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import File, Form, Request, UploadFile
@@ -509,6 +510,59 @@ def _filed(request: Request, kind: str, filing: Any, due: Any) -> Response:
     )
 
 
+def _file_case(
+    request: Request,
+    session: Session,
+    kind: str,
+    form: dict[str, Any],
+    entry_id: str,
+    reference: str,
+    contact_phone: str,
+    files: list[UploadFile],
+    validated: Callable[[uuid.UUID], Any],
+    filed: Callable[[Any], Any],
+) -> Response:
+    """An objection or a repair application filed from the public form: the record it is about (from its
+    page, or by the notice's or entry's number), the form checked, the filer's proof of identity, the
+    files attached — all stored, or nothing, every problem said at its field."""
+    page = f"public/{kind}.html"
+    found = _public_record(session, entry_id) if entry_id else None
+    record = record_view(session, found) if found is not None else None
+    meant = _entry_meant(session, entry_id, reference)
+    if meant is None:
+        return _unmeant(request, page, form, reference)
+    errors: dict[str, str] = {}
+    try:
+        body = validated(meant)
+    except ValidationError as exc:
+        errors = _validation_errors(request, exc)
+        body = None
+    try:
+        phone = _phone(contact_phone)
+    except IdentifierError:
+        errors["contact_phone"] = translator(locale_of(request))(BAD_PHONE)
+    if body is None or errors:
+        return _case_form(request, page, record, form, errors, 422)
+    _filing_limits(request).check(_address(request), [audit.digest(f"entry:{body.entry_id}") or ""])
+    try:
+        filing = filed(body)
+        if phone:
+            filing.case.contact_phone = phone
+        refused = _attach(session, kind, filing.case, files)
+    except NotFound:
+        session.rollback()
+        errors = {"identifier": translator(locale_of(request))(NOT_PROVEN)}
+        return _case_form(request, page, record, form, errors, 422)
+    except Problem as exc:
+        session.rollback()
+        return _case_form(request, page, record, form, _problem_errors(request, exc), exc.status)
+    if refused is not None:
+        session.rollback()
+        errors = _file_error(request, refused[1], refused[0])
+        return _case_form(request, page, record, form, errors, refused[1].status)
+    return _filed(request, kind, filing, filing.case.decide_due_on)
+
+
 # --- objection (异议) ---------------------------------------------------------------------------------------
 
 
@@ -597,15 +651,9 @@ def objection_submit(
     """An objection (异议) to a published record, with its supporting files: all stored, or nothing."""
     form = {"identifier_type": identifier_type, "grounds": grounds, "contact_email": contact_email,
             "contact_phone": contact_phone, "reference": reference}  # fmt: skip
-    page = "public/objection.html"
-    found = _public_record(session, entry_id) if entry_id else None
-    record = record_view(session, found) if found is not None else None
-    meant = _entry_meant(session, entry_id, reference)
-    if meant is None:
-        return _unmeant(request, page, form, reference)
-    errors: dict[str, str] = {}
-    try:
-        body = ObjectionIn.model_validate(
+
+    def validated(meant: uuid.UUID) -> ObjectionIn:
+        return ObjectionIn.model_validate(
             {
                 "entry_id": str(meant),
                 "identifier": {"type": identifier_type, "value": identifier_value},
@@ -613,42 +661,17 @@ def objection_submit(
                 "contact_email": contact_email.strip(),
             }
         )
-    except ValidationError as exc:
-        errors = _validation_errors(request, exc)
-        body = None
-    try:
-        phone = _phone(contact_phone)
-    except IdentifierError:
-        errors["contact_phone"] = translator(locale_of(request))(BAD_PHONE)
-    if body is None or errors:
-        return _case_form(request, page, record, form, errors, 422)
-    _filing_limits(request).check(_address(request), [audit.digest(f"entry:{body.entry_id}") or ""])
-    try:
-        filing = due_process.file_objection(
-            session,
-            PUBLIC_ACTOR,
-            entry_id=body.entry_id,
-            identifier_type=body.identifier.type.value,
-            identifier_value=body.identifier.value,
-            grounds=body.grounds,
-            contact_email=body.contact_email,
+
+    def filed(body: ObjectionIn) -> Any:
+        return due_process.file_objection(
+            session, PUBLIC_ACTOR, entry_id=body.entry_id, identifier_type=body.identifier.type.value,
+            identifier_value=body.identifier.value, grounds=body.grounds, contact_email=body.contact_email,
             channel="public",
-        )
-        if phone:
-            filing.case.contact_phone = phone
-        refused = _attach(session, "objection", filing.case, files)
-    except NotFound:
-        session.rollback()
-        errors = {"identifier": translator(locale_of(request))(NOT_PROVEN)}
-        return _case_form(request, page, record, form, errors, 422)
-    except Problem as exc:
-        session.rollback()
-        return _case_form(request, page, record, form, _problem_errors(request, exc), exc.status)
-    if refused is not None:
-        session.rollback()
-        errors = _file_error(request, refused[1], refused[0])
-        return _case_form(request, page, record, form, errors, refused[1].status)
-    return _filed(request, "objection", filing, filing.case.decide_due_on)
+        )  # fmt: skip
+
+    return _file_case(
+        request, session, "objection", form, entry_id, reference, contact_phone, files, validated, filed
+    )
 
 
 # --- credit repair (信用修复) -------------------------------------------------------------------------------
@@ -689,15 +712,9 @@ def repair_submit(
         "contact_phone": contact_phone,
         "reference": reference,
     }
-    page = "public/repair.html"
-    found = _public_record(session, entry_id) if entry_id else None
-    record = record_view(session, found) if found is not None else None
-    meant = _entry_meant(session, entry_id, reference)
-    if meant is None:
-        return _unmeant(request, page, form, reference)
-    errors: dict[str, str] = {}
-    try:
-        body = RepairIn.model_validate(
+
+    def validated(meant: uuid.UUID) -> RepairIn:
+        return RepairIn.model_validate(
             {
                 "entry_id": str(meant),
                 "identifier": {"type": identifier_type, "value": identifier_value},
@@ -707,44 +724,18 @@ def repair_submit(
                 "contact_email": contact_email.strip(),
             }
         )
-    except ValidationError as exc:
-        errors = _validation_errors(request, exc)
-        body = None
-    try:
-        phone = _phone(contact_phone)
-    except IdentifierError:
-        errors["contact_phone"] = translator(locale_of(request))(BAD_PHONE)
-    if body is None or errors:
-        return _case_form(request, page, record, form, errors, 422)
-    _filing_limits(request).check(_address(request), [audit.digest(f"entry:{body.entry_id}") or ""])
-    try:
-        filing = repair.file_repair(
-            session,
-            PUBLIC_ACTOR,
-            entry_id=body.entry_id,
-            identifier_type=body.identifier.type.value,
-            identifier_value=body.identifier.value,
-            commitment_accepted=body.commitment_accepted,
-            commitment_text=body.commitment_text,
-            rectification=body.rectification,
-            contact_email=body.contact_email,
-            channel="public",
-        )
-        if phone:
-            filing.case.contact_phone = phone
-        refused = _attach(session, "repair", filing.case, proof)
-    except NotFound:
-        session.rollback()
-        errors = {"identifier": translator(locale_of(request))(NOT_PROVEN)}
-        return _case_form(request, page, record, form, errors, 422)
-    except Problem as exc:
-        session.rollback()
-        return _case_form(request, page, record, form, _problem_errors(request, exc), exc.status)
-    if refused is not None:
-        session.rollback()
-        errors = _file_error(request, refused[1], refused[0])
-        return _case_form(request, page, record, form, errors, refused[1].status)
-    return _filed(request, "repair", filing, filing.case.decide_due_on)
+
+    def filed(body: RepairIn) -> Any:
+        return repair.file_repair(
+            session, PUBLIC_ACTOR, entry_id=body.entry_id, identifier_type=body.identifier.type.value,
+            identifier_value=body.identifier.value, commitment_accepted=body.commitment_accepted,
+            commitment_text=body.commitment_text, rectification=body.rectification,
+            contact_email=body.contact_email, channel="public",
+        )  # fmt: skip
+
+    return _file_case(
+        request, session, "repair", form, entry_id, reference, contact_phone, proof, validated, filed
+    )
 
 
 # --- report (举报) -----------------------------------------------------------------------------------------
