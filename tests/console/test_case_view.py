@@ -8,6 +8,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -202,6 +203,17 @@ def test_search_filters_pages_and_exports_entries(client, db, staff):  # noqa: F
 
     # Part of a company's name, its USCC, its entry id, a document number.
     assert found(q="示范刷单")[1] == {str(a)}
+    # The term never stays in an address: the form is a POST, a plain `q` is sealed (`qs`).
+    page = client.get("/console/entries")
+    r = client.post(
+        "/console/entries", data={"csrf_token": csrf_of(page.text), "q": "示范刷单"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and "qs=" in r.headers["location"]
+    assert "示范刷单" not in r.headers["location"] and quote("示范刷单") not in r.headers["location"]
+    assert set(
+        re.findall(r'href="/console/entries/([0-9a-f-]{36})"', client.get(r.headers["location"]).text)
+    ) == {str(a)}
+    assert client.get("/console/entries", params={"q": "示范刷单"}, follow_redirects=False).status_code == 303
     assert found(q=OTHER_USCC)[1] == {str(b)}
     assert found(q=str(a))[1] == {str(a)}
     assert len(found(q="批〔2026〕7号")[1]) == 1

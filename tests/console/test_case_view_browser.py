@@ -76,7 +76,8 @@ def test_reviewer_works_a_case_in_chinese(site, browser):  # noqa: F811
     # The entries search: part of a listed company's name.
     page.fill("#f-q", "刷刷乐")
     page.click("#entry-search button[type=submit]")
-    page.wait_for_url(re.compile(r".*q=.*"))
+    page.wait_for_url(re.compile(r".*qs=.*"))
+    assert "刷刷乐" not in page.url  # the term travels sealed, never plain in an address
     names = page.inner_text("#entries tbody")
     assert "示范市刷刷乐网络科技有限责任公司" in names and "小明刷单工作室" not in names
     shot(page, "review-search-zh")

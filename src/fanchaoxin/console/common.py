@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 from fastapi import APIRouter, Depends
 
 from fanchaoxin.console.auth import check_csrf
 from fanchaoxin.console.web import PREFIX
-from fanchaoxin.core import permissions
+from fanchaoxin.core import permissions, vault
 from fanchaoxin.core.identifiers import mask_person_name
 from fanchaoxin.core.roles import Role
 from fanchaoxin.subjects import service as subjects
@@ -49,3 +50,21 @@ def listed_name(subject: Subject, *, reveal: bool = False) -> str:
     if reveal or not subjects.is_personal(subject.kind):
         return subject.name
     return mask_person_name(subject.name)
+
+
+# A search term may be a person's name or an identifier, which must never stand in an address, a
+# browser's history or an access log (#14): list pages take it by POST and carry it on sealed (``qs``).
+SEARCH_CONTEXT = "console.search:"
+
+
+def seal_search(q: str, org_id: uuid.UUID) -> str:
+    """The search term sealed under the data key, bound to the organisation searching (core.vault)."""
+    return vault.encrypt(q, SEARCH_CONTEXT + str(org_id))
+
+
+def open_search(sealed: str, org_id: uuid.UUID) -> str | None:
+    """The term of a sealed ``qs``; None for one altered, or sealed for another organisation."""
+    try:
+        return vault.decrypt(sealed, SEARCH_CONTEXT + str(org_id))
+    except (vault.DataKeyError, ValueError):
+        return None

@@ -23,7 +23,15 @@ from fanchaoxin.blacklist.lifecycle import Action, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.console import labels
 from fanchaoxin.console.auth import page
-from fanchaoxin.console.common import EVIDENCE_READERS, READERS, REVIEWERS, console_router, listed_name
+from fanchaoxin.console.common import (
+    EVIDENCE_READERS,
+    READERS,
+    REVIEWERS,
+    console_router,
+    listed_name,
+    open_search,
+    seal_search,
+)
 from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.console.review import (
     DESTRUCTIVE,
@@ -143,25 +151,53 @@ def _filters(
     return _Filters(q, status, date_from, date_to, number, errors, search)
 
 
+def _term(principal: Principal, q: str, qs: str) -> str:
+    """The search term: sealed (``qs``, common.seal_search) or, from a form or an old link, plain."""
+    if qs and principal.org_id is not None:
+        return open_search(qs, principal.org_id) or ""
+    return q
+
+
+def _kept(principal: Principal, q: str, status: str, date_from: str, date_to: str) -> dict[str, str]:
+    """The list's address parameters, the search term sealed."""
+    sealed = seal_search(q, principal.org_id) if q and principal.org_id is not None else ""
+    params = {"qs": sealed, "status": status, "from": date_from, "to": date_to}
+    return {k: v for k, v in params.items() if v}
+
+
+@router.post("/entries")
+async def entries_search(
+    request: Request, session: Session = DB, principal: Principal = page(*READERS)
+) -> Response:
+    """The search form is sent by POST: the list is then shown at its address with the term sealed."""
+    form = await request.form()
+    got = {k: str(form.get(k) or "").strip()[:200] for k in ("q", "status", "from", "to")}
+    kept = _kept(principal, got["q"], got["status"], got["from"], got["to"])
+    return redirect(request, f"{PREFIX}/entries" + ("?" + urlencode(kept) if kept else ""))
+
+
 @router.get("/entries")
 def entries_list(
     request: Request,
     session: Session = DB,
     principal: Principal = page(*READERS),
     q: str = "",
+    qs: str = "",
     status: str = "",
     date_from: str = Query("", alias="from"),
     date_to: str = Query("", alias="to"),
     page_no: str = Query("1", alias="page"),
 ) -> Response:
     locale = locale_of(request)
-    f = _filters(session, principal, locale, q, status, date_from, date_to, page_no)
+    if q:  # a plain term in the address (an old link): seal it, and forget this address
+        kept = _kept(principal, q.strip()[:200], status, date_from, date_to)
+        return redirect(request, f"{PREFIX}/entries?" + urlencode({**kept, "page": page_no}))
+    f = _filters(session, principal, locale, _term(principal, q, qs), status, date_from, date_to, page_no)
     rows, total = registry.search_entries(
         session, principal, f.search, offset=(f.page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    params = {"q": f.q, "status": f.status, "from": f.date_from, "to": f.date_to}
-    kept = {k: v for k, v in params.items() if v}
+    kept = _kept(principal, f.q, f.status, f.date_from, f.date_to)
 
     def page_url(n: int) -> str:
         return f"{PREFIX}/entries?" + urlencode({**kept, "page": n})
@@ -194,6 +230,7 @@ def entries_export(
     session: Session = DB,
     principal: Principal = page(*READERS),
     q: str = "",
+    qs: str = "",
     status: str = "",
     date_from: str = Query("", alias="from"),
     date_to: str = Query("", alias="to"),
@@ -201,7 +238,7 @@ def entries_export(
     """The list as filtered, as CSV (UTF-8 with a BOM, for spreadsheet programs); names masked as shown."""
     locale = locale_of(request)
     _ = translator(locale)
-    f = _filters(session, principal, locale, q, status, date_from, date_to, "1")
+    f = _filters(session, principal, locale, _term(principal, q, qs), status, date_from, date_to, "1")
     rows, total = registry.search_entries(session, principal, f.search, limit=EXPORT_LIMIT)
     out = io.StringIO()
     out.write("\ufeff")

@@ -38,12 +38,19 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.console.auth import page
-from fanchaoxin.console.common import ADDRESSEES, console_router, deadline_badge, listed_name
+from fanchaoxin.console.common import (
+    ADDRESSEES,
+    console_router,
+    deadline_badge,
+    listed_name,
+    open_search,
+    seal_search,
+)
 from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.console.labels import label
 from fanchaoxin.console.problems import describe, form_errors
 from fanchaoxin.console.web import PREFIX, locale_of, redirect, render, secure_headers
-from fanchaoxin.core import permissions, vault
+from fanchaoxin.core import permissions
 from fanchaoxin.core.auth import DB, Principal
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import catalogues
@@ -135,20 +142,6 @@ class Filters:
 
 
 FILTER_FIELDS = ("tab", "measure", "scene", "kind", "q", "issued_from", "issued_to", "due_from", "due_to")
-SEARCH_CONTEXT = "console.workbench.search:"
-
-
-def seal_search(q: str, org_id: uuid.UUID) -> str:
-    """The search term sealed under the data key, bound to the organisation (core.vault)."""
-    return vault.encrypt(q, SEARCH_CONTEXT + str(org_id))
-
-
-def open_search(sealed: str, org_id: uuid.UUID) -> str | None:
-    """The search term of a sealed ``qs``; None for one altered, or sealed for another organisation."""
-    try:
-        return vault.decrypt(sealed, SEARCH_CONTEXT + str(org_id))
-    except (vault.DataKeyError, ValueError):
-        return None
 
 
 def _date(values: dict[str, str], name: str, errors: dict[str, str]) -> date | None:
