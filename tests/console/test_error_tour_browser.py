@@ -31,7 +31,8 @@ def check(page, where: str) -> None:  # type: ignore[no-untyped-def]
     alerts = " ".join(
         page.locator("main [role=alert], main .field-error, main .alert.error, main .error").all_inner_texts()
     )
-    assert alerts.strip() or page.locator("main h1").count(), f"{where}: no error shown"
+    problem = page.locator("main #problem").count()  # the error page (404, 422 …): its own sentence
+    assert alerts.strip() or problem, f"{where}: no error shown"
     assert CJK.search(main), f"{where}: no Chinese on the page"
     assert not english_in(main), f"{where}: English on a zh-CN page: {english_in(main)}"
     assert not LEAKS.search(page.content()), (
@@ -86,9 +87,23 @@ def test_every_error_path_walked_in_zh_cn_is_said_in_chinese(site, browser):  # 
         check(page, path)
     page.goto(f"{base}/console/entries?from=2026-12-05&to=2026-01-01")
     check(page, "entries, a range that ends before it starts")
-    page.goto(f"{base}/console/?from=2026-12-05&to=2026-01-01")
+    page.goto(f"{base}/console/?date_from=2026-12-05&date_to=2026-01-01")
     check(page, "dashboard, a range that ends before it starts")
     shot(page, "errors-dashboard-range")
+    # the due-process cases: an objection decided with no outcome and no reason, a report dismissed
+    # with no reason
+    for queue, form in (("objections", "#decide-form"), ("reports", "#triage-form")):
+        page.goto(f"{base}/console/{queue}")
+        with page.expect_navigation():
+            page.locator(f"main a[href*='/console/{queue}/']").first.click()
+        if queue == "reports":
+            page.select_option("#tr-action", "dismiss")
+        submit(page, form)
+        check(page, f"{queue}: a decision sent empty")
+        shot(page, f"errors-{queue}-decide")
+    page.goto(f"{base}/console/repairs/{site['repair_id']}")
+    submit(page, "#repair-form")
+    check(page, "credit repair: a decision sent empty")
     context.clear_cookies()
 
     # --- the operator: bulk feedback with nothing chosen, a 报送 sent empty ----------------------------------
@@ -104,7 +119,7 @@ def test_every_error_path_walked_in_zh_cn_is_said_in_chinese(site, browser):  # 
 
     # --- administration: an audit filter with a bad date, a key with a lifetime out of range ----------------
     sign_in(page, base, "admin", users["admin"])
-    page.goto(f"{base}/console/audit?since=yesterday")
+    page.goto(f"{base}/console/audit?date_from=yesterday")
     check(page, "audit log, a bad date")
     page.goto(f"{base}/console/keys")
     lifetime = page.locator("main form input[type=number]").first
