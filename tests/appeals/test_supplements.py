@@ -19,7 +19,7 @@ from fanchaoxin.core.calendar import add_working_days, china_today, working_days
 from fanchaoxin.core.errors import Conflict, ValidationProblem
 from fanchaoxin.workflows.appeals import file_objection
 from fanchaoxin.workflows.entries import take_step
-from tests.console.console_helpers import penalty_entry
+from tests.console.console_helpers import csrf_of, penalty_entry
 
 USCC = "91350100M000100Y43"
 REVIEWER = Actor("user:reviewer")
@@ -153,3 +153,46 @@ def test_bad_requests_name_their_field_and_a_decided_case_takes_none(db, world, 
                 due_on=today + timedelta(days=3),
                 today=today,
             )
+
+
+def test_the_filer_sends_the_material_from_the_progress_page(client, db, world, outbox):  # type: ignore[no-untyped-def]
+    """补正 closes its loop on the public site: the tracking number and the secret again, the files checked,
+    all kept or none; nothing to send while no material is asked for; a wrong secret says nothing."""
+    oid, secret = _objection(db, world)
+    with db.session() as s:
+        tracking = s.get(Objection, oid).tracking_number
+    page = client.get("/console/public/progress")
+    token = csrf_of(page.text)
+    url = "/console/public/progress/material"
+    pdf = ("复议决定书.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "application/pdf")
+    # Nothing is asked for yet: the same answer as for a wrong number.
+    r = client.post(url, data={"csrf_token": token, "tracking_number": tracking, "secret": secret},
+                    files={"files": pdf})  # fmt: skip
+    assert r.status_code == 404 and 'id="not-found"' in r.text
+    with db.session() as s:
+        supplements.request_material(
+            s, REVIEWER, "objection", s.get(Objection, oid), materials="行政复议决定书复印件",
+            due_on=china_today() + timedelta(days=7), today=china_today(),
+        )  # fmt: skip
+    shown = client.post(
+        "/console/public/progress", data={"csrf_token": token, "tracking_number": tracking, "secret": secret}
+    )
+    assert 'id="material-form"' in shown.text and secret not in shown.text
+    r = client.post(url, data={"csrf_token": token, "tracking_number": tracking, "secret": "wrong"},
+                    files={"files": pdf})  # fmt: skip
+    assert r.status_code == 404
+    r = client.post(url, data={"csrf_token": token, "tracking_number": tracking, "secret": secret})
+    assert r.status_code == 422 and "请至少选择一个要提交的文件" in r.text
+    # A file that is not what it says is refused, named, and nothing of the sending is kept.
+    bad = ("说明.pdf", b"MZ\x90\x00 not a pdf at all", "application/pdf")
+    r = client.post(url, data={"csrf_token": token, "tracking_number": tracking, "secret": secret},
+                    files=[("files", pdf), ("files", bad)])  # fmt: skip
+    assert r.status_code >= 400 and "说明.pdf" in r.text
+    with db.session() as s:
+        assert progress.progress(s, tracking, secret).attachments == 0
+    r = client.post(url, data={"csrf_token": token, "tracking_number": tracking, "secret": secret},
+                    files={"files": pdf})  # fmt: skip
+    assert r.status_code == 200 and 'id="material-received"' in r.text
+    with db.session() as s:
+        assert progress.progress(s, tracking, secret).attachments == 1
+        assert s.query(AuditEvent).filter(AuditEvent.action == "case.material_sent").count() == 1

@@ -110,6 +110,7 @@ def test_console_public_pages_are_few_and_named(app):
         ("/console/public/objection", ("POST",)),
         ("/console/public/progress", ("GET",)),  # the filer's progress check (#15)
         ("/console/public/progress", ("POST",)),
+        ("/console/public/progress/material", ("POST",)),  # the material a 补正 asks for (#17)
         ("/console/public/records/{entry_id}", ("GET",)),
         ("/console/public/repair", ("GET",)),
         ("/console/public/repair", ("POST",)),

@@ -677,6 +677,13 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 None,
                 data={"csrf_token": csrf, "tracking_number": number, "secret": key},
             )
+            probe(
+                "POST",
+                "/console/public/progress/material",
+                None,
+                data={"csrf_token": csrf, "tracking_number": number, "secret": key},
+                files={"files": ("m.txt", "补正材料".encode(), "text/plain")},
+            )
         for by, q in (("resident_id", rid0), ("phone", phone0), ("name", PEOPLE[0][0])):
             probe(
                 "POST",

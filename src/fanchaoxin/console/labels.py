@@ -125,6 +125,7 @@ AUDIT_ACTION = {
     "audit.search": N_("Searched the audit log"),
     "auth.refused": N_("Refused an API key"),
     "case.progress": N_("Checked a case's progress"),
+    "case.material_sent": N_("Sent the material asked for (补正)"),
     "commitment.breach": N_("Recorded a breach of a credit commitment"),
     "commitment.breach_withdrawn": N_("Withdrew a breach of a credit commitment"),
     "commitment.fulfil": N_("Recorded a credit commitment as kept"),

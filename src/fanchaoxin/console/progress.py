@@ -13,17 +13,19 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import Form, Request
+from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from fanchaoxin.appeals import cases
 from fanchaoxin.appeals import progress as case_progress
 from fanchaoxin.appeals.schemas import CaseStatusOut
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router
 from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.console.labels import OUTCOME
-from fanchaoxin.console.public import PUBLIC_ACTOR, _address, _filing_limits
+from fanchaoxin.console.problems import form_errors
+from fanchaoxin.console.public import PUBLIC_ACTOR, _address, _attach, _filing_limits
 from fanchaoxin.console.web import locale_of, render
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal
@@ -73,7 +75,8 @@ FIELD_ERROR = {
     "tracking_number": N_("Enter the tracking number you were given (at most 40 characters)."),
     "secret": N_("Enter the secret you were given (at most 200 characters)."),
 }
-FIELD = {"tracking_number": N_("Tracking number"), "secret": N_("Secret")}
+FIELD = {"tracking_number": N_("Tracking number"), "secret": N_("Secret"), "files": N_("Files")}
+NO_FILES = N_("Choose at least one file to send.")
 
 
 def deadlines_of(status: CaseStatusOut, today: date) -> list[dict[str, Any]]:
@@ -107,6 +110,7 @@ def _page(
     not_found: bool = False,
     tracking_number: str = "",
     errors: dict[str, str] | None = None,
+    received: int | None = None,
 ) -> Response:
     return render(
         request,
@@ -121,12 +125,64 @@ def _page(
         tracking_number=tracking_number,
         errors={k: translator(locale_of(request))(v) for k, v in (errors or {}).items()},
         fields=FIELD,
+        received=received,
     )
 
 
 @router.get("/public/progress")
 def progress_form(request: Request, _: Principal = public_page()) -> Response:
     return _page(request)
+
+
+def _checked(number: str, secret: str) -> dict[str, str]:
+    errors = {}
+    if not number or len(number) > MAX_TRACKING:
+        errors["tracking_number"] = FIELD_ERROR["tracking_number"]
+    if not secret or len(secret) > MAX_SECRET:
+        errors["secret"] = FIELD_ERROR["secret"]
+    return errors
+
+
+@router.post("/public/progress/material")
+def progress_material(
+    request: Request,
+    session: Session = DB,
+    _: Principal = public_page(),
+    tracking_number: str = Form(""),
+    secret: str = Form(""),
+    files: list[UploadFile] = File(default_factory=list),
+) -> Response:
+    """The material a reviewer asked for (补正), sent from the progress page: the tracking number and the
+    secret again (the page never keeps the secret), the files checked by content and size, all kept or
+    none. The reviewer then closes the request as received."""
+    number, secret = tracking_number.strip().upper(), secret.strip()
+    errors = _checked(number, secret)
+    if not any(f.filename for f in files):
+        errors["files"] = NO_FILES
+    if errors:
+        return _page(request, status_code=422, tracking_number=number[:MAX_TRACKING], errors=errors)
+    _filing_limits(request).check(_address(request), [audit.digest(f"case:{number}") or number])
+    try:
+        case = case_progress.progress(session, number, secret)
+        if not case.material_requested:
+            raise NotFound("no material is asked for", code="case.not_found_by_tracking")
+        held = cases.by_tracking(session, case.kind, number, secret)
+    except NotFound:
+        return _page(request, status_code=404, not_found=True)
+    refused = _attach(session, case.kind, held, files)
+    if refused is not None:
+        session.rollback()
+        name, problem = refused
+        said = form_errors(problem, locale_of(request))
+        text = " ".join(said.values())
+        return _page(
+            request, status_code=problem.status, case=case, tracking_number=number,
+            errors={"files": f"{name}: {text}"},
+        )  # fmt: skip
+    sent = sum(1 for f in files if f.filename)
+    audit.record(session, PUBLIC_ACTOR, "case.material_sent", case.kind, held.id, detail={"files": sent})
+    return _page(request, case=case_progress.progress(session, number, secret), tracking_number=number,
+                 received=sent)  # fmt: skip
 
 
 @router.post("/public/progress")
@@ -138,11 +194,7 @@ def progress_lookup(
     secret: str = Form(""),
 ) -> Response:
     number, secret = tracking_number.strip().upper(), secret.strip()
-    errors = {}
-    if not number or len(number) > MAX_TRACKING:
-        errors["tracking_number"] = FIELD_ERROR["tracking_number"]
-    if not secret or len(secret) > MAX_SECRET:
-        errors["secret"] = FIELD_ERROR["secret"]
+    errors = _checked(number, secret)
     if errors:
         return _page(request, status_code=422, tracking_number=number[:MAX_TRACKING], errors=errors)
     # One token per look-up from the public forms' budget: per address, and per tracking number.
