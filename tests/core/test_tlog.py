@@ -15,6 +15,7 @@ from fanchaoxin.core.tlog import (
     NoteError,
     NoteSigner,
     NoteVerifier,
+    OpenedNote,
     ProofError,
     TileError,
     TileReader,
@@ -276,6 +277,20 @@ def test_checkpoint_round_trip(tree8: MerkleLog) -> None:
     assert open_checkpoint(note, ORIGIN, [s.verifier]) == cp
     extended = Checkpoint(ORIGIN, 8, tree8.root(), ("ext line",))
     assert open_checkpoint(sign_checkpoint(extended, [s]), ORIGIN, [s.verifier]) == extended
+
+
+def test_the_published_signed_note_example_verifies() -> None:
+    """The example of Go's golang.org/x/mod/sumdb/note (signed-note's reference implementation): its
+    verifier key and note, signed elsewhere, read and verify here: key ID, key and line formats agree."""
+    vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+    sig = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+    verifier = NoteVerifier.from_vkey(vkey)
+    assert verifier.vkey() == vkey and verifier.key_id.hex() == "c74f20a3"
+    note = f"{text}\n\u2014 PeterNeumann {sig}\n".encode()
+    assert open_note(note, [verifier]) == OpenedNote(text, ("PeterNeumann",))
+    with pytest.raises(NoteError, match="does not verify"):
+        open_note(note.replace(b"answer", b"Answer"), [verifier])
 
 
 def test_key_id_and_verifier_key_follow_signed_note() -> None:
