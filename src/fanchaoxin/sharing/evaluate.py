@@ -102,11 +102,10 @@ class Bucket:
         return self.capacity / DAY_SECONDS
 
 
-def _refilled(row: EvaluationQuota | None, capacity: int, now: datetime) -> float:
-    if row is None:
-        return float(capacity)
-    elapsed = max(0.0, (now - row.updated_at).total_seconds())
-    return min(float(capacity), row.tokens + elapsed * capacity / DAY_SECONDS)
+def _refilled(tokens: float, at: datetime, capacity: int, now: datetime) -> float:
+    """A bucket's tokens at ``now``: refilled continuously since ``at``, never above one day's quota."""
+    elapsed = max(0.0, (now - at).total_seconds())
+    return min(float(capacity), tokens + elapsed * capacity / DAY_SECONDS)
 
 
 def _retry_after(needed: float, b: Bucket) -> int:
@@ -163,9 +162,7 @@ class EvaluationBuckets:
             return self._held.setdefault(org_id, fresh)
 
     def _left(self, held: _Held, capacity: int, now: datetime) -> float:
-        elapsed = max(0.0, (now - held.at).total_seconds())
-        refilled = min(float(capacity), held.tokens + elapsed * capacity / DAY_SECONDS)
-        return refilled - held.pending - held.inflight
+        return _refilled(held.tokens, held.at, capacity, now) - held.pending - held.inflight
 
     def bucket(self, session: Session, org: Organisation) -> Bucket:
         """The enterprise's bucket now, this process's takings included (read only)."""
@@ -191,13 +188,6 @@ class EvaluationBuckets:
             held.pending += n
             return Bucket(capacity, left - n)
 
-    def forget(self, org_id: uuid.UUID) -> None:
-        """Read the enterprise's row again at its next batch (e.g. its declared users changed)."""
-        with self._lock:
-            held = self._held.get(org_id)
-            if held is not None and not held.pending and not held.inflight:
-                del self._held[org_id]
-
     # --- the decision log's flush (orgs.decision_log.FlushShare) -----------------------------------
 
     def has_news(self) -> bool:
@@ -219,7 +209,7 @@ class EvaluationBuckets:
                 now = self._clock()
                 # A first batch's row starts from the bucket as this process first saw it.
                 row = _locked_row(session, org_id, tokens, at)
-                row.tokens = max(0.0, _refilled(row, capacity, now) - n)
+                row.tokens = max(0.0, _refilled(row.tokens, row.updated_at, capacity, now) - n)
                 row.updated_at = now
                 settled.append(_Settled(org_id, n, row.tokens, now))
             session.flush()
