@@ -26,8 +26,11 @@ run: $(STAMP)
 	mkdir -p var
 	$(BIN)/fcx serve --demo --host 127.0.0.1 --port 8000
 
+# The whole suite under the international profile, then every test that hashes, signs or encrypts
+# again under 国密 (FCX_CRYPTO_PROFILE=gm), each on SQLite and PostgreSQL (#18).
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+	FCX_CRYPTO_PROFILE=gm $(BIN)/python -m pytest -n 2 --dist loadfile -m crypto
 
 # Style, the architecture contracts (.importlinter, empty ignore lists) and static types.
 lint: $(TEST_STAMP)

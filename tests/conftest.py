@@ -41,6 +41,29 @@ if "FCX_DATA_KEY_FILE" not in os.environ:
     os.environ["FCX_DATA_KEY_FILE"] = os.path.join(_KEY_DIR, "data.json")
     vault.write_ring(vault.new_ring(Path(os.environ["FCX_DATA_KEY_FILE"])), exclusive=True)
 
+# The tests that hash, sign or encrypt (by file): `make test` runs them a second time under the 国密 profile
+# (FCX_CRYPTO_PROFILE=gm), as the whole suite runs on both databases (#18).
+CRYPTO_TOUCHING = (
+    "tests/core/test_audit",
+    "tests/core/test_at_rest.py",
+    "tests/core/test_crypto",
+    "tests/core/test_idempotency.py",
+    "tests/core/test_rekey.py",
+    "tests/core/test_vault.py",
+    "tests/core/test_tlog",
+    "tests/node/",
+    "tests/sharing/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        if where.startswith(CRYPTO_TOUCHING):
+            item.add_marker(pytest.mark.crypto)
+
+
 POSTGRES_URL = os.environ.get("FCX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [
     b.strip() for b in os.environ.get("FCX_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()

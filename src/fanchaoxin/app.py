@@ -16,7 +16,7 @@ from fanchaoxin.appeals.statement_views import router as statements_router
 from fanchaoxin.appeals.views import router as appeals_router
 from fanchaoxin.blacklist.views import router as blacklist_router
 from fanchaoxin.console import install as install_console
-from fanchaoxin.core import vault
+from fanchaoxin.core import crypto_record, vault
 from fanchaoxin.core.auth import install_authenticator, route_access
 from fanchaoxin.core.db import Database, Timeouts, unavailable
 from fanchaoxin.core.errors import install_handlers
@@ -65,6 +65,7 @@ def create_served_app() -> FastAPI:
     A data key problem (a missing or malformed key file, a row under a key the ring lacks) stops the
     start here, naming the file or the row: nothing is served (core.vault)."""
     app = create_app(run_jobs=True)
+    crypto_record.check(app.state.db.engine)
     vault.check_served(app.state.db.engine)
     return app
 

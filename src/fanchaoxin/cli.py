@@ -16,7 +16,7 @@ from sqlalchemy import select
 from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
-from fanchaoxin.core import audit, logs, rekey, vault
+from fanchaoxin.core import audit, crypto_record, logs, rekey, vault
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
 from fanchaoxin.core.db import Database, utcnow
@@ -115,9 +115,13 @@ def serve(
         # Before the upgrade: its data migrations seal existing rows under the ring.
         vault.ensure_ring(db.engine)
         db.upgrade()
+        crypto_record.check(db.engine)
         if demo:
             print_demo(console, load_demo(db), console_url=f"{base}/console/")
         vault.check_database(db.engine)
+    except crypto_record.ProfileMismatch as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except vault.DataKeyError as exc:
         # Nothing is served with a key problem: rows would fail one by one, or new ones be sealed
         # under a key nobody kept.
@@ -145,7 +149,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     try:
         vault.ensure_ring(db.engine)  # the data migrations seal existing rows under the ring
         db.upgrade(revision)
-    except vault.DataKeyError as exc:
+        crypto_record.check(db.engine)
+    except (vault.DataKeyError, crypto_record.ProfileMismatch) as exc:
         fail(str(exc))
     console.print(f"Database at revision [bold]{db.current_revision()}[/] ({db.engine.dialect.name})")
 

@@ -18,6 +18,7 @@ from fanchaoxin.blacklist.models import (
 )
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
+from fanchaoxin.core.crypto_record import CryptoProfilePeriod
 from fanchaoxin.core.db import Base
 from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, DecisionLogIdentifier, DecisionLogRecord, Organisation
@@ -45,6 +46,7 @@ __all__ = [
     "ConsoleSession",
     "ConsoleUser",
     "CorrectionNotice",
+    "CryptoProfilePeriod",
     "DecisionLogIdentifier",
     "DecisionLogRecord",
     "Entry",

@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from fanchaoxin.core.settings import get_settings
+
 CRYPTO_PROFILES: Final = ("international", "gm")
 
 # GM/T 0009-2012 §10: the signer's ID when the parties agreed on none (ENTL = 128 bits).
@@ -380,6 +382,26 @@ class Gm(Profile):
 
 
 _PROFILES: dict[str, Profile] = {"international": International(), "gm": Gm()}
+
+
+def active() -> Profile:
+    """The platform's profile (``FCX_CRYPTO_PROFILE``, checked against the database's record at start-up
+    by :mod:`core.crypto_record`). What every slice calls."""
+    return _PROFILES[get_settings().crypto_profile]
+
+
+def profile_of_public_key(public_key: bytes) -> Profile:
+    """The profile whose signature algorithm a stored public key belongs to: a 32-byte Ed25519 key or a
+    65-byte uncompressed SM2 point. For verifying what was signed before a profile change (old audit
+    checkpoints, old receipts); what is signed now is checked against :func:`active`."""
+    if isinstance(public_key, bytes | bytearray) and len(public_key) == 32:
+        return _PROFILES["international"]
+    if isinstance(public_key, bytes | bytearray) and len(public_key) == 65 and public_key[0] == 4:
+        return _PROFILES["gm"]
+    raise WrongKeyError(
+        "a public key must be a 32-byte Ed25519 key or a 65-byte uncompressed SM2 point "
+        f"(got {len(public_key) if isinstance(public_key, bytes | bytearray) else type(public_key).__name__})"
+    )
 
 
 def profile(name: str) -> Profile:

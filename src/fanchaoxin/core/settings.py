@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,15 @@ class Settings(BaseSettings):
         ge=5,
         description="Years audit events and decision-log records are kept before the scheduler prunes them "
         "(at least 5: DESIGN.md §2).",
+    )
+
+    # The crypto profile (密码配置, #18): chosen when the platform is created and recorded in the database
+    # (core.crypto_record); a different value later refuses to start. Changing it is `fcx crypto migrate`.
+    crypto_profile: Literal["international", "gm"] = Field(
+        "international",
+        description="Algorithms for digests, MACs, signatures and encryption at rest: `international` "
+        "(SHA-256, HMAC-SHA256, Ed25519, AES-256-GCM) or `gm` (国密: SM3, HMAC-SM3, SM2, SM4-GCM). "
+        "Recorded when the platform is created; changing it is `fcx crypto migrate --to`, not this flag.",
     )
 
     # Personal data at rest (core.vault): the data key ring. Back it up apart from the database.
