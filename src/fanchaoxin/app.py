@@ -35,6 +35,7 @@ from fanchaoxin.sanctions.views import router as sanctions_router
 from fanchaoxin.sharing import outbox as sharing_outbox
 from fanchaoxin.sharing.evaluate import EvaluationBuckets
 from fanchaoxin.sharing.service import run_jobs as run_sharing_jobs
+from fanchaoxin.sharing.translog_views import router as log_router
 from fanchaoxin.sharing.views import changes_router
 from fanchaoxin.sharing.views import router as sharing_router
 from fanchaoxin.stats.access_patterns_views import router as access_patterns_router
@@ -153,6 +154,7 @@ def create_app(
         receipts_router,  # #16: node keys and signed execution receipts of lifts
         access_log_router,
         access_patterns_router,
+        log_router,  # #19: the transparency log (checkpoint, tiles, proofs, cosignatures)
     )
     for router in routers:
         _document_roles(router)

@@ -31,6 +31,7 @@ from fanchaoxin.orgs import service
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.cli import policy_app
 from fanchaoxin.sharing.cli import sharing_app
+from fanchaoxin.sharing.translog_cli import log_app
 from fanchaoxin.simulate.cli import app as simulate_app
 from fanchaoxin.stats.access_patterns_cli import patterns as audit_patterns
 from fanchaoxin.stats.cli import report_app
@@ -58,6 +59,7 @@ app.add_typer(audit_app, name="audit")
 audit_app.command("patterns")(audit_patterns)  # #14: unusual patterns of checks (stats.access_patterns)
 app.add_typer(entries_app, name="entries")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(log_app, name="log")  # #19: the transparency log
 app.add_typer(policy_app, name="policy")
 app.add_typer(appeals_app, name="appeals")
 app.add_typer(detect_app, name="detect")

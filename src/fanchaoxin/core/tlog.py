@@ -10,8 +10,12 @@ What this module is, on its own, without the platform:
 * **Proofs**: inclusion (审计路径, §2.1.3) and consistency (一致性证明, §2.1.4), generated and verified
   with the RFC's algorithms, step for step.
 * **C2SP formats**: the checkpoint as a signed note (https://c2sp.org/tlog-checkpoint,
-  https://c2sp.org/signed-note, Ed25519 signatures) and the tiles of https://c2sp.org/tlog-tiles, with a
-  reader that builds proofs from tiles alone, as a verifier holding only the static files does.
+  https://c2sp.org/signed-note), witness cosignatures (https://c2sp.org/tlog-cosignature) and the tiles
+  of https://c2sp.org/tlog-tiles, with a reader that builds proofs from tiles alone, as a verifier
+  holding only the static files does. Signatures go through :mod:`core.crypto`: Ed25519 (signed-note
+  type 0x01, cosignature type 0x04) under the ``international`` profile, SM2 with SM3 under ``gm``
+  (signed-note has no SM2 type: it is carried under the spec's escape 0xff, followed by an identifier,
+  see :data:`NOTE_SM2` and ``docs/transparency-log.md``).
 
 The tree keeps, for every height, the hashes of its complete (power-of-two, aligned) subtrees in one
 ``bytearray`` per height: appending computes each complete node once, a root or a proof reads
@@ -24,14 +28,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fanchaoxin.core.crypto import CryptoError, SigningKey, profile, profile_of_public_key
 
 HashFn = Callable[[bytes], bytes]
 
@@ -41,16 +43,31 @@ NODE_PREFIX: Final = b"\x01"
 TILE_HEIGHT: Final = 8  # c2sp.org/tlog-tiles: a tile is 8 levels of the tree,
 TILE_WIDTH: Final = 1 << TILE_HEIGHT  # so 256 hashes wide when full
 
-# c2sp.org/signed-note: the signature type byte of Ed25519 in the key ID and the verifier key.
+# c2sp.org/signed-note: the signature type byte of Ed25519 in the key ID and the verifier key, and
+# c2sp.org/tlog-cosignature's timestamped Ed25519 witness cosignature.
 NOTE_ED25519: Final = 0x01
+NOTE_COSIGNATURE_ED25519: Final = 0x04
+# Signed-note assigns no type to SM2. Its escape: "0xff — reserved for signature types without an
+# identifier byte assigned by this specification; it is RECOMMENDED that this byte be followed by a
+# longer identifier that is unlikely to collide". The identifier ends in NUL so that the 65-byte SM2
+# point (04 ‖ x ‖ y) after it is found without knowing it. The signature is SM2 with SM3 over the note
+# text, signer ID 1234567812345678 (GM/T 0009), DER-encoded; the cosignature form signs the same
+# message as tlog-cosignature's Ed25519 one ("cosignature/v1", "time <t>", the note text) and carries
+# the same u64 timestamp before the signature.
+NOTE_SM2: Final = b"\xff" + b"gm-sm2-sm3-note/v1\x00"
+NOTE_COSIGNATURE_SM2: Final = b"\xff" + b"gm-sm2-sm3-cosignature/v1\x00"
+_COSIGNATURE_HEADER: Final = b"cosignature/v1\n"
 # Signed-note verifiers bound the work a note can cost them (Go's golang.org/x/mod/sumdb/note: 100).
 MAX_NOTE_SIGNATURES: Final = 100
 _EM_DASH_PREFIX: Final = "\u2014 "  # "— ": every signature line starts with an em dash and a space
 
 
+_SHA256 = profile("international").digest
+
+
 def sha256(data: bytes) -> bytes:
     """SHA-256, the default ``H`` (RFC 9162's, and the one every CT and C2SP verifier knows)."""
-    return hashlib.sha256(data).digest()
+    return _SHA256(data)
 
 
 class TlogError(ValueError):
@@ -529,8 +546,11 @@ class _UncheckedTiles:
 
 
 def note_key_id(name: str, typed_public_key: bytes) -> bytes:
-    """The 4-byte key ID: the first 4 bytes of SHA-256(name ‖ 0x0A ‖ type ‖ public key)."""
-    return hashlib.sha256(name.encode() + b"\n" + typed_public_key).digest()[:4]
+    """The 4-byte key ID: the first 4 bytes of SHA-256(name ‖ 0x0A ‖ type ‖ public key).
+
+    SHA-256 under both profiles: signed-note fixes it, and the ID only picks the key to try (the
+    signature is what is checked)."""
+    return _SHA256(name.encode() + b"\n" + typed_public_key)[:4]
 
 
 def _check_key_name(name: str) -> None:
@@ -538,25 +558,52 @@ def _check_key_name(name: str) -> None:
         raise NoteError(f"a key name is non-empty, without spaces or '+', got {name!r}")
 
 
+def _type_prefix(public_key: bytes, cosigner: bool) -> bytes:
+    """The signature type of a key: by its size, 32 bytes Ed25519, 65 bytes (04 ‖ x ‖ y) SM2."""
+    if len(public_key) == 32:
+        return bytes([NOTE_COSIGNATURE_ED25519 if cosigner else NOTE_ED25519])
+    if len(public_key) == 65 and public_key[:1] == b"\x04":
+        return NOTE_COSIGNATURE_SM2 if cosigner else NOTE_SM2
+    raise NoteError(
+        "a note key is a 32-byte Ed25519 key or a 65-byte SM2 point (04 ‖ x ‖ y), "
+        f"got {len(public_key)} bytes"
+    )
+
+
+def cosigned_message(text: bytes, timestamp: int) -> bytes:
+    """What a witness signs (tlog-cosignature): ``cosignature/v1``, ``time <t>``, the note text."""
+    return _COSIGNATURE_HEADER + b"time %d\n" % timestamp + text
+
+
 @dataclass(frozen=True)
 class NoteVerifier:
-    """A known signer of notes: its name and Ed25519 public key (32 bytes)."""
+    """A known signer of notes: its name and public key (32-byte Ed25519 or 65-byte SM2 point).
+
+    ``cosigner``: a witness key, whose signatures are tlog-cosignature's timestamped ones."""
 
     name: str
     public_key: bytes
+    cosigner: bool = False
 
     def __post_init__(self) -> None:
         _check_key_name(self.name)
-        if len(self.public_key) != 32:
-            raise NoteError(f"an Ed25519 public key is 32 bytes, got {len(self.public_key)}")
+        _type_prefix(self.public_key, self.cosigner)
+
+    @property
+    def type_prefix(self) -> bytes:
+        return _type_prefix(self.public_key, self.cosigner)
+
+    @property
+    def algorithm(self) -> str:
+        return "ed25519" if len(self.public_key) == 32 else "sm2"
 
     @property
     def key_id(self) -> bytes:
-        return note_key_id(self.name, bytes([NOTE_ED25519]) + self.public_key)
+        return note_key_id(self.name, self.type_prefix + self.public_key)
 
     def vkey(self) -> str:
-        """The verifier key string ``<name>+<hex key ID>+<base64(0x01 ‖ key)>`` (signed-note)."""
-        encoded = base64.b64encode(bytes([NOTE_ED25519]) + self.public_key).decode()
+        """The verifier key string ``<name>+<hex key ID>+<base64(type ‖ key)>`` (signed-note)."""
+        encoded = base64.b64encode(self.type_prefix + self.public_key).decode()
         return f"{self.name}+{self.key_id.hex()}+{encoded}"
 
     @classmethod
@@ -569,38 +616,78 @@ class NoteVerifier:
             key_id, typed = bytes.fromhex(hex_id), base64.b64decode(b64, validate=True)
         except (ValueError, binascii.Error):
             raise NoteError(f"verifier key {name!r}: bad hex key ID or base64 key") from None
-        if len(typed) != 33 or typed[0] != NOTE_ED25519:
-            raise NoteError(f"verifier key {name!r}: only Ed25519 (type 0x01, 32-byte key) is supported")
-        verifier = cls(name, typed[1:])
+        for prefix, size, cosigner in (
+            (bytes([NOTE_ED25519]), 32, False),
+            (bytes([NOTE_COSIGNATURE_ED25519]), 32, True),
+            (NOTE_SM2, 65, False),
+            (NOTE_COSIGNATURE_SM2, 65, True),
+        ):
+            if typed.startswith(prefix) and len(typed) == len(prefix) + size:
+                verifier = cls(name, typed[len(prefix) :], cosigner)
+                break
+        else:
+            raise NoteError(
+                f"verifier key {name!r}: supported are Ed25519 (type 0x01, cosignature 0x04, 32-byte key) "
+                "and SM2 (type 0xff gm-sm2-sm3-note/v1 or gm-sm2-sm3-cosignature/v1, 65-byte point)"
+            )
         if verifier.key_id != key_id:
             raise NoteError(f"verifier key {name!r}: the key ID does not match the name and key")
         return verifier
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (after the key ID) verifies over the note text ``message``."""
+        if self.cosigner:
+            if len(signature) < 9:
+                return False
+            message = cosigned_message(message, int.from_bytes(signature[:8], "big"))
+            signature = signature[8:]
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
-        except InvalidSignature:
+            profile_of_public_key(self.public_key).verify(self.public_key, message, signature)
+        except CryptoError:
             return False
         return True
+
+    def timestamp(self, signature: bytes) -> int | None:
+        """A cosignature's timestamp (seconds since the epoch); None for a plain note signature."""
+        return int.from_bytes(signature[:8], "big") if self.cosigner and len(signature) >= 8 else None
+
+
+def _as_signing_key(key: Any) -> SigningKey:
+    """A core.crypto signing key; a raw Ed25519 private key object (as older callers pass) is loaded
+    into the international profile's handle from its seed."""
+    if isinstance(key, SigningKey):
+        return key
+    raw = getattr(key, "private_bytes_raw", None)
+    if raw is None:
+        raise NoteError(f"a note signer needs a core.crypto signing key, got {type(key).__name__}")
+    return profile("international").load_signing_key(raw())
 
 
 @dataclass(frozen=True)
 class NoteSigner:
-    """A signer of notes: a name and an Ed25519 private key (the log's key, apart from the feed's)."""
+    """A signer of notes: a name and a :class:`core.crypto.SigningKey` (Ed25519 or SM2; the log's key,
+    apart from the feed's). ``cosigner``: signs witness cosignatures (tlog-cosignature) instead."""
 
     name: str
-    private_key: Ed25519PrivateKey
+    private_key: SigningKey
+    cosigner: bool = False
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_key_name(self.name)
+        object.__setattr__(self, "private_key", _as_signing_key(self.private_key))
 
     @property
     def verifier(self) -> NoteVerifier:
-        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return NoteVerifier(self.name, raw)
+        return NoteVerifier(self.name, self.private_key.public_bytes(), self.cosigner)
 
     def signature_line(self, text: bytes) -> str:
-        blob = self.verifier.key_id + self.private_key.sign(text)
+        if self.cosigner:
+            ts = int(self.clock())
+            stamp = ts.to_bytes(8, "big")
+            blob = self.verifier.key_id + stamp + self.private_key.sign(cosigned_message(text, ts))
+        else:
+            blob = self.verifier.key_id + self.private_key.sign(text)
         return f"{_EM_DASH_PREFIX}{self.name} {base64.b64encode(blob).decode()}\n"
 
 
@@ -728,3 +815,45 @@ def open_checkpoint(
     if checkpoint.origin != origin:
         raise NoteError(f"the checkpoint is of log {checkpoint.origin!r}, expected {origin!r}")
     return checkpoint
+
+
+def split_note(note: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+    """A note's text and its signature lines as ``(key name, key ID ‖ signature)``, unverified (for
+    gathering cosignatures: who signed what is then checked with :func:`open_note`)."""
+    try:
+        decoded = note.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NoteError("a signed note is UTF-8") from None
+    split = decoded.rfind("\n\n")
+    if split < 0:
+        raise NoteError("a signed note has a blank line before its signatures")
+    text, sig_block = decoded[: split + 1], decoded[split + 2 :]
+    _check_note_text(text)
+    if not sig_block.endswith("\n"):
+        raise NoteError("a signed note's signature lines end with a newline")
+    out = []
+    for line in sig_block[:-1].split("\n"):
+        out.append(parse_signature_line(line))
+    return text, out
+
+
+def parse_signature_line(line: str) -> tuple[str, bytes]:
+    """``— <name> <base64>`` (with or without its newline) as ``(name, key ID ‖ signature)``."""
+    line = line.removesuffix("\n")
+    if not line.startswith(_EM_DASH_PREFIX):
+        raise NoteError(f"a signature line starts with '— ', got {line[:20]!r}")
+    fields = line[len(_EM_DASH_PREFIX) :].split(" ")
+    if len(fields) != 2 or not fields[0]:
+        raise NoteError(f"a signature line is '— <name> <base64>', got {line[:40]!r}")
+    name, b64 = fields
+    try:
+        blob = base64.b64decode(b64, validate=True)
+    except (ValueError, binascii.Error):
+        raise NoteError(f"signature by {name!r} is not base64") from None
+    if len(blob) < 5:
+        raise NoteError(f"signature by {name!r} is shorter than its 4-byte key ID and a signature")
+    return name, blob
+
+
+def signature_line(name: str, blob: bytes) -> str:
+    return f"{_EM_DASH_PREFIX}{name} {base64.b64encode(blob).decode()}\n"

@@ -16,6 +16,7 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.orgs.department_kinds import receives
 from fanchaoxin.orgs.models import Organisation
+from fanchaoxin.sharing import translog
 from fanchaoxin.sharing.models import FeedEvent, FeedHead, OutboxItem, Webhook
 from fanchaoxin.subjects.service import is_personal
 
@@ -68,6 +69,8 @@ def append(session: Session, entry: Entry, event: str) -> FeedEvent:
     session.add(ev)
     session.flush()
     _enqueue(session, ev)
+    # The transparency log's leaf of this event, in the same transaction (#19).
+    translog.append_feed_event(session, ev)
     return ev
 
 

@@ -39,7 +39,7 @@ from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core import vault
 from fanchaoxin.core.db import Database, utcnow
-from fanchaoxin.sharing import changes, oprf, protocol
+from fanchaoxin.sharing import changes, oprf, protocol, translog
 from fanchaoxin.sharing.keys import SharingKeys
 from fanchaoxin.sharing.models import FeedEvent, IdentifierTag, Snapshot
 from fanchaoxin.subjects.models import Subject, SubjectIdentifier
@@ -606,6 +606,8 @@ def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[
         "delta_url": "/v1/sharing/deltas?after={seq}",
         "oldest_delta_after": oldest_after(session),
         "delta_max": DELTA_MAX,
+        # The transparency log's key, pinned by nodes from here (#19).
+        "log": translog.load_log_keys(keys.directory).manifest_entry(),
     }
     etag = '"' + hashlib.sha256(protocol.canonical_json(body)).hexdigest() + '"'
     signed = protocol.sign_manifest({**body, "generated_at": datetime.now(UTC).isoformat()}, keys.signing)

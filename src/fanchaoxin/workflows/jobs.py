@@ -23,6 +23,7 @@ from fanchaoxin.core.settings import get_settings
 from fanchaoxin.orgs import node_status
 from fanchaoxin.orgs.retention import prune_decision_log
 from fanchaoxin.sharing import keys as sharing_keys
+from fanchaoxin.sharing import translog
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.workflows import appeals
 from fanchaoxin.workflows.entries import take_step
@@ -52,7 +53,9 @@ def run_jobs(session: Session, *, today: date | None = None, now: datetime | Non
     silent = node_status.mark_silent(
         session, JOB_ACTOR, now=now or utcnow(), threshold_seconds=get_settings().node_silent_alert_seconds
     )
+    logged = translog.run_jobs(session)  # #19: audit head committed, checkpoint published
     return {
+        **logged,
         "expired": len(due),
         "notice_ended": flagged,
         "proposals_checked": checked,
