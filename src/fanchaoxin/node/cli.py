@@ -18,7 +18,7 @@ from rich.table import Table
 from fanchaoxin.core import logs
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.settings import get_settings
-from fanchaoxin.node import decision_log, hits, relay
+from fanchaoxin.node import decision_log, hits, logcheck, relay
 from fanchaoxin.node import status as node_status
 from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
@@ -442,3 +442,95 @@ def hits_cmd(
     console.print(table)
     if page["next_after"] < page["head"]:
         console.print(f"More: fcx node hits --after {page['next_after']}")
+
+
+# --- the transparency log (#19): node.logcheck ----------------------------------------------------------
+
+
+@node_app.command("log-status")
+def log_status(store: StoreOpt = DEFAULT_STORE) -> None:
+    """The transparency log as this node last verified it: size, events waiting, witnesses, alarm."""
+    s = _store(store)
+    st = logcheck.status(s)
+    if st["size"] is None:
+        console.print("No log checkpoint verified yet (the platform names no log, or no sync since).")
+    else:
+        console.print(
+            f"log {st['origin']}: size {st['size']}, root {st['root']}; events checked up to feed seq "
+            f"{st['checked_up_to_feed_seq']}, {st['events_waiting']} waiting for a checkpoint"
+        )
+    console.print(f"witnesses {', '.join(st['witnesses']) or 'none'} (quorum {st['quorum']})")
+    if st["alarm"]:
+        _fail(f"transparency log alarm: {st['alarm']}")
+
+
+@node_app.command("log-witnesses")
+def log_witnesses(
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="A witness's verifier key (name+keyid+base64), checked out of band."),
+    ] = None,
+    quorum: Annotated[int, typer.Option("--quorum", min=0, help="Cosignatures a checkpoint needs.")] = 0,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Set the witnesses whose cosignatures this node verifies, and how many a checkpoint must carry."""
+    s = _store(store)
+    try:
+        chosen = logcheck.set_witnesses(s, witness or [], quorum)
+    except logcheck.LogRefused as exc:
+        _fail(str(exc))
+    console.print(
+        f"{len(chosen)} witness(es), quorum {quorum}: {', '.join(w.name for w in chosen) or 'none'}"
+    )
+
+
+@node_app.command("log-compare")
+def log_compare(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint note got elsewhere.", exists=True)],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Compare a checkpoint obtained elsewhere (another enterprise, a department) with this node's: a
+    split view is refused and kept as the alarm."""
+    s = _store(store)
+    cfg = s.get_config()
+    with PlatformClient(cfg["platform_url"], cfg["api_key"]) as client:
+        try:
+            other = logcheck.compare(s, client, checkpoint.read_bytes())
+        except logcheck.LogRefused as exc:
+            _fail(str(exc))
+        except PlatformUnavailable as exc:
+            _fail(str(exc))
+    console.print(f"Consistent: the checkpoint of size {other.size} agrees with this node's log.")
+
+
+@node_app.command("witness")
+def witness_cmd(
+    url: Annotated[str, typer.Option("--url", help="The platform's base URL.")],
+    key: Annotated[str, typer.Option("--key", envvar="FCX_WITNESS_API_KEY", help="Your API key.")],
+    name: Annotated[str, typer.Option("--name", help="The witness's key name (e.g. dept.example/w1).")],
+    witness_key: Annotated[
+        Path, typer.Option("--witness-key", help="The witness's signing key file (made if missing, 0600).")
+    ] = Path("var/witness.key"),
+    state: Annotated[
+        Path, typer.Option("--state", help="The last checkpoint this witness cosigned (JSON).")
+    ] = Path("var/witness.json"),
+    log_key: Annotated[
+        str | None, typer.Option("--log-key", help="The log's verifier key, checked out of band (pins it).")
+    ] = None,
+    post: Annotated[bool, typer.Option("--post/--no-post", help="Post the cosignature.")] = True,
+) -> None:
+    """A department's witness round (见证): check the log's checkpoint against the last one it cosigned,
+    cosign it (C2SP tlog-cosignature) and post the cosignature to the platform."""
+    with PlatformClient(url, key) as client:
+        try:
+            signer = logcheck.load_witness_key(witness_key)
+            result = logcheck.witness_once(client, state, signer, name, log_vkey=log_key, post=post)
+        except logcheck.LogRefused as exc:
+            _fail(f"not cosigned: {exc}")
+        except (PlatformUnavailable, PlatformRefused) as exc:
+            _fail(str(exc))
+    console.print(
+        f"{name} cosigned checkpoint of size {result.size} (root {result.root})"
+        + (", posted" if result.posted else "")
+    )
+    console.print(f"witness key: {logcheck.witness(name, signer.public_bytes()).vkey()}")

@@ -16,6 +16,8 @@ What it keeps
   (:mod:`.live`): ``id_hmac``, key id, identifier type, tag; never a plain identifier, never a user.
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
 * ``node_webhook_events``: webhook event ids already accepted (replay refusal).
+* ``node_log_pending``: applied feed events not yet covered by the transparency log's checkpoint (their
+  leaf hashes, :mod:`.logcheck`); the last checkpoint accepted is in ``node_config`` (``log_*``).
 * ``node_decision_log_chunks``: the decisions this node answered (:mod:`.decision_log`), one row per
   chunk of up to :data:`CHUNK_MAX` records written together (records ``first_seq`` … ``first_seq + count -
   1``): time, purpose, scene, verdict, entry ids, feed position and the identifiers' tags (never a plain
@@ -196,6 +198,17 @@ live_tags = Table(
     UniqueConstraint("id_hmac", "key_id", name="ux_node_live_tags_hmac_key"),
 )
 
+# --- the transparency log (node.logcheck) ---
+log_pending = Table(
+    "node_log_pending",
+    metadata,
+    # Applied feed events the log's checkpoint did not cover yet: their leaf hashes, compared with the
+    # log's leaves at a later sync (the accepted checkpoint itself is in node_config, log_*).
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("added_at", Float, nullable=False),
+)
+
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
 SEP = "\x1f"  # joins keys and behaviours in one column (never inside a tag, code or canonical identifier)
 RS = "\x1e"  # joins the records' SEP-joined lists in a decision-log chunk (never inside one either)
@@ -259,7 +272,7 @@ class Store:
             }
         missing = [
             t
-            for t in (decision_log_chunks, decision_log_batches, hits, hit_state, live_tags)
+            for t in (decision_log_chunks, decision_log_batches, hits, hit_state, live_tags, log_pending)
             if t.name not in have
         ]
         if not missing and OLD_DECISION_LOG not in have:

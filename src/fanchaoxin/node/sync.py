@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanchaoxin.core.roles import BusinessType
-from fanchaoxin.node import hits
+from fanchaoxin.node import hits, logcheck
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, Store, entry_row, now
 from fanchaoxin.sharing import protocol as P
@@ -259,6 +259,10 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
                 f"its head {manifest_head} is behind the local head {head} (an old manifest replayed?)"
             ),
         )
+    try:  # the transparency log (#19): checkpoint, witnesses, consistency, the events that waited
+        tlog = logcheck.SyncLog.open(store, client, manifest)
+    except logcheck.LogRefused as exc:
+        raise _refuse("the transparency log", exc) from None
     need_snapshot = state["snapshot_seq"] == 0 and head == 0 and (manifest.get("snapshot") or {}).get("url")
     rebase = _oprf_keys_changed(cfg, manifest) if head else False
     if rebase:
@@ -270,6 +274,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         if need_snapshot:
             feed = _fetch_snapshot(client, manifest, public_key)
             try:
+                tlog.check(feed)
                 head = apply_snapshot(store, feed, allow_rollback=rebase)
             except P.ProtocolError as exc:
                 raise _refuse(f"snapshot {feed.header.get('seq')}", exc) from None
@@ -304,6 +309,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
                     "the platform has no events after %s although its manifest says %s", head, manifest_head
                 )
                 break
+            tlog.check(feed)  # its events in the log (a LogRefused is a ProtocolError)
             head = apply_delta(store, feed)
         except P.ProtocolError as exc:
             raise _refuse(what, exc) from None
@@ -311,6 +317,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         result.events += len(feed.records)
         log.info("applied %s (%s events)", what, len(feed.records))
     result.head_after = head
+    tlog.close()
     mark_synced(store, manifest)
     return result
 

@@ -1,0 +1,147 @@
+"""The node's log check against the real platform (#19): the routes of sharing.translog_views, entries
+published and revoked through the workflow, the node syncing, verifying and cosigning; history rewritten
+in the platform's tables caught at the next sync; the platform's inclusion proof accepted by the
+independent script in docs/. Under the run's profile (gm: SM3 tree, SM2 checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.lifecycle import Action
+from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.blacklist.schemas import EntryIn
+from fanchaoxin.core import tlog as T
+from fanchaoxin.core.audit import Actor
+from fanchaoxin.core.roles import Role
+from fanchaoxin.core.settings import get_settings
+from fanchaoxin.node import logcheck, relay
+from fanchaoxin.node.client import PlatformClient
+from fanchaoxin.node.store import Store
+from fanchaoxin.node.sync import SyncRefused, initialise, sync
+from fanchaoxin.sharing import translog
+from fanchaoxin.workflows.entries import take_step
+from tests.blacklist.registry_helpers import RID_B, USCC_B, judicial, person_entry
+
+REVIEWER = Actor("test:reviewer")
+SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify_log.py"
+
+
+@pytest.fixture
+def settings(settings, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FCX_SHARING_KEY_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    translog.forget_trees()
+    yield get_settings()
+    get_settings.cache_clear()
+    translog.forget_trees()
+
+
+def _publish(db, org_id, body):  # type: ignore[no-untyped-def]
+    with db.session() as s:
+        e = registry.submit(s, REVIEWER, org_id, EntryIn.model_validate(body))
+        take_step(s, REVIEWER, e, Action.start_review)
+        if body["basis"] == "enterprise_finding":
+            take_step(s, REVIEWER, e, Action.open_notice)
+            e.notice_ends_on = date.today() - timedelta(days=1)
+        take_step(s, REVIEWER, e, Action.publish)
+        return e.id
+
+
+def _checkpoint(db) -> None:  # type: ignore[no-untyped-def]
+    """What the periodic job does (workflows.jobs): commit the audit head, sign a checkpoint."""
+    with db.session() as s:
+        translog.run_jobs(s)
+
+
+def _node(app, tmp_path: Path, api_key: str) -> tuple[Store, PlatformClient]:  # type: ignore[no-untyped-def]
+    client = PlatformClient("http://testserver", api_key)
+    client.http.close()
+    client.http = TestClient(app, base_url="http://testserver", headers={"X-API-Key": api_key})
+    path = str(tmp_path / "node.db")
+    initialise(path, "http://testserver", api_key, client=client)
+    return Store(path), client
+
+
+def test_the_node_verifies_and_cosigns_the_platforms_log(app, db, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shop = world.enterprise("电商")
+    store, client = _node(app, tmp_path, shop.keys[Role.enterprise_node])
+    relay.ensure_node_key(store)
+    relay.enrol_node_key(store, client)
+    person = _publish(db, shop.org.id, person_entry())
+    unit = _publish(
+        db,
+        shop.org.id,
+        judicial(
+            subject={"kind": "unit", "name": "杭州某公司", "identifiers": [{"type": "uscc", "value": USCC_B}]}
+        ),
+    )
+    _checkpoint(db)
+    result = sync(store, client)
+    st = logcheck.status(store)
+    assert st["alarm"] is None and st["events_waiting"] == 0
+    assert st["checked_up_to_feed_seq"] == result.head_after == 2
+    # the node's cosignature was taken and is served with the checkpoint
+    key = relay.enrolled_node_key(store)
+    assert key is not None
+    note = client.get_bytes("/v1/log/checkpoint")
+    cosigned = logcheck.check_cosignatures(note, [logcheck.witness(f"fcx-node/{key.key_id}", key.public)], 1)
+    assert cosigned.verified == (f"fcx-node/{key.key_id}",)
+
+    # a revocation: the event waits for a checkpoint, then is checked
+    with db.session() as s:
+        take_step(s, REVIEWER, s.get(Entry, unit), Action.revoke, reason="wrongly listed")
+    sync(store, client)
+    _checkpoint(db)
+    sync(store, client)
+    st = logcheck.status(store)
+    assert st["checked_up_to_feed_seq"] == 3 and st["events_waiting"] == 0 and st["alarm"] is None
+
+    # the listed person's proof, checked by the independent script (standard library only)
+    proof = client.request("GET", f"/v1/log/proof/inclusion?entry={person}").json()
+    vkey = client.request("GET", "/v1/log/key").json()["vkeys"][0]
+    (tmp_path / "proof.json").write_text(json.dumps({"confirmation": {"log_proof": proof}}))
+    done = subprocess.run(
+        [sys.executable, "-I", str(SCRIPT), str(tmp_path / "proof.json"), "--vkey", vkey],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "status published) is in the log" in done.stdout
+
+    # an insider edits an old leaf and rebuilds the tree: the next sync refuses
+    with db.session() as s:
+        row = s.execute(text("SELECT idx, leaf FROM tlog_leaves ORDER BY idx LIMIT 1")).one()
+        edited = bytes(row.leaf).replace(b'"published"', b'"revoked"', 1)
+        h = T.leaf_hash(edited, logcheck.log_key(client_manifest_log(client)).hash_fn)  # type: ignore[union-attr]
+        s.execute(
+            text("UPDATE tlog_leaves SET leaf = :leaf, leaf_hash = :h WHERE idx = :i"),
+            {"leaf": edited, "h": h, "i": row.idx},
+        )
+        s.execute(text("DELETE FROM tlog_cosignatures"))
+        s.execute(text("DELETE FROM tlog_checkpoints"))
+        s.execute(text("DELETE FROM tlog_tiles"))
+    translog.forget_trees()
+    second = {"kind": "individual", "name": "李四", "identifiers": [{"type": "resident_id", "value": RID_B}]}
+    _publish(db, shop.org.id, person_entry(subject=second))
+    _checkpoint(db)
+    with pytest.raises(SyncRefused, match=r"the transparency log: consistency proof \d+→\d+"):
+        sync(store, client)
+    assert "consistency proof" in (logcheck.status(store)["alarm"] or "")
+    store.dispose()
+    client.close()
+
+
+def client_manifest_log(client: PlatformClient) -> dict[str, object]:
+    doc = client.manifest()
+    assert isinstance(doc, dict)
+    return dict(doc["manifest"]["log"])
