@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
@@ -281,11 +281,34 @@ def tree(session: Session, keys: LogKeys) -> tlog.MerkleLog:
             last = session.scalar(select(LogLeaf.leaf_hash).where(LogLeaf.idx == log.size - 1))
             if last is None or bytes(last) != log.leaf_hash(log.size - 1):
                 log = held.log = tlog.MerkleLog(keys.hash_fn)
-        for (h,) in session.execute(
+        if not log.size:
+            _load_full_tiles(session, log)
+        conn = session.connection()
+        rows = conn.execute(
             select(LogLeaf.leaf_hash).where(LogLeaf.idx >= log.size).order_by(LogLeaf.idx)
-        ):
-            log.append_hash(bytes(h))
+        ).scalars()
+        append = log.append_hash
+        for h in rows:
+            append(bytes(h))
         return log
+
+
+def _load_full_tiles(session: Session, log: tlog.MerkleLog) -> None:
+    """Start an empty tree from the stored full level-0 tiles (256 leaf hashes a row) while they run
+    on from leaf 0, rather than from a million leaf rows; the leaves after them are read one by one."""
+    hs = log.hash_size
+    n = 0
+    while True:
+        paths = [tlog.tile_path(0, i) for i in range(n, n + 256)]
+        found = dict(session.execute(select(LogTile.path, LogTile.data).where(LogTile.path.in_(paths))).all())
+        for path in paths:
+            data = found.get(path)
+            if data is None or len(data) != tlog.TILE_WIDTH * hs:
+                return
+            data = bytes(data)
+            for j in range(tlog.TILE_WIDTH):
+                log.append_hash(data[j * hs : (j + 1) * hs])
+        n += 256
 
 
 def forget_trees() -> None:
@@ -314,14 +337,46 @@ class NewLeaf:
     entry_id: uuid.UUID | None = None
 
 
-def _take(session: Session, n: int) -> int:
+_LEAF_COLUMNS: Final = ("idx", "kind", "feed_seq", "audit_seq", "entry_id", "leaf", "leaf_hash", "at")
+
+
+@dataclass(frozen=True)
+class _RawSql:
+    """The two statements of an append, for the driver itself: the feed appends one leaf per event
+    and SQLAlchemy's per-statement work was most of an append's cost. Values go through each column
+    type's own bind processor, so they are stored exactly as the ORM stores them."""
+
+    take: str
+    insert: str
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+
+_raw_sql: dict[str, _RawSql] = {}
+
+
+def _raw(session: Session) -> _RawSql:
+    dialect = session.get_bind().dialect
+    known = _raw_sql.get(dialect.name)
+    if known is None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        table = LogLeaf.__table__
+        known = _raw_sql[dialect.name] = _RawSql(
+            f"UPDATE tlog_head SET size = size + {mark} WHERE id = 1 RETURNING size",
+            f"INSERT INTO tlog_leaves ({', '.join(_LEAF_COLUMNS)}) VALUES ({', '.join([mark] * 8)})",
+            tuple(table.c[c].type.bind_processor(dialect) for c in _LEAF_COLUMNS),
+        )
+    return known
+
+
+def _take(session: Session, cursor: Any, sql: _RawSql, n: int) -> int:
     """Reserve ``n`` indices under the head row's lock (held to the end of the transaction)."""
-    stmt = text("UPDATE tlog_head SET size = size + :n WHERE id = 1 RETURNING size")
-    row = session.execute(stmt, {"n": n}).one_or_none()
+    cursor.execute(sql.take, (n,))
+    row = cursor.fetchone()
     if row is None:
         session.add(LogHead(id=1, size=stored_size(session)))
         session.flush()
-        row = session.execute(stmt, {"n": n}).one()
+        cursor.execute(sql.take, (n,))
+        row = cursor.fetchone()
     return int(row[0]) - n
 
 
@@ -331,21 +386,29 @@ def append_leaves(session: Session, leaves: Sequence[NewLeaf], keys: LogKeys | N
         return stored_size(session)
     keys = keys or load_log_keys()
     hash_fn, now = keys.hash_fn, utcnow()
-    first = _take(session, len(leaves))
-    rows = [
-        {
-            "idx": first + i,
-            "kind": leaf.kind,
-            "feed_seq": leaf.feed_seq,
-            "audit_seq": leaf.audit_seq,
-            "entry_id": leaf.entry_id,
-            "leaf": leaf.leaf,
-            "leaf_hash": hash_fn(tlog.LEAF_PREFIX + leaf.leaf),
-            "at": now,
-        }
-        for i, leaf in enumerate(leaves)
-    ]
-    session.execute(insert(LogLeaf), rows)
+    sql = _raw(session)
+    cursor = session.connection().connection.cursor()
+    try:
+        first = _take(session, cursor, sql, len(leaves))
+        rows = []
+        for i, leaf in enumerate(leaves):
+            values = (
+                first + i,
+                leaf.kind,
+                leaf.feed_seq,
+                leaf.audit_seq,
+                leaf.entry_id,
+                leaf.leaf,
+                hash_fn(tlog.LEAF_PREFIX + leaf.leaf),
+                now,
+            )
+            rows.append(tuple(v if p is None else p(v) for v, p in zip(values, sql.processors, strict=True)))
+        if len(rows) == 1:
+            cursor.execute(sql.insert, rows[0])
+        else:
+            cursor.executemany(sql.insert, rows)
+    finally:
+        cursor.close()
     return first
 
 
@@ -405,19 +468,32 @@ def checkpoint_covering(session: Session, index: int, keys: LogKeys | None = Non
 
 
 def _store_full_tiles(session: Session, t: tlog.MerkleLog, old: int, new: int) -> None:
+    candidates: dict[str, Callable[[], bytes]] = {}
     level = 0
     while (count := new >> (tlog.TILE_HEIGHT * level)) >= tlog.TILE_WIDTH:
         first = (old >> (tlog.TILE_HEIGHT * level)) // tlog.TILE_WIDTH
         for n in range(first, count // tlog.TILE_WIDTH):
-            data = tile_bytes(t, level, n, tlog.TILE_WIDTH)
-            path = tlog.tile_path(level, n)
-            if session.get(LogTile, path) is None:
-                session.add(LogTile(path=path, data=data))
+            candidates[tlog.tile_path(level, n)] = lambda lv=level, i=n: tile_bytes(t, lv, i, tlog.TILE_WIDTH)
         level += 1
-    for n in range(old // tlog.TILE_WIDTH, new // tlog.TILE_WIDTH):
-        path = tlog.entries_path(n)
-        if session.get(LogTile, path) is None:
-            session.add(LogTile(path=path, data=entry_bundle(session, n, tlog.TILE_WIDTH)))
+    first_bundle, end_bundle = old // tlog.TILE_WIDTH, new // tlog.TILE_WIDTH
+    bundles: dict[int, list[bytes]] = {}
+    if end_bundle > first_bundle:
+        rows = session.execute(
+            select(LogLeaf.idx, LogLeaf.leaf)
+            .where(LogLeaf.idx >= first_bundle * tlog.TILE_WIDTH, LogLeaf.idx < end_bundle * tlog.TILE_WIDTH)
+            .order_by(LogLeaf.idx)
+        )
+        for idx, leaf in rows:
+            bundles.setdefault(idx // tlog.TILE_WIDTH, []).append(bytes(leaf))
+    for n in range(first_bundle, end_bundle):
+        candidates[tlog.entries_path(n)] = lambda i=n: tlog.entry_bundle(bundles[i])
+    have: set[str] = set()
+    names = list(candidates)
+    for i in range(0, len(names), 500):
+        have.update(session.scalars(select(LogTile.path).where(LogTile.path.in_(names[i : i + 500]))))
+    rows_out = [{"path": path, "data": make()} for path, make in candidates.items() if path not in have]
+    for i in range(0, len(rows_out), 500):
+        session.execute(insert(LogTile), rows_out[i : i + 500])
 
 
 def with_cosignatures(session: Session, cp: LogCheckpoint) -> str:
