@@ -85,6 +85,16 @@ def test_the_node_verifies_and_cosigns_the_platforms_log(app, db, world, tmp_pat
         ),
     )
     _checkpoint(db)
+    # a department witnesses the log too (its round reads only the public routes)
+    dept = world.department("市场监管局")
+    dept_client = PlatformClient("http://testserver", dept.keys[Role.department_officer])
+    dept_client.http.close()
+    dept_client.http = TestClient(app, base_url="http://testserver")
+    dept_key = logcheck.load_witness_key(tmp_path / "dept.key")
+    first = logcheck.witness_once(
+        dept_client, tmp_path / "dept.json", dept_key, "dept.example/w1", post=False
+    )
+    assert first.size == 3  # two feed events and the audit head the job committed
     result = sync(store, client)
     st = logcheck.status(store)
     assert st["alarm"] is None and st["events_waiting"] == 0
@@ -136,6 +146,10 @@ def test_the_node_verifies_and_cosigns_the_platforms_log(app, db, world, tmp_pat
     _checkpoint(db)
     with pytest.raises(SyncRefused, match=r"the transparency log: consistency proof \d+→\d+"):
         sync(store, client)
+    # and the department's next round refuses to cosign the rewritten log
+    with pytest.raises(logcheck.LogRefused, match=r"consistency proof 3→\d+"):
+        logcheck.witness_once(dept_client, tmp_path / "dept.json", dept_key, "dept.example/w1", post=False)
+    dept_client.close()
     assert "consistency proof" in (logcheck.status(store)["alarm"] or "")
     store.dispose()
     client.close()

@@ -218,7 +218,8 @@ def test_an_event_that_differs_from_its_leaf_is_refused_before_it_is_applied(
     _publish(fake, 2)
     # the feed shows this node event 2 with other tags than the log holds (a listing shown to one node)
     fake.events[1]["record"] = dict(fake.events[1]["record"], tags=["someone-else"])
-    _refused(store, "feed event 2 as the platform sent it differs from leaf 1 of the log")
+    msg = _refused(store, "feed event 2 as the platform sent it differs from leaf 1 of the log")
+    assert "only its tags differ" in msg
     assert Store(store.path).state()["head"] == 0
 
 

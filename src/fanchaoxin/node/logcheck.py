@@ -359,6 +359,7 @@ class SyncLog:
         self.anchor: int | None = int(cfg[C_ANCHOR]) if cfg.get(C_ANCHOR) else None
         if self.cursor is None and self.anchor is None:  # first contact: from the local head on
             self.anchor = int(cfg.get("head", "0"))
+        self.records: dict[int, Any] = {}  # this sync's events as sent, to say how one differs
         with store.read() as conn:
             self.pending: dict[int, bytes] = dict(
                 conn.exec_driver_sql("SELECT seq, leaf_hash FROM node_log_pending").all()
@@ -402,6 +403,7 @@ class SyncLog:
             else:
                 for line in feed.records:
                     self.pending[int(line["seq"])] = T.leaf_hash(feed_leaf(line), self.key.hash_fn)
+                    self.records[int(line["seq"])] = line["record"]
             self._read()
         except LogRefused as exc:
             alarm(self.store, str(exc))
@@ -459,11 +461,23 @@ class SyncLog:
                 if applied is not None and applied != hashed:
                     raise LogRefused(
                         f"feed event {seq} as the platform sent it differs from leaf {index} of the log "
-                        "(an event edited, or shown differently to this node)"
+                        f"({self._difference(seq, leaf)})"
                     )
                 self.feed_seq = seq
             index += 1
         self.cursor = index
+
+    def _difference(self, seq: int, leaf: dict[str, Any]) -> str:
+        sent, logged = self.records.get(seq), leaf.get("event")
+        if not isinstance(sent, dict) or not isinstance(logged, dict):
+            return "an event edited, or shown differently to this node"
+        fields = sorted(k for k in set(sent) | set(logged) if sent.get(k) != logged.get(k))
+        if fields == ["tags"]:
+            return (
+                "only its tags differ: a listing shown to this node under other identifiers, or the "
+                "platform's OPRF keys or the subject's identifiers changed after it was logged"
+            )
+        return f"fields that differ: {', '.join(fields)}"
 
     # --- state -------------------------------------------------------------------------------------------
 
