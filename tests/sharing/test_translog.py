@@ -109,7 +109,9 @@ def test_every_feed_event_is_a_leaf_with_a_verifiable_inclusion_proof(client, db
     for leaf in body["leaves"]:
         data = base64.b64decode(leaf["leaf"])
         proof = [base64.b64decode(p) for p in leaf["proof"]]
-        tlog.verify_inclusion(leaf["index"], cp2.size, tlog.leaf_hash(data, hash_fn()), proof, cp2.root_hash, hash_fn())
+        tlog.verify_inclusion(
+            leaf["index"], cp2.size, tlog.leaf_hash(data, hash_fn()), proof, cp2.root_hash, hash_fn()
+        )
     statuses = [json.loads(base64.b64decode(x["leaf"]))["event"]["status"] for x in body["leaves"]]
     assert statuses == ["published", "revoked"]
 
@@ -186,7 +188,11 @@ def test_consistency_proofs_tiles_and_manifest(client, db, market):
     assert client.get(f"/v1/log/tile/entries/000.p/{new.size}").status_code == 401
 
     manifest = client.get("/v1/sharing/manifest", headers=market["shop"].headers()).json()
-    assert manifest["manifest"]["log"] == {"origin": doc["origin"], "vkey": doc["vkeys"][0], "profile": doc["profile"]}
+    assert manifest["manifest"]["log"] == {
+        "origin": doc["origin"],
+        "vkey": doc["vkeys"][0],
+        "profile": doc["profile"],
+    }
 
 
 def test_full_tiles_are_immutable_and_stored(db, settings):
@@ -525,3 +531,62 @@ def test_leaf_rows_record_feed_seq_and_entry(db, market, settings):
         assert all(r.leaf_hash == hash_fn()(b"\x00" + r.leaf) for r in rows)
         ev = s.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
         assert ev is not None
+
+
+@pytest.mark.parametrize("name", ["international", "gm"])
+def test_notes_and_cosignatures_of_both_algorithms(name):
+    """Ed25519 (types 0x01/0x04) and SM2 (the 0xff escape) sign and verify through core.crypto, and
+    read back from their verifier keys; a reader that does not know a key skips its line."""
+    p = profile(name)
+    signer = tlog.NoteSigner("example.com/log", p.generate_signing_key())
+    witness = tlog.NoteSigner(
+        "example.com/witness", p.generate_signing_key(), cosigner=True, clock=lambda: 1_700_000_000
+    )
+    cp = tlog.Checkpoint("example.com/log", 3, p.digest(b"root"))
+    note = tlog.sign_checkpoint(cp, [signer])
+    cosigned = note + witness.signature_line(cp.text().encode()).encode()
+    for v in (signer.verifier, witness.verifier):
+        assert tlog.NoteVerifier.from_vkey(v.vkey()) == v
+    opened = tlog.open_note(cosigned, [signer.verifier, witness.verifier])
+    assert opened.verified_by == ("example.com/log", "example.com/witness")
+    _, lines = tlog.split_note(cosigned)
+    assert witness.verifier.timestamp(lines[1][1][4:]) == 1_700_000_000
+    assert tlog.open_note(cosigned, [signer.verifier]).verified_by == ("example.com/log",)
+    with pytest.raises(tlog.NoteError, match="does not verify"):
+        tlog.open_note(cosigned.replace(b"\n3\n", b"\n4\n"), [signer.verifier])
+
+
+def test_an_auditor_over_http_reads_everything_it_needs(client, db, market):
+    """What `fcx log verify --url` does, with the routes as the only source."""
+    listed(db, market)
+    doc, verifiers = log_key(client)
+    headers = market["shop"].headers()
+    kept = client.get("/v1/log/checkpoint").content
+    publish(
+        db,
+        market["ride"].org.id,
+        person_entry(
+            subject={
+                "kind": "individual",
+                "name": "赵六",
+                "identifiers": [{"type": "phone", "value": "13600136000"}],
+            }
+        ),
+    )
+    with db.session() as s:
+        translog.run_jobs(s)
+
+    def fetch(path: str) -> bytes:
+        if path.startswith("consistency/"):
+            _, m, n = path.split("/")
+            r = client.get("/v1/log/proof/consistency", params={"from": m, "to": n})
+        else:
+            r = client.get(f"/v1/log/{path}", headers=headers)
+        if r.status_code != 200:
+            raise LookupError(f"{path}: {r.status_code}")
+        return r.content
+
+    hash_of = {"SHA-256": profile("international").digest, "SM3": profile("gm").digest}[doc["hash"]]
+    report = translog.audit_log(fetch, verifiers, doc["origin"], hash_of, old_checkpoint=kept)
+    assert report.ok, report.problems
+    assert report.size == 6 and report.leaves_checked == 6

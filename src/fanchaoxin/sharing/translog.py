@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import tempfile
@@ -473,7 +474,7 @@ def _store_full_tiles(session: Session, t: tlog.MerkleLog, old: int, new: int) -
     while (count := new >> (tlog.TILE_HEIGHT * level)) >= tlog.TILE_WIDTH:
         first = (old >> (tlog.TILE_HEIGHT * level)) // tlog.TILE_WIDTH
         for n in range(first, count // tlog.TILE_WIDTH):
-            candidates[tlog.tile_path(level, n)] = lambda lv=level, i=n: tile_bytes(t, lv, i, tlog.TILE_WIDTH)
+            candidates[tlog.tile_path(level, n)] = functools.partial(tile_bytes, t, level, n, tlog.TILE_WIDTH)
         level += 1
     first_bundle, end_bundle = old // tlog.TILE_WIDTH, new // tlog.TILE_WIDTH
     bundles: dict[int, list[bytes]] = {}
@@ -486,7 +487,7 @@ def _store_full_tiles(session: Session, t: tlog.MerkleLog, old: int, new: int) -
         for idx, leaf in rows:
             bundles.setdefault(idx // tlog.TILE_WIDTH, []).append(bytes(leaf))
     for n in range(first_bundle, end_bundle):
-        candidates[tlog.entries_path(n)] = lambda i=n: tlog.entry_bundle(bundles[i])
+        candidates[tlog.entries_path(n)] = functools.partial(_bundle_of, bundles, n)
     have: set[str] = set()
     names = list(candidates)
     for i in range(0, len(names), 500):
@@ -494,6 +495,10 @@ def _store_full_tiles(session: Session, t: tlog.MerkleLog, old: int, new: int) -
     rows_out = [{"path": path, "data": make()} for path, make in candidates.items() if path not in have]
     for i in range(0, len(rows_out), 500):
         session.execute(insert(LogTile), rows_out[i : i + 500])
+
+
+def _bundle_of(bundles: dict[int, list[bytes]], n: int) -> bytes:
+    return tlog.entry_bundle(bundles[n])
 
 
 def with_cosignatures(session: Session, cp: LogCheckpoint) -> str:
