@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from fanchaoxin.blacklist import service as registry
@@ -590,3 +591,26 @@ def test_an_auditor_over_http_reads_everything_it_needs(client, db, market):
     report = translog.audit_log(fetch, verifiers, doc["origin"], hash_of, old_checkpoint=kept)
     assert report.ok, report.problems
     assert report.size == 6 and report.leaves_checked == 6
+
+
+def test_the_tree_cuts_back_to_what_was_committed(db, settings):
+    """A transaction that appended and rolled back leaves the process's tree ahead: the next read cuts
+    it back (no rebuild) and goes on from there."""
+    keys = translog.load_log_keys()
+    with db.session() as s:
+        translog.append_leaves(s, [translog.NewLeaf("feed", b"%d" % i) for i in range(300)], keys)
+    with db.session() as s:
+        t = translog.tree(s, keys)
+        root300 = t.root()
+    with db.engine.connect() as conn:
+        conn.begin()
+        bare = Session(bind=conn)
+        translog.append_leaves(bare, [translog.NewLeaf("feed", b"x%d" % i) for i in range(5)], keys)
+        assert translog.tree(bare, keys).size == 305
+        bare.rollback()
+        bare.close()
+    with db.session() as s:
+        again = translog.tree(s, keys)
+        assert again is t and again.size == 300 and again.root() == root300
+        translog.append_leaves(s, [translog.NewLeaf("feed", b"y")], keys)
+        assert translog.tree(s, keys).size == 301

@@ -335,6 +335,19 @@ class MerkleLog:
         self._size = index + 1
         return index
 
+    def truncate(self, size: int) -> None:
+        """Forget the leaves from ``size`` on (a copy that ran ahead of what its store committed, e.g.
+        a transaction that appended and rolled back). The complete subtrees within the first ``size``
+        leaves are what they were, so this only cuts each level: O(log n)."""
+        if not 0 <= size <= self._size:
+            raise TlogError(f"cannot truncate a log of {self._size} leaves to {size}")
+        hs = self.hash_size
+        for height, level in enumerate(self._levels):
+            del level[(size >> height) * hs :]
+        while len(self._levels) > 1 and not self._levels[-1]:
+            self._levels.pop()
+        self._size = size
+
     def node(self, height: int, index: int) -> bytes:
         """The complete subtree hash at ``height``, ``index`` (:class:`NodeSource`)."""
         if height >= len(self._levels) or (index + 1) << height > self._size or index < 0:

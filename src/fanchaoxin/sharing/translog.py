@@ -278,25 +278,65 @@ def tree(session: Session, keys: LogKeys) -> tlog.MerkleLog:
             held = _trees[k] = _Tree(tlog.MerkleLog(keys.hash_fn))
     with held.lock:
         log = held.log
-        if log.size:
-            last = session.scalar(select(LogLeaf.leaf_hash).where(LogLeaf.idx == log.size - 1))
-            if last is None or bytes(last) != log.leaf_hash(log.size - 1):
-                log = held.log = tlog.MerkleLog(keys.hash_fn)
-        if not log.size:
-            _load_full_tiles(session, log)
         conn = session.connection()
-        rows = conn.execute(
-            select(LogLeaf.leaf_hash).where(LogLeaf.idx >= log.size).order_by(LogLeaf.idx)
-        ).scalars()
+        # One query: the tree's last leaf again (is the database still what the tree was built from?)
+        # and every leaf after it.
+        start = max(log.size - 1, 0)
+        rows = iter(
+            conn.execute(
+                select(LogLeaf.idx, LogLeaf.leaf_hash).where(LogLeaf.idx >= start).order_by(LogLeaf.idx)
+            )
+        )
+        if log.size:
+            first = next(rows, None)
+            if first is None or first[0] != start or bytes(first[1]) != log.leaf_hash(start):
+                log = held.log = _cut_back(session, log, keys)
+                rows = iter(
+                    conn.execute(
+                        select(LogLeaf.idx, LogLeaf.leaf_hash)
+                        .where(LogLeaf.idx >= log.size)
+                        .order_by(LogLeaf.idx)
+                    )
+                )
+        elif _load_full_tiles(session, log):
+            rows = iter(
+                conn.execute(
+                    select(LogLeaf.idx, LogLeaf.leaf_hash)
+                    .where(LogLeaf.idx >= log.size)
+                    .order_by(LogLeaf.idx)
+                )
+            )
         append = log.append_hash
-        for h in rows:
+        for _idx, h in rows:
             append(bytes(h))
         return log
 
 
-def _load_full_tiles(session: Session, log: tlog.MerkleLog) -> None:
+def _cut_back(session: Session, log: tlog.MerkleLog, keys: LogKeys) -> tlog.MerkleLog:
+    """The tree is ahead of this view (another transaction's leaves, not committed or rolled back) or
+    differs from it: cut back to what the database holds if it starts with the same leaves (no rebuild),
+    else start again (then filled from the stored tiles and leaves)."""
+    top = session.scalar(select(func.max(LogLeaf.idx)))
+    stored = 0 if top is None else int(top) + 1
+    if 0 < stored < log.size and _agrees(session, log, stored):
+        log.truncate(stored)
+        return log
+    fresh = tlog.MerkleLog(keys.hash_fn)
+    _load_full_tiles(session, fresh)
+    return fresh
+
+
+def _agrees(session: Session, log: tlog.MerkleLog, size: int) -> bool:
+    """Whether leaf ``size - 1`` in the database is the tree's (each leaf hash commits to its bytes;
+    the stored hash chain of the tree is the process's own)."""
+    last = session.scalar(select(LogLeaf.leaf_hash).where(LogLeaf.idx == size - 1))
+    return last is not None and bytes(last) == log.leaf_hash(size - 1)
+
+
+def _load_full_tiles(session: Session, log: tlog.MerkleLog) -> bool:
     """Start an empty tree from the stored full level-0 tiles (256 leaf hashes a row) while they run
-    on from leaf 0, rather than from a million leaf rows; the leaves after them are read one by one."""
+    on from leaf 0, rather than from a million leaf rows; the leaves after them are read one by one.
+    Whether any was loaded."""
     hs = log.hash_size
     n = 0
     while True:
@@ -305,7 +345,7 @@ def _load_full_tiles(session: Session, log: tlog.MerkleLog) -> None:
         for path in paths:
             data = found.get(path)
             if data is None or len(data) != tlog.TILE_WIDTH * hs:
-                return
+                return log.size > 0
             data = bytes(data)
             for j in range(tlog.TILE_WIDTH):
                 log.append_hash(data[j * hs : (j + 1) * hs])
