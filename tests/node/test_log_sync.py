@@ -106,6 +106,21 @@ def test_a_platform_without_a_log_is_followed_until_it_has_shown_one(store: Stor
     _refused(store, "names no log any more")
 
 
+def test_a_log_begun_after_the_feed_is_checked_from_its_first_event(
+    tmp_path: Path, fake: LogPlatform
+) -> None:
+    _publish(fake, 2)
+    fake.log = FakeLog(fake.log.profile, fake.log.key)  # the platform gained its log after event 2
+    fake.log.append_audit(1)
+    _publish(fake, 2, start=2)
+    fresh = _init(tmp_path, fake, "fresh.db")
+    sync(fresh)
+    st = logcheck.status(fresh)
+    assert st["log_begins_at_feed_seq"] == 3 and st["checked_up_to_feed_seq"] == 4
+    assert st["events_waiting"] == 0 and st["alarm"] is None
+    fresh.dispose()
+
+
 def test_events_wait_for_a_checkpoint_that_covers_them(store: Store, fake: LogPlatform) -> None:
     _publish(fake, 3)
     fake.log.published = 1  # the platform has signed no checkpoint past event 1 yet

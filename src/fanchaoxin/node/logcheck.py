@@ -77,6 +77,7 @@ C_COSIGNED = "log_cosigned"  # "<size> <root b64>" of the last checkpoint this n
 C_WITNESSES = "log_witnesses"  # JSON list of witness verifier keys the enterprise trusts
 C_QUORUM = "log_quorum"
 C_WITNESS_NAME = "log_witness_name"
+C_BEGINS = "log_begins_at_feed_seq"  # set when the log began after the feed (older events predate it)
 
 
 class LogRefused(P.ProtocolError):
@@ -402,8 +403,11 @@ class SyncLog:
                 self.pending = {s: h for s, h in self.pending.items() if s > self.anchor}
             else:
                 for line in feed.records:
-                    self.pending[int(line["seq"])] = T.leaf_hash(feed_leaf(line), self.key.hash_fn)
-                    self.records[int(line["seq"])] = line["record"]
+                    seq = int(line["seq"])
+                    if self.feed_seq is not None and seq <= self.feed_seq:
+                        continue  # before the log's first event (a log begun after the feed)
+                    self.pending[seq] = T.leaf_hash(feed_leaf(line), self.key.hash_fn)
+                    self.records[seq] = line["record"]
             self._read()
         except LogRefused as exc:
             alarm(self.store, str(exc))
@@ -423,22 +427,61 @@ class SyncLog:
     def _find_anchor(self) -> bool:
         """Locate the leaf of feed seq ``anchor``; False while the checkpoint does not cover it yet."""
         assert self.anchor is not None
-        if self.anchor == 0:
-            self.cursor, self.feed_seq, self.anchor = 0, 0, None
-            return True
-        try:
-            body = _get_json(self.client, f"{INCLUSION}?feed_seq={self.anchor}", f"feed event {self.anchor}")
-        except LogRefused:
-            return False  # not in the log yet (404): checked at a later sync
-        leaves = body.get("leaves") or []
-        index = int(leaves[0].get("index", -1)) if leaves and isinstance(leaves[0], dict) else -1
-        if not 0 <= index < self.checkpoint.size:
+        if self.anchor > 0:
+            try:
+                body = _get_json(
+                    self.client, f"{INCLUSION}?feed_seq={self.anchor}", f"feed event {self.anchor}"
+                )
+            except LogRefused:
+                body = None  # no leaf for it (404): the log may begin after it
+            if body is not None:
+                leaves = body.get("leaves") or []
+                index = int(leaves[0].get("index", -1)) if leaves and isinstance(leaves[0], dict) else -1
+                if not 0 <= index < self.checkpoint.size:
+                    return False  # not covered by this checkpoint yet: at a later sync
+                leaf = _parse_leaf(index, self.reader.leaf(index)[0])
+                if leaf.get("type") != "feed" or leaf.get("seq") != self.anchor:
+                    raise LogRefused(
+                        f"the platform names leaf {index} for feed event {self.anchor}, it is another"
+                    )
+                self._anchored(index + 1, self.anchor)
+                return True
+        first = self._first_feed_leaf()
+        if first is None:  # no feed leaf in this checkpoint yet
+            if self.anchor == 0:
+                self._anchored(0, 0)
+                return True
             return False
-        leaf = _parse_leaf(index, self.reader.leaf(index)[0])
-        if leaf.get("type") != "feed" or leaf.get("seq") != self.anchor:
-            raise LogRefused(f"the platform names leaf {index} for feed event {self.anchor}, it is another")
-        self.cursor, self.feed_seq, self.anchor = index + 1, self.anchor, None
+        index, begins = first
+        if begins <= self.anchor:
+            raise LogRefused(
+                f"the log has no leaf for feed event {self.anchor}, though it holds feed event {begins}"
+            )
+        if begins > 1:
+            # A log added to a platform that already had a feed begins at its first logged event; the
+            # events before it predate the log and cannot be checked (said once, and in the status).
+            log.warning(
+                "the transparency log begins at feed event %s: the events before it are not in it", begins
+            )
+            with self.store.transaction() as conn:
+                self.store.set_config(conn, **{C_BEGINS: str(begins)})
+        self._anchored(index, begins - 1)
         return True
+
+    def _anchored(self, cursor: int, feed_seq: int) -> None:
+        self.cursor, self.feed_seq, self.anchor = cursor, feed_seq, None
+        self.pending = {s: h for s, h in self.pending.items() if s > feed_seq}
+
+    def _first_feed_leaf(self) -> tuple[int, int] | None:
+        """The index and seq of the log's first feed leaf (past audit-head leaves, a few bundles at most)."""
+        for index in range(min(self.checkpoint.size, 4 * T.TILE_WIDTH)):
+            leaf = _parse_leaf(index, self.reader.leaf(index)[0])
+            if leaf["type"] == "feed":
+                seq = leaf.get("seq")
+                if not isinstance(seq, int) or seq < 1:
+                    raise LogRefused(f"leaf {index} of the log is a feed event without a sequence number")
+                return index, seq
+        return None
 
     def _read(self) -> None:
         """Read the log's leaves from the cursor while they cover events this node applied."""
@@ -547,6 +590,7 @@ def status(store: Store) -> dict[str, Any]:
         "events_waiting": int(pending),
         "oldest_waiting_since": oldest,
         "alarm": cfg.get(C_ALARM) or None,
+        "log_begins_at_feed_seq": int(cfg[C_BEGINS]) if cfg.get(C_BEGINS) else None,
         "cosigned": cfg.get(C_COSIGNED) or None,
         "witnesses": [witness_from_vkey(v).name for v in json.loads(cfg.get(C_WITNESSES) or "[]")],
         "quorum": int(cfg.get(C_QUORUM) or 0),
