@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -532,6 +533,9 @@ def test_leaf_rows_record_feed_seq_and_entry(db, market, settings):
         assert all(r.leaf_hash == hash_fn()(b"\x00" + r.leaf) for r in rows)
         ev = s.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
         assert ev is not None
+        proof = translog.entry_proof(s, person)
+        assert proof is not None and [x["index"] for x in proof["leaves"]] == [0]
+        assert translog.entry_proof(s, uuid.uuid4()) is None
 
 
 @pytest.mark.parametrize("name", ["international", "gm"])

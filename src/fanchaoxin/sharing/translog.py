@@ -666,6 +666,16 @@ def inclusion(
     }
 
 
+def entry_proof(session: Session, entry_id: uuid.UUID, keys: LogKeys | None = None) -> dict[str, Any] | None:
+    """For a record page or a confirmation (objection, correction, repair): the entry's leaves with their
+    inclusion proofs and the checkpoint they are in (:func:`inclusion`), or None when it has no leaf
+    (never published)."""
+    try:
+        return inclusion(session, entry_id=entry_id, keys=keys)
+    except LookupError:
+        return None
+
+
 def consistency(session: Session, old: int, new: int, keys: LogKeys | None = None) -> dict[str, Any]:
     t = tree(session, keys or load_log_keys())
     if not 0 <= old <= new <= t.size:
