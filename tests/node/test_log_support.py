@@ -42,6 +42,12 @@ class FakeLog:
             other.append(leaf)
         return other
 
+    def rotate(self) -> None:
+        """A new log key (``fcx log rotate-key``); the checkpoint served stays the old key's until the tree
+        grows (the platform signs the next one with the new key)."""
+        self.key = self.profile.generate_signing_key()
+        self.signer = T.NoteSigner("fanchaoxin.test/log-key", self.key)
+
     def append(self, leaf: bytes) -> int:
         index = self.tree.append(leaf)
         self.leaves.append(leaf)
@@ -141,7 +147,12 @@ class LogPlatform(FakePlatform):
                 if url.path == "/v1/log/key":
                     return self._json(
                         200,
-                        {"origin": ORIGIN, "profile": log.profile.name, "vkeys": [log.vkey], "hash": "x"},
+                        {
+                            "origin": ORIGIN,
+                            "profile": log.profile.name,
+                            "vkeys": [log.vkey],
+                            "hash": log.profile.hash_algorithm,
+                        },
                     )
                 if url.path == "/v1/log/proof/consistency":
                     old, new = int(q["from"][0]), int(q["to"][0])

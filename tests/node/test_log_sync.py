@@ -142,6 +142,25 @@ def test_snapshot_then_deltas(store: Store, fake: LogPlatform) -> None:
     assert st["checked_up_to_feed_seq"] == 6 and st["events_waiting"] == 0
 
 
+def test_a_rotated_log_key_arrives_with_the_manifest(store: Store, fake: LogPlatform) -> None:
+    _publish(fake, 2)
+    sync(store)
+    old_vkey = fake.log.vkey
+    fake.log.rotate()  # the manifest names the new key; the latest checkpoint is still the old key's
+    assert fake.log.vkey != old_vkey
+    _publish(fake, 0)
+    sync(store)
+    _publish(fake, 1, start=2)  # the next checkpoint, signed by the new key
+    sync(store)
+    assert logcheck.status(store)["size"] == 3 and logcheck.status(store)["alarm"] is None
+    # a checkpoint signed by a key neither pinned now nor before is refused
+    stranger = FakeLog(fake.log.profile)
+    for leaf in fake.log.leaves:
+        stranger.append(leaf)
+    fake.tamper = lambda path, body: stranger.note() if path == "/v1/log/checkpoint" else body
+    _refused(store, "checkpoint: the note is signed by no known key")
+
+
 # --- refusals (each names what failed) --------------------------------------------------------------------
 
 

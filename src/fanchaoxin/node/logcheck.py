@@ -65,6 +65,7 @@ TILES = "/v1/log/"
 C_ORIGIN = "log_origin"
 C_VKEY = "log_vkey"
 C_PROFILE = "log_profile"
+C_HASH = "log_hash"
 C_SIZE = "log_size"
 C_ROOT = "log_root"
 C_NOTE = "log_checkpoint"
@@ -89,34 +90,55 @@ class LogRefused(P.ProtocolError):
 
 @dataclass(frozen=True)
 class LogKey:
-    """The log as the signed manifest names it: origin, the checkpoint signer, and the hash profile."""
+    """The log as the signed manifest names it: origin, the checkpoint signer, the profile of its key and
+    the profile its tree hashes with (the same unless the platform changed profile: the tree keeps its
+    hash, the key becomes the new profile's). ``previous``: the key this node accepted checkpoints from
+    before a rotation, still good for the checkpoints it signed."""
 
     origin: str
     verifier: T.NoteVerifier
     profile: crypto.Profile
+    hash_profile: crypto.Profile
+    previous: tuple[T.NoteVerifier, ...] = ()
 
     @property
     def vkey(self) -> str:
         return self.verifier.vkey()
 
+    @property
+    def verifiers(self) -> list[T.NoteVerifier]:
+        return [self.verifier, *(v for v in self.previous if v.key_id != self.verifier.key_id)]
+
     def hash_fn(self, data: bytes) -> bytes:
-        return self.profile.digest(data)
+        return self.hash_profile.digest(data)
 
     @property
     def hash_size(self) -> int:
-        return self.profile.digest_size
+        return self.hash_profile.digest_size
 
 
-def log_key(document: dict[str, Any] | None, *, where: str = "manifest") -> LogKey | None:
-    """The ``log`` object of the manifest (or ``/v1/log/key``'s answer): None when absent."""
+_HASH_PROFILES = {"SHA-256": "international", "SM3": "gm"}
+
+
+def log_key(
+    document: dict[str, Any] | None, *, where: str = "manifest", previous_vkey: str | None = None
+) -> LogKey | None:
+    """The ``log`` object of the manifest (or ``/v1/log/key``'s answer): None when absent. Its ``hash``
+    ("SHA-256" or "SM3") when given, else the key's profile's hash."""
     if not document:
         return None
     try:
         origin, vkey, name = str(document["origin"]), str(document["vkey"]), str(document["profile"])
     except (KeyError, TypeError):
         raise LogRefused(f"{where}: its log names no origin, vkey and profile") from None
+    hash_name = document.get("hash")
+    if hash_name is not None and hash_name not in _HASH_PROFILES:
+        raise LogRefused(f"{where}: the log's hash {hash_name!r} is neither SHA-256 nor SM3")
     try:
-        return LogKey(origin, T.NoteVerifier.from_vkey(vkey), crypto.profile(name))
+        key_profile = crypto.profile(name)
+        hash_profile = crypto.profile(_HASH_PROFILES[hash_name]) if hash_name else key_profile
+        previous = (T.NoteVerifier.from_vkey(previous_vkey),) if previous_vkey else ()
+        return LogKey(origin, T.NoteVerifier.from_vkey(vkey), key_profile, hash_profile, previous)
     except (T.TlogError, crypto.CryptoError) as exc:
         raise LogRefused(f"{where}: the log key: {exc}") from None
 
@@ -241,7 +263,7 @@ def _get_json(client: PlatformClient, url: str, what: str) -> dict[str, Any]:
 
 def open_checkpoint(key: LogKey, note: bytes) -> T.Checkpoint:
     try:
-        return T.open_checkpoint(note, key.origin, [key.verifier], key.hash_size)
+        return T.open_checkpoint(note, key.origin, key.verifiers, key.hash_size)
     except T.TlogError as exc:
         raise LogRefused(f"checkpoint: {exc}") from None
 
@@ -371,7 +393,9 @@ class SyncLog:
         """Fetch and check the checkpoint: signature, witnesses, consistency; then the events that waited."""
         cfg = store.get_config()
         try:
-            key = log_key(manifest.get("log"))
+            # the key accepted before stays good for what it signed: after a rotation the latest checkpoint
+            # may still be the old key's until the platform signs the next
+            key = log_key(manifest.get("log"), previous_vkey=cfg.get(C_VKEY) or None)
             if key is None:
                 if cfg.get(C_SIZE):
                     raise LogRefused("the manifest names no log any more, but this node has followed one")
@@ -536,6 +560,7 @@ class SyncLog:
                     C_ORIGIN: self.key.origin,
                     C_VKEY: self.key.vkey,
                     C_PROFILE: self.key.profile.name,
+                    C_HASH: self.key.hash_profile.hash_algorithm,
                     C_SIZE: str(self.checkpoint.size),
                     C_ROOT: base64.b64encode(self.checkpoint.root_hash).decode(),
                     C_NOTE: self.note.decode(),
@@ -619,7 +644,13 @@ def compare(store: Store, client: PlatformClient, note: bytes) -> T.Checkpoint:
         if not cfg.get(C_SIZE):
             raise LogRefused("this node has accepted no checkpoint yet: sync first")
         key = log_key(
-            {"origin": cfg[C_ORIGIN], "vkey": cfg[C_VKEY], "profile": _profile_of(cfg)}, where="node"
+            {
+                "origin": cfg[C_ORIGIN],
+                "vkey": cfg[C_VKEY],
+                "profile": _profile_of(cfg),
+                "hash": cfg.get(C_HASH),
+            },
+            where="node",
         )
         assert key is not None
         other = open_checkpoint(key, note)
@@ -700,9 +731,18 @@ def witness_once(
         chosen = log_vkey or (vkeys[0] if vkeys else None)
         if chosen is None:
             raise LogRefused("log key: the platform publishes no verifier key")
-        state.update(origin=str(published.get("origin")), vkey=chosen, profile=str(published.get("profile")))
+        if state.get("vkey") and state["vkey"] != chosen:  # a rotation: the old key's checkpoints stay good
+            state["previous_vkey"] = state["vkey"]
+        state.update(
+            origin=str(published.get("origin")),
+            vkey=chosen,
+            profile=str(published.get("profile")),
+            hash=published.get("hash"),
+        )
     key_ = log_key(
-        {"origin": state["origin"], "vkey": state["vkey"], "profile": state["profile"]}, where="witness"
+        {k: state.get(k) for k in ("origin", "vkey", "profile", "hash")},
+        where="witness",
+        previous_vkey=state.get("previous_vkey"),
     )
     assert key_ is not None
     note = _get(client, CHECKPOINT, "checkpoint")
