@@ -618,3 +618,31 @@ def test_the_tree_cuts_back_to_what_was_committed(db, settings):
         assert again is t and again.size == 300 and again.root() == root300
         translog.append_leaves(s, [translog.NewLeaf("feed", b"y")], keys)
         assert translog.tree(s, keys).size == 301
+
+
+def test_cli_init_show_checkpoint_and_verify_statement(client, db, market, tmp_path):
+    runner = CliRunner()
+    _, unit, _ = listed(db, market)
+    shown = runner.invoke(cli, ["log", "show"])
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.output)
+    assert doc["hash"] == active().hash_algorithm and doc["file"].endswith("log.json")
+    again = runner.invoke(cli, ["log", "init", "--origin", "other.example/log"])
+    assert again.exit_code == 0 and "Already there" in again.output  # an existing key is never replaced
+    out = runner.invoke(cli, ["log", "checkpoint"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith(doc["origin"] + "\n")
+    note = client.post(
+        "/v1/log/statement", json={"entry_id": str(unit)}, headers=market["platform"].headers()
+    )
+    path = tmp_path / "statement"
+    path.write_text(note.text)
+    args = ["log", "verify-statement", str(path), "--origin", doc["origin"], "--hash", doc["hash"]]
+    for v in doc["vkeys"]:
+        args += ["--vkey", v]
+    ok = runner.invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["kind"] == "entry_ended"
+    path.write_text(note.text.replace("revoked", "repaired", 1))
+    bad = runner.invoke(cli, args, env={"COLUMNS": "300"})
+    assert bad.exit_code == 1 and "statement refused" in " ".join(bad.output.split())
