@@ -586,7 +586,7 @@ class SyncLog:
         cfg = self.store.get_config()
         if cfg.get(C_COSIGNED) == state:
             return
-        name = cfg.get(C_WITNESS_NAME) or f"fcx-node/{key.key_id}"
+        name = cfg.get(C_WITNESS_NAME) or f"fcx-node/{cfg.get(relay.NODE_KEY_ID)}"
         text = self.checkpoint.text()
         line = cosign(text, name, signing_key_of(key))
         self.client.request("POST", COSIGNATURE, json={"checkpoint": self.note.decode(), "cosignature": line})
