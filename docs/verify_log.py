@@ -20,8 +20,8 @@ It checks, and prints each check:
    and GB/T 32918.2 §7). That is slow (tens of milliseconds) and not constant-time, which does not
    matter for verifying public data;
 3. every leaf's inclusion proof (RFC 9162 §2.1.3.2) leads from ``H(0x00 ‖ leaf)`` to the checkpoint's
-   root hash; H is SHA-256, or SM3 for a gm log (``hashlib.new("sm3")``: needs an OpenSSL with SM3,
-   which OpenSSL 1.1.1 and 3.x builds have unless disabled — the script says so if yours has not);
+   root hash; H is SHA-256, or SM3 for a gm log (``hashlib.new("sm3")`` where this Python's OpenSSL has
+   it, else the plain-Python SM3 below, GB/T 32905-2016);
 4. with ``--witness``: that witness's cosignature on the checkpoint (C2SP tlog-cosignature).
 
 It does not check that the checkpoint is the newest, nor that others were shown the same one: for that,
@@ -63,12 +63,44 @@ def sha256(data: bytes) -> bytes:
 
 
 def sm3(data: bytes) -> bytes:
+    """SM3 from this Python's OpenSSL when it has it, else :func:`sm3_python`."""
     try:
         return hashlib.new("sm3", data).digest()
     except ValueError:
-        raise Unsupported(
-            "this Python's OpenSSL has no SM3: use one built with SM3 (OpenSSL 1.1.1+)"
-        ) from None
+        return sm3_python(data)
+
+
+_SM3_IV = (0x7380166F, 0x4914B2B9, 0x172442D7, 0xDA8A0600, 0xA96F30BC, 0x163138AA, 0xE38DEE4D, 0xB0FB0E4E)
+_M32 = 0xFFFFFFFF
+
+
+def _rotl(x: int, n: int) -> int:
+    n %= 32
+    return ((x << n) | (x >> (32 - n))) & _M32
+
+
+def sm3_python(data: bytes) -> bytes:
+    """SM3 (GB/T 32905-2016) in plain Python, for an OpenSSL built without it (slow; leaves are short)."""
+    padded = data + b"\x80" + b"\x00" * ((55 - len(data)) % 64) + (len(data) * 8).to_bytes(8, "big")
+    v = list(_SM3_IV)
+    for at in range(0, len(padded), 64):
+        w = [int.from_bytes(padded[at + 4 * i : at + 4 * i + 4], "big") for i in range(16)]
+        for j in range(16, 68):
+            x = w[j - 16] ^ w[j - 9] ^ _rotl(w[j - 3], 15)
+            w.append((x ^ _rotl(x, 15) ^ _rotl(x, 23)) ^ _rotl(w[j - 13], 7) ^ w[j - 6])
+        a, b, c, d, e, f, g, h = v
+        for j in range(64):
+            t = 0x79CC4519 if j < 16 else 0x7A879D8A
+            ss1 = _rotl((_rotl(a, 12) + e + _rotl(t, j)) & _M32, 7)
+            ss2 = ss1 ^ _rotl(a, 12)
+            ff = a ^ b ^ c if j < 16 else (a & b) | (a & c) | (b & c)
+            gg = e ^ f ^ g if j < 16 else (e & f) | (~e & g)
+            tt1 = (ff + d + ss2 + (w[j] ^ w[j + 4])) & _M32
+            tt2 = (gg + h + ss1 + w[j]) & _M32
+            d, c, b, a = c, _rotl(b, 9), a, tt1
+            h, g, f, e = g, _rotl(f, 19), e, tt2 ^ _rotl(tt2, 9) ^ _rotl(tt2, 17)
+        v = [v[i] ^ r for i, r in enumerate((a, b, c, d, e, f, g, h))]
+    return b"".join(x.to_bytes(4, "big") for x in v)
 
 
 # --- Ed25519 verification (RFC 8032 §5.1.7), integers only ------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib.util
 import json
 import subprocess
 import sys
@@ -136,3 +137,22 @@ def test_forgeries_are_refused_naming_what_failed(tmp_path: Path, log: dict[str,
     # the witness key given as the log key
     rc, out = _run(tmp_path, good, "--vkey", log["witness"])
     assert rc == 1 and "a witness key, not the log's" in out, out
+
+
+def test_the_scripts_own_sm3_for_an_openssl_without_it() -> None:
+    spec = importlib.util.spec_from_file_location("verify_log", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # GB/T 32905-2016 appendix A: "abc" and "abcd" × 16
+    assert (
+        script.sm3_python(b"abc").hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+    )
+    assert (
+        script.sm3_python(b"abcd" * 16).hex()
+        == "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+    )
+    gm = crypto.profile("gm")
+    for n in (0, 1, 55, 56, 63, 64, 65, 119, 120, 300):
+        data = bytes(range(256))[:n] * 1 if n <= 256 else bytes(n)
+        assert script.sm3_python(data) == gm.digest(data), n
