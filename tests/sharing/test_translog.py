@@ -533,6 +533,8 @@ def test_leaf_rows_record_feed_seq_and_entry(db, market, settings):
         assert all(r.leaf_hash == hash_fn()(b"\x00" + r.leaf) for r in rows)
         ev = s.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
         assert ev is not None
+        logged = translog.logged_events(s, [1, 2, 99])
+        assert sorted(logged) == [1, 2] and logged[1] == json.loads(rows[0].leaf)["event"]
         proof = translog.entry_proof(s, person)
         assert proof is not None and [x["index"] for x in proof["leaves"]] == [0]
         assert translog.entry_proof(s, uuid.uuid4()) is None

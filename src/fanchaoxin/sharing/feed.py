@@ -279,6 +279,9 @@ def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBy
         raise DeltaGone(f"events after {after} are no longer kept; take the snapshot")
     events = changes.events_after(session, after, min(limit, DELTA_MAX)) if after < head else []
     records = shared_event_records(session, events, keys)
+    # Each event as the transparency log holds it (#19), so that a node can check it against its leaf.
+    logged = translog.logged_events(session, [ev.seq for ev in events])
+    records = [logged.get(ev.seq, rec) for ev, rec in zip(events, records, strict=True)]
     lines = [
         {"seq": ev.seq, "event": ev.event, "at": ev.at.isoformat(), "record": rec}
         for ev, rec in zip(events, records, strict=True)

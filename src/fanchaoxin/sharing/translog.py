@@ -39,7 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
@@ -462,6 +464,22 @@ def append_feed_event(session: Session, event: FeedEvent) -> int:
     return append_leaves(session, [leaf], load_log_keys(sharing_keys.directory))
 
 
+def logged_events(session: Session, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The shared record each feed event was logged with (its leaf's ``event``), by feed seq.
+
+    For a delta that serves events exactly as logged: the delta computes tags when it is served, the
+    leaf when the event was appended; they differ after a key or identifier change, and a node that
+    checks each event against its leaf would then refuse an honest delta."""
+    out: dict[int, dict[str, Any]] = {}
+    wanted = sorted(set(seqs))
+    for i in range(0, len(wanted), 1000):
+        for seq, leaf in session.execute(
+            select(LogLeaf.feed_seq, LogLeaf.leaf).where(LogLeaf.feed_seq.in_(wanted[i : i + 1000]))
+        ):
+            out[int(seq)] = json.loads(bytes(leaf))["event"]
+    return out
+
+
 def commit_audit_head(session: Session, keys: LogKeys | None = None) -> int | None:
     """Append the audit chain's head as a leaf if it moved since the last one; its index, or None."""
     head = session.get(AuditChainHead, 1)
@@ -533,8 +551,11 @@ def _store_full_tiles(session: Session, t: tlog.MerkleLog, old: int, new: int) -
     for i in range(0, len(names), 500):
         have.update(session.scalars(select(LogTile.path).where(LogTile.path.in_(names[i : i + 500]))))
     rows_out = [{"path": path, "data": make()} for path, make in candidates.items() if path not in have]
+    # Two workers may publish at once (a proof asked for a leaf no checkpoint holds yet): a tile is
+    # the same bytes whoever stores it, so the second insert of a path is dropped.
+    stmt = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(LogTile)
     for i in range(0, len(rows_out), 500):
-        session.execute(insert(LogTile), rows_out[i : i + 500])
+        session.execute(stmt.on_conflict_do_nothing(), rows_out[i : i + 500])
 
 
 def _bundle_of(bundles: dict[int, list[bytes]], n: int) -> bytes:
