@@ -476,7 +476,8 @@ def logged_events(session: Session, seqs: Sequence[int]) -> dict[int, dict[str, 
         for seq, leaf in session.execute(
             select(LogLeaf.feed_seq, LogLeaf.leaf).where(LogLeaf.feed_seq.in_(wanted[i : i + 1000]))
         ):
-            out[int(seq)] = json.loads(bytes(leaf))["event"]
+            if seq is not None:
+                out[int(seq)] = json.loads(bytes(leaf))["event"]
     return out
 
 
