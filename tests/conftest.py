@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from fanchaoxin.app import create_app
 from fanchaoxin.core import vault
 from fanchaoxin.core.audit import SYSTEM, Actor
-from fanchaoxin.core.db import Base, Database
+from fanchaoxin.core.db import Base, Database, utcnow
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.models import Base as _all_models  # noqa: F401  (registers every table)
@@ -40,6 +40,10 @@ if "FCX_DATA_KEY_FILE" not in os.environ:
     _KEY_DIR = tempfile.mkdtemp(prefix="fcx-test-keys-")
     os.environ["FCX_DATA_KEY_FILE"] = os.path.join(_KEY_DIR, "data.json")
     vault.write_ring(vault.new_ring(Path(os.environ["FCX_DATA_KEY_FILE"])), exclusive=True)
+# The sharing keys likewise: a key left in var/keys by a run under one crypto profile is (rightly) refused
+# by a run under the other.
+if "FCX_SHARING_KEY_DIR" not in os.environ:
+    os.environ["FCX_SHARING_KEY_DIR"] = tempfile.mkdtemp(prefix="fcx-test-sharing-keys-")
 
 # The tests that hash, sign or encrypt (by file): `make test` runs them a second time under the 国密 profile
 # (FCX_CRYPTO_PROFILE=gm), as the whole suite runs on both databases (#18).
@@ -51,8 +55,12 @@ CRYPTO_TOUCHING = (
     "tests/core/test_rekey.py",
     "tests/core/test_vault.py",
     "tests/core/test_tlog",
+    "tests/core/test_verify_log_script.py",
     "tests/node/",
     "tests/sharing/",
+    "tests/test_crypto_done_when.py",
+    "tests/test_crypto_migrate.py",
+    "tests/blacklist/test_evidence_digest.py",
 )
 
 
@@ -127,6 +135,11 @@ def _empty_tables(db: Database) -> None:
                 conn.execute(t.delete())
         conn.execute(text("UPDATE audit_chain_head SET seq = 0, hash = :h WHERE id = 1"), {"h": "0" * 64})
         conn.execute(text("UPDATE feed_head SET seq = 0 WHERE id = 1"))
+        # As the migration records it on a new platform: the run's profile from the first audit event.
+        conn.execute(
+            text("INSERT INTO crypto_profile_periods (profile, since_seq, since_at) VALUES (:p, 1, :at)"),
+            {"p": get_settings().crypto_profile, "at": utcnow()},
+        )
 
 
 @pytest.fixture

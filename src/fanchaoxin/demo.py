@@ -148,7 +148,7 @@ def load_demo(db: Database) -> list[DemoKey] | None:
 
 
 def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
-    """Console users with random passwords, printed once like the keys (only scrypt hashes are stored)."""
+    """Console users with random passwords, printed once like the keys (only salted hashes are stored)."""
 
 
     users = []

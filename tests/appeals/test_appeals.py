@@ -390,7 +390,7 @@ def test_attachments_too_large_forbidden_type_and_wrong_secret(client, market, d
     url = f"/v1/attachments/objections/{filed['tracking_number']}?secret={filed['secret']}"
     r = client.post(url, files={"file": ("判决书.pdf", PDF, "application/pdf")})
     assert r.status_code == 201 and r.json()["media_type"] == "application/pdf", r.text
-    sha = r.json()["sha256"]
+    sha = r.json()["digest"]
     r = client.post(
         url,
         files={"file": ("x.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\xff\xff", "application/octet-stream")},
@@ -416,7 +416,7 @@ def test_attachments_too_large_forbidden_type_and_wrong_secret(client, market, d
     )
     assert r.status_code == 404
     got = client.get(f"/v1/objections/{filed['id']}", headers=rv(p)).json()
-    assert [a["sha256"] for a in got["attachments"]] == [sha]
+    assert [a["digest"] for a in got["attachments"]] == [sha]
     assert "attachment.read" in actions(db)
 
 

@@ -473,7 +473,7 @@ def test_the_reviewer_sees_statements_and_liable_persons_before_publication(clie
     (st,) = r.json()["statements"]
     assert st["text"] == "我司订单均为真实交易，附物流与支付凭证。" and st["status"] == "received"
     (att,) = st["attachments"]
-    f = client.get(f"/v1/statements/{st['id']}/attachments/{att['sha256']}", headers=rv(parties))
+    f = client.get(f"/v1/statements/{st['id']}/attachments/{att['digest']}", headers=rv(parties))
     assert f.status_code == 200 and f.content == PDF_FILE
     assert client.get(f"/v1/entries/{entry['id']}/statements", headers=op(parties)).status_code == 403
     # The notice tells the subject its legal representative will be listed with it (name masked).

@@ -1,6 +1,5 @@
 """The blacklist registry through the API: submission, lifecycle, liable persons, feed, tenancy."""
 
-import hashlib
 import threading
 import uuid
 from datetime import date, timedelta
@@ -12,6 +11,7 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import TRANSITIONS, Action, Status
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
+from fanchaoxin.core import crypto
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.errors import Conflict
 from fanchaoxin.core.identifiers import mask
@@ -541,11 +541,11 @@ def test_evidence_is_content_addressed_and_type_checked(client, parties):
     )
     assert r.status_code == 201, r.text
 
-    assert r.json()["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert r.json()["digest"] == crypto.active().hexdigest(pdf)  # the profile's digest
     again = client.post(
         f"/v1/evidence/{e['id']}", files={"file": ("copy.pdf", pdf, "application/pdf")}, headers=h
     )
-    assert again.json()["sha256"] == r.json()["sha256"]
+    assert again.json()["digest"] == r.json()["digest"]
     bad = client.post(
         f"/v1/evidence/{e['id']}",
         files={"file": ("x.exe", b"MZ\x90\x00\x03" + b"\x00" * 100, "application/pdf")},
@@ -554,11 +554,11 @@ def test_evidence_is_content_addressed_and_type_checked(client, parties):
     assert bad.status_code == 415 and bad.json()["errors"][0]["field"] == "file"
     lie = client.post(f"/v1/evidence/{e['id']}", files={"file": ("x.png", pdf, "image/png")}, headers=h)
     assert lie.status_code == 415
-    got = client.get(f"/v1/evidence/{e['id']}/{r.json()['sha256']}", headers=h)
+    got = client.get(f"/v1/evidence/{e['id']}/{r.json()['digest']}", headers=h)
     assert got.status_code == 200 and got.content == pdf
     assert (
         client.get(
-            f"/v1/evidence/{e['id']}/{r.json()['sha256']}", headers=other.headers(Role.enterprise_operator)
+            f"/v1/evidence/{e['id']}/{r.json()['digest']}", headers=other.headers(Role.enterprise_operator)
         ).status_code
         == 404
     )

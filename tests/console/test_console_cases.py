@@ -231,7 +231,7 @@ def test_evidence_download_is_access_checked_and_audited(client, db, staff):  # 
             s, SYSTEM, s.get(Entry, entry_id), filename="处罚决定书.txt", declared_type="text/plain",
             data="行政处罚决定书".encode(),
         )  # fmt: skip
-        sha = ev.sha256
+        sha = ev.digest
     url = f"/console/entries/{entry_id}/evidence/{sha}"
     sign_in(client, "reviewer")
     assert f'href="{url}"' in client.get(f"/console/entries/{entry_id}").text

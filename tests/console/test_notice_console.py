@@ -145,7 +145,7 @@ def test_the_reviewer_decides_with_the_notice_statements_and_liable_persons(clie
     assert "张*三" in text and RID_A not in text
     with db.session() as s:
         st = s.scalars(select(Statement)).one()
-        sha = s.scalars(select(CaseAttachment.sha256).where(CaseAttachment.case_id == st.id)).one()
+        sha = s.scalars(select(CaseAttachment.digest).where(CaseAttachment.case_id == st.id)).one()
     # Publishing is not a step of the notice period: no answer boxes until it is over (#17).
     assert 'name="statement_id"' not in text and 'id="decide-form"' not in text
     f = client.get(f"/console/review/statements/{st.id}/files/{sha}")

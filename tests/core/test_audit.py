@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from fanchaoxin.cli import app as cli
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.roles import Role
 from fanchaoxin.orgs.models import Organisation
@@ -299,7 +299,17 @@ def test_the_prepared_content_is_the_canonical_content(
 ):
     at = datetime(2026, 10, 1, 8, 30, 1, 5, tzinfo=UTC)
     q = audit._queued(
-        None, True, Actor(actor, org), at, action, target_type, target_id, {"a": 1}, None, detail
+        crypto.active(),
+        None,
+        True,
+        Actor(actor, org),
+        at,
+        action,
+        target_type,
+        target_id,
+        {"a": 1},
+        None,
+        detail,
     )
     expected = audit.event_content(
         seq=seq, at=at, actor=actor, actor_org_id=org, action=action, target_type=target_type,

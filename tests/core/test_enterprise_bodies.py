@@ -233,10 +233,10 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             {"entry_id": own_id},
             files={"file": ("p.pdf", pdf, "application/pdf")},
         )
-        sha = ev.json().get("sha256", "0" * 64)
-        probe("GET", "/v1/evidence/{entry_id}/{sha256}", OP, {"entry_id": own_id, "sha256": sha})
+        sha = ev.json().get("digest", "0" * 64)
+        probe("GET", "/v1/evidence/{entry_id}/{digest}", OP, {"entry_id": own_id, "digest": sha})
         for eid in entry_ids:  # the department's evidence names a resident ID
-            probe("GET", "/v1/evidence/{entry_id}/{sha256}", OP, {"entry_id": eid, "sha256": sha})
+            probe("GET", "/v1/evidence/{entry_id}/{digest}", OP, {"entry_id": eid, "digest": sha})
 
         # --- look-ups and decisions with the persons' identifiers: answers must not echo them
         for role in (OP, NODE):
@@ -342,9 +342,9 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             )
             probe(
                 "GET",
-                "/v1/objections/{objection_id}/attachments/{sha256}",
+                "/v1/objections/{objection_id}/attachments/{digest}",
                 OP,
-                {"objection_id": oid, "sha256": sha},
+                {"objection_id": oid, "digest": sha},
             )
         rep = probe(
             "POST",
@@ -416,7 +416,7 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 json={"outcome": "unsubstantiated", "note": "查无此人"},
             )
             probe(
-                "GET", "/v1/reports/{report_id}/attachments/{sha256}", OP, {"report_id": rid_, "sha256": sha}
+                "GET", "/v1/reports/{report_id}/attachments/{digest}", OP, {"report_id": rid_, "digest": sha}
             )
         probe("GET", "/v1/public/corrections", None)
         probe("GET", "/v1/public/commitments", None)  # credit commitments published with repairs (#15)
@@ -555,7 +555,7 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid})
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid}, params={"reveal": "1"})
             probe(
-                "GET", "/console/entries/{entry_id}/evidence/{sha256}", None, {"entry_id": eid, "sha256": sha}
+                "GET", "/console/entries/{entry_id}/evidence/{digest}", None, {"entry_id": eid, "digest": sha}
             )
         probe("GET", "/console/orgs/{org_id}", None, {"org_id": org_id})
         csrf = csrf_of(probe("GET", "/console/org", None).text)
@@ -635,9 +635,9 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             )
             probe(
                 "GET",
-                "/console/objections/{objection_id}/attachments/{sha256}",
+                "/console/objections/{objection_id}/attachments/{digest}",
                 None,
-                {"objection_id": oid, "sha256": sha},
+                {"objection_id": oid, "digest": sha},
             )
         for rid_ in (mine.json().get("id", other_ids[2]), routed, other_ids[2]):
             probe("GET", "/console/reports/{report_id}", None, {"report_id": rid_})
@@ -650,9 +650,9 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             )
             probe(
                 "GET",
-                "/console/reports/{report_id}/attachments/{sha256}",
+                "/console/reports/{report_id}/attachments/{digest}",
                 None,
-                {"report_id": rid_, "sha256": sha},
+                {"report_id": rid_, "digest": sha},
             )
         for path in (
             "/console/public",

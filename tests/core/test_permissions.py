@@ -51,7 +51,7 @@ ROUTES = {
     "POST /v1/entries": {DEPT, OPERATOR, ADMIN, REVIEWER},
     "POST /v1/uploads": {DEPT, OPERATOR, ADMIN, REVIEWER},
     "POST /v1/evidence/{entry_id}": {DEPT, OPERATOR, ADMIN, REVIEWER},
-    "GET /v1/evidence/{entry_id}/{sha256}": {AUDITOR, DEPT, OPERATOR, ADMIN, REVIEWER},
+    "GET /v1/evidence/{entry_id}/{digest}": {AUDITOR, DEPT, OPERATOR, ADMIN, REVIEWER},
     "POST /v1/entries/{entry_id}/transitions": {ADMIN, REVIEWER},
     "GET /v1/subjects/{subject_id}": {AUDITOR, ADMIN, REVIEWER},
     "GET /v1/merge-proposals": {ADMIN, REVIEWER},

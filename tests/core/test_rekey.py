@@ -56,7 +56,7 @@ def reports(db, n: int) -> list:  # type: ignore[no-untyped-def]
             for i in range(n)
         ]
         s.add_all(rows)
-        s.add(EvidenceBlob(sha256="a" * 64, size=3, media_type="text/plain", data=b"abc"))
+        s.add(EvidenceBlob(digest="a" * 64, size=3, media_type="text/plain", data=b"abc"))
         s.flush()
         return [r.id for r in rows]
 
@@ -160,7 +160,10 @@ def test_a_missing_default_key_file_is_not_replaced_when_the_database_holds_seal
 def test_create_served_app_refuses_to_start_with_a_row_it_cannot_open(db, key_file) -> None:  # type: ignore[no-untyped-def]
     reports(db, 1)
     ring = vault.read_ring(key_file)
-    vault.write_ring(vault.DataKeyRing(key_file, "d5", {"d5": b"\x05" * 32}, ring.index_key), exclusive=False)
+    vault.write_ring(
+        vault.DataKeyRing(key_file, "d5", {"d5": vault.new_key()}, ring.index_key, ring.profile),
+        exclusive=False,
+    )
     with pytest.raises(DataKeyError, match="needs data key 'd1'"):
         create_served_app()
 
@@ -213,7 +216,10 @@ def test_init_data_creates_a_ring_once_and_only_on_an_empty_platform(db, key_fil
 def test_serve_names_the_row_and_serves_nothing(db, key_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     reports(db, 1)
     ring = vault.read_ring(key_file)
-    vault.write_ring(vault.DataKeyRing(key_file, "d5", {"d5": b"\x05" * 32}, ring.index_key), exclusive=False)
+    vault.write_ring(
+        vault.DataKeyRing(key_file, "d5", {"d5": vault.new_key()}, ring.index_key, ring.profile),
+        exclusive=False,
+    )
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(a))
     r = runner.invoke(fcx, ["serve", "--port", "1"])

@@ -7,7 +7,6 @@ module's HTTP client is replaced by the TestClient, so no network server is need
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import socket
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from fanchaoxin.cli import app
+from fanchaoxin.core import crypto
 from fanchaoxin.core.roles import Role
 from fanchaoxin.detect import brushing
 from fanchaoxin.detect import submit as S
@@ -130,7 +130,7 @@ def test_order_brushing_submitted_with_evidence_and_not_twice(
         assert d["occurred_from"] == f.evidence["first_seen"][:10]
         (ev,) = d["evidence"]
         assert ev["filename"] == f"finding-{n}.json" and ev["media_type"] == "text/plain"
-        blob = platform.get(f"/v1/evidence/{e['id']}/{ev['sha256']}", headers=reviewer)
+        blob = platform.get(f"/v1/evidence/{e['id']}/{ev['digest']}", headers=reviewer)
         assert blob.status_code == 200
         assert json.loads(blob.content.decode("utf-8")) == json.loads(S.finding_json(f))
     assert seen == set(expected_roles)
@@ -428,7 +428,7 @@ def test_upload_row_errors_map_back_to_subjects(brushing_findings: list[Finding]
         assert request.url.path == "/v1/uploads" and request.url.params["all_or_nothing"] == "false"
         content = request.read()
         body = content.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]  # the one multipart part
-        assert request.headers["Idempotency-Key"] == "fcx-detect-upload-" + hashlib.sha256(body).hexdigest()
+        assert request.headers["Idempotency-Key"] == "fcx-detect-upload-" + crypto.active().hexdigest(body)
         rows = [json.loads(line) for line in body.decode("utf-8").splitlines()]
         sent.append(rows)
         errors = [{"row": 2, "field": "subject.identifiers", "message": "belongs to a subject of kind unit"}]

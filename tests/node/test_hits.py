@@ -23,7 +23,7 @@ from fanchaoxin.node import hits
 from fanchaoxin.node import sync as sync_mod
 from fanchaoxin.node.app import create_node_app
 from fanchaoxin.node.enroll import enroll, read_rows
-from fanchaoxin.node.store import Store
+from fanchaoxin.node.store import Store, crypto_profile
 from fanchaoxin.node.sync import InitError, apply_snapshot, initialise, read_feed, sync
 from fanchaoxin.sharing import protocol as P
 from tests.node.test_node_support import SIGNING, FakePlatform, record
@@ -326,7 +326,9 @@ def test_the_webhook_receives_signed_batches(
         client.post("/v1/sync")
         assert receiver.got.wait(10), "the hits webhook was never called"
     body, sig = receiver.posts[0]
-    assert sig == hits.signature(b"s3", body)
+    profile = crypto_profile(Store(store_path).get_config())  # the platform's, learnt at init
+    assert sig == hits.signature(b"s3", body, profile)
+    assert sig.startswith("hmac-sm3=" if profile.name == "gm" else "sha256=")
     page = json.loads(body)
     assert [(i["kind"], i["user_ref"]) for i in page["items"]] == [("hit", "u1"), ("hit", "u2")]
     # batches of at most `batch`, each signed (by default with the node secret); at least once: a batch
@@ -347,7 +349,7 @@ def test_the_webhook_receives_signed_batches(
         store.dispose()
     posts = receiver.posts[before:]
     for body, sig in posts:
-        assert sig == hits.signature(secret, body) and len(json.loads(body)["items"]) == 1
+        assert sig == hits.signature(secret, body, profile) and len(json.loads(body)["items"]) == 1
     assert [json.loads(b)["items"][0]["kind"] for b, _ in posts[-2:]] == ["lifted", "lifted"]
     assert [json.loads(b)["items"][0]["seq"] for b, _ in posts] == list(range(5 - pending, 5))
 

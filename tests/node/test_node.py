@@ -312,12 +312,12 @@ def test_snapshot_with_a_wrong_hash_is_refused(store_path: str, fake: FakePlatfo
     def serve_good_hash(path: str, body: bytes) -> bytes:  # manifest advertises the real file
         if "/manifest" in path:
             m = json.loads(body)["manifest"]
-            m["snapshot"]["sha256"] = __import__("hashlib").sha256(good).hexdigest()
+            m["snapshot"]["digest"] = fake.key.profile.hexdigest(good)
             return json.dumps(P.sign_manifest(m, SIGNING)).encode()
         return body
 
     fake.tamper = serve_good_hash
-    _refused(store_path, caplog, "sha256 differs")
+    _refused(store_path, caplog, "digest differs")
 
 
 @pytest.mark.parametrize("kind", ["delta", "snapshot"])

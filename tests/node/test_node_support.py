@@ -9,7 +9,6 @@ subprocess can use it too). The end-to-end test (test_node_e2e.py) runs against 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from urllib.parse import parse_qs, urlparse
 from fanchaoxin.sharing import oprf
 from fanchaoxin.sharing import protocol as P
 
-SIGNING = P.SigningKey.from_seed("s1", b"\x11" * 32)
-OTHER_SIGNING = P.SigningKey.from_seed("s9", b"\x99" * 32)
+# the platform's keys under the profile the suite runs (FCX_CRYPTO_PROFILE): Ed25519, or SM2 under gm
+SIGNING = P.SigningKey.generate("s1")
+OTHER_SIGNING = P.SigningKey.generate("s9")
 
 DENY_MEASURES = [
     {"code": "deny_new_account", "params": {}},
@@ -135,7 +135,7 @@ class FakePlatform:
                 "snapshot": {
                     "seq": self.snapshot_seq,
                     "count": len(self.current),
-                    "sha256": hashlib.sha256(self.snapshot_bytes).hexdigest(),
+                    "digest": self.key.profile.hexdigest(self.snapshot_bytes),
                     "url": f"/v1/sharing/snapshots/{self.snapshot_seq}",
                 },
                 "oprf_key_ids": [k.key_id for k in self.ring.active()],
@@ -157,6 +157,8 @@ class FakePlatform:
                 "key_id": self.key.key_id,
                 "public_key": P.b64(self.key.public),
                 "fingerprint": P.fingerprint(self.key.public),
+                "algorithm": self.key.algorithm,
+                "crypto_profile": self.key.profile.name,
             },
             "oprf": [
                 {"key_id": k.key_id, "public_key": P.b64(k.pk), "active_until": None, "current": i == 0}

@@ -22,9 +22,11 @@ from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.cli import app as cli
 from fanchaoxin.console.auth import create_user
+from fanchaoxin.core import crypto
 from fanchaoxin.core.audit import SYSTEM, AuditEvent
 from fanchaoxin.core.roles import BusinessType as B
 from fanchaoxin.core.roles import Role
+from fanchaoxin.core.settings import get_settings
 from fanchaoxin.node import cli as node_cli
 from fanchaoxin.node import relay
 from fanchaoxin.node import sync as node_sync
@@ -52,6 +54,16 @@ def platform_client(app: Any, api_key: str) -> PlatformClient:
         raise_server_exceptions=False,
     )
     return pc
+
+
+@pytest.fixture
+def settings(settings, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """The suite's settings with a key directory of this test's own (a feed-signing key of the profile
+    this run has: one left by a run under the other profile is refused)."""
+    monkeypatch.setenv("FCX_SHARING_KEY_DIR", str(tmp_path / "keys"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -207,8 +219,8 @@ def test_a_bad_receipt_is_refused_and_the_instruction_stays_open(
     refused({**signed, "accounts_affected": 5}, 422, "receipt.accounts_affected")
     refused({**signed, "outcome": "not_applicable"}, 422, "receipt.outcome")
     # a key the platform does not know
-    stranger = P.SigningKey.from_seed("", b"\x07" * 32)
-    stranger = P.SigningKey(P.fingerprint(stranger.public), stranger.secret)
+    stranger = P.SigningKey.generate("")
+    stranger = stranger.with_id(P.fingerprint(stranger.public))
     unknown, _ = relay.sign_feedback(stranger, str(lift.id), body)
     refused(unknown, 422, "receipt.key_id")  # type: ignore[arg-type]
     # nothing of the refusals was written
@@ -298,7 +310,7 @@ def test_a_late_lift_is_flagged_and_a_missing_one_past_its_day_too(
 
 def test_route_guards(client, parties) -> None:
     shop, platform = parties["shop"], parties["platform"]
-    pub = P.b64(P.SigningKey.from_seed("", b"\x05" * 32).public)
+    pub = P.b64(P.SigningKey.generate("").public)
     # only the enterprise's node enrols; only the platform's admin revokes; only staff see the figures
     r = client.post(
         "/v1/nodes/keys", json={"public_key": pub}, headers=shop.headers(Role.enterprise_operator)
@@ -351,3 +363,19 @@ def test_route_guards(client, parties) -> None:
     # a revoked key cannot be enrolled again
     r = client.post("/v1/nodes/keys", json={"public_key": pub}, headers=shop.headers(Role.enterprise_node))
     assert r.status_code == 409 and "revoked" in r.json()["detail"]
+
+
+def test_a_node_key_of_the_other_crypto_profile_is_refused_at_enrolment(client, parties) -> None:
+    shop = parties["shop"]
+    other = crypto.profile("international" if crypto.active().name == "gm" else "gm")
+    pub = P.b64(P.SigningKey.generate("", other).public)
+    r = client.post("/v1/nodes/keys", json={"public_key": pub}, headers=shop.headers(Role.enterprise_node))
+    assert r.status_code == 422, r.text
+    message = r.json()["errors"][0]["message"]
+    assert f"of the {other.name} crypto profile" in message and "a key of the wrong algorithm" in message
+    r = client.post(
+        "/v1/nodes/keys",
+        json={"public_key": P.b64(b"\x04" + bytes(64))},
+        headers=shop.headers(Role.enterprise_node),
+    )
+    assert r.status_code == 422

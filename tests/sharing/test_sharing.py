@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,6 +15,7 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.cli import app as cli
+from fanchaoxin.core import crypto
 from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.errors import TooManyRequests
 from fanchaoxin.core.roles import Role
@@ -98,7 +98,8 @@ def snapshot(client, headers, public):  # type: ignore[no-untyped-def]
     s = client.get(manifest["snapshot"]["url"], headers=headers)
     assert s.status_code == 200
 
-    assert hashlib.sha256(s.content).hexdigest() == manifest["snapshot"]["sha256"]
+    assert crypto.active().hexdigest(s.content) == manifest["snapshot"]["digest"]
+    assert manifest["crypto_profile"] == crypto.active().name
     return manifest, protocol.read_feed_file(s.content, public, expect=protocol.SNAPSHOT_FORMAT), s.content
 
 
@@ -137,7 +138,7 @@ def test_keys_cli_init_show_rotate(tmp_path):
     assert [k["key_id"] for k in first["oprf"]] == ["k1"]
     assert oct((tmp_path / "k" / "oprf.json").stat().st_mode & 0o777) == "0o600"
     stored = json.loads((tmp_path / "k" / "oprf.json").read_text())["keys"][0]["sk"]
-    seed = json.loads((tmp_path / "k" / "signing.json").read_text())["seed"]
+    seed = json.loads((tmp_path / "k" / "signing.json").read_text())["private"]
     assert stored not in r.stdout and seed not in r.stdout and '"sk"' not in r.stdout
     r = runner.invoke(cli, ["sharing", "keys", "init", "--key-dir", d])
     assert json.loads(r.stdout)["signing"] == first["signing"]  # never replaced

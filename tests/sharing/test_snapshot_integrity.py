@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.roles import Role
 from fanchaoxin.sharing import feed, service
 from tests.blacklist.registry_helpers import judicial, person_entry
@@ -47,17 +47,17 @@ def test_a_corrupted_snapshot_is_rebuilt_and_never_served(client, market, db, se
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="fanchaoxin.sharing.feed"):
         again, second, raw = snapshot(client, node, public)  # verifies the digest and the signature
-    assert raw != corrupted and again["snapshot"]["sha256"] != hashlib.sha256(corrupted).hexdigest()
+    assert raw != corrupted and again["snapshot"]["digest"] != crypto.active().hexdigest(corrupted)
     assert (again["head"], again["snapshot"]["seq"]) == (manifest["head"], seq)
     assert second.records == first.records
-    assert any(manifest["snapshot"]["sha256"] in r.getMessage() for r in caplog.records)
+    assert any(manifest["snapshot"]["digest"] in r.getMessage() for r in caplog.records)
 
 
 def test_digest_is_remembered_by_stat_and_checked_again_after_a_while(tmp_path):
     path = tmp_path / "snapshot-000000000001-1.jsonl.gz"
     path.write_bytes(os.urandom(300_000))
     snap = SimpleNamespace(
-        filename=path.name, size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+        filename=path.name, size=path.stat().st_size, digest=crypto.active().hexdigest(path.read_bytes())
     )
     assert feed.snapshot_file_intact(snap, tmp_path)  # type: ignore[arg-type]
     st = path.stat()

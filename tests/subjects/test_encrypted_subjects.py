@@ -3,7 +3,6 @@ person's name in the rows; exact look-ups through blind indexes; everything else
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 
@@ -13,7 +12,7 @@ from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry, ProposedIdentifier, UploadBatch
 from fanchaoxin.blacklist.schemas import EntryIn
-from fanchaoxin.core import vault
+from fanchaoxin.core import crypto, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.identifiers import mask
 from fanchaoxin.core.roles import Role
@@ -157,9 +156,9 @@ def test_rows_hold_no_plain_identifier_or_person_name(db, world, client):
         liable = subjects.find_by_identifiers(s, [("resident_id", RID_B)])[("resident_id", RID_B)]
         assert liable.name == LIABLE and liable.name_key == vault.blind("name", name_key(LIABLE))
         entry = s.get(Entry, unit_entry)
-        _ev, blob = registry.get_evidence_blob(s, entry, entry.evidence[0].sha256)
+        _ev, blob = registry.get_evidence_blob(s, entry, entry.evidence[0].digest)
         assert blob.data == f"联系人 {LIABLE} {PHONE_A}".encode()
-        assert blob.sha256 == hashlib.sha256(blob.data).hexdigest()
+        assert blob.digest == crypto.active().hexdigest(blob.data)
         sent = s.scalars(select(Entry).where(Entry.subject_id == found[("resident_id", RID_A)].id)).all()
         assert {i["value"] for e in sent for i in e.submitted_subject["identifiers"]} == {
             RID_A,

@@ -1,9 +1,9 @@
 """Files attached to a case (an objection's grounds, a repair's proof of rectification, a report's
-screenshots): checked by content and size, stored once by SHA-256 beside the entries' evidence."""
+screenshots): checked by content and size, stored once by their digest under the crypto profile beside
+the entries' evidence (`blacklist.evidence_digest`), and checked against it on every read."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals.models import CaseAttachment
 from fanchaoxin.blacklist import service as registry
+from fanchaoxin.blacklist.evidence_digest import checked, content_address
 from fanchaoxin.blacklist.models import EvidenceBlob
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
@@ -70,12 +71,12 @@ def add_attachment(
             f"Attachment {filename!r} is declared as {declared} but its content is {actual}",
             errors=[{"in": "body", "field": "file", "type": "media_type_mismatch", "message": actual}],
         )
-    digest = hashlib.sha256(data).hexdigest()
+    digest = content_address(data)
     existing = session.scalar(
         select(CaseAttachment).where(
             CaseAttachment.case_type == case_type,
             CaseAttachment.case_id == case.id,
-            CaseAttachment.sha256 == digest,
+            CaseAttachment.digest == digest,
         )
     )
     if existing is not None:
@@ -88,12 +89,12 @@ def add_attachment(
     if (count or 0) >= settings.attachment_max_count:
         raise Conflict(f"A {case_type} has at most {settings.attachment_max_count} attachments")
     if session.get(EvidenceBlob, digest) is None:
-        session.add(EvidenceBlob(sha256=digest, size=len(data), media_type=actual, data=data))
+        session.add(EvidenceBlob(digest=digest, size=len(data), media_type=actual, data=data))
         session.flush()  # the blob row first: the attachment's foreign key points at it
     att = CaseAttachment(
         case_type=case_type,
         case_id=case.id,
-        sha256=digest,
+        digest=digest,
         filename=(filename or "attachment")[:255],
         media_type=actual,
         size=len(data),
@@ -107,7 +108,7 @@ def add_attachment(
         f"{case_type}.attachment_add",
         case_type,
         case.id,
-        detail={"sha256": digest, "size": len(data), "media_type": actual},
+        detail={"digest": digest, "size": len(data), "media_type": actual},
     )
     return att
 
@@ -123,16 +124,17 @@ def attachments_of(session: Session, case_type: str, case_id: uuid.UUID) -> list
 
 
 def attachment_blob(
-    session: Session, case_type: str, case_id: uuid.UUID, sha256: str
+    session: Session, case_type: str, case_id: uuid.UUID, digest: str
 ) -> tuple[CaseAttachment, EvidenceBlob]:
+    """A case's file by its address, its bytes checked against it (the profile's digest)."""
     att = session.scalar(
         select(CaseAttachment).where(
             CaseAttachment.case_type == case_type,
             CaseAttachment.case_id == case_id,
-            CaseAttachment.sha256 == sha256,
+            CaseAttachment.digest == digest,
         )
     )
-    blob = session.get(EvidenceBlob, sha256) if att else None
+    blob = session.get(EvidenceBlob, digest) if att else None
     if att is None or blob is None:
-        raise NotFound(f"No attachment {sha256} on this {case_type}")
-    return att, blob
+        raise NotFound(f"No attachment {digest} on this {case_type}")
+    return att, checked(blob)

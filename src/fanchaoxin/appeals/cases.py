@@ -4,8 +4,6 @@ subject, one open case per entry, optimistic locking, and the record of how an i
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from fanchaoxin.appeals.models import Objection, RepairApplication, Report
 from fanchaoxin.appeals.notice_models import Statement
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Status
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.errors import Conflict, NotFound
@@ -65,11 +63,12 @@ def new_secret() -> str:
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return crypto.secret_hash(secret)
 
 
 def secret_ok(stored_hash: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(stored_hash, hash_secret(given or ""))
+    # A hash made under the other crypto profile (before `fcx crypto migrate`) still opens the case.
+    return crypto.secret_matches(stored_hash, given or "") is not None and bool(given)
 
 
 # --- finding a case -------------------------------------------------------------------------------------

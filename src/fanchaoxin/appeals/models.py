@@ -1,10 +1,11 @@
 """Tables of due process: objections, credit repair applications, reports, attachments, corrections.
 
-Each case has a tracking number and a secret (only its SHA-256 is kept) through which the objector,
-applicant or reporter follows it without an account. Deadlines are stored on the case in dates
-(PRC working days, computed at filing, forwarding or routing). `open_entry_id` is set while a case
-about an entry is open and cleared when it is decided: its unique constraint lets only one open
-objection (or repair application) exist per entry, even when two are filed at the same moment.
+Each case has a tracking number and a secret (only its digest under the crypto profile is kept)
+through which the objector, applicant or reporter follows it without an account. Deadlines are
+stored on the case in dates (PRC working days, computed at filing, forwarding or routing).
+`open_entry_id` is set while a case about an entry is open and cleared when it is decided: its unique
+constraint lets only one open objection (or repair application) exist per entry, even when two are
+filed at the same moment.
 
 Personal data is encrypted at rest (core.vault): contact e-mails, how an identity was verified, what a
 report names (its identifiers, name, shop, account), an attachment's file name and a correction
@@ -201,13 +202,13 @@ class CaseAttachment(Base):
 
     __tablename__ = "case_attachments"
     __table_args__ = (
-        UniqueConstraint("case_type", "case_id", "sha256", name="uq_case_attachments_case_type"),
+        UniqueConstraint("case_type", "case_id", "digest", name="uq_case_attachments_case_type"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     case_type: Mapped[str] = mapped_column(String(16))  # objection | repair | report
     case_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"), index=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.digest"), index=True)
     filename: Mapped[str] = mapped_column(Encrypted("case_attachments.filename"))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)

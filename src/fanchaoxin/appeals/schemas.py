@@ -144,7 +144,10 @@ class ObjectionDecisionIn(StrictModel):
 
 
 class Attachment(ResponseModel):
-    sha256: str
+    digest: str = Field(
+        description="The file's content address: the hex digest of its bytes under the platform's "
+        "crypto profile (`international` or `gm`, see docs/crypto.md); the download URL and ETag name it"
+    )
     filename: str
     media_type: str
     size: int

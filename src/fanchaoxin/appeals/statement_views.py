@@ -235,23 +235,23 @@ def letter_posted(
 
 
 @router.get(
-    "/statements/{statement_id}/attachments/{sha256}",
+    "/statements/{statement_id}/attachments/{digest}",
     summary="Download a statement's evidence file",
 )
 def get_statement_attachment(
-    statement_id: uuid.UUID, sha256: str, session: Session = DB, principal: Principal = allow(*REVIEWERS)
+    statement_id: uuid.UUID, digest: str, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> Response:
     statement = statements.get_statement(session, statement_id)
-    att, blob = attachments.attachment_blob(session, "statement", statement.id, sha256)
+    att, blob = attachments.attachment_blob(session, "statement", statement.id, digest)
     audit.record(
-        session, principal.actor, "attachment.read", "statement", statement.id, detail={"sha256": sha256}
+        session, principal.actor, "attachment.read", "statement", statement.id, detail={"digest": digest}
     )
     return Response(
         blob.data,
         media_type=att.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{att.sha256}"',
-            "ETag": f'"{att.sha256}"',
+            "Content-Disposition": f'attachment; filename="{att.digest}"',
+            "ETag": f'"{att.digest}"',
             "Cache-Control": "no-store",
         },
     )

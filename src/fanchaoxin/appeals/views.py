@@ -287,25 +287,25 @@ def add_attachment(
     return Attachment.model_validate(att)
 
 
-def _download(session: Session, principal: Principal, case_type: str, case: Any, sha256: str) -> Response:
-    att, blob = attachments.attachment_blob(session, case_type, case.id, sha256)
-    audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"sha256": sha256})
+def _download(session: Session, principal: Principal, case_type: str, case: Any, digest: str) -> Response:
+    att, blob = attachments.attachment_blob(session, case_type, case.id, digest)
+    audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"digest": digest})
     return Response(
         blob.data,
         media_type=att.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{att.sha256}"', "ETag": f'"{att.sha256}"'},
+        headers={"Content-Disposition": f'attachment; filename="{att.digest}"', "ETag": f'"{att.digest}"'},
     )
 
 
-@router.get("/objections/{objection_id}/attachments/{sha256}", summary="Download an objection's file")
+@router.get("/objections/{objection_id}/attachments/{digest}", summary="Download an objection's file")
 def get_objection_attachment(
     objection_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = allow(*REVIEWERS, *ADDRESSEES),
 ) -> Response:
     obj = objection_for(session, objection_id, principal)
-    return _download(session, principal, "objection", obj, sha256)
+    return _download(session, principal, "objection", obj, digest)
 
 
 # --- credit repair --------------------------------------------------------------------------------------
@@ -388,12 +388,12 @@ def get_repair(
     )
 
 
-@router.get("/repairs/{repair_id}/attachments/{sha256}", summary="Download a repair application's file")
+@router.get("/repairs/{repair_id}/attachments/{digest}", summary="Download a repair application's file")
 def get_repair_attachment(
-    repair_id: uuid.UUID, sha256: str, session: Session = DB, principal: Principal = allow(*REVIEWERS)
+    repair_id: uuid.UUID, digest: str, session: Session = DB, principal: Principal = allow(*REVIEWERS)
 ) -> Response:
     app = cases.get_case(session, RepairApplication, repair_id, principal, "application")
-    return _download(session, principal, "repair", app, sha256)
+    return _download(session, principal, "repair", app, digest)
 
 
 @router.get(
@@ -588,15 +588,15 @@ def report_outcome(
     return report_out(session, rep, principal)
 
 
-@router.get("/reports/{report_id}/attachments/{sha256}", summary="Download a report's file")
+@router.get("/reports/{report_id}/attachments/{digest}", summary="Download a report's file")
 def get_report_attachment(
     report_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = allow(*REVIEWERS, *ADDRESSEES),
 ) -> Response:
     rep = _report(session, report_id, principal)
-    return _download(session, principal, "report", rep, sha256)
+    return _download(session, principal, "report", rep, digest)
 
 
 @router.get(

@@ -10,7 +10,6 @@ know), names only propose merges (checked later by `fcx jobs run`), every entry 
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from fanchaoxin.blacklist.lifecycle import Status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, ProposedIdentifier, UploadBatch
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.blacklist.service import as_submitted, contact_of, gains_of
-from fanchaoxin.core import audit, vault
+from fanchaoxin.core import audit, crypto, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import bulk_insert, new_id, utcnow
 from fanchaoxin.core.identifiers import STRONG_TYPES, IdentifierType, mask_person_name
@@ -269,7 +268,7 @@ def submit_batch(
             owner_org_id=org_id,
             filename=filename[:255],
             format=file_format,
-            sha256=hashlib.sha256(content).hexdigest(),
+            digest=crypto.active().hexdigest(content),
             total_rows=total_rows,
             accepted=len(entries),
             rejected_rows=len({x["row"] for x in errors}),

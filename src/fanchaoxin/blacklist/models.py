@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fanchaoxin.core import vault
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
-from fanchaoxin.subjects.models import Subject
+from fanchaoxin.subjects.models import IDENTIFIER_INDEX, Subject
 
 _BigInt = BigInteger().with_variant(Integer, "sqlite")
 
@@ -150,7 +150,7 @@ class ProposedIdentifier(Base):
     type: Mapped[str] = mapped_column(String(32))
     # Encrypted like the subject's identifiers; `value_index` is `vault.identifier_index` of it.
     value: Mapped[str] = mapped_column(vault.Encrypted("proposed_identifiers.value"))
-    value_index: Mapped[str] = mapped_column(String(64))
+    value_index: Mapped[str] = mapped_column(String(64), info={vault.BLIND_INDEX: IDENTIFIER_INDEX})
     # proposed | joined | rejected (by a reviewer) | taken (another subject had it by publication)
     status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
     reason: Mapped[str | None] = mapped_column(String(2000))
@@ -165,11 +165,15 @@ def _index_proposed(_mapper: Any, _conn: Any, target: ProposedIdentifier) -> Non
 
 
 class EvidenceBlob(Base):
-    """Evidence content, stored once per SHA-256 of the plain file (content-addressed), encrypted."""
+    """Evidence content, stored once per digest of the plain file (content-addressed, 内容寻址), encrypted.
+
+    The address is the hex digest under the platform's crypto profile (64 characters under either);
+    `blacklist.evidence_digest` computes, checks and changes it.
+    """
 
     __tablename__ = "evidence_blobs"
 
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     media_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(vault.EncryptedBytes("evidence_blobs.data"))
@@ -180,11 +184,11 @@ class Evidence(Base):
     """An evidence file attached to an entry."""
 
     __tablename__ = "evidence"
-    __table_args__ = (UniqueConstraint("entry_id", "sha256", name="uq_evidence_entry_sha256"),)
+    __table_args__ = (UniqueConstraint("entry_id", "digest", name="uq_evidence_entry_digest"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
-    sha256: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.sha256"), index=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("evidence_blobs.digest"), index=True)
     # Encrypted: a file is often named after the person it is about (`张三身份证110105….jpg`).
     filename: Mapped[str] = mapped_column(vault.Encrypted("evidence.filename"))
     media_type: Mapped[str] = mapped_column(String(100))
@@ -204,7 +208,7 @@ class UploadBatch(Base):
     owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     format: Mapped[str] = mapped_column(String(8))
-    sha256: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))  # of the file as sent, under the crypto profile
     total_rows: Mapped[int] = mapped_column(Integer)
     accepted: Mapped[int] = mapped_column(Integer)
     rejected_rows: Mapped[int] = mapped_column(Integer)

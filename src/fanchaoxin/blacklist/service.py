@@ -8,7 +8,6 @@ workflow's (`workflows.entries.take_step`), which every caller uses.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import unicodedata
 import uuid
 from collections.abc import Collection
@@ -20,6 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from fanchaoxin.blacklist.evidence_digest import checked, content_address
 from fanchaoxin.blacklist.lifecycle import IN_FORCE, Action, EntryFacts, Status, next_status
 from fanchaoxin.blacklist.models import Entry, EntryTransition, Evidence, EvidenceBlob, ProposedIdentifier
 from fanchaoxin.blacklist.schemas import EntryIn
@@ -764,17 +764,17 @@ def add_evidence(
             code="evidence.entry_closed",
             params={"status": entry.status},
         )
-    digest = hashlib.sha256(data).hexdigest()
+    digest = content_address(data)
     if session.get(EvidenceBlob, digest) is None:
-        session.add(EvidenceBlob(sha256=digest, size=len(data), media_type=actual, data=data))
+        session.add(EvidenceBlob(digest=digest, size=len(data), media_type=actual, data=data))
     existing = session.scalar(
-        select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == digest)
+        select(Evidence).where(Evidence.entry_id == entry.id, Evidence.digest == digest)
     )
     if existing is not None:
         return existing
     ev = Evidence(
         entry_id=entry.id,
-        sha256=digest,
+        digest=digest,
         filename=filename,
         media_type=actual,
         size=len(data),
@@ -788,30 +788,31 @@ def add_evidence(
         "entry.evidence_add",
         "entry",
         entry.id,
-        detail={"sha256": digest, "size": len(data), "media_type": actual},
+        detail={"digest": digest, "size": len(data), "media_type": actual},
     )
     return ev
 
 
 def read_evidence(
-    session: Session, principal: Principal, entry_id: uuid.UUID, sha256: str
+    session: Session, principal: Principal, entry_id: uuid.UUID, digest: str
 ) -> tuple[Evidence, EvidenceBlob]:
     """An evidence file, for the platform and the organisation that reported the entry; every read is
     an audit event (the API and the console both come here)."""
     entry = get_entry(session, entry_id, principal)
     if not (principal.is_platform or entry.owner_org_id == principal.org_id):
         raise NotFound(f"No entry with id {entry_id}", code="entry.not_found")
-    ev, blob = get_evidence_blob(session, entry, sha256)
-    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"sha256": sha256})
+    ev, blob = get_evidence_blob(session, entry, digest)
+    audit.record(session, principal.actor, "evidence.read", "entry", entry.id, detail={"digest": digest})
     return ev, blob
 
 
-def get_evidence_blob(session: Session, entry: Entry, sha256: str) -> tuple[Evidence, EvidenceBlob]:
-    ev = session.scalar(select(Evidence).where(Evidence.entry_id == entry.id, Evidence.sha256 == sha256))
-    blob = session.get(EvidenceBlob, sha256) if ev else None
+def get_evidence_blob(session: Session, entry: Entry, digest: str) -> tuple[Evidence, EvidenceBlob]:
+    """An entry's evidence file by its address, its bytes checked against it (the profile's digest)."""
+    ev = session.scalar(select(Evidence).where(Evidence.entry_id == entry.id, Evidence.digest == digest))
+    blob = session.get(EvidenceBlob, digest) if ev else None
     if ev is None or blob is None:
-        raise NotFound(f"No evidence {sha256} on this entry", code="evidence.not_found")
-    return ev, blob
+        raise NotFound(f"No evidence {digest} on this entry", code="evidence.not_found")
+    return ev, checked(blob)
 
 
 # --- jobs ------------------------------------------------------------------------------------------

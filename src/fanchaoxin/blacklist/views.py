@@ -172,7 +172,7 @@ def entry_out(
                 for t in entry.transitions
             ]
             data["evidence"] = [
-                {"sha256": e.sha256, "filename": e.filename, "media_type": e.media_type, "size": e.size}
+                {"digest": e.digest, "filename": e.filename, "media_type": e.media_type, "size": e.size}
                 for e in entry.evidence
             ]
         if principal.is_platform:
@@ -275,7 +275,10 @@ def reject_proposed_identifier(
 
 
 class EvidenceOut(ResponseModel):
-    sha256: str
+    digest: str = Field(
+        description="The file's content address: the hex digest of its bytes under the platform's "
+        "crypto profile (`international` or `gm`, see docs/crypto.md); the download URL and ETag name it"
+    )
     filename: str
     media_type: str
     size: int
@@ -285,7 +288,7 @@ class EvidenceOut(ResponseModel):
     "/evidence/{entry_id}",
     response_model=EvidenceOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Attach an evidence file (PDF, image, text); stored by SHA-256",
+    summary="Attach an evidence file (PDF, image, text); stored by its digest (the crypto profile's)",
 )
 def add_evidence(
     entry_id: uuid.UUID,
@@ -308,18 +311,18 @@ def add_evidence(
     return EvidenceOut.model_validate(ev)
 
 
-@router.get("/evidence/{entry_id}/{sha256}", summary="Download an evidence file (reporter and platform)")
+@router.get("/evidence/{entry_id}/{digest}", summary="Download an evidence file (reporter and platform)")
 def get_evidence(
     entry_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = allow(*permissions.EVIDENCE_READERS),
 ) -> Response:
-    ev, blob = registry.read_evidence(session, principal, entry_id, sha256)
+    ev, blob = registry.read_evidence(session, principal, entry_id, digest)
     return Response(
         blob.data,
         media_type=blob.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{ev.sha256}"', "ETag": f'"{ev.sha256}"'},
+        headers={"Content-Disposition": f'attachment; filename="{ev.digest}"', "ETag": f'"{ev.digest}"'},
     )
 
 

@@ -53,6 +53,7 @@ DETAIL_KEY = {
     "count": N_("Count"),
     "deadlines_moved_to": N_("Deadlines moved to"),
     "delivery_status": N_("Delivery"),
+    "digest": N_("Content digest"),  # a file's address under the crypto profile (#18)
     "dropped": N_("Records dropped"),
     "due_on": N_("Due on"),
     "entries": N_("Entries"),
@@ -102,7 +103,7 @@ DETAIL_KEY = {
     "row": N_("Row"),
     "rows": N_("Rows"),
     "seq": N_("Feed position"),
-    "sha256": N_("SHA-256"),
+    "sha256": N_("SHA-256"),  # events recorded before #18 named the file's address so
     "silent_since": N_("Silent since"),
     "since": N_("From"),
     "size": N_("Size (bytes)"),

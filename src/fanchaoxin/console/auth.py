@@ -1,7 +1,13 @@
-"""Console sign-in: staff users with a password (scrypt) or an API key; signed session cookies; CSRF.
+"""Console sign-in: staff users with a password or an API key; signed session cookies; CSRF.
 
-- The session cookie carries a random token signed with itsdangerous; the database keeps only its
-  SHA-256 (`console_sessions`), so signing out or revoking the key ends the session at once.
+Every digest, MAC and password hash here is the crypto profile's (`core.crypto`): passwords in scrypt
+or, under `gm`, PBKDF2-HMAC-SM3 (stored self-describing, so either verifies after a change of profile
+and is re-hashed under the active one at the next sign-in); the cookie's signature and the CSRF tokens
+in HMAC-SHA256 | HMAC-SM3.
+
+- The session cookie carries a random token signed with itsdangerous (its signer computes the
+  profile's MAC); the database keeps only its digest (`console_sessions`), so signing out or revoking
+  the key ends the session at once. A change of profile ends every session (sign in again).
   HttpOnly, SameSite=Lax, Secure when the request came over https.
 - Every visitor also gets an anonymous id cookie; the CSRF token of a form is an HMAC of the session
   token (signed in) or of that id (public forms, the sign-in form). Every POST under /console must
@@ -11,9 +17,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import functools
 import secrets
 import threading
 import uuid
@@ -23,11 +27,12 @@ from typing import Any
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous.signer import SigningAlgorithm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import ANONYMOUS, DB, Access, Principal
 from fanchaoxin.core.db import Database, utcnow
@@ -45,8 +50,6 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 # A machine's key (the enterprise's node) is for the API, not for a person at a browser.
 CONSOLE_ROLES = frozenset(Role) - {Role.public, Role.enterprise_node}
-
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
 @dataclass(frozen=True)
@@ -67,36 +70,14 @@ class ConsolePrincipal(Principal):
 # --- passwords ----------------------------------------------------------------------------------------
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=64 * 1024 * 1024
-    )
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+hash_password = crypto.hash_password
+check_password = crypto.check_password
 
 
-def check_password(stored: str, password: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        got = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=64 * 1024 * 1024,
-            dklen=len(expected),
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, expected)
-
-
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(profile_name: str) -> str:
+    """A hash to check a password against when the user does not exist (per profile: the same work)."""
+    return crypto.hash_password(secrets.token_urlsafe(16))
 
 
 def _invalid(field: str, message: str) -> ValidationProblem:
@@ -169,12 +150,34 @@ def signing_secret(request: Request) -> str:
             return row.secret
 
 
+class _ProfileMac(SigningAlgorithm):
+    """itsdangerous's signature computed as the crypto profile's MAC (its own HMAC takes a hashlib
+    constructor, and SM3 is not one)."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return crypto.active().mac(_mac_key(key, b"cookie"), value)
+
+
+def _mac_key(secret: bytes, use: bytes) -> bytes:
+    # FCX_CONSOLE_SECRET_KEY may be any length; the profile's MAC wants a key as long as its output
+    return crypto.active().digest(b"fcx-console|" + use + b"|" + secret)
+
+
 def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(signing_secret(request), salt="fcx-console-session")
+    # key_derivation "none": the secret goes to _ProfileMac as it is, which derives the MAC key itself
+    return URLSafeTimedSerializer(
+        signing_secret(request),
+        salt="fcx-console-session",
+        signer_kwargs={"key_derivation": "none", "algorithm": _ProfileMac()},
+    )
 
 
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return crypto.secret_hash(token)
+
+
+def _csrf(secret: str, binding: str) -> str:
+    return crypto.active().mac(_mac_key(secret.encode(), b"csrf"), b"csrf|" + binding.encode()).hex()
 
 
 def session_token(request: Request) -> str | None:
@@ -209,8 +212,7 @@ def csrf_binding(request: Request) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    key = signing_secret(request).encode()
-    return hmac.new(key, b"csrf|" + csrf_binding(request).encode(), hashlib.sha256).hexdigest()
+    return _csrf(signing_secret(request), csrf_binding(request))
 
 
 class CsrfFailed(Forbidden):
@@ -237,10 +239,9 @@ async def check_csrf(request: Request) -> None:
     anon = request.cookies.get(ANON_COOKIE)
     if anon:
         candidates.append("a:" + anon)
-    key = signing_secret(request).encode()
+    secret = signing_secret(request)
     for binding in candidates:
-        expected = hmac.new(key, b"csrf|" + binding.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(expected, sent):
+        if secrets.compare_digest(_csrf(secret, binding).encode(), sent.encode()):
             return
     raise CsrfFailed("The CSRF token does not match this browser; reload the page and try again")
 
@@ -280,7 +281,8 @@ def end_session(request: Request, session: Session) -> None:
 def sign_in_password(session: Session, username: str, password: str) -> ConsoleUser:
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username.strip()))
     if user is None:
-        check_password(_DUMMY_HASH, password)  # the same work either way: no user enumeration by timing
+        # the same work either way: no user enumeration by timing
+        check_password(_dummy_hash(crypto.active().name), password)
         raise Unauthenticated("Wrong username or password", code="signin.wrong_credentials")
     if not check_password(user.password_hash, password):
         audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in_failed",
@@ -288,6 +290,9 @@ def sign_in_password(session: Session, username: str, password: str) -> ConsoleU
         raise Unauthenticated("Wrong username or password", code="signin.wrong_credentials")
     if not user.active or org_service.active_organisation(session, user.owner_org_id) is None:
         raise Unauthenticated("This account is disabled", code="signin.disabled")
+    if crypto.password_needs_rehash(user.password_hash):
+        # made under the other crypto profile (before `fcx crypto migrate`): now under the active one
+        user.password_hash = crypto.hash_password(password)
     user.last_login_at = utcnow()
     audit.record(session, Actor(f"user:{user.username}", user.owner_org_id), "console.sign_in",
                  "console_user", user.id, detail={"method": "password"})  # fmt: skip

@@ -243,25 +243,25 @@ def _failed(
     )
 
 
-@router.get("/objections/{objection_id}/attachments/{sha256}")
+@router.get("/objections/{objection_id}/attachments/{digest}")
 def objection_attachment(
     request: Request,
     objection_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = page(*REVIEWERS, *ADDRESSEES),
 ) -> Response:
-    return _download(session, principal, "objection", _objection(session, objection_id, principal), sha256)
+    return _download(session, principal, "objection", _objection(session, objection_id, principal), digest)
 
 
-def _download(session: Session, principal: Principal, case_type: str, case: Any, sha256: str) -> Response:
-    att, blob = attachments.attachment_blob(session, case_type, case.id, sha256)
-    audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"sha256": sha256})
+def _download(session: Session, principal: Principal, case_type: str, case: Any, digest: str) -> Response:
+    att, blob = attachments.attachment_blob(session, case_type, case.id, digest)
+    audit.record(session, principal.actor, "attachment.read", case_type, case.id, detail={"digest": digest})
     return Response(
         blob.data,
         media_type=att.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{att.sha256}"',
+            "Content-Disposition": f'attachment; filename="{att.digest}"',
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
@@ -407,15 +407,15 @@ def report_handle(
     return redirect(request, f"{PREFIX}/reports/{report_id}?done=handle")
 
 
-@router.get("/reports/{report_id}/attachments/{sha256}")
+@router.get("/reports/{report_id}/attachments/{digest}")
 def report_attachment(
     request: Request,
     report_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = page(*REVIEWERS, *ADDRESSEES),
 ) -> Response:
-    return _download(session, principal, "report", _report(session, report_id, principal), sha256)
+    return _download(session, principal, "report", _report(session, report_id, principal), digest)
 
 
 # --- credit repair (信用修复) -------------------------------------------------------------------------------
@@ -510,15 +510,15 @@ def repair_decide(
     return redirect(request, f"{PREFIX}/repairs/{repair_id}?done=repair")
 
 
-@router.get("/repairs/{repair_id}/attachments/{sha256}")
+@router.get("/repairs/{repair_id}/attachments/{digest}")
 def repair_attachment(
     request: Request,
     repair_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = page(*REVIEWERS),
 ) -> Response:
-    return _download(session, principal, "repair", _repair(session, repair_id, principal), sha256)
+    return _download(session, principal, "repair", _repair(session, repair_id, principal), digest)
 
 
 # --- requests for more material (补正) ----------------------------------------------------------------------

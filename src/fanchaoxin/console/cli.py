@@ -40,7 +40,7 @@ def add_user(
         bool, typer.Option("--password-stdin", help="Read the password from standard input (else: prompt).")
     ] = False,
 ) -> None:
-    """Add a console user who signs in with a password (stored as an scrypt hash only)."""
+    """Add a console user who signs in with a password (stored as a salted password hash only)."""
     try:
         role_ = Role(role)
     except ValueError:

@@ -404,11 +404,11 @@ def proposed_identifier_reject(
     return redirect(request, f"{PREFIX}/entries/{entry_id}#proposed")
 
 
-@router.get("/entries/{entry_id}/evidence/{sha256}")
+@router.get("/entries/{entry_id}/evidence/{digest}")
 def entry_evidence(
     request: Request,
     entry_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = page(*EVIDENCE_READERS),
     inline: bool = Query(False),
@@ -418,17 +418,17 @@ def entry_evidence(
     entry = registry.get_entry(session, entry_id, principal)
     if not (principal.is_platform or entry.owner_org_id == principal.org_id):
         raise NotFound(f"No entry with id {entry_id}")
-    ev, blob = registry.get_evidence_blob(session, entry, sha256)
+    ev, blob = registry.get_evidence_blob(session, entry, digest)
     audit.record(
         session, principal.actor, "evidence.read", "entry", entry.id,
-        detail={"sha256": sha256, **({"inline": True} if inline else {})},
+        detail={"digest": digest, **({"inline": True} if inline else {})},
     )  # fmt: skip
     shown = inline and blob.media_type in INLINE_TYPES
     response = Response(
         blob.data,
         media_type=blob.media_type,
         headers={
-            "Content-Disposition": f'{"inline" if shown else "attachment"}; filename="{ev.sha256}"',
+            "Content-Disposition": f'{"inline" if shown else "attachment"}; filename="{ev.digest}"',
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },

@@ -21,7 +21,8 @@ class ConsoleUser(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
-    # scrypt$N$r$p$salt$hash (hashlib.scrypt, base64); never the password itself.
+    # `core.crypto.hash_password`'s self-describing scheme$params$salt$hash (the profile's password
+    # hash, base64); never the password itself.
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(200))
@@ -40,7 +41,8 @@ class ConsoleUser(Base):
 
 
 class ConsoleSession(Base):
-    """A signed-in browser. The cookie carries the signed token; only its SHA-256 is stored here.
+    """A signed-in browser. The cookie carries the signed token; only its digest (the crypto
+    profile's) is stored here.
 
     A session opened with an API key follows the key: once the key is revoked or expires, so is the
     session (checked on every request).

@@ -423,8 +423,8 @@ def _previews(session: Session, principal: Principal, raw: Entry, evidence: list
     out: dict[str, str] = {}
     for ev in evidence or []:
         if ev["media_type"] in TEXT_TYPES:
-            _ev, blob = registry.read_evidence(session, principal, raw.id, ev["sha256"])
-            out[ev["sha256"]] = blob.data[: TEXT_PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[
+            _ev, blob = registry.read_evidence(session, principal, raw.id, ev["digest"])
+            out[ev["digest"]] = blob.data[: TEXT_PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[
                 :TEXT_PREVIEW_CHARS
             ]
     return out
@@ -651,23 +651,23 @@ def framable(response: Response) -> Response:
     return response
 
 
-@router.get("/review/statements/{statement_id}/files/{sha256}")
+@router.get("/review/statements/{statement_id}/files/{digest}")
 def review_statement_file(
     request: Request,
     statement_id: uuid.UUID,
-    sha256: str,
+    digest: str,
     session: Session = DB,
     principal: Principal = page(*REVIEWERS),
 ) -> Response:
     """A statement's evidence file (audited)."""
     statement = statements.get_statement(session, statement_id)
-    att, blob = attachments.attachment_blob(session, "statement", statement.id, sha256)
+    att, blob = attachments.attachment_blob(session, "statement", statement.id, digest)
     audit.record(
-        session, principal.actor, "attachment.read", "statement", statement.id, detail={"sha256": sha256}
+        session, principal.actor, "attachment.read", "statement", statement.id, detail={"digest": digest}
     )
     response = Response(
         blob.data,
         media_type=att.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{att.sha256}"'},
+        headers={"Content-Disposition": f'attachment; filename="{att.digest}"'},
     )
     return secure_headers(request, response)

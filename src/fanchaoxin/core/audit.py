@@ -1,6 +1,7 @@
 """The audit log: every state change is one event, hash-chained (审计日志).
 
-Each row carries `hash = SHA-256(prev_hash || canonical content)`, where the content holds who
+Each row carries `hash = H(prev_hash || canonical content)`, H the digest of the crypto profile the
+event was appended under (SHA-256, or SM3 under `gm`: `core.crypto`), where the content holds who
 (actor and organisation), what (action, target), when, and digests of the state before and after.
 A one-row table, `audit_chain_head`, holds the last sequence number and hash: appending updates it
 first, which serialises appenders on PostgreSQL (row lock) and SQLite (write lock) alike, so the
@@ -22,14 +23,19 @@ Reads of plain personal identifiers are events too (action `pii.read`). Rows are
 platform. They are kept `FCX_AUDIT_RETENTION_YEARS` (at least five, DESIGN.md §2); then `prune` deletes a
 prefix of the chain, after writing a signed checkpoint (`audit_checkpoints`: the last pruned event's
 number and hash, how many events, their time range) that `verify` starts from: the first remaining
-event must link to the checkpoint's hash, and the checkpoint's Ed25519 signature (the platform's
-feed-signing key) must verify.
+event must link to the checkpoint's hash, and the checkpoint's signature (the platform's
+feed-signing key: Ed25519, or SM2 under `gm`) must verify.
+
+A chain outlives a change of profile (`fcx crypto migrate`): `switch_profile` appends a
+`crypto.profile_changed` event under the old profile and records a period (`core.crypto_record`) from
+the next event on; `verify` hashes each event under the profile of its period, and checks that every
+period after the first begins right after the event that announced it, so that editing the periods
+table is caught like editing an event.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -37,13 +43,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, delete, event, func, insert, select, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
+from fanchaoxin.core import crypto_record
+from fanchaoxin.core.crypto import CryptoError, Profile, active, profile, profile_of_public_key
 from fanchaoxin.core.db import Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -107,8 +113,10 @@ class AuditCheckpoint(Base):
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(String(64))
-    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the raw Ed25519 public key
-    signature: Mapped[str] = mapped_column(String(128))  # base64 of the Ed25519 signature
+    # base64 of the signing key's public key: 32 bytes Ed25519 (44 characters) or a 65-byte SM2 point (88)
+    public_key: Mapped[str] = mapped_column(String(128))
+    # base64 of the signature: 64 bytes Ed25519, or DER SM2 (at most 72 bytes: 96 characters)
+    signature: Mapped[str] = mapped_column(String(128))
 
     def content(self) -> bytes:
         """What is signed: canonical JSON of every field but the signature itself."""
@@ -157,11 +165,12 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def digest(state: Any) -> str | None:
-    """SHA-256 of a state snapshot; `None` when there is no such state (before a create, after a delete)."""
+def digest(state: Any, p: Profile | None = None) -> str | None:
+    """Hex digest (the profile's: SHA-256 | SM3) of a state snapshot; `None` when there is no such state
+    (before a create, after a delete)."""
     if state is None:
         return None
-    return hashlib.sha256(canonical_json(state).encode()).hexdigest()
+    return (p or active()).hexdigest(canonical_json(state).encode())
 
 
 def _iso(at: datetime) -> str:
@@ -198,8 +207,8 @@ def event_content(
     )
 
 
-def chain_hash(prev_hash: str, content: str) -> str:
-    return hashlib.sha256((prev_hash + content).encode()).hexdigest()
+def chain_hash(prev_hash: str, content: str, p: Profile | None = None) -> str:
+    return (p or active()).hexdigest((prev_hash + content).encode())
 
 
 def ensure_head(session: Session) -> None:
@@ -211,6 +220,9 @@ def ensure_head(session: Session) -> None:
 # --- the queue: events wait in their session until it commits ----------------------------------------
 
 _QUEUE = "fcx_audit_queue"
+# Set by `switch_profile`: the profile this session appends under from then on (the process's setting
+# still names the old one until it restarts).
+_PROFILE = "fcx_audit_profile"
 _LOG_TABLES = frozenset({"audit_events", "audit_chain_head"})
 _HOOKED = "fcx_audit_hooked"
 _COPY_COLUMNS = (
@@ -248,7 +260,13 @@ class _Queued:
     savepoint: SessionTransaction | None
 
 
+def _profile(session: Session) -> Profile:
+    name = session.info.get(_PROFILE)
+    return profile(name) if name else active()
+
+
 def _queued(
+    p: Profile,
     savepoint: SessionTransaction | None,
     postgres: bool,
     actor: Actor,
@@ -264,7 +282,7 @@ def _queued(
     # and the less work is left for the commit, the shorter the head stays locked.
     target = str(target_id)
     org = str(actor.org_id) if actor.org_id else None
-    before_digest, after_digest = digest(before), digest(after)
+    before_digest, after_digest = digest(before, p), digest(after, p)
     detail_json = canonical_json(detail or {})
     at_iso = _iso(at)
     head = (
@@ -334,7 +352,9 @@ def _append(session: Session, queued: list[_Queued]) -> int:
         row = session.execute(bump, {"n": len(queued)}).one()
     last_seq, prev_hash = int(row[0]), str(row[1])
     seq = last_seq - len(queued)
-    sha256 = hashlib.sha256
+    # One profile look-up per batch; the digest of one joined buffer is cheaper than an incremental
+    # hasher per event (SHA-256 and SM3 alike)
+    dig = _profile(session).digest
     if queued[0].copy is not None:
         dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
         with dbapi.cursor() as cur, cur.copy(f"COPY audit_events ({_COPY_COLUMNS}) FROM STDIN") as copy:
@@ -342,11 +362,7 @@ def _append(session: Session, queued: list[_Queued]) -> int:
             size = 0
             for q in queued:
                 seq += 1
-                h = sha256(prev_hash.encode())
-                h.update(q.head)
-                h.update(str(seq).encode())
-                h.update(q.tail)
-                new_hash = h.hexdigest()
+                new_hash = dig(b"".join((prev_hash.encode(), q.head, str(seq).encode(), q.tail))).hex()
                 line = f"{seq}\t{prev_hash}\t{new_hash}\t{q.copy}\n"
                 lines.append(line)
                 size += len(line)
@@ -360,11 +376,7 @@ def _append(session: Session, queued: list[_Queued]) -> int:
         rows = []
         for q in queued:
             seq += 1
-            h = sha256(prev_hash.encode())
-            h.update(q.head)
-            h.update(str(seq).encode())
-            h.update(q.tail)
-            new_hash = h.hexdigest()
+            new_hash = dig(b"".join((prev_hash.encode(), q.head, str(seq).encode(), q.tail))).hex()
             rows.append({**(q.row or {}), "id": seq, "prev_hash": prev_hash, "hash": new_hash})
             prev_hash = new_hash
         session.execute(insert(AuditEvent), rows)
@@ -437,7 +449,21 @@ def record(
     at = utcnow()
     _enqueue(
         session,
-        [_queued(savepoint, postgres, actor, at, action, target_type, target_id, before, after, detail)],
+        [
+            _queued(
+                _profile(session),
+                savepoint,
+                postgres,
+                actor,
+                at,
+                action,
+                target_type,
+                target_id,
+                before,
+                after,
+                detail,
+            )
+        ],
     )
 
 
@@ -451,10 +477,12 @@ def record_many(session: Session, actor: Actor, events: list[dict[str, Any]]) ->
     at = utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
     savepoint = session.get_nested_transaction()
+    p = _profile(session)
     _enqueue(
         session,
         [
             _queued(
+                p,
                 savepoint,
                 postgres,
                 actor,
@@ -527,9 +555,11 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
 
 
 def checkpoint_problem(cp: AuditCheckpoint, trusted_keys: Mapping[str, bytes] | None) -> str | None:
-    """Why a checkpoint cannot be believed, or None. `trusted_keys` (key id → raw Ed25519 public key)
-    are the platform's signing keys; without them the key stored with the checkpoint is used, which
-    catches a changed checkpoint but not one re-signed with another key."""
+    """Why a checkpoint cannot be believed, or None. `trusted_keys` (key id → raw public key: 32-byte
+    Ed25519 or 65-byte SM2 point) are the platform's signing keys; without them the key stored with the
+    checkpoint is used, which catches a changed checkpoint but not one re-signed with another key.
+    The signature is checked under the profile its key belongs to, so a checkpoint signed before a
+    change of profile still verifies."""
     name = f"audit checkpoint {cp.id} (events 1-{cp.last_seq} pruned)"
     try:
         stored = base64.b64decode(cp.public_key, validate=True)
@@ -541,8 +571,8 @@ def checkpoint_problem(cp: AuditCheckpoint, trusted_keys: Mapping[str, bytes] | 
         if trusted is None or trusted != stored:
             return f"{name} is signed by key {cp.key_id!r}, which is not the platform's signing key"
     try:
-        Ed25519PublicKey.from_public_bytes(stored).verify(signature, cp.content())
-    except (InvalidSignature, ValueError):
+        profile_of_public_key(stored).verify(stored, cp.content(), signature)
+    except CryptoError:
         return f"{name} was altered (its signature does not verify)"
     if cp.count != cp.last_seq:
         return f"{name} counts {cp.count} events, not {cp.last_seq}"
@@ -562,8 +592,18 @@ def verify(
         if problem is not None:
             return VerifyResult(False, 0, cp.last_seq, problem, cp.last_seq)
         expected_prev, expected_seq, pruned = cp.last_hash, cp.last_seq + 1, cp.last_seq
+    recorded = crypto_record.periods(session) or [crypto_record.Period(active(), 1)]
+    # Each period after the first must begin right after the event that announced it.
+    announced = {p.since_seq - 1: p for p in recorded[1:]}
+    first_kept = expected_seq
     checked = 0
+    bounds = [p.since_seq for p in recorded[1:]]
+    p = crypto_record.profile_at(recorded, expected_seq)
+    next_bound = next((b for b in bounds if b > expected_seq), None)
     for ev in _iter_events(session, batch, after=expected_seq - 1):
+        if next_bound is not None and ev.id >= next_bound:
+            p = crypto_record.profile_at(recorded, ev.id)
+            next_bound = next((b for b in bounds if b > ev.id), None)
         if ev.id != expected_seq:
             return VerifyResult(False, checked, expected_seq, f"event {expected_seq} is missing", pruned)
         if ev.prev_hash != expected_prev:
@@ -573,14 +613,28 @@ def verify(
                 else f"event {ev.id - 1}"
             )
             return VerifyResult(False, checked, ev.id, f"event {ev.id} does not link to {to}", pruned)
-        if not _intact(ev):
-            reason = f"event {ev.id} was altered (its hash does not match)"
+        if not _intact(ev, p):
+            reason = f"event {ev.id} was altered (its hash does not match under {p.hash_algorithm})"
             return VerifyResult(False, checked, ev.id, reason, pruned)
+        problem = _period_problem(ev, announced)
+        if problem is not None:
+            return VerifyResult(False, checked, ev.id, problem, pruned)
         expected_prev = ev.hash
         expected_seq += 1
         checked += 1
-    head = session.get(AuditChainHead, 1)
     last_seq = expected_seq - 1
+    for seq, period in announced.items():
+        if seq < 1:
+            reason = f"the crypto profile record has a second period from event {seq + 1}, before any event"
+            return VerifyResult(False, checked, 1, reason, pruned)
+        # An announcement pruned away is vouched for by the signed checkpoint.
+        if seq >= first_kept and seq > last_seq:
+            reason = (
+                f"the crypto profile record says {period.profile.name!r} from event {seq + 1} on, "
+                "but no event announced that change (the periods table was edited?)"
+            )
+            return VerifyResult(False, checked, seq, reason, pruned)
+    head = session.get(AuditChainHead, 1)
     if head is not None and (head.seq != last_seq or head.hash != expected_prev):
         return VerifyResult(
             False,
@@ -592,7 +646,25 @@ def verify(
     return VerifyResult(True, checked, pruned=pruned)
 
 
-def _intact(ev: AuditEvent) -> bool:
+def _period_problem(ev: AuditEvent, announced: Mapping[int, crypto_record.Period]) -> str | None:
+    period = announced.get(ev.id)
+    changed = ev.action == PROFILE_CHANGED
+    if period is None and not changed:
+        return None
+    if period is None:
+        return (
+            f"event {ev.id} changed the crypto profile to {(ev.detail or {}).get('to')!r}, but the "
+            "profile record has no period from the next event on (the periods table was edited?)"
+        )
+    if not changed or (ev.detail or {}).get("to") != period.profile.name:
+        return (
+            f"the crypto profile record says {period.profile.name!r} from event {ev.id + 1} on, but "
+            f"event {ev.id} does not announce that change (the periods table was edited?)"
+        )
+    return None
+
+
+def _intact(ev: AuditEvent, p: Profile | None = None) -> bool:
     content = event_content(
         seq=ev.id,
         at=ev.at,
@@ -605,7 +677,41 @@ def _intact(ev: AuditEvent) -> bool:
         after_digest=ev.after_digest,
         detail=ev.detail or {},
     )
-    return chain_hash(ev.prev_hash, content) == ev.hash
+    return chain_hash(ev.prev_hash, content, p) == ev.hash
+
+
+PROFILE_CHANGED = "crypto.profile_changed"
+
+
+def switch_profile(session: Session, to: str, actor: Actor, *, current: str | None = None) -> int:
+    """Change the profile the chain is hashed under (the migration command, 密码配置变更).
+
+    Appends a ``crypto.profile_changed`` event (detail: from, to) hashed under the profile in force,
+    then records a period of ``to`` from the next event on; this session appends under ``to`` from
+    then on. Returns the sequence number of the announcing event. ``current``: what the chain is hashed
+    under now, for a database whose record holds no period (default: the platform's setting). Runs in
+    the caller's transaction (the chain head stays locked until it ends).
+    """
+    new = profile(to)
+    append_queued(session)
+    recorded = crypto_record.periods(session)
+    old = recorded[-1].profile if recorded else (profile(current) if current else _profile(session))
+    if old.name == new.name:
+        raise ValueError(f"the audit chain is already hashed under the {to!r} crypto profile")
+    session.info[_PROFILE] = old.name
+    record(session, actor, PROFILE_CHANGED, "crypto_profile", to, detail={"from": old.name, "to": to})
+    append_queued(session)
+    head = session.get(AuditChainHead, 1)
+    assert head is not None
+    session.refresh(head)
+    seq = int(head.seq)
+    if not recorded:
+        # A database from before the record: say what the chain so far was hashed under
+        crypto_record.start_period(session, old.name, since_seq=1)
+    crypto_record.start_period(session, to, since_seq=seq + 1)
+    session.flush()
+    session.info[_PROFILE] = to
+    return seq
 
 
 # --- retention: pruning a prefix behind a signed checkpoint ------------------------------------------
@@ -635,8 +741,10 @@ def prune(
     newer event), at most `max_events` per run, behind a new checkpoint signed with `sign`.
 
     The prefix is verified first; a broken one raises :class:`PruneRefused` and nothing changes.
-    `key` gives the signing key's id and raw Ed25519 public key, `sign` the signature of the
-    checkpoint's content under it; both are called only when there is something to prune.
+    `key` gives the signing key's id and raw public key (a key of the active crypto profile), `sign`
+    the signature of the checkpoint's content under it (a ``core.crypto`` signing key's ``sign``);
+    both are called only when there is something to prune. The signature is checked before anything
+    is deleted: a key of the other profile or a signer that does not match its key refuses.
     Runs in the caller's transaction: the checkpoint and the deletions commit together.
     """
     append_queued(session)
@@ -658,8 +766,10 @@ def prune(
     first_at = previous.first_at if previous is not None else None
     last_at: datetime | None = None
     # The caller's session may hold its own changes: events are expunged one by one, nothing else.
+    recorded = crypto_record.periods(session) or [crypto_record.Period(active(), 1)]
     for ev in _iter_events(session, batch, after=start_seq, upto=last_seq, expunge_all=False):
-        if ev.id != expected_seq or ev.prev_hash != expected_prev or not _intact(ev):
+        p = crypto_record.profile_at(recorded, ev.id)
+        if ev.id != expected_seq or ev.prev_hash != expected_prev or not _intact(ev, p):
             raise PruneRefused(
                 f"audit events are not pruned: the chain is broken at event {expected_seq} "
                 "(run `fcx audit verify`)"
@@ -680,7 +790,17 @@ def prune(
         key_id=key_id,
         public_key=public,
     )
-    cp.signature = base64.b64encode(sign(cp.content())).decode()
+    signature = sign(cp.content())
+    platform = active()
+    try:
+        if profile_of_public_key(public_key) is not platform:
+            raise CryptoError(f"it is not a key of the platform's {platform.name!r} crypto profile")
+        platform.verify(public_key, cp.content(), signature)
+    except CryptoError as exc:
+        raise PruneRefused(
+            f"audit events are not pruned: the checkpoint's signing key {key_id!r} cannot sign it ({exc})"
+        ) from None
+    cp.signature = base64.b64encode(signature).decode()
     session.add(cp)
     session.flush()
     for lo in range(start_seq, last_seq, batch):

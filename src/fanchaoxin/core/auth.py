@@ -10,7 +10,6 @@ a watch on revocations made anywhere, and the record of refused keys (see each c
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import threading
@@ -29,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.errors import Forbidden, Unauthenticated
@@ -113,7 +112,8 @@ class PrincipalCache:
 
     @staticmethod
     def fingerprint(raw: str) -> str:
-        return hashlib.sha256(raw.encode()).hexdigest()
+        # Process-local: the active profile's digest, never stored
+        return crypto.active().hexdigest(raw.encode())
 
     def get(self, fingerprint: str) -> Principal | None:
         hit = self._entries.get(fingerprint)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, select
+from sqlalchemy import BigInteger, Integer, String, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -71,6 +71,10 @@ def profile_at(recorded: list[Period], seq: int) -> Profile:
 
 
 def recorded_profile(bind: Session | Connection | Engine) -> str | None:
+    """The profile in force, or None for a database made before the record (or not made yet)."""
+    inspector = inspect(bind.connection() if isinstance(bind, Session) else bind)
+    if not inspector.has_table(CryptoProfilePeriod.__tablename__):
+        return None
     recorded = periods(bind)
     return recorded[-1].profile.name if recorded else None
 

@@ -13,7 +13,6 @@ Retry-After, never a 500. `remember` fills in the claimed row with the answer.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import Any, cast
@@ -24,6 +23,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from fanchaoxin.core.crypto import active
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 from fanchaoxin.core.errors import Conflict, ValidationProblem
 from fanchaoxin.core.vault import EncryptedJSON
@@ -74,11 +74,14 @@ class KeyReused(Conflict):
 
 
 def request_hash(*parts: bytes | str) -> str:
-    h = hashlib.sha256()
+    """The fingerprint of a request under the active profile's digest. A record made before a change of
+    crypto profile no longer matches its retry (answered as a reused key): the change is made with the
+    platform stopped, after the records' window has passed or with the table emptied."""
+    h = active().hasher()
     for p in parts:
         h.update(p.encode() if isinstance(p, str) else p)
         h.update(b"\x00")
-    return h.hexdigest()
+    return bytes(h.finalize()).hex()
 
 
 def check_key(key: str | None) -> str | None:

@@ -9,20 +9,43 @@ never overwritten with an older one, and it was sealed under the new key anyway.
 
 A retired key is removed from the ring only when no row needs it (``retire``); otherwise the rows are
 named, so that an operator never loses data by retiring too early.
+
+A change of crypto profile (``fcx crypto migrate --to``, :func:`migrate_profile`) is no rotation: the
+new profile's cipher cannot open the old values, so every sealed value is re-encrypted and every blind
+index recomputed under a fresh ring of the new profile, all in one transaction with the platform
+stopped, and the ring file is replaced only once that transaction has committed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, bindparam, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    column,
+    inspect,
+    literal,
+    select,
+    table,
+    tuple_,
+)
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause
 
-from fanchaoxin.core import vault
-from fanchaoxin.core.vault import DataKeyError, DataKeyRing, RowRef
+from fanchaoxin.core import audit, vault
+from fanchaoxin.core.crypto import profile
+from fanchaoxin.core.db import Base
+from fanchaoxin.core.vault import BlindIndexOf, DataKeyError, DataKeyRing, RemappedIndex, RowRef
 
 BATCH_ROWS = 1000
 
@@ -49,8 +72,8 @@ def add_key() -> DataKeyRing:
     """Add a fresh key to the ring file and make it active (workers pick it up from the file)."""
     current = vault.read_ring(vault.key_file())
     new_id = next_key_id(current)
-    keys = {**current.keys, new_id: vault.new_ring(current.path).keys["d1"]}
-    ring = DataKeyRing(current.path, new_id, keys, current.index_key)
+    keys = {**current.keys, new_id: vault.new_key(current.profile)}
+    ring = DataKeyRing(current.path, new_id, keys, current.index_key, current.profile)
     vault.write_ring(ring, exclusive=False)
     vault.forget()
     return vault.ring()
@@ -157,7 +180,9 @@ def retire(engine: Engine, key_id: str) -> DataKeyRing:
     if total:
         raise KeyStillNeeded(key_id, vault.rows_needing(engine, key_id, limit=10), total)
     keys = {k: v for k, v in current.keys.items() if k != key_id}
-    vault.write_ring(DataKeyRing(current.path, current.active, keys, current.index_key), exclusive=False)
+    vault.write_ring(
+        DataKeyRing(current.path, current.active, keys, current.index_key, current.profile), exclusive=False
+    )
     vault.forget()
     return vault.ring()
 
@@ -169,3 +194,194 @@ def count_rows(engine: Engine) -> dict[str, int]:
         k = use.key_id or "plain"
         out[k] = out.get(k, 0) + use.rows
     return out
+
+
+# --- a change of crypto profile --------------------------------------------------------------------------
+
+
+@dataclass
+class MigrationResult:
+    """What :func:`migrate_profile` rewrote, per (table, column), and where the rings are."""
+
+    from_profile: str
+    to_profile: str
+    resealed: dict[tuple[str, str], int] = field(default_factory=dict)
+    reindexed: dict[tuple[str, str], int] = field(default_factory=dict)
+    remapped: dict[tuple[str, str], int] = field(default_factory=dict)
+    audit_seq: int = 0  # the ``crypto.profile_changed`` event
+    ring_path: Path | None = None
+    backup_path: Path | None = None
+
+
+def migrate_profile(
+    session: Session,
+    to: str,
+    *,
+    actor: audit.Actor,
+    extra: Callable[[Session], None] | None = None,
+    after_commit: Callable[[], None] | None = None,
+    batch: int = BATCH_ROWS,
+) -> MigrationResult:
+    """Move the data at rest to the crypto profile ``to`` (密码配置迁移), in one transaction.
+
+    Builds a fresh ring of ``to``; opens every sealed value of ``Base.metadata`` under the ring of
+    ``FCX_DATA_KEY_FILE`` (whatever its profile) and seals it under the new one; recomputes every
+    :class:`~fanchaoxin.core.vault.BlindIndexOf` column from its decrypted source and replaces, in every
+    :class:`~fanchaoxin.core.vault.RemappedIndex` column, each old index it can map; switches the audit
+    chain (:func:`audit.switch_profile`); runs ``extra`` (the other slices' steps) in the same
+    transaction; commits. Only then is the new ring written to the ring path, the old one kept beside
+    it as ``<name>.<old profile>.bak``, and ``after_commit`` run (the other slices' key files). Any
+    failure before the commit rolls the whole transaction back and leaves the ring file as it was.
+    Run it with the platform stopped; start it again under ``FCX_CRYPTO_PROFILE=<to>``.
+    """
+    target = profile(to).name
+    path = vault.key_file()
+    old = vault.read_ring(path)
+    if old.profile == target:
+        raise DataKeyError(f"data key file {path} is already a {target!r} ring: nothing to migrate")
+    new = vault.new_ring(path, target)
+    result = MigrationResult(old.profile, target)
+    # The new ring is on disk before the commit: were the process to die between the commit and the
+    # replacement of the ring file, the values sealed under it could still be opened (the error at the
+    # next start names the rows; the operator moves this file into place).
+    pending = vault.DataKeyRing(
+        path.with_name(f"{path.name}.{target}.pending"), new.active, new.keys, new.index_key, new.profile
+    )
+    vault.write_ring(pending, exclusive=False)
+    try:
+        conn = session.connection()
+        present = _present_columns(conn)
+        remap: dict[str, dict[str, str]] = {}
+        for t in _tables_to_rewrite(present):
+            _rewrite_table(conn, t, present[t.name], old, new, batch, result, remap)
+        for t, c, decl in vault.blind_index_columns():
+            if isinstance(decl, RemappedIndex) and c.name in present.get(t.name, set()):
+                result.remapped[(t.name, c.name)] = _remap(conn, t, c, remap.get(decl.domain, {}))
+        result.audit_seq = audit.switch_profile(session, target, actor, current=old.profile)
+        if extra is not None:
+            extra(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        pending.path.unlink(missing_ok=True)
+        raise
+    backup = path.with_name(f"{path.name}.{old.profile}.bak")
+    shutil.copy2(path, backup)
+    os.replace(pending.path, path)
+    vault.forget()
+    result.ring_path, result.backup_path = path, backup
+    if after_commit is not None:
+        after_commit()
+    return result
+
+
+def _present_columns(conn: Any) -> dict[str, set[str]]:
+    insp = inspect(conn)
+    return {name: {col["name"] for col in insp.get_columns(name)} for name in insp.get_table_names()}
+
+
+def _tables_to_rewrite(present: dict[str, set[str]]) -> list[Table]:
+    out = []
+    for t in Base.metadata.sorted_tables:
+        if t.name not in present:
+            continue
+        if any(
+            isinstance(c.type, vault.ENCRYPTED_TYPES)
+            or isinstance(c.info.get(vault.BLIND_INDEX), BlindIndexOf)
+            for c in t.columns
+        ):
+            out.append(t)
+    return out
+
+
+def _rewrite_table(
+    conn: Any,
+    t: Table,
+    have: set[str],
+    old: DataKeyRing,
+    new: DataKeyRing,
+    batch: int,
+    result: MigrationResult,
+    remap: dict[str, dict[str, str]],
+) -> None:
+    """One pass over a table: open its sealed values under ``old``, recompute its blind indexes and seal
+    again under ``new``; keyset pages of ``batch`` rows."""
+    sealed: list[Any] = [c for c in t.columns if isinstance(c.type, vault.ENCRYPTED_TYPES) and c.name in have]
+    indexes = [
+        (c, c.info[vault.BLIND_INDEX])
+        for c in t.columns
+        if isinstance(c.info.get(vault.BLIND_INDEX), BlindIndexOf) and c.name in have
+    ]
+    pk_names = [pk.name for pk in t.primary_key.columns]
+    names = list(
+        dict.fromkeys(
+            [*pk_names, *(c.name for c in sealed), *(c.name for c, _ in indexes)]
+            + [s for _, d in indexes for s in d.source]
+        )
+    )
+    bare = table(t.name, *(column(n) for n in names))
+    pks = [bare.c[n] for n in pk_names]
+    targets = [c.name for c in sealed] + [c.name for c, _ in indexes]
+    if not targets:
+        return
+    dialect = conn.dialect
+    last: tuple[Any, ...] | None = None
+    while True:
+        stmt = select(*(bare.c[n] for n in names))
+        if last is not None:
+            stmt = stmt.where(_after(pks, last))
+        rows = conn.execute(stmt.order_by(*pks).limit(batch)).mappings().all()
+        if not rows:
+            break
+        updates = []
+        for row in rows:
+            ref = RowRef(t.name, "/".join(str(row[n]) for n in pk_names), "")
+            plain: dict[str, Any] = dict(row)
+            with vault.pinned(old):
+                for c in sealed:
+                    if row[c.name] is not None:
+                        try:
+                            plain[c.name] = c.type.process_result_value(row[c.name], dialect)
+                        except DataKeyError as exc:
+                            raise DataKeyError(f"{RowRef(ref.table, ref.key, c.name)}: {exc}") from None
+            params: dict[str, Any] = {f"pk_{i}": row[n] for i, n in enumerate(pk_names)}
+            with vault.pinned(new):
+                for c in sealed:
+                    value = plain[c.name]
+                    params[f"v_{c.name}"] = (
+                        None if value is None else c.type.process_bind_param(value, dialect)
+                    )
+                    if value is not None:
+                        result.resealed[(t.name, c.name)] = result.resealed.get((t.name, c.name), 0) + 1
+                for c, decl in indexes:
+                    current = row[c.name]
+                    fresh: Any = None if current is None else decl.compute(plain)
+                    params[f"v_{c.name}"] = fresh
+                    if current is not None:
+                        result.reindexed[(t.name, c.name)] = result.reindexed.get((t.name, c.name), 0) + 1
+                        if fresh != current:
+                            remap.setdefault(decl.domain, {})[current] = fresh
+            updates.append(params)
+        cond = and_(*(pk == bindparam(f"pk_{i}") for i, pk in enumerate(pks)))
+        conn.execute(bare.update().where(cond).values({n: bindparam(f"v_{n}") for n in targets}), updates)
+        last = tuple(rows[-1][n] for n in pk_names)
+
+
+def _remap(conn: Any, t: Table, c: Any, mapping: dict[str, str]) -> int:
+    """Replace each old index of ``c`` found in ``mapping`` by its new value; how many rows changed."""
+    if not mapping:
+        return 0
+    bare_col: ColumnClause[Any] = column(c.name)
+    bare = table(t.name, bare_col)
+    found = 0
+    olds = list(mapping)
+    for i in range(0, len(olds), 500):
+        chunk = olds[i : i + 500]
+        hits = [v for (v,) in conn.execute(select(bare_col).select_from(bare).where(bare_col.in_(chunk)))]
+        if hits:
+            conn.execute(
+                bare.update().where(bare_col == bindparam("old")).values({c.name: bindparam("new")}),
+                [{"old": h, "new": mapping[h]} for h in dict.fromkeys(hits)],
+            )
+            found += len(hits)
+    return found

@@ -183,7 +183,9 @@ class Settings(BaseSettings):
 
     # Sharing (DESIGN §4, docs/sharing.md): keys, feed files, blinded-evaluation quotas, webhooks.
     sharing_key_dir: str = Field(
-        "var/keys", description="OPRF key ring and Ed25519 feed-signing key (files, mode 0600)."
+        "var/keys",
+        description="OPRF key ring and feed-signing key (Ed25519 or SM2 per the crypto profile; files, "
+        "mode 0600).",
     )
     sharing_dir: str | None = Field(
         None, description="Where built snapshots are kept; default: the key dir's sibling `sharing/`."

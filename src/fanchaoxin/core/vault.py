@@ -1,21 +1,27 @@
 """Personal data at rest (个人信息加密存储): the data key ring, authenticated encryption and blind indexes.
 
 Resident IDs, phones, e-mail addresses and names of natural persons, and evidence files, are stored
-encrypted with AES-256-GCM (``cryptography``'s AEAD; no cipher code of ours) under the data key ring
-kept in ``FCX_DATA_KEY_FILE`` (mode 0600):
+encrypted with the crypto profile's AEAD (``core.crypto``: AES-256-GCM, or SM4-GCM under ``gm``) under
+the data key ring kept in ``FCX_DATA_KEY_FILE`` (mode 0600):
 
-    {"format": "fcx-data-keys/1", "active": "d2",
-     "keys": {"d1": "<base64 of 32 bytes>", "d2": "<base64 of 32 bytes>"},
+    {"format": "fcx-data-keys/1", "profile": "gm", "active": "d2",
+     "keys": {"d1": "<base64 of 16 bytes>", "d2": "<base64 of 16 bytes>"},
      "index_key": "<base64 of 32 bytes>"}
+
+``profile`` says which algorithms the keys are for (a file without it is ``international``: 32-byte
+AES-256 keys); a ring of the other profile than the platform's is refused, never used with the wrong
+cipher. Changing profile is :func:`migrate_profile` (``fcx crypto migrate``).
 
 A stored value reads ``fcx1:<key id>:<base64(nonce ‖ ciphertext ‖ tag)>``; the key id says which key
 opens it, so a rotation (``fcx keys rotate-data``) adds a key, makes it active and re-encrypts rows in
 the background while both keys open what they sealed. The column's name is the associated data: a value
 moved to another column does not open.
 
-Exact-match look-ups go through keyed blind indexes (``blind``): HMAC-SHA256 under ``index_key``, with
-a domain per use, so equal plain values have equal indexes and nothing else can be learnt from them.
-The index key is not rotated with the data keys (that would mean re-indexing every row).
+Exact-match look-ups go through keyed blind indexes (``blind``): the profile's MAC (HMAC-SHA256 |
+HMAC-SM3) under ``index_key``, with a domain per use, so equal plain values have equal indexes and
+nothing else can be learnt from them. The index key is not rotated with the data keys (that would mean
+re-indexing every row); a change of profile re-indexes every row (:func:`migrate_profile`), which finds
+the index columns by their ``info`` (:data:`BLIND_INDEX`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,6 @@ import base64
 import binascii
 import contextlib
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -35,13 +39,11 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Column,
     ColumnElement,
@@ -65,6 +67,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
+from fanchaoxin.core.crypto import CryptoError, DecryptionFailed, Profile, active, profile
 from fanchaoxin.core.db import Base, unavailable
 from fanchaoxin.core.settings import get_settings
 
@@ -72,8 +75,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "fcx-data-keys/1"
 PREFIX = "fcx1"
-KEY_BYTES = 32
-NONCE_BYTES = 12
+INDEX_KEY_BYTES = 32  # the blind-index MAC key, under either profile
+NONCE_BYTES = 12  # GCM's nonce, AES and SM4 alike
 BLOB_MAGIC = b"FCXE1\x00"
 # Key ids travel inside stored values (``fcx1:<id>:…``, the blob header) and are read back by SQL at
 # start: letters, digits, ``-`` and ``_`` only.
@@ -92,45 +95,68 @@ class DataKeyRing:
     active: str
     keys: dict[str, bytes]
     index_key: bytes
-    _aead: dict[str, AESGCM] = field(default_factory=dict, repr=False)
+    # The crypto profile the keys are for (the file's ``profile``; absent: international)
+    profile: str = "international"
 
     @functools.cached_property
-    def index_mac(self) -> hmac.HMAC:
-        return hmac.new(self.index_key, digestmod=hashlib.sha256)
+    def crypto(self) -> Profile:
+        return profile(self.profile)
 
-    def aead(self, key_id: str) -> AESGCM:
-        cipher = self._aead.get(key_id)
-        if cipher is None:
-            key = self.keys.get(key_id)
-            if key is None:
-                raise DataKeyError(
-                    f"data key {key_id!r} is not in {self.path}: restore the key file that holds it "
-                    "(a rotated-away key is still needed by rows not yet re-encrypted)"
-                )
-            cipher = self._aead[key_id] = AESGCM(key)
-        return cipher
+    @functools.cached_property
+    def index_mac(self) -> Any:
+        """The blind-index MAC keyed once; ``copy()`` it per value."""
+        return self.crypto.mac_hasher(self.index_key)
+
+    def key(self, key_id: str) -> bytes:
+        key = self.keys.get(key_id)
+        if key is None:
+            raise DataKeyError(
+                f"data key {key_id!r} is not in {self.path}: restore the key file that holds it "
+                "(a rotated-away key is still needed by rows not yet re-encrypted)"
+            )
+        return key
+
+    def seal(self, plain: bytes, context: str) -> bytes:
+        """``nonce ‖ ciphertext ‖ tag`` under the active key, ``context`` bound as associated data."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self.crypto.aead_encrypt(self.key(self.active), nonce, plain, context.encode())
+
+    def open(self, key_id: str, raw: bytes, context: str) -> bytes:
+        """Raises DecryptionFailed (a CryptoError) when the value does not open."""
+        return self.crypto.aead_decrypt(
+            self.key(key_id), raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()
+        )
+
+    def blind(self, domain: str, value: str) -> str:
+        mac = self.index_mac.copy()  # keyed once per ring: a copy is half the cost of a new MAC
+        mac.update(f"{domain}\x00{value}".encode())
+        return bytes(mac.finalize()).hex()
 
     def document(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
+            "profile": self.profile,
             "active": self.active,
             "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
             "index_key": base64.b64encode(self.index_key).decode(),
         }
 
 
-def _decode_key(value: object, where: str) -> bytes:
+def _decode_key(value: object, where: str, size: int, what: str) -> bytes:
     try:
         raw = base64.b64decode(str(value), validate=True)
     except (binascii.Error, ValueError):
         raise DataKeyError(f"{where}: not base64") from None
-    if len(raw) != KEY_BYTES:
-        raise DataKeyError(f"{where}: a data key is {KEY_BYTES} bytes, this one is {len(raw)}")
+    if len(raw) != size:
+        raise DataKeyError(f"{where}: {what} is {size} bytes, this one is {len(raw)}")
     return raw
 
 
-def read_ring(path: Path) -> DataKeyRing:
-    """Load and check a key ring file; every problem is a DataKeyError naming the file."""
+def read_ring(path: Path, *, expect: str | None = None) -> DataKeyRing:
+    """Load and check a key ring file; every problem is a DataKeyError naming the file.
+
+    ``expect``: the crypto profile the ring must be for (the platform's); a ring of the other profile
+    is refused, since its keys are for the other cipher."""
     if not path.exists():
         raise DataKeyError(
             f"data key file {path} is missing: restore it from the key backup, or create a new one with "
@@ -145,7 +171,24 @@ def read_ring(path: Path) -> DataKeyRing:
     keys_in = data.get("keys")
     if not isinstance(keys_in, dict) or not keys_in:
         raise DataKeyError(f"data key file {path}: keys must be a non-empty object")
-    keys = {str(k): _decode_key(v, f"data key file {path}: key {k!r}") for k, v in keys_in.items()}
+    name = data.get("profile", "international")
+    try:
+        crypto = profile(str(name))
+    except CryptoError:
+        raise DataKeyError(
+            f"data key file {path}: profile {name!r} is not a crypto profile (international or gm)"
+        ) from None
+    if expect is not None and crypto.name != expect:
+        raise DataKeyError(
+            f"data key file {path} holds {crypto.aead_algorithm} keys of the {crypto.name!r} crypto "
+            f"profile, but the platform runs under {expect!r}: a key of the wrong algorithm for the "
+            f"profile. Restore the {expect} key file, or change profile with `fcx crypto migrate`"
+        )
+    what = f"an {crypto.aead_algorithm} data key ({crypto.name} profile)"
+    keys = {
+        str(k): _decode_key(v, f"data key file {path}: key {k!r}", crypto.aead_key_size, what)
+        for k, v in keys_in.items()
+    }
     for k in keys:
         if not KEY_ID.fullmatch(k):
             raise DataKeyError(
@@ -154,12 +197,22 @@ def read_ring(path: Path) -> DataKeyRing:
     active = str(data.get("active"))
     if active not in keys:
         raise DataKeyError(f"data key file {path}: the active key {active!r} is not among the keys")
-    index_key = _decode_key(data.get("index_key"), f"data key file {path}: index_key")
-    return DataKeyRing(path, active, keys, index_key)
+    index_key = _decode_key(
+        data.get("index_key"), f"data key file {path}: index_key", INDEX_KEY_BYTES, "the index key"
+    )
+    return DataKeyRing(path, active, keys, index_key, crypto.name)
 
 
-def new_ring(path: Path) -> DataKeyRing:
-    return DataKeyRing(path, "d1", {"d1": secrets.token_bytes(KEY_BYTES)}, secrets.token_bytes(KEY_BYTES))
+def new_key(profile_name: str | None = None) -> bytes:
+    """A fresh data key for the profile's AEAD (32 bytes AES-256, 16 bytes SM4)."""
+    p = profile(profile_name) if profile_name else active()
+    return secrets.token_bytes(p.aead_key_size)
+
+
+def new_ring(path: Path, profile_name: str | None = None) -> DataKeyRing:
+    """A ring of one fresh key for ``profile_name`` (default: the platform's profile)."""
+    p = profile(profile_name) if profile_name else active()
+    return DataKeyRing(path, "d1", {"d1": new_key(p.name)}, secrets.token_bytes(INDEX_KEY_BYTES), p.name)
 
 
 def write_ring(ring: DataKeyRing, *, exclusive: bool) -> bool:
@@ -227,8 +280,8 @@ def ring(*, fresh: bool = False) -> DataKeyRing:
     except FileNotFoundError:
         stamp = (str(path), -1, -1, -1)
     with _lock:
-        if _ring is None or _ring_stamp != stamp:
-            _ring = read_ring(path)
+        if _ring is None or _ring_stamp != stamp or _ring.profile != active().name:
+            _ring = read_ring(path, expect=active().name)
             _ring_stamp = stamp
         _checked_at, _checked_setting = now, setting
         return _ring
@@ -238,12 +291,13 @@ _pinned = threading.local()
 
 
 @contextlib.contextmanager
-def pinned() -> Iterator[DataKeyRing]:
+def pinned(held: DataKeyRing | None = None) -> Iterator[DataKeyRing]:
     """One ring for a batch of values in this thread (a bulk submission seals and indexes a few values
     per row): read once, not checked against the file for every value. A rotation meanwhile reaches
-    the next batch."""
+    the next batch. ``held``: this ring instead of the file's (a change of profile opens under the old
+    ring and seals under the new one)."""
     previous = getattr(_pinned, "ring", None)
-    _pinned.ring = ring()
+    _pinned.ring = held if held is not None else ring()
     try:
         yield _pinned.ring
     finally:
@@ -296,9 +350,7 @@ def forget() -> None:
 def encrypt(plain: str, context: str) -> str:
     """Seal ``plain`` under the active key; ``context`` (the column) is bound as associated data."""
     r = ring()
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = r.aead(r.active).encrypt(nonce, plain.encode("utf-8"), context.encode())
-    return f"{PREFIX}:{r.active}:{base64.b64encode(nonce + sealed).decode()}"
+    return f"{PREFIX}:{r.active}:{base64.b64encode(r.seal(plain.encode('utf-8'), context)).decode()}"
 
 
 def key_id_of(stored: str) -> str | None:
@@ -314,17 +366,15 @@ def decrypt(stored: str, context: str) -> str:
         raise DataKeyError(f"{context}: the stored value is not encrypted")
     raw = base64.b64decode(stored.split(":", 2)[2])
     try:
-        return ring().aead(kid).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()).decode()
-    except InvalidTag:
+        return ring().open(kid, raw, context).decode()
+    except DecryptionFailed:
         raise DataKeyError(f"{context}: a value sealed under key {kid!r} does not open (altered?)") from None
 
 
 def encrypt_bytes(plain: bytes, context: str) -> bytes:
     """Seal a file's bytes: ``FCXE1\\0`` ‖ key id ‖ ``\\0`` ‖ nonce ‖ ciphertext ‖ tag."""
     r = ring()
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = r.aead(r.active).encrypt(nonce, plain, context.encode())
-    return BLOB_MAGIC + r.active.encode() + b"\x00" + nonce + sealed
+    return BLOB_MAGIC + r.active.encode() + b"\x00" + r.seal(plain, context)
 
 
 def blob_key_id(stored: bytes) -> str | None:
@@ -339,17 +389,59 @@ def decrypt_bytes(stored: bytes, context: str) -> bytes:
         raise DataKeyError(f"{context}: the stored file is not encrypted")
     rest = stored[len(BLOB_MAGIC) + len(kid) + 1 :]
     try:
-        return ring().aead(kid).decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], context.encode())
-    except InvalidTag:
+        return ring().open(kid, rest, context)
+    except DecryptionFailed:
         raise DataKeyError(f"{context}: a file sealed under key {kid!r} does not open (altered?)") from None
 
 
 def blind(domain: str, value: str) -> str:
-    """Keyed blind index (HMAC-SHA256, hex) of ``value`` for one ``domain`` (``identifier``, ``name``,
-    ``decision-log`` …): equal values give equal indexes within a domain, unlinkable across domains."""
-    mac = ring().index_mac.copy()  # keyed once per ring: a copy is half the cost of a new HMAC
-    mac.update(f"{domain}\x00{value}".encode())
-    return mac.hexdigest()
+    """Keyed blind index (the profile's MAC, HMAC-SHA256 | HMAC-SM3, hex) of ``value`` for one
+    ``domain`` (``identifier``, ``name``, ``decision-log`` …): equal values give equal indexes within a
+    domain, unlinkable across domains."""
+    return ring().blind(domain, value)
+
+
+# --- blind-index columns, declared in the models -------------------------------------------------------
+#
+# Core names no table: a column that holds a blind index says so in its ``info``, with how to compute it
+# from the other columns of its row, so that a change of profile (a new MAC) can re-index every row:
+#
+#     value_index = mapped_column(String(64), info={vault.BLIND_INDEX: vault.BlindIndexOf(
+#         ("type", "value"), lambda row: vault.identifier_index(row["type"], row["value"]), "identifier")})
+#
+# A column that holds indexes whose plain source the platform does not keep (decision-log identifier
+# digests, caches keyed by an index) declares ``RemappedIndex(domain)``: each value that is the old index
+# of a value some ``BlindIndexOf`` column of that domain holds is replaced by the new one.
+
+BLIND_INDEX = "fcx_blind_index"
+
+
+@dataclass(frozen=True)
+class BlindIndexOf:
+    """A blind-index column computed from ``source`` columns of the same row (encrypted ones arrive
+    decrypted). ``compute`` calls :func:`blind` / :func:`identifier_index` and may return the stored
+    value unchanged (a unit's name key is not blinded) — it is given the row's current value too."""
+
+    source: tuple[str, ...]
+    compute: Callable[[Mapping[str, Any]], str]
+    domain: str
+
+
+@dataclass(frozen=True)
+class RemappedIndex:
+    """A column of blind indexes of ``domain`` without their plain source (see above)."""
+
+    domain: str
+
+
+def blind_index_columns() -> list[tuple[Table, Column[Any], BlindIndexOf | RemappedIndex]]:
+    """Every column of ``Base.metadata`` declared as a blind index, in a stable order."""
+    return [
+        (t, c, c.info[BLIND_INDEX])
+        for t in Base.metadata.sorted_tables
+        for c in t.columns
+        if isinstance(c.info.get(BLIND_INDEX), BlindIndexOf | RemappedIndex)
+    ]
 
 
 class Encrypted(TypeDecorator[str]):

@@ -22,19 +22,20 @@ here publishes anything.
 - Evidence: the finding as UTF-8 JSON, sent as `text/plain`, named `finding-<n>.json` (n: the
   finding's 1-based position in the command's output).
 
-**Idempotency.** Each entry's key is `fcx-detect-` + SHA-256 of (the SHA-256 of the finding's
-canonical JSON, the subject's kind and identifier). It goes out as the `Idempotency-Key` header and
+**Idempotency.** Each entry's key is `fcx-detect-` + the digest of (the digest of the finding's
+canonical JSON, the subject's kind and identifier), under the crypto profile (SHA-256, or SM3 under
+`gm`; #18). It goes out as the `Idempotency-Key` header and
 is written into the last line of `facts`. Before sending anything, the caller's `enterprise_finding`
 entries are listed (`GET /v1/entries`; one sees the facts of one's own entries) and entries whose
 key is already there are not sent again, whichever way they were first sent. Re-running the same
 detection therefore creates nothing; evidence already attached is not duplicated (the platform
-stores evidence by SHA-256 per entry). A changed `--severity` does not change the key: an entry
+stores evidence by its digest per entry). A changed `--severity` does not change the key: an entry
 already submitted is reported with the severity it has on the platform and left alone.
 
 **Two ways to send.** Up to `BULK_THRESHOLD` (200) entries: one `POST /v1/entries` each (the answer
 gives the entry id), then `POST /v1/evidence/{id}` with the finding's JSON. More entries: JSON Lines
 files to `POST /v1/uploads` (`all_or_nothing=false`; files of at most `UPLOAD_CHUNK_ROWS` rows and
-`UPLOAD_CHUNK_BYTES` bytes, each with its own SHA-256 as Idempotency-Key). Uploads give no entry
+`UPLOAD_CHUNK_BYTES` bytes, each with its own digest as Idempotency-Key). Uploads give no entry
 ids, so no evidence files are attached: the facts carry an excerpt of the finding's JSON instead.
 
 **Failures.** A refused entry (422, 409, 404 …) is reported with the platform's per-field messages and
@@ -50,7 +51,6 @@ FastAPI's TestClient, bound to the platform app in-process). httpx is imported o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -64,6 +64,7 @@ from typing import Any
 import httpx
 import typer
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.identifiers import IdentifierError, normalise
 from fanchaoxin.detect.findings import Finding
@@ -191,16 +192,16 @@ def finding_json(finding: Finding, **kw: Any) -> str:
 
 def _finding_digest(finding: Finding) -> str:
     canonical = finding_json(finding, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return crypto.active().hexdigest(canonical.encode())
 
 
 def _key(finding_digest: str, kind: str, identifier: dict[str, str]) -> str:
     subject = f"{kind}\x00{identifier['type']}\x00{identifier['value']}"
-    return KEY_PREFIX + hashlib.sha256(f"{finding_digest}\x00{subject}".encode()).hexdigest()
+    return KEY_PREFIX + crypto.active().hexdigest(f"{finding_digest}\x00{subject}".encode())
 
 
 def submission_key(finding: Finding, kind: str, identifier: dict[str, str]) -> str:
-    """`fcx-detect-` + SHA-256 of (the SHA-256 of the finding's canonical JSON, the subject).
+    """`fcx-detect-` + the profile's digest of (the digest of the finding's canonical JSON, the subject).
 
     The same finding and subject always give the same key; hashing the finding once keeps findings with
     thousands of subjects linear.
@@ -675,7 +676,7 @@ class _Platform:
     def upload(self, todo: list[Candidate]) -> list[Outcome]:
         out = []
         for chunk, data in _upload_files(todo):
-            key = KEY_PREFIX + "upload-" + hashlib.sha256(data).hexdigest()
+            key = KEY_PREFIX + "upload-" + crypto.active().hexdigest(data)
             resp = self.call(
                 "POST",
                 "/v1/uploads",

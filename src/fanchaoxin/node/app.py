@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,7 +37,7 @@ from fanchaoxin.node import decision_log, hits, relay, status
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.live import LiveBatcher, LiveResult, LiveSettings
 from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced, Prepared
-from fanchaoxin.node.store import Store, now
+from fanchaoxin.node.store import Store, crypto_profile, now
 from fanchaoxin.node.sync import SyncRefused, sync
 from fanchaoxin.sharing import protocol as P
 from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn
@@ -166,7 +166,7 @@ def token_allowed(expected: bytes | None, headers: Headers) -> bool:
     header = headers.get("authorization", "")
     given = header[7:] if header.lower().startswith("bearer ") else headers.get("x-api-key", "")
     # Header values are Latin-1 text: encoding them back gives the bytes the caller sent.
-    return hmac.compare_digest(given.strip().encode("latin-1"), expected)
+    return secrets.compare_digest(given.strip().encode("latin-1"), expected)
 
 
 def unauthenticated() -> Unauthenticated:
@@ -468,7 +468,8 @@ def create_node_app(
     @app.post("/v1/webhooks/feed", summary="The platform's feed webhook: wakes the sync loop")
     async def webhook(request: Request) -> Response:
         raw = await request.body()
-        secret = store.get_config().get("webhook_secret")
+        cfg = store.get_config()
+        secret = cfg.get("webhook_secret")
         if not secret:
             raise NotReady("no webhook secret configured (fcx node webhook-secret)")
 
@@ -482,7 +483,12 @@ def create_node_app(
 
         try:
             event_id = await asyncio.to_thread(
-                P.verify_webhook, secret.encode(), request.headers, raw, seen=seen
+                P.verify_webhook,
+                secret.encode(),
+                request.headers,
+                raw,
+                seen=seen,
+                profile=crypto_profile(cfg),
             )
         except P.ProtocolError as exc:
             log.error("refused webhook: %s", exc)

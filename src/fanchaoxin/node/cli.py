@@ -78,7 +78,8 @@ HitsSecretOpt = Annotated[
     typer.Option(
         "--hits-webhook-secret",
         envvar="FCX_NODE_HITS_WEBHOOK_SECRET",
-        help="Key of the hits webhook's HMAC-SHA256 signature (default: the node secret).",
+        help="Key of the hits webhook's HMAC signature (HMAC-SHA256, or HMAC-SM3 under the gm profile; "
+        "default: the node secret).",
     ),
 ]
 
@@ -133,6 +134,14 @@ def init(
     repin: Annotated[
         bool, typer.Option("--repin", help="Accept a signing key other than the pinned one.")
     ] = False,
+    expect_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-profile",
+            help="The crypto profile the platform must run: international or gm (国密: SM2/SM3/SM4). "
+            "Init is refused, with the reason, if its manifest states the other.",
+        ),
+    ] = None,
     node_label: Annotated[
         str, typer.Option("--node-label", help="Names this node's receipt key on the platform (host, site).")
     ] = "",
@@ -160,11 +169,13 @@ def init(
         pinned = initialise(
             store, platform, key, fingerprint=fingerprint, repin=repin, hits_webhook=hits_webhook,
             hits_webhook_secret=hits_webhook_secret, business_types=business_type,
+            expect_profile=expect_profile,
         )  # fmt: skip
     except (InitError, PlatformUnavailable, PlatformRefused) as exc:
         _fail(str(exc))
     console.print(f"Node store [bold]{store}[/] initialised for {platform}")
     console.print(f"Pinned feed-signing key {pinned['key_id']}, fingerprint [bold]{pinned['fingerprint']}[/]")
+    console.print(f"Crypto profile [bold]{pinned['crypto_profile']}[/] (from the platform's signed manifest)")
     if fingerprint is None:
         console.print(
             "[yellow]No --fingerprint given: compare this fingerprint with the one the platform publishes "
@@ -378,7 +389,10 @@ def status(
     s = _store(store)
     state, counts, cfg = s.state(), s.counts(), s.get_config()
     age = f"{time.time() - state['last_sync_at']:.0f} s" if state["last_sync_at"] else "never synced"
-    console.print(f"platform {cfg['platform_url']}  signing key {cfg.get('signing_fingerprint')}")
+    console.print(
+        f"platform {cfg['platform_url']}  signing key {cfg.get('signing_fingerprint')}  "
+        f"crypto profile {cfg.get('crypto_profile') or 'international'}"
+    )
     console.print(f"head {state['head']} (snapshot {state['snapshot_seq']}), last verified sync: {age}")
     console.print(
         f"entries in force {counts['entries_in_force']}, enrolled users {counts['users']} "

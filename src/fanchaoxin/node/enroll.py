@@ -15,7 +15,7 @@ At scale (#16: a million users within the enterprise's quota):
 * **within the quota**: a 429 is waited out as its ``Retry-After`` says (up to ``max_wait`` in all), then
   the same batch is sent again;
 * **committed per chunk, resumable**: each chunk's tags are committed in one transaction together with a
-  resume marker in the node's config (:data:`RESUME_KEY`: the file's fingerprint — SHA-256 of its first
+  resume marker in the node's config (:data:`RESUME_KEY`: the file's fingerprint — a digest of its first
   block and its size —, the columns, the OPRF key id and the last committed row number). Run again on the
   same file, the enrolment skips the committed rows without reading their values and carries on after
   them; ``restart=True`` (``--restart``) starts from the first row. Identifiers already enrolled (another
@@ -25,7 +25,6 @@ At scale (#16: a million users within the enterprise's quota):
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import threading
@@ -38,9 +37,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.node.client import PlatformClient, PlatformRefused
-from fanchaoxin.node.sdk import id_hmac
+from fanchaoxin.node.sdk import id_hmac_of
 from fanchaoxin.node.store import Store, now
 from fanchaoxin.sharing import oprf
 from fanchaoxin.sharing.protocol import b64, unb64
@@ -142,11 +142,15 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def file_fingerprint(path: Path) -> str:
-    """SHA-256 of the file's first block, and its size: the same file as the interrupted run's (a file
-    that was appended to or rewritten is another)."""
+    """A digest of the file's first block, and its size: the same file as the interrupted run's (a file
+    that was appended to or rewritten is another). A local resume marker, not a security check: always
+    the international digest, so a marker written before a profile change still resumes."""
     with path.open("rb") as fh:
         head = fh.read(FIRST_BLOCK)
-    return f"{hashlib.sha256(head).hexdigest()}:{path.stat().st_size}"
+    return f"{_MARKER_DIGEST.hexdigest(head)}:{path.stat().st_size}"
+
+
+_MARKER_DIGEST = crypto.profile("international")
 
 
 # --- evaluating -------------------------------------------------------------------------------------------
@@ -173,6 +177,7 @@ class _Run:
     kid: str
     pk: bytes
     secret: bytes
+    hmac_of: Callable[[bytes, str], bytes]  # id_hmac under the store's profile
     result: EnrollResult
     batch_size: int
     max_wait: float
@@ -258,7 +263,7 @@ class _Run:
         last row): all of the chunk or nothing of it."""
         by_hmac: dict[bytes, tuple[str, str]] = {}
         for _n, ref, canonical in rows:
-            by_hmac.setdefault(id_hmac(self.secret, canonical), (ref, canonical))
+            by_hmac.setdefault(self.hmac_of(self.secret, canonical), (ref, canonical))
         have = self._enrolled(list(by_hmac))
         todo = [(h, ref, canonical) for h, (ref, canonical) in by_hmac.items() if h not in have]
         self._advance(len(rows) - len(todo))
@@ -308,7 +313,9 @@ def _run(
     """Enrol the numbered rows chunk by chunk. ``resume(key id)`` gives the rows to skip and the marker
     to commit with each chunk (none for rows given in memory)."""
     started = time.monotonic()
-    secret = unb64(store.get_config()["node_secret"], "node secret")
+    stored = store.get_config()
+    secret = unb64(stored["node_secret"], "node secret")
+    hmac_of = id_hmac_of(stored)
     own = client is None
     if client is None:
         cfg = store.get_config()
@@ -317,7 +324,7 @@ def _run(
         kid, pk = _oprf_key(client.keys(), key_id)
         skip, marker = resume(kid) if resume else (0, None)
         result = EnrollResult(skip, 0, 0, 0, kid, 0, 0.0, resumed_after=skip)
-        run = _Run(store, client, kid, pk, secret, result, batch_size, max_wait, progress, sleep)
+        run = _Run(store, client, kid, pk, secret, hmac_of, result, batch_size, max_wait, progress, sleep)
         run._advance(skip)
         for rows in chunks(numbered, chunk_size):
             run.chunk(rows, marker)

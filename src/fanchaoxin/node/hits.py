@@ -25,14 +25,13 @@ entry in force against all users in one pass. Being in the apply's transaction, 
 a snapshot applied again adds none (the state already says it).
 
 ``GET /v1/hits?after=N`` pages the worklist (:func:`listing`); a webhook (:func:`webhook_loop`) posts new
-rows in batches to the enterprise's own system, signed with HMAC-SHA256 over the body.
+rows in batches to the enterprise's own system, signed with the node's profile's MAC over the body
+(``sha256=`` HMAC-SHA256, or ``hmac-sm3=`` HMAC-SM3 under gm).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,10 +42,11 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Connection
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.calendar import add_working_days, china_today
-from fanchaoxin.node.store import IN_FORCE_STATUSES, SEP, Store, now
+from fanchaoxin.node.store import IN_FORCE_STATUSES, SEP, Store, crypto_profile, now
 from fanchaoxin.sanctions.policy import ActionWhen, MeasureCatalogue, measure_catalogue
-from fanchaoxin.sharing.protocol import unb64
+from fanchaoxin.sharing.protocol import mac_key, unb64
 
 log = logging.getLogger("fanchaoxin.node.hits")
 
@@ -471,9 +471,20 @@ def listing(store: Store, *, after: int = 0, limit: int = 100) -> dict[str, Any]
 # --- the webhook to the enterprise's own system -----------------------------------------------------------
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    """The :data:`SIGNATURE_HEADER` value: ``sha256=<hex HMAC-SHA256(secret, body)>``."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+# The header's scheme names the MAC. International keeps the name receivers of before #18 check for.
+_LEGACY_SCHEME = {"international": "sha256"}
+
+
+def signature_scheme(profile: crypto.Profile) -> str:
+    """``sha256`` (HMAC-SHA256, international) or ``hmac-sm3`` (gm): what precedes ``=`` in the header."""
+    return _LEGACY_SCHEME.get(profile.name) or profile.mac_algorithm.lower()
+
+
+def signature(secret: bytes, body: bytes, profile: crypto.Profile | None = None) -> str:
+    """The :data:`SIGNATURE_HEADER` value: ``<scheme>=<hex MAC(secret, body)>`` with the MAC of the node's
+    crypto profile: ``sha256=<HMAC-SHA256>`` under international, ``hmac-sm3=<HMAC-SM3>`` under gm."""
+    prof = profile or crypto.profile("international")
+    return f"{signature_scheme(prof)}={prof.mac(mac_key(secret), body).hex()}"
 
 
 def webhook_secret(cfg: Mapping[str, str], configured: str | None = None) -> bytes:
@@ -490,12 +501,16 @@ def deliver(store: Store, url: str, secret: bytes, http: httpx.Client, *, batch:
     :class:`WebhookFailed` at the first batch not taken (the rest wait for the next try)."""
     sent = 0
     while True:
-        after = int(store.get_config().get("hits_webhook_delivered", "0"))
+        cfg = store.get_config()
+        after = int(cfg.get("hits_webhook_delivered", "0"))
         page = listing(store, after=after, limit=batch)
         if not page["items"]:
             return sent
         body = _encode(page).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, body)}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(secret, body, crypto_profile(cfg)),
+        }
         try:
             response = http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -8,8 +8,10 @@ item recorded as ``refused`` with the platform's problem detail.
 
 Execution receipts (执行回执, #16)
 ---------------------------------
-``fcx node init`` gives the node an Ed25519 key of its own (:func:`ensure_node_key`, libsodium through
-``sharing.protocol.SigningKey``) and enrols its public key with the platform (:func:`enrol_node_key`,
+``fcx node init`` gives the node a key of its own (:func:`ensure_node_key`, a ``sharing.protocol.SigningKey``
+of the crypto profile the node learnt from the platform's manifest: Ed25519, or SM2 under ``gm``; a key of
+the other profile, left from before the platform changed its profile, is replaced) and enrols its public
+key with the platform (:func:`enrol_node_key`,
 ``POST /v1/nodes/keys``). Once enrolled, every feedback the node relays carries a receipt signed with it
 (:func:`sign_feedback`): the instruction, the outcome, when (``executed_at``; now, if the feedback gives no
 time) and how many accounts were affected (``accounts_affected`` of the feedback, a count the enterprise
@@ -23,9 +25,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.errors import ValidationProblem
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.store import Store, now
+from fanchaoxin.node.store import Store, crypto_profile, now
 from fanchaoxin.sharing import protocol as P
 
 log = logging.getLogger("fanchaoxin.node.relay")
@@ -33,9 +36,12 @@ log = logging.getLogger("fanchaoxin.node.relay")
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
 
-# node_config names of the node key: its seed (the secret: it never leaves the store), its id (the public
-# key's fingerprint), and whether the platform has enrolled it ("1").
+# node_config names of the node key: its secret (the Ed25519 seed or the SM2 scalar: it never leaves the
+# store), its public key (required for SM2), its crypto profile, its id (the public key's fingerprint), and
+# whether the platform has enrolled it ("1"). A key stored before #18 has a seed only: Ed25519.
 NODE_KEY_SEED = "node_key_seed"
+NODE_KEY_PUBLIC = "node_key_public"
+NODE_KEY_PROFILE = "node_key_profile"
 NODE_KEY_ID = "node_key_id"
 NODE_KEY_ENROLLED = "node_key_enrolled"
 
@@ -45,24 +51,41 @@ class NodeKeyError(RuntimeError):
 
 
 def _key_from(cfg: dict[str, str]) -> P.SigningKey | None:
-    seed = cfg.get(NODE_KEY_SEED)
-    if not seed:
+    secret = cfg.get(NODE_KEY_SEED)
+    if not secret:
         return None
-    return P.SigningKey.from_seed(cfg[NODE_KEY_ID], P.unb64(seed, "node key seed"))
+    prof = crypto.profile(cfg.get(NODE_KEY_PROFILE) or "international")
+    public = P.unb64(cfg[NODE_KEY_PUBLIC], "node key public") if cfg.get(NODE_KEY_PUBLIC) else None
+    try:
+        return P.SigningKey.load(cfg[NODE_KEY_ID], P.unb64(secret, "node key secret"), public, prof)
+    except crypto.CryptoError as exc:
+        raise NodeKeyError(
+            f"the node key in the store cannot be used: {exc}; make a new one with "
+            "`fcx node init --new-node-key`"
+        ) from None
 
 
 def ensure_node_key(store: Store, *, new: bool = False) -> tuple[P.SigningKey, bool]:
     """The node's receipt-signing key, made now if the store has none (or ``new``: a fresh one, after a
-    revocation); returns it and whether it was made. A new key is not enrolled until the platform says so."""
+    revocation; or the stored one is of another profile than the platform's, after a profile change);
+    returns it and whether it was made. A new key is not enrolled until the platform says so."""
     with store.transaction() as conn:
         cfg = store.get_config(conn)
+        profile = crypto_profile(cfg)
         key = None if new else _key_from(cfg)
-        if key is not None:
+        if key is not None and key.profile.name == profile.name:
             return key, False
-        made = P.SigningKey.generate("")  # libsodium's key pair; named by its fingerprint below
-        key = P.SigningKey(P.fingerprint(made.public), made.secret)
+        made = P.SigningKey.generate("", profile)
+        key = made.with_id(P.fingerprint(made.public))
         store.set_config(
-            conn, **{NODE_KEY_SEED: P.b64(key.seed), NODE_KEY_ID: key.key_id, NODE_KEY_ENROLLED: "0"}
+            conn,
+            **{
+                NODE_KEY_SEED: P.b64(key.private_bytes()),
+                NODE_KEY_PUBLIC: P.b64(key.public),
+                NODE_KEY_PROFILE: profile.name,
+                NODE_KEY_ID: key.key_id,
+                NODE_KEY_ENROLLED: "0",
+            },
         )
     return key, True
 
@@ -87,9 +110,13 @@ def enrol_node_key(store: Store, client: PlatformClient, *, label: str = "") -> 
 
 
 def enrolled_node_key(store: Store) -> P.SigningKey | None:
-    """The node key if the platform has enrolled it (only then are receipts signed)."""
+    """The node key if the platform has enrolled it (only then are receipts signed) and it is of the
+    platform's profile (a key left from before a profile change is not: re-run ``fcx node init``)."""
     cfg = store.get_config()
-    return _key_from(cfg) if cfg.get(NODE_KEY_ENROLLED) == "1" else None
+    if cfg.get(NODE_KEY_ENROLLED) != "1":
+        return None
+    key = _key_from(cfg)
+    return key if key is not None and key.profile.name == crypto_profile(cfg).name else None
 
 
 def _invalid(field: str, message: str) -> dict[str, Any]:

@@ -17,16 +17,17 @@ the store with the refresh check, at 2,000 queued and on :meth:`Node.close`; rel
 
 from __future__ import annotations
 
+import functools
 import gc
-import hmac
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.identifiers import IdentifierError, normalise
 from fanchaoxin.node.client import PlatformClient
@@ -43,7 +44,7 @@ from fanchaoxin.node.live import (
     LiveUnavailable,
     live_types,
 )
-from fanchaoxin.node.store import SEP, Store
+from fanchaoxin.node.store import SEP, Store, id_hmac_profile
 from fanchaoxin.sanctions.decide import RESTRICT, ByScene, DecisionIndex, IndexedEntry, decide, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.protocol import DecisionRequest, scene_codes, unb64
@@ -57,9 +58,18 @@ ENROLLED, LIVE, PUBLIC, FIRST_SEEN = 0, 1, 2, 3
 Resolved = tuple[tuple[str, ...], int]
 
 
-def id_hmac(secret: bytes, canonical_key: str) -> bytes:
-    """HMAC-SHA256(node secret, ``"type:normalised value"``): how the store knows an enrolled identifier."""
-    return hmac.digest(secret, canonical_key.encode(), "sha256")
+def id_hmac(secret: bytes, canonical_key: str, profile: crypto.Profile | None = None) -> bytes:
+    """HMAC(node secret, ``"type:normalised value"``): how the store knows an enrolled identifier, with the
+    MAC of the store's ``id_hmac_profile`` (HMAC-SHA256, or HMAC-SM3 under gm; international if not given)."""
+    return (profile or _INTERNATIONAL).mac(secret, canonical_key.encode())
+
+
+_INTERNATIONAL = crypto.profile("international")
+
+
+def id_hmac_of(cfg: dict[str, str]) -> Callable[[bytes, str], bytes]:
+    """:func:`id_hmac` under the store's profile, as the one callable enrolment and live tags use."""
+    return functools.partial(id_hmac, profile=id_hmac_profile(cfg))
 
 
 # How the SDK takes an identifier: ``("phone", "138…")``, ``{"type": "phone", "value": "138…"}`` or
@@ -175,11 +185,12 @@ class Node:
         self.store = path if isinstance(path, Store) else Store(path)
         cfg = self.store.get_config()
         self._secret = unb64(cfg["node_secret"], "node secret")
+        self._id_hmac = id_hmac_of(cfg)
         if live is None or live is True:
             live = LiveSettings.from_config(cfg)
         self.live: LiveTags | None = None
         if live is not False and live.enabled:
-            self.live = LiveTags(self.store, self._secret, id_hmac, live, client=client)
+            self.live = LiveTags(self.store, self._secret, self._id_hmac, live, client=client)
         self._live_types = live_types()
         self.index = DecisionIndex()
         self.generation = -1
@@ -320,7 +331,7 @@ class Node:
         if hit is not None:
             return hit
         canonical = f"{type_}:{normalise(type_, value)}"
-        h = id_hmac(self._secret, canonical)
+        h = self._id_hmac(self._secret, canonical)
         tags = self.users.get(h)
         result: Resolved
         if tags:

@@ -2,16 +2,19 @@
 
 What it keeps
 -------------
-* ``node_config``: name → value: the platform URL and API key, the pinned Ed25519 feed-signing public key
-  and its fingerprint, the OPRF public keys last fetched, the node secret (keys the identifier HMAC), the
+* ``node_config``: name → value: the platform URL and API key, the crypto profile learnt from the
+  platform's manifest at ``fcx node init`` (``crypto_profile``: everything is verified under it, never under
+  ``FCX_CRYPTO_PROFILE``, which is the platform's setting), the pinned feed-signing public key (Ed25519 or
+  SM2) and its fingerprint, the OPRF public keys last fetched, the node secret (keys the identifier HMAC), the
   feed head, the snapshot sequence number, a generation number bumped by every snapshot, the time of the
   last verified sync.
 * ``node_entries``: entry id → the shared record (JSON, tags only for persons), the sequence number of the
   event that last touched it, and whether it is in force (revoked entries stay as tombstones so that an
   in-memory index can follow the store by sequence number).
 * ``node_users``: enrolled users: ``user_ref`` (the enterprise's own user id), ``id_hmac`` =
-  HMAC-SHA256(node secret, ``"type:normalised value"``), the OPRF key id and the tag. Never a plain
-  personal identifier.
+  HMAC(node secret, ``"type:normalised value"``) under ``id_hmac_profile`` (HMAC-SHA256 or HMAC-SM3: fixed
+  when the store is made, since the HMACs cannot be recomputed without the plain identifiers), the OPRF key
+  id and the tag. Never a plain personal identifier.
 * ``node_live_tags``: tags of first-seen identifiers evaluated live in a decision's request
   (:mod:`.live`): ``id_hmac``, key id, identifier type, tag; never a plain identifier, never a user.
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
@@ -60,6 +63,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateTable
+
+from fanchaoxin.core import crypto
 
 metadata = MetaData()
 
@@ -190,7 +195,7 @@ live_tags = Table(
     # users (no user_ref: re-screening, counts and removal concern node_users only), so a table of their
     # own. Numbered so that an SDK in another process loads only the rows added since it last looked.
     Column("n", Integer, primary_key=True, autoincrement=True),
-    Column("id_hmac", LargeBinary(32), nullable=False),  # HMAC-SHA256(node secret, "type:value")
+    Column("id_hmac", LargeBinary(32), nullable=False),  # HMAC(node secret, "type:value"): id_hmac_profile
     Column("key_id", String(32), nullable=False),
     Column("id_type", String(32), nullable=False),
     Column("tag", String(80), nullable=False),
@@ -549,6 +554,17 @@ def entry_row(seq: int, record: dict[str, Any], in_force: bool) -> tuple[Any, ..
         _encode(record.get("measures") or []),
         _encode(record),
     )
+
+
+def crypto_profile(cfg: dict[str, str]) -> crypto.Profile:
+    """The crypto profile this node verifies the platform under: the one its manifest stated at ``fcx node
+    init``; a store made before the profiles existed (#18) was pinned to an international platform."""
+    return crypto.profile(cfg.get("crypto_profile") or "international")
+
+
+def id_hmac_profile(cfg: dict[str, str]) -> crypto.Profile:
+    """The profile of the store's identifier HMACs (set once, when the store is first initialised)."""
+    return crypto.profile(cfg.get("id_hmac_profile") or "international")
 
 
 def now() -> float:

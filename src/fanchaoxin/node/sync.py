@@ -2,11 +2,14 @@
 
 Order of checks (docs/sharing.md "Node side"):
 
-1. the manifest's Ed25519 signature against the **pinned** key (``protocol.verify_manifest``); a manifest
-   whose head is behind the local head is refused (an old manifest replayed);
+1. the manifest's signature against the **pinned** key, under the crypto profile the node learnt at
+   ``fcx node init`` (``protocol.verify_manifest``: Ed25519, or SM2 with SM3 digests under ``gm``; the
+   manifest must state that profile; one that states another means the platform changed its profile and
+   the node must be re-initialised); a manifest whose head is behind the local head is refused (an old
+   manifest replayed);
 2. a snapshot is taken when the store is empty or the platform answers 410 for the deltas after the local
-   head: its bytes must hash to the manifest's ``sha256``, it must verify (``protocol.read_feed_file``)
-   and its ``seq`` must be the manifest's;
+   head: its bytes must have the manifest's ``digest`` (SHA-256 or SM3), it must verify
+   (``protocol.read_feed_file``) and its ``seq`` must be the manifest's;
 3. each delta must verify (signature over the exact bytes, count, consecutive sequence numbers) and fit
    the local head exactly (``protocol.check_delta_fits``: no replay, no skip), checked again inside the
    transaction that applies it;
@@ -19,7 +22,6 @@ was applied; the store keeps its last verified copy.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -29,10 +31,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.roles import BusinessType
 from fanchaoxin.node import hits, logcheck
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
-from fanchaoxin.node.store import BULK_INDEXES, ENTRY_COLUMNS, IN_FORCE_STATUSES, Store, entry_row, now
+from fanchaoxin.node.store import (
+    BULK_INDEXES,
+    ENTRY_COLUMNS,
+    IN_FORCE_STATUSES,
+    Store,
+    crypto_profile,
+    entry_row,
+    now,
+)
 from fanchaoxin.sharing import protocol as P
 
 log = logging.getLogger("fanchaoxin.node.sync")
@@ -70,13 +81,15 @@ def _pause_for_tests(what: str) -> None:
         time.sleep(float(pause))
 
 
-def read_feed(data: bytes, public_key: bytes, expect: str) -> P.FeedFile:
+def read_feed(
+    data: bytes, public_key: bytes, expect: str, profile: crypto.Profile | None = None
+) -> P.FeedFile:
     """protocol.read_feed_file with the cyclic garbage collector paused: a million parsed records would
     otherwise trigger repeated full collections (most of the parse time)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return P.read_feed_file(data, public_key, expect=expect)
+        return P.read_feed_file(data, public_key, expect=expect, profile=profile)
     finally:
         if was_enabled:
             gc.enable()
@@ -184,20 +197,27 @@ def _refuse(what: str, exc: Exception) -> SyncRefused:
     return SyncRefused(message)
 
 
-def _fetch_snapshot(client: PlatformClient, manifest: dict[str, Any], public_key: bytes) -> P.FeedFile:
+def _fetch_snapshot(
+    client: PlatformClient, manifest: dict[str, Any], public_key: bytes, profile: crypto.Profile
+) -> P.FeedFile:
     snap = manifest.get("snapshot") or {}
     try:
         url = str(snap["url"])
         expected_seq = int(snap["seq"])
-        expected_sha = str(snap["sha256"])
+        expected_digest = P.snapshot_digest(manifest)
     except (KeyError, TypeError, ValueError):
-        raise _refuse("manifest", P.ProtocolError("manifest names no snapshot (url, seq, sha256)")) from None
+        raise _refuse("manifest", P.ProtocolError("manifest names no snapshot (url, seq, digest)")) from None
     data = client.get_bytes(url)
     what = f"snapshot {expected_seq}"
-    if hashlib.sha256(data).hexdigest() != expected_sha:
-        raise _refuse(what, P.ProtocolError("its sha256 differs from the manifest's (truncated or replaced)"))
+    if profile.hexdigest(data) != expected_digest:
+        raise _refuse(
+            what,
+            P.ProtocolError(
+                f"its {profile.hash_algorithm} digest differs from the manifest's (truncated or replaced)"
+            ),
+        )
     try:
-        feed = read_feed(data, public_key, P.SNAPSHOT_FORMAT)
+        feed = read_feed(data, public_key, P.SNAPSHOT_FORMAT, profile)
     except P.ProtocolError as exc:
         raise _refuse(what, exc) from None
     if int(feed.header.get("seq", -1)) != expected_seq:
@@ -240,12 +260,25 @@ def sync(store: Store, client: PlatformClient | None = None) -> SyncResult:
             client.close()
 
 
+def profile_changed_message(before: str, after: str) -> str:
+    return (
+        f"the platform changed its crypto profile from {before} to {after}; run `fcx node init` again "
+        "(check the new feed-signing key's fingerprint with the platform out of band, then --repin)"
+    )
+
+
 def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResult:
     public_key = _public_key(cfg)
+    profile = crypto_profile(cfg)
     state = store.state()
     head = state["head"]
     try:
-        manifest = P.verify_manifest(client.manifest(), public_key)
+        document = client.manifest()
+        claimed = P.manifest_profile(document)
+        if claimed is not None and claimed != profile.name:
+            # not verified (it is signed with a key this node has not pinned), only the reason to refuse
+            raise P.ProtocolError(profile_changed_message(profile.name, claimed))
+        manifest = P.verify_manifest(document, public_key, profile)
     except P.ProtocolError as exc:
         raise _refuse("manifest", exc) from None
     except PlatformRefused as exc:
@@ -272,7 +305,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         need_snapshot = True
     while True:
         if need_snapshot:
-            feed = _fetch_snapshot(client, manifest, public_key)
+            feed = _fetch_snapshot(client, manifest, public_key, profile)
             try:
                 tlog.check(feed)
                 head = apply_snapshot(store, feed, allow_rollback=rebase)
@@ -301,7 +334,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
             raise PlatformUnavailable(str(exc)) from exc
         what = f"delta after {head}"
         try:
-            feed = read_feed(data, public_key, P.DELTA_FORMAT)
+            feed = read_feed(data, public_key, P.DELTA_FORMAT, profile)
             what = f"delta {feed.header.get('from')}..{feed.header.get('to')}"
             P.check_delta_fits(feed.header, head)
             if feed.header.get("count") == 0:
@@ -326,7 +359,8 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
 
 
 class InitError(ValueError):
-    """The platform's signing key does not match the fingerprint given, or the store is pinned to another."""
+    """The platform's signing key does not match the fingerprint given, the store is pinned to another, or
+    the platform runs another crypto profile than the node expects."""
 
 
 def _hits_config(
@@ -360,26 +394,60 @@ def initialise(
     hits_webhook: str | None = None,
     hits_webhook_secret: str | None = None,
     business_types: Sequence[str] | None = None,
+    expect_profile: str | None = None,
 ) -> dict[str, str]:
-    """Fetch ``/v1/sharing/keys``, pin the signing key (it must match ``fingerprint`` when given), and write
-    the config into the store (created if missing). Returns the pinned key's id and fingerprint.
+    """Fetch ``/v1/sharing/keys`` and the manifest, pin the signing key (it must match ``fingerprint``
+    when given), learn the platform's crypto profile from the manifest (it must be ``expect_profile`` when
+    given), and write the config into the store (created if missing). Returns the pinned key's id and
+    fingerprint and the profile.
+
+    The node never reads ``FCX_CRYPTO_PROFILE`` (the platform's setting): from here on it verifies under
+    the profile stored now. A store pinned under one profile is re-pinned to a platform of the other only
+    with ``repin`` (the platform changed its profile: a new signing key, checked out of band).
 
     Re-screening (:mod:`.hits`): ``hits_webhook`` is the enterprise's URL that new hits are posted to
     (signed with ``hits_webhook_secret``, else the node secret); ``business_types`` the enterprise's, whose
     measures the hits name (all measures when not given)."""
     hits_config = _hits_config(hits_webhook, hits_webhook_secret, business_types)
+    if expect_profile is not None:
+        try:
+            crypto.profile(expect_profile)
+        except crypto.UnknownProfile as exc:
+            raise InitError(f"--expect-profile: {exc}") from None
     own = client is None
     if client is None:
         client = PlatformClient(platform_url, api_key)
     try:
         keys = client.keys()
+        document = client.manifest()
     finally:
         if own:
             client.close()
     signing = keys.get("signing") or {}
     public = P.unb64(signing.get("public_key"), "signing.public_key")
-    if len(public) != 32:
-        raise InitError("the platform's signing public key is not a 32-byte Ed25519 key")
+    try:
+        key_profile = crypto.profile_of_public_key(public)
+    except crypto.WrongKeyError as exc:
+        raise InitError(f"the platform's signing public key: {exc}") from None
+    claimed = P.manifest_profile(document) or "international"
+    if claimed != key_profile.name:
+        raise InitError(
+            f"the platform's manifest states the {claimed} crypto profile but its signing key is "
+            f"{key_profile.signature_algorithm} ({key_profile.name}): a key of the wrong algorithm for the "
+            "profile; nothing written"
+        )
+    try:
+        manifest = P.verify_manifest(document, public, key_profile)
+    except P.ProtocolError as exc:
+        raise InitError(
+            f"the platform's {exc} (signing key {signing.get('key_id')}); nothing written"
+        ) from None
+    profile = key_profile
+    if expect_profile is not None and expect_profile != profile.name:
+        raise InitError(
+            f"the platform runs the {profile.name} crypto profile ({_algorithms(profile)}), but this node "
+            f"expects {expect_profile} (--expect-profile); nothing written"
+        )
     actual = P.fingerprint(public)
     if fingerprint is not None and fingerprint.strip().lower() != actual:
         raise InitError(
@@ -391,6 +459,12 @@ def initialise(
         with store.transaction() as conn:
             cfg = store.get_config(conn)
             pinned = cfg.get("signing_public_key")
+            before = crypto_profile(cfg).name if pinned else None
+            if before is not None and before != profile.name and not repin:
+                raise InitError(
+                    f"{profile_changed_message(before, profile.name)}. Its signing key is now {actual} "
+                    f"({_algorithms(profile)}); nothing written"
+                )
             if pinned and pinned != P.b64(public) and not repin:
                 raise InitError(
                     f"this store is pinned to signing key {cfg.get('signing_fingerprint')}; the platform now "
@@ -402,10 +476,15 @@ def initialise(
                 "signing_public_key": P.b64(public),
                 "signing_key_id": str(signing.get("key_id", "")),
                 "signing_fingerprint": actual,
+                "crypto_profile": profile.name,
                 "oprf_keys": json.dumps(keys.get("oprf") or []),
             }
             if not cfg.get("node_secret"):
                 values["node_secret"] = P.b64(os.urandom(32))
+            if not cfg.get("id_hmac_profile"):
+                # a store with users enrolled before #18 keyed them with HMAC-SHA256; a new one follows
+                # the platform (the HMACs cannot be recomputed without the plain identifiers)
+                values["id_hmac_profile"] = "international" if cfg.get("node_secret") else profile.name
             for name in ("head", "snapshot_seq", "generation"):
                 if name not in cfg:
                     values[name] = "0"
@@ -413,4 +492,13 @@ def initialise(
             store.set_config(conn, **values)
     finally:
         store.dispose()
-    return {"key_id": str(signing.get("key_id", "")), "fingerprint": actual}
+    return {
+        "key_id": str(signing.get("key_id", "")),
+        "fingerprint": actual,
+        "crypto_profile": profile.name,
+        "manifest_head": str(manifest.get("head", 0)),
+    }
+
+
+def _algorithms(profile: crypto.Profile) -> str:
+    return f"{profile.signature_algorithm} signatures, {profile.hash_algorithm} digests"

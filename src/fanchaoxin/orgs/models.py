@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Uuid
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from fanchaoxin.core import vault
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 
 
@@ -143,7 +144,11 @@ class DecisionLogIdentifier(Base):
     record_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("decision_log.id", ondelete="CASCADE"), primary_key=True
     )
-    digest: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+    # A change of crypto profile replaces each digest of an identifier the platform holds by the new
+    # one; the digest of an identifier it never held cannot be recomputed (core.rekey.migrate_profile).
+    digest: Mapped[str] = mapped_column(
+        String(80), primary_key=True, index=True, info={vault.BLIND_INDEX: vault.RemappedIndex("identifier")}
+    )
 
 
 class PlainUsage(Base):

@@ -1,5 +1,5 @@
-"""Node keys (节点签名密钥): the Ed25519 public keys an enterprise's `fcx node` signs its execution
-receipts with (issue #16).
+"""Node keys (节点签名密钥): the public keys an enterprise's `fcx node` signs its execution receipts with
+(issue #16), of the platform's crypto profile (#18): Ed25519 under ``international``, SM2 under ``gm``.
 
 `fcx node init` generates the key pair on the node and enrols the public key here with the enterprise's
 ``enterprise_node`` API key; the secret never leaves the node. A key is named by its fingerprint
@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.db import Base, UTCDateTime, utcnow
@@ -33,7 +33,8 @@ class NodeKey(Base):
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # protocol.fingerprint(public key)
     # Tenancy: the enterprise whose node holds the secret half.
     owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
-    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 bytes
+    # base64 of the public key: 32 bytes (Ed25519) or a 65-byte SM2 point, per the crypto profile
+    public_key: Mapped[str] = mapped_column(String(128))
     label: Mapped[str] = mapped_column(String(200), default="")
     enrolled_by: Mapped[str] = mapped_column(String(200))
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -59,6 +60,22 @@ class NodeKey(Base):
         }
 
 
+def public_key_problem(public_key: bytes) -> str | None:
+    """Why ``public_key`` cannot be a node key under the platform's crypto profile, or None."""
+    prof = crypto.active()
+    try:
+        own = crypto.profile_of_public_key(public_key)
+    except crypto.WrongKeyError as exc:
+        return f"{exc}; this platform's node keys are {prof.signature_algorithm} ({prof.name} crypto profile)"
+    if own.name != prof.name:
+        return (
+            f"a {own.signature_algorithm} key ({own.public_key_size} bytes), but this platform runs the "
+            f"{prof.name} crypto profile: node keys are {prof.signature_algorithm} "
+            f"({prof.public_key_size} bytes); run `fcx node init` again against this platform"
+        )
+    return None
+
+
 def enrol(
     session: Session, principal: Principal, *, key_id: str, public_key: bytes, label: str = ""
 ) -> tuple[NodeKey, bool]:
@@ -69,6 +86,12 @@ def enrol(
     enrolled by another organisation, is refused — a node whose key was revoked makes a new one."""
     if principal.org_id is None:  # an enterprise_node key always has its organisation
         raise Forbidden("This key belongs to no organisation")
+    key_problem = public_key_problem(public_key)
+    if key_problem:
+        raise ValidationProblem(
+            f"public_key: {key_problem}",
+            errors=[{"in": "body", "field": "public_key", "message": key_problem}],
+        )
     found = session.get(NodeKey, key_id)
     if found is not None:
         if found.owner_org_id != principal.org_id:

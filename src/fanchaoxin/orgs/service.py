@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import secrets
 import uuid
 from collections.abc import Collection
@@ -15,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session, joinedload
 
-from fanchaoxin.core import audit
+from fanchaoxin.core import audit, crypto
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import InvalidKey, Principal, forget_principals
 from fanchaoxin.core.db import utcnow
@@ -198,8 +196,9 @@ def find_organisation(session: Session, ref: str) -> Organisation:
 
 
 def _hash_secret(secret: str) -> str:
-    # The secret is 256 random bits, so a plain SHA-256 cannot be brute-forced; no slow KDF needed.
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # The secret is 256 random bits, so a plain digest (SHA-256 | SM3) cannot be brute-forced; no slow KDF
+    # needed.
+    return crypto.secret_hash(secret)
 
 
 @dataclass
@@ -344,11 +343,13 @@ class KeyAuthenticator:
         key = session.scalar(
             select(ApiKey).options(joinedload(ApiKey.organisation)).where(ApiKey.prefix == prefix)
         )
-        presented = _hash_secret(secret)  # before the lookup's answer: the same work either way
+        # Before the lookup's answer: the same work either way. A hash made under the other crypto
+        # profile (before `fcx crypto migrate`) still matches, and is rewritten under the active one.
+        made_under = crypto.secret_matches(key.secret_hash if key is not None else "", secret)
         if key is None:
             raise InvalidKey("unknown")
         refused = {"key_prefix": key.prefix, "key_id": key.id, "org_id": key.owner_org_id}
-        if not hmac.compare_digest(key.secret_hash, presented):
+        if made_under is None:
             raise InvalidKey("wrong_secret", **refused)
         now = utcnow()
         org = key.organisation
@@ -364,6 +365,8 @@ class KeyAuthenticator:
             raise InvalidKey(status, **refused)
         if not org.active:
             raise InvalidKey("organisation_inactive", **refused)
+        if made_under is not crypto.active():
+            key.secret_hash = _hash_secret(secret)
         # Recorded coarsely so that reads do not turn every request into a write.
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             key.last_used_at = now

@@ -1,6 +1,7 @@
 """Routes of execution receipts (#16): the node keys that sign them, and which lifts they confirmed.
 
-* ``POST /v1/nodes/keys`` — an enterprise's node enrols its Ed25519 public key (``fcx node init``);
+* ``POST /v1/nodes/keys`` — an enterprise's node enrols its public key (``fcx node init``): Ed25519 or SM2,
+  the platform's crypto profile's;
   ``GET /v1/nodes/keys`` lists the keys (an enterprise its own, platform staff every one);
   ``POST /v1/nodes/keys/{key_id}/revoke`` — the platform's admin revokes one.
 * ``GET /v1/stats/lift-receipts`` — platform staff: per enterprise, lifts confirmed within 3 PRC working
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import ValidationProblem
@@ -33,12 +35,20 @@ router = APIRouter(prefix="/v1", tags=["execution receipts"])
 
 
 class NodeKeyIn(StrictModel):
-    public_key: str = Field(min_length=1, max_length=100, description="base64 of the 32-byte Ed25519 key.")
+    public_key: str = Field(
+        min_length=1,
+        max_length=200,
+        description="base64 of the public key of the platform's crypto profile: 32-byte Ed25519 "
+        "(international) or the 65-byte SM2 point 04‖x‖y (gm).",
+    )
     label: str = Field("", max_length=200, description="Which node (host, data centre).")
 
 
 class NodeKeyOut(ResponseModel):
-    key_id: str = Field(description="The key's fingerprint (hex SHA-256, first 32 digits).")
+    key_id: str = Field(
+        description="The key's fingerprint: the first 32 hex digits of its digest (SHA-256 of an Ed25519 "
+        "key, SM3 of an SM2 point)."
+    )
     owner_org_id: uuid.UUID
     public_key: str
     label: str
@@ -80,11 +90,13 @@ def enrol_node_key(
         raise ValidationProblem(
             str(exc), errors=[{"in": "body", "field": "public_key", "message": "not valid base64"}]
         ) from None
-    if len(public) != 32:
-        message = f"an Ed25519 public key has 32 bytes, not {len(public)}"
+    try:
+        P.check_public_key(crypto.active(), public, "public_key")
+    except P.ProtocolError as exc:
+        message = str(exc).removeprefix("public_key: ")
         raise ValidationProblem(
             f"public_key: {message}", errors=[{"in": "body", "field": "public_key", "message": message}]
-        )
+        ) from None
     key, new = node_keys.enrol(
         session, principal, key_id=P.fingerprint(public), public_key=public, label=body.label
     )

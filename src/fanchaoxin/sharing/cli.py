@@ -65,7 +65,11 @@ def keys_init(
 ) -> None:
     """Create the OPRF key ring and the signing key (never replaces existing keys)."""
 
-    _, created = keys.init(key_dir)
+    try:
+        _, created = keys.init(key_dir)
+    except keys.KeyFileError as exc:
+        _fail(str(exc))
+        return
     err.print("created" if created else "keys already exist; nothing changed")
     _show(key_dir)
 
@@ -120,7 +124,7 @@ def snapshot() -> None:
             workers=settings.sharing_tag_workers,
         )
         err.print(
-            f"snapshot at {snap.seq}: {snap.count:,} records, {snap.size:,} bytes, sha256 {snap.sha256} "
+            f"snapshot at {snap.seq}: {snap.count:,} records, {snap.size:,} bytes, digest {snap.digest} "
             f"({time.perf_counter() - t:.1f} s)"
         )
     finally:

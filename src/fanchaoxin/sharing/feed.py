@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -37,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
-from fanchaoxin.core import vault
+from fanchaoxin.core import crypto, vault
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.sharing import changes, oprf, protocol, translog
 from fanchaoxin.sharing.keys import SharingKeys
@@ -257,10 +256,13 @@ def shared_event_records(
 class FeedBytes:
     data: bytes
     header: dict[str, Any]
+    # the digest of the signed content, not of the bytes: an SM2 signature is randomised, so the same
+    # delta signed twice differs, and an ETag of the bytes would never match again
+    content_digest: str
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.data).hexdigest() + '"'
+        return '"' + self.content_digest + '"'
 
 
 class DeltaGone(Exception):
@@ -294,8 +296,8 @@ def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBy
         "head": head,
         "oprf_key_ids": [k.key_id for k in keys.ring.active()],
     }
-    data = protocol.write_feed_file(protocol.DELTA_FORMAT, header, lines, keys.signing)
-    return FeedBytes(data, header)
+    data, digest = protocol.write_feed_file_digest(protocol.DELTA_FORMAT, header, lines, keys.signing)
+    return FeedBytes(data, header, digest)
 
 
 # --- snapshots ------------------------------------------------------------------------------------------
@@ -421,7 +423,7 @@ def build_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers:
             gc_was = gc.isenabled()
             gc.disable()
             try:
-                sha, size = protocol.write_feed_file_to(
+                digest, size = protocol.write_feed_file_to(
                     directory / name,
                     protocol.SNAPSHOT_FORMAT,
                     header,
@@ -437,11 +439,11 @@ def build_snapshot(db: Database, keys: SharingKeys, directory: Path, *, workers:
                 _remove_file(directory, old.filename)
                 session.delete(old)
                 session.flush()
-            _remember(directory / name, sha)
+            _remember(directory / name, digest)
             snap = Snapshot(
                 seq=head,
                 count=count,
-                sha256=sha,
+                digest=digest,
                 size=size,
                 key_ids=active_ids,
                 signing_key_id=keys.signing.key_id,
@@ -480,7 +482,7 @@ _HASH_CHUNK = 1 << 20
 @dataclass(frozen=True)
 class _Verified:
     stat: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
-    sha256: str
+    digest: str
     at: float  # time.monotonic() of the hashing
 
 
@@ -492,12 +494,13 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, profile: crypto.Profile | None = None) -> str:
+    """Hex digest of a file under ``profile`` (the platform's unless given): SHA-256 or SM3."""
+    digest = (profile or crypto.active()).hasher()
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest.finalize().hex()
 
 
 def _store(key: str, verified: _Verified) -> None:
@@ -508,15 +511,16 @@ def _store(key: str, verified: _Verified) -> None:
                 del _verified[gone]
 
 
-def _remember(path: Path, sha256: str) -> None:
+def _remember(path: Path, digest: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        _store(str(path), _Verified(_stat_key(path.stat()), sha256, time.monotonic()))
+        _store(str(path), _Verified(_stat_key(path.stat()), digest, time.monotonic()))
 
 
 def snapshot_file_intact(
     snap: Snapshot, directory: Path, *, clock: Callable[[], float] = time.monotonic
 ) -> bool:
-    """Whether the snapshot's file is there with the size and SHA-256 recorded when it was built.
+    """Whether the snapshot's file is there with the size and digest recorded when it was built (under
+    the platform's profile: a snapshot built under another one no longer matches and is rebuilt).
 
     The manifest promises that digest to every node; a node that downloads a file that does not match
     cannot sync at all. Hashing a large snapshot takes a while, so a digest is remembered with the
@@ -538,17 +542,17 @@ def snapshot_file_intact(
     now = clock()
     if known is None or known.stat != _stat_key(st) or now - known.at > REVERIFY_SECONDS:
         try:
-            sha = file_sha256(path)
+            digest = file_digest(path)
         except FileNotFoundError:
             return False
-        known = _Verified(_stat_key(st), sha, now)
+        known = _Verified(_stat_key(st), digest, now)
         _store(key, known)
-    if known.sha256 != snap.sha256:
+    if known.digest != snap.digest:
         log.warning(
-            "sharing: snapshot %s has sha256 %s, %s was built and signed; not serving it",
+            "sharing: snapshot %s has digest %s, %s was built and signed; not serving it",
             path,
-            known.sha256,
-            snap.sha256,
+            known.digest,
+            snap.digest,
         )
         return False
     return True
@@ -594,16 +598,22 @@ def maybe_rebuild(db: Database, keys: SharingKeys, directory: Path, every: int, 
 
 
 def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[str, Any], str]:
-    """The signed manifest and its ETag (over everything but ``generated_at``)."""
+    """The signed manifest and its ETag (over everything but ``generated_at``). It states the crypto
+    profile (``protocol.sign_manifest``); the snapshot's ``digest`` is under it (``sha256`` is repeated
+    under ``international`` for nodes that predate the profiles)."""
+    prof = keys.signing.profile
+    snapshot: dict[str, Any] = {
+        "seq": snap.seq,
+        "count": snap.count,
+        "digest": snap.digest,
+        "size": snap.size,
+        "url": f"/v1/sharing/snapshots/{snap.seq}",
+    }
+    if prof.name == "international":
+        snapshot["sha256"] = snap.digest
     body = {
         "head": changes.head(session),
-        "snapshot": {
-            "seq": snap.seq,
-            "count": snap.count,
-            "sha256": snap.sha256,
-            "size": snap.size,
-            "url": f"/v1/sharing/snapshots/{snap.seq}",
-        },
+        "snapshot": snapshot,
         "oprf_key_ids": [k.key_id for k in keys.ring.active()],
         "signing_key_id": keys.signing.key_id,
         "delta_url": "/v1/sharing/deltas?after={seq}",
@@ -612,6 +622,6 @@ def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[
         # The transparency log's key, pinned by nodes from here (#19).
         "log": translog.load_log_keys(keys.directory).manifest_entry(),
     }
-    etag = '"' + hashlib.sha256(protocol.canonical_json(body)).hexdigest() + '"'
+    etag = '"' + prof.hexdigest(protocol.canonical_json({**body, **protocol.profile_facts(prof)})) + '"'
     signed = protocol.sign_manifest({**body, "generated_at": datetime.now(UTC).isoformat()}, keys.signing)
     return signed, etag

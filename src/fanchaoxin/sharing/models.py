@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from fanchaoxin.core import vault
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 
 _BigInt = BigInteger().with_variant(Integer, "sqlite")
@@ -58,7 +59,10 @@ class IdentifierTag(Base):
 
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     type: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A profile change recomputes the blind indexes: the cached tags follow them (core.rekey).
+    value_index: Mapped[str] = mapped_column(
+        String(64), primary_key=True, info={vault.BLIND_INDEX: vault.RemappedIndex("identifier")}
+    )
     tag: Mapped[str] = mapped_column(String(80))
 
 
@@ -79,7 +83,8 @@ class Snapshot(Base):
 
     seq: Mapped[int] = mapped_column(_BigInt, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # hex digest of the gzip file under the crypto profile it was built under (SHA-256 or SM3: 64 chars)
+    digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(_BigInt)
     key_ids: Mapped[list[str]] = mapped_column(JSON)
     signing_key_id: Mapped[str] = mapped_column(String(32))

@@ -4,32 +4,49 @@ decision request that the platform and every enterprise node answer.
 The platform writes these and every receiver (enterprise node, department receiver) reads them with
 the same functions, so a rule (what is signed, what is refused) cannot drift between the two sides.
 
-Feed files (``fcx-feed-snapshot/1`` and ``fcx-feed-delta/1``)
+Feed files (``fcx-feed-snapshot/2`` and ``fcx-feed-delta/2``)
 -------------------------------------------------------------
 gzip-compressed JSON Lines. Line 1 is the header, then one line per record, then one signature
 line::
 
-    {"format": "fcx-feed-delta/1", "from": 120, "to": 130, "count": 10, "key_id": "s1", ...}
+    {"format": "fcx-feed-delta/2", "from": 120, "to": 130, "count": 10, "key_id": "s1", ...}
     {"seq": 121, "event": "published", "at": "...", "record": {...}}
     ...
-    {"signature": "<base64 Ed25519 over every byte above this line, newlines included>"}
+    {"signature": "<base64 signature over feed_body_message(format, digest of every byte above this line)>"}
+
+The body is every byte above the signature line, header and newlines included; the signature covers
+``b"fcx-feed-body/2\\n" + format + b"\\n" + digest(body)`` (:func:`feed_body_message`), the digest the
+signing key's profile's. So the writer hashes the body as it streams out and signs ~70 bytes once (a
+million-entry snapshot is never read back), and a receiver hashes the body once and verifies one short
+message. Format ``/1`` (``fcx-feed-snapshot/1``, ``fcx-feed-delta/1``), whose signature covers the body
+itself, is still read and verified (a platform not yet upgraded); the platform writes ``/2`` only.
+
+The signature is the platform's crypto profile's (``core.crypto``): Ed25519 (64 raw bytes) under
+``international``, SM2 with SM3 (DER ``SEQUENCE {r, s}``, the default signer ID) under ``gm``. The header
+names the profile (``crypto_profile``), and a receiver verifies with the profile it learnt from the
+manifest at ``fcx node init``, never with a profile the file claims.
 
 A snapshot's records are the current records of the entries in force (``{"record": {...}}``) at
 sequence ``seq`` of its header; a delta holds the feed events ``from`` < seq ≤ ``to``, consecutive.
-Because the signature covers the exact bytes, a forged, truncated or reordered file is refused, and
-:func:`read_feed_file` checks the header's count and (for deltas) that sequence numbers run from
-``from + 1`` to ``to`` without a gap. Whether a delta *fits* a receiver's store (``from`` equals its
-head: no replay, no skip) is the receiver's check, with :func:`check_delta_fits`.
+Because the signature covers the exact bytes (through their digest), a forged, truncated or reordered
+file is refused, and :func:`read_feed_file` checks the header's count and (for deltas) that sequence
+numbers run from ``from + 1`` to ``to`` without a gap. Whether a delta *fits* a receiver's store
+(``from`` equals its head: no replay, no skip) is the receiver's check, with :func:`check_delta_fits`.
 
 Manifest
 --------
 ``{"manifest": {...}, "key_id": "s1", "signature": "<b64>"}``, the signature over
-:func:`canonical_json` of the manifest object.
+:func:`canonical_json` of the manifest object, which states the profile it is signed under
+(``crypto_profile``, ``signature_algorithm``, ``hash_algorithm``, ``mac_algorithm``) and the snapshot's
+digest under it (``snapshot.digest``; ``snapshot.sha256`` too under ``international``, for nodes that
+predate the profiles).
 
 Webhooks
 --------
 Headers ``X-FCX-Event-Id``, ``X-FCX-Timestamp`` (Unix seconds) and
-``X-FCX-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + event_id + "." + body)>``.
+``X-FCX-Signature: v1=<hex MAC(secret, timestamp + "." + event_id + "." + body)>``, the MAC of the
+platform's profile (HMAC-SHA256 under ``international``, HMAC-SM3 under ``gm``: the manifest's
+``mac_algorithm`` says which).
 Receivers refuse a bad MAC, a timestamp more than :data:`WEBHOOK_TOLERANCE_SECONDS` away from their
 clock, and an event id they have already accepted (:func:`verify_webhook` with a seen-set).
 
@@ -43,33 +60,30 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import gzip
-import hashlib
-import hmac
 import io
 import json
-import mmap
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote
 
-import pysodium
 import yaml
 from pydantic import Field, model_validator
 
+from fanchaoxin.core import crypto
 from fanchaoxin.core.catalogue import CATALOGUE_DIR
 from fanchaoxin.core.errors import ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normalise
 from fanchaoxin.core.schemas import StrictModel
 
-SNAPSHOT_FORMAT = "fcx-feed-snapshot/1"
-DELTA_FORMAT = "fcx-feed-delta/1"
+SNAPSHOT_FORMAT = "fcx-feed-snapshot/2"
+DELTA_FORMAT = "fcx-feed-delta/2"
 MANIFEST_FORMAT = "fcx-feed-manifest/1"
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -96,72 +110,253 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-# --- Ed25519 --------------------------------------------------------------------------------------------
+# --- signing keys -----------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class _Exportable(Protocol):
+    """An in-process key whose secret can be written to a key file (a 密码机's key cannot)."""
+
+    def private_bytes(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class SigningKey:
-    """The platform's Ed25519 feed-signing key (libsodium). ``public`` is what receivers pin."""
+    """A feed-signing or node key: an id and a ``core.crypto`` signing key handle of one profile.
+
+    ``public`` is what receivers pin; ``key`` the handle (in process, or a 密码机's through PKCS#11);
+    ``profile`` the crypto profile whose signature algorithm it is."""
 
     key_id: str
-    secret: bytes  # libsodium's 64-byte secret key (seed || public)
+    key: crypto.SigningKey
+    profile: crypto.Profile
+
+    def __post_init__(self) -> None:
+        self.profile.public_key_of(self.key)  # WrongKeyError: a key of the other profile's algorithm
 
     @classmethod
-    def generate(cls, key_id: str) -> SigningKey:
-        _pk, sk = pysodium.crypto_sign_keypair()
-        return cls(key_id, sk)
+    def generate(cls, key_id: str, profile: crypto.Profile | None = None) -> SigningKey:
+        """A fresh key of ``profile`` (the platform's, :func:`core.crypto.active`, unless given)."""
+        prof = profile or crypto.active()
+        return cls(key_id, prof.generate_signing_key(), prof)
+
+    @classmethod
+    def load(cls, key_id: str, private: bytes, public: bytes | None, profile: crypto.Profile) -> SigningKey:
+        """The key from its stored bytes (the Ed25519 seed; the SM2 scalar with its point, required)."""
+        return cls(key_id, profile.load_signing_key(private, public), profile)
 
     @classmethod
     def from_seed(cls, key_id: str, seed: bytes) -> SigningKey:
-        _pk, sk = pysodium.crypto_sign_seed_keypair(seed)
-        return cls(key_id, sk)
+        """An Ed25519 key from its 32-byte seed (``international``; tests and keys of before #18)."""
+        prof = crypto.profile("international")
+        return cls(key_id, prof.load_signing_key(seed), prof)
 
     @property
     def public(self) -> bytes:
-        return pysodium.crypto_sign_sk_to_pk(self.secret)
+        return self.key.public_bytes()
 
     @property
-    def seed(self) -> bytes:
-        return pysodium.crypto_sign_sk_to_seed(self.secret)
+    def algorithm(self) -> str:
+        return self.key.algorithm
+
+    def private_bytes(self) -> bytes:
+        if not isinstance(self.key, _Exportable):
+            raise crypto.WrongKeyError(f"signing key {self.key_id} is held in a module: no secret to export")
+        return self.key.private_bytes()
+
+    def with_id(self, key_id: str) -> SigningKey:
+        return SigningKey(key_id, self.key, self.profile)
 
     def sign(self, message: bytes) -> bytes:
-        return pysodium.crypto_sign_detached(message, self.secret)
+        return self.profile.sign(self.key, message)
+
+    def __repr__(self) -> str:
+        return f"SigningKey({self.key_id!r}, {self.profile.name}, {fingerprint(self.public)})"
 
 
 def fingerprint(public_key: bytes) -> str:
-    """A short, comparable form of a public key for pinning and display: hex SHA-256, first 32 digits."""
-    return hashlib.sha256(public_key).hexdigest()[:32]
+    """A short, comparable form of a public key for pinning and display: the first 32 hex digits of the
+    digest of the key's own profile (SHA-256 of an Ed25519 key, SM3 of an SM2 point), so the platform and
+    a node compute the same one from the key alone."""
+    return key_profile(public_key, "public key").hexdigest(bytes(public_key))[:32]
 
 
-def verify_signature(public_key: bytes, message: bytes, signature: bytes, what: str) -> None:
-    if len(signature) != pysodium.crypto_sign_BYTES:
-        raise ProtocolError(f"{what}: signature has the wrong length")
+def key_profile(public_key: bytes, what: str) -> crypto.Profile:
+    """The profile whose algorithm a public key is (``ProtocolError`` for a key of neither)."""
     try:
-        pysodium.crypto_sign_verify_detached(signature, message, public_key)
-    except ValueError:
+        return crypto.profile_of_public_key(public_key)
+    except crypto.WrongKeyError as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
+
+
+def profile_named(name: object, what: str) -> crypto.Profile:
+    """The crypto profile a manifest, header or store names (``ProtocolError`` for an unknown one)."""
+    try:
+        return crypto.profile(str(name))
+    except crypto.UnknownProfile as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
+
+
+def profile_facts(prof: crypto.Profile) -> dict[str, str]:
+    """What a manifest states about the profile it is signed under (the receiver checks, never trusts)."""
+    return {
+        "crypto_profile": prof.name,
+        "signature_algorithm": prof.signature_algorithm,
+        "hash_algorithm": prof.hash_algorithm,
+        "mac_algorithm": prof.mac_algorithm,
+    }
+
+
+def check_public_key(prof: crypto.Profile, public_key: bytes, what: str) -> None:
+    """Refuse a public key that is not one of ``prof``'s algorithm (an Ed25519 key under ``gm``, an SM2
+    point under ``international``, a wrong size, an SM2 point off the curve), with a plain reason."""
+    try:
+        other = crypto.profile_of_public_key(public_key)
+    except crypto.WrongKeyError as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
+    if other.name != prof.name:
+        raise ProtocolError(
+            f"{what}: a {other.signature_algorithm} key of the {other.name} crypto profile, but the "
+            f"{prof.name} profile signs with {prof.signature_algorithm} (a key of the wrong algorithm)"
+        )
+    try:
+        # a well-formed signature by another key: the profile checks the key itself first (an SM2 point
+        # off the curve is a WrongKeyError), then answers BadSignature
+        prof.verify(public_key, _PROBE, _probe_signature(prof.name))
+    except crypto.BadSignature:
+        return
+    except crypto.CryptoError as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
+
+
+_PROBE = b"fcx public key check"
+
+
+@cache
+def _probe_signature(name: str) -> bytes:
+    prof = crypto.profile(name)
+    return prof.sign(prof.generate_signing_key(), _PROBE)
+
+
+def verify_signature(
+    public_key: bytes, message: bytes, signature: bytes, what: str, profile: crypto.Profile | None = None
+) -> None:
+    """Verify under ``profile`` (what the receiver learnt); the key's own profile when not given (a
+    receipt or checkpoint verified against the key enrolled for it)."""
+    prof = profile or key_profile(public_key, what)
+    try:
+        prof.verify(public_key, message, signature)
+    except crypto.BadSignature:
         raise ProtocolError(f"{what}: signature does not verify") from None
+    except crypto.CryptoError as exc:
+        raise ProtocolError(f"{what}: {exc}") from None
 
 
 # --- feed files -----------------------------------------------------------------------------------------
+
+# Format /1 (before #18's performance work) signed the whole body; /2 signs a short message naming the
+# body's digest. Nodes still read /1 files (a platform not yet upgraded); the platform writes /2 only.
+SNAPSHOT_FORMAT_V1 = "fcx-feed-snapshot/1"
+DELTA_FORMAT_V1 = "fcx-feed-delta/1"
+_KIND_OF_FORMAT = {
+    SNAPSHOT_FORMAT: SNAPSHOT_FORMAT,
+    SNAPSHOT_FORMAT_V1: SNAPSHOT_FORMAT,
+    DELTA_FORMAT: DELTA_FORMAT,
+    DELTA_FORMAT_V1: DELTA_FORMAT,
+}
+# The /2 signed message starts with this line. No feed body, manifest, receipt or checkpoint starts with
+# it (they are JSON, "{"...), so a /2 signature can never be taken for a signature over one of them.
+FEED_BODY_DOMAIN = b"fcx-feed-body/2\n"
+# Lines are serialised into chunks of about this size before they are hashed and written: one digest
+# update and one gzip write per chunk rather than per line (a million lines).
+_CHUNK_BYTES = 1 << 20
+
+
+def feed_body_message(fmt: str, body_digest: bytes) -> bytes:
+    """What a /2 feed file's signature covers: the domain line, the file's format, the body's digest
+    under the signing key's profile (header line included, signature line excluded)."""
+    return FEED_BODY_DOMAIN + fmt.encode("ascii") + b"\n" + body_digest
+
+
+def _header_line(fmt: str, header: dict[str, Any], key: SigningKey) -> bytes:
+    return canonical_json({**header, "format": fmt, "key_id": key.key_id, "crypto_profile": key.profile.name})
+
+
+def _write_body(
+    fmt: str,
+    header: dict[str, Any],
+    lines: Iterable[dict[str, Any]],
+    key: SigningKey,
+    sink: Callable[[bytes], object],
+) -> bytes:
+    """Serialise the body into ``sink`` chunk by chunk, hashing each chunk as it goes out (no second
+    pass over the body); returns the body's digest."""
+    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
+        raise ValueError(f"unknown feed format {fmt}")
+    hasher = key.profile.hasher()
+    pending = [_header_line(fmt, header, key) + b"\n"]
+    size = len(pending[0])
+    n = 0
+    for line in lines:
+        encoded = canonical_json(line)
+        pending.append(encoded)
+        pending.append(b"\n")
+        size += len(encoded) + 1
+        n += 1
+        if size >= _CHUNK_BYTES:
+            chunk = b"".join(pending)
+            hasher.update(chunk)
+            sink(chunk)
+            pending.clear()
+            size = 0
+    if n != header["count"]:
+        raise ValueError(f"header says {header['count']} records, {n} written")
+    chunk = b"".join(pending)
+    hasher.update(chunk)
+    sink(chunk)
+    return hasher.finalize()
+
+
+def _signature_line(fmt: str, body_digest: bytes, key: SigningKey) -> bytes:
+    # one signature over ~70 bytes, whatever the body's size (an SM2 signature costs milliseconds)
+    return canonical_json({"signature": b64(key.sign(feed_body_message(fmt, body_digest)))}) + b"\n"
 
 
 def write_feed_file(
     fmt: str, header: dict[str, Any], lines: Iterable[dict[str, Any]], key: SigningKey
 ) -> bytes:
-    """Serialise, sign and gzip a snapshot or delta. ``header`` must carry ``count``."""
-    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
-        raise ValueError(f"unknown feed format {fmt}")
+    """Serialise, sign and gzip a snapshot or delta. ``header`` must carry ``count``. One signature for
+    the whole file, never one per record."""
+    return write_feed_file_digest(fmt, header, lines, key)[0]
+
+
+def write_feed_file_digest(
+    fmt: str, header: dict[str, Any], lines: Iterable[dict[str, Any]], key: SigningKey
+) -> tuple[bytes, str]:
+    """:func:`write_feed_file` and the hex digest (the key's profile's) of the body, the signed content
+    without its signature: the same content gives the same digest though an SM2 signature differs every
+    time (it is randomised, an Ed25519 one is not), so it is what an ETag is made of."""
     raw = io.BytesIO()
-    raw.write(canonical_json({**header, "format": fmt, "key_id": key.key_id}) + b"\n")
-    n = 0
-    for line in lines:
-        raw.write(canonical_json(line) + b"\n")
-        n += 1
-    if n != header["count"]:
-        raise ValueError(f"header says {header['count']} records, {n} written")
-    body = raw.getvalue()
-    signed = body + canonical_json({"signature": b64(key.sign(body))}) + b"\n"
-    return gzip.compress(signed, compresslevel=6, mtime=0)
+    body_digest = _write_body(fmt, header, lines, key, raw.write)
+    raw.write(_signature_line(fmt, body_digest, key))
+    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0), body_digest.hex()
+
+
+class _HashingSink(io.RawIOBase):
+    """The file a gzip stream writes to, hashing the compressed bytes on their way (the manifest's digest
+    of the file)."""
+
+    def __init__(self, out: io.BufferedWriter, hasher: Any) -> None:
+        super().__init__()
+        self._out = out
+        self._hasher = hasher
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._hasher.update(b)
+        return self._out.write(b)
 
 
 def write_feed_file_to(
@@ -173,50 +368,27 @@ def write_feed_file_to(
 ) -> tuple[str, int]:
     """:func:`write_feed_file` for files too large to hold in memory (a million-entry snapshot).
 
-    The body is written to ``path + ".body"`` as it is produced, signed from a memory map (Ed25519
-    reads the message twice, so it cannot be signed as a stream), then gzipped into ``path``. It
-    decompresses to the same bytes as :func:`write_feed_file`'s output for the same input. Returns
-    ``(sha256 hex, size)`` of the gzip file.
+    The body is hashed and gzipped into ``path`` as it is produced, then the signature over its digest is
+    appended: no temporary copy, no second read. It decompresses to the same bytes as
+    :func:`write_feed_file`'s output for the same input, save the signature (SM2's is randomised).
+    Returns ``(hex digest, size)`` of the gzip file, the digest under the key's profile (SHA-256 or SM3).
+    Nothing is left at ``path`` if the lines fail (or do not number ``header["count"]``).
     """
     if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
         raise ValueError(f"unknown feed format {fmt}")
     path = os.fspath(path)
-    body_path = path + ".body"
+    file_digest = key.profile.hasher()
     try:
-        n = 0
-        with open(body_path, "wb") as raw:
-            raw.write(canonical_json({**header, "format": fmt, "key_id": key.key_id}) + b"\n")
-            for line in lines:
-                raw.write(canonical_json(line) + b"\n")
-                n += 1
-        if n != header["count"]:
-            raise ValueError(f"header says {header['count']} records, {n} written")
-        with open(body_path, "r+b") as raw, mmap.mmap(raw.fileno(), 0) as mapped:
-            view = (ctypes.c_char * len(mapped)).from_buffer(mapped)
-            try:
-                signature = pysodium.crypto_sign_detached(view, key.secret)
-            finally:
-                del view
-        digest = hashlib.sha256()
-        with open(body_path, "rb") as raw, open(path, "wb") as out:
-
-            class _Hashing(io.RawIOBase):
-                def writable(self) -> bool:
-                    return True
-
-                def write(self, b) -> int:  # type: ignore[no-untyped-def, override]
-                    digest.update(b)
-                    return out.write(b)
-
-            sink = _Hashing()
+        with open(path, "wb") as out:
+            sink = _HashingSink(out, file_digest)
             with gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=sink, mtime=0) as gz:
-                while chunk := raw.read(1 << 20):
-                    gz.write(chunk)
-                gz.write(canonical_json({"signature": b64(signature)}) + b"\n")
-        return digest.hexdigest(), os.path.getsize(path)
-    finally:
+                body_digest = _write_body(fmt, header, lines, key, gz.write)
+                gz.write(_signature_line(fmt, body_digest, key))
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(body_path)
+            os.unlink(path)
+        raise
+    return file_digest.finalize().hex(), os.path.getsize(path)
 
 
 @dataclass
@@ -226,36 +398,75 @@ class FeedFile:
 
     @property
     def format(self) -> str:
+        """The kind of file, as the current format names it (:data:`SNAPSHOT_FORMAT` or
+        :data:`DELTA_FORMAT`) whichever version it came in; :attr:`wire_format` is the version's."""
+        return _KIND_OF_FORMAT[str(self.header["format"])]
+
+    @property
+    def wire_format(self) -> str:
         return str(self.header["format"])
 
 
-def read_feed_file(data: bytes, public_key: bytes, *, expect: str | None = None) -> FeedFile:
-    """Verify and parse a feed file. Raises :class:`ProtocolError`; nothing is returned unverified."""
+def _unverified_format(first_line: bytes) -> str:
+    """The format the header line names, read BEFORE the signature is checked: it only chooses what the
+    signature must cover (each version's message is domain-separated), nothing else is taken from it."""
+    try:
+        header = json.loads(first_line)
+    except ValueError:
+        raise ProtocolError("feed file: the first line is not a JSON header") from None
+    fmt = header.get("format") if isinstance(header, dict) else None
+    if fmt not in _KIND_OF_FORMAT:
+        raise ProtocolError(f"feed file: unknown format {fmt!r}")
+    return str(fmt)
+
+
+def read_feed_file(
+    data: bytes, public_key: bytes, *, expect: str | None = None, profile: crypto.Profile | None = None
+) -> FeedFile:
+    """Verify and parse a feed file under ``profile`` (the receiver's: learnt from the manifest at init;
+    the pinned key's own when not given). Raises :class:`ProtocolError`; nothing is returned unverified.
+
+    A /2 file's signature is checked over :func:`feed_body_message` of the body's digest (one pass over
+    the body), a /1 file's over the body itself. ``expect`` names a kind (:data:`SNAPSHOT_FORMAT` or
+    :data:`DELTA_FORMAT`); a file of that kind in either version fits it."""
     try:
         raw = gzip.decompress(data)
     except (OSError, EOFError, gzip.BadGzipFile):
         raise ProtocolError("feed file: not a complete gzip stream (truncated or corrupt)") from None
     if not raw.endswith(b"\n"):
         raise ProtocolError("feed file: truncated (no final newline)")
-    cut = raw.rfind(b"\n", 0, len(raw) - 1)
-    if cut < 0:
+    # split once (no copy of the body): header, records, signature line, and the empty tail
+    lines = raw.split(b"\n")
+    if len(lines) < 3:
         raise ProtocolError("feed file: no signature line")
-    body, last = raw[: cut + 1], raw[cut + 1 : -1]
+    last = lines[-2]
     try:
         sig_line = json.loads(last)
     except ValueError:
         raise ProtocolError("feed file: last line is not the signature line") from None
     if not isinstance(sig_line, dict) or set(sig_line) != {"signature"}:
         raise ProtocolError("feed file: last line is not the signature line (truncated?)")
-    verify_signature(public_key, body, unb64(sig_line["signature"], "feed file signature"), "feed file")
-    lines = body.split(b"\n")[:-1]
+    signature = unb64(sig_line["signature"], "feed file signature")
+    expected = profile or key_profile(public_key, "feed file")
+    wire = _unverified_format(lines[0])
+    body_end = len(raw) - len(last) - 1
+    with memoryview(raw) as view, view[:body_end] as body:
+        if wire in (SNAPSHOT_FORMAT, DELTA_FORMAT):
+            message = feed_body_message(wire, expected.digest(body))  # type: ignore[arg-type]
+        else:
+            message = bytes(body)  # /1: the signature covers the body itself
+    verify_signature(public_key, message, signature, "feed file", expected)
+    del message
     header = json.loads(lines[0])
-    fmt = header.get("format")
-    if fmt not in (SNAPSHOT_FORMAT, DELTA_FORMAT):
-        raise ProtocolError(f"feed file: unknown format {fmt!r}")
-    if expect is not None and fmt != expect:
-        raise ProtocolError(f"feed file: expected {expect}, got {fmt}")
-    records = [json.loads(line) for line in lines[1:]]
+    claimed = header.get("crypto_profile", "international")
+    if claimed != expected.name:
+        raise ProtocolError(
+            f"feed file: signed under the {claimed} crypto profile, this receiver verifies {expected.name}"
+        )
+    fmt = _KIND_OF_FORMAT[wire]
+    if expect is not None and fmt != _KIND_OF_FORMAT.get(expect, expect):
+        raise ProtocolError(f"feed file: expected {expect}, got {wire}")
+    records = [json.loads(line) for line in lines[1:-2]]
     if len(records) != header.get("count"):
         raise ProtocolError(f"feed file: header says {header.get('count')} records, file has {len(records)}")
     if fmt == DELTA_FORMAT:
@@ -281,37 +492,86 @@ def check_delta_fits(header: dict[str, Any], local_head: int) -> None:
 
 
 def sign_manifest(manifest: dict[str, Any], key: SigningKey) -> dict[str, Any]:
-    body = {**manifest, "format": MANIFEST_FORMAT}
+    """The signed manifest; it states the key's crypto profile and that profile's algorithm names."""
+    body = {**manifest, **profile_facts(key.profile), "format": MANIFEST_FORMAT}
     return {"manifest": body, "key_id": key.key_id, "signature": b64(key.sign(canonical_json(body)))}
 
 
-def verify_manifest(document: object, public_key: bytes) -> dict[str, Any]:
+def manifest_profile(document: object) -> str | None:
+    """The crypto profile a manifest document claims, UNVERIFIED: only to explain a refusal (a platform
+    that changed its profile signs with a key the node has not pinned). None when it names none."""
+    if isinstance(document, dict) and isinstance(document.get("manifest"), dict):
+        claimed = document["manifest"].get("crypto_profile")
+        return str(claimed) if claimed is not None else None
+    return None
+
+
+def verify_manifest(
+    document: object, public_key: bytes, profile: crypto.Profile | None = None
+) -> dict[str, Any]:
+    """The manifest body once its signature verifies under ``profile`` (the pinned key's own when not
+    given) and the profile it states is that one (a manifest of before #18 states none: international)."""
     if not isinstance(document, dict) or not isinstance(document.get("manifest"), dict):
         raise ProtocolError("manifest: not a signed manifest document")
     body = document["manifest"]
     if body.get("format") != MANIFEST_FORMAT:
         raise ProtocolError(f"manifest: unknown format {body.get('format')!r}")
+    prof = profile or key_profile(public_key, "manifest")
     verify_signature(
-        public_key, canonical_json(body), unb64(document.get("signature"), "manifest"), "manifest"
+        public_key, canonical_json(body), unb64(document.get("signature"), "manifest"), "manifest", prof
     )
-    return body
+    stated = body.get("crypto_profile", "international")
+    if stated != prof.name:
+        raise ProtocolError(f"manifest: states the {stated} crypto profile, this node verifies {prof.name}")
+    return dict(body)
+
+
+def snapshot_digest(manifest_body: dict[str, Any]) -> str:
+    """The digest of the snapshot file a manifest names (``digest``; ``sha256`` before #18)."""
+    snap = manifest_body.get("snapshot") or {}
+    value = snap.get("digest")
+    if value is None and manifest_body.get("crypto_profile", "international") == "international":
+        value = snap.get("sha256")
+    if not isinstance(value, str) or not value:
+        raise ProtocolError("manifest names no snapshot digest")
+    return value
 
 
 # --- webhooks -------------------------------------------------------------------------------------------
 
 
-def webhook_mac(secret: bytes, timestamp: int, event_id: str, body: bytes) -> str:
+def mac_key(secret: bytes) -> bytes:
+    """An HMAC key ``core.crypto`` takes (32 bytes at least) with the same MAC as ``secret``.
+
+    A webhook secret is chosen by whoever configures the receiver and may be shorter. HMAC pads a key
+    shorter than the hash's 64-byte block with zero bytes (RFC 2104 §2; SHA-256 and SM3 both have 64-byte
+    blocks), so padding it to 32 bytes here gives the very MAC a receiver computes with the short secret:
+    receivers keep working, and no shorter key reaches the module."""
+    return secret if len(secret) >= 32 else secret.ljust(32, b"\0")
+
+
+def webhook_mac(
+    secret: bytes, timestamp: int, event_id: str, body: bytes, profile: crypto.Profile | None = None
+) -> str:
+    """``v1=<hex MAC>`` under ``profile`` (the platform's, :func:`core.crypto.active`, unless given)."""
     message = f"{timestamp}.{event_id}.".encode() + body
-    return "v1=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return "v1=" + (profile or crypto.active()).mac(mac_key(secret), message).hex()
 
 
-def webhook_headers(secret: bytes, event_id: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+def webhook_headers(
+    secret: bytes,
+    event_id: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    profile: crypto.Profile | None = None,
+) -> dict[str, str]:
     ts = int(now if now is not None else time.time())
     return {
         "Content-Type": "application/json",
         "X-FCX-Event-Id": event_id,
         "X-FCX-Timestamp": str(ts),
-        "X-FCX-Signature": webhook_mac(secret, ts, event_id, body),
+        "X-FCX-Signature": webhook_mac(secret, ts, event_id, body, profile),
     }
 
 
@@ -323,8 +583,10 @@ def verify_webhook(
     seen: Callable[[str], bool] | None = None,
     now: float | None = None,
     tolerance: int = WEBHOOK_TOLERANCE_SECONDS,
+    profile: crypto.Profile | None = None,
 ) -> str:
     """Check a received webhook; return its event id. ``seen(event_id)`` says whether it was accepted before.
+    ``profile``: the MAC's (a node passes the one its manifest states; the platform's when not given).
 
     ``headers`` may be any case-insensitive mapping (Starlette's, httpx's) or a plain dict.
     """
@@ -340,8 +602,8 @@ def verify_webhook(
         ts = int(header("X-FCX-Timestamp"))
     except ValueError:
         raise ProtocolError("webhook: X-FCX-Timestamp is not an integer") from None
-    expected = webhook_mac(secret, ts, event_id, body)
-    if not hmac.compare_digest(expected, header("X-FCX-Signature")):
+    expected = webhook_mac(secret, ts, event_id, body, profile)
+    if not secrets.compare_digest(expected.encode(), header("X-FCX-Signature").encode()):
         raise ProtocolError("webhook: bad MAC in X-FCX-Signature")
     current = now if now is not None else time.time()
     if abs(current - ts) > tolerance:
@@ -468,7 +730,9 @@ class ExecutionReceipt(StrictModel):
     )
     accounts_affected: int = Field(ge=0, le=2**31 - 1, description="A count, never the accounts.")
     key_id: str = Field(min_length=1, max_length=64, description="The node key's fingerprint.")
-    signature: str = Field(min_length=1, max_length=200, description="base64 Ed25519 over the fields.")
+    signature: str = Field(
+        min_length=1, max_length=200, description="base64 signature over the fields (Ed25519, or SM2 DER)."
+    )
 
     @model_validator(mode="after")
     def _aware_time(self) -> ExecutionReceipt:
@@ -506,10 +770,14 @@ def sign_receipt(
     return {**fields, "signature": b64(key.sign(receipt_message(fields)))}
 
 
-def verify_receipt(public_key: bytes, receipt: ExecutionReceipt) -> None:
-    """Raise :class:`ProtocolError` unless the receipt's signature verifies under ``public_key``."""
+def verify_receipt(
+    public_key: bytes, receipt: ExecutionReceipt, profile: crypto.Profile | None = None
+) -> None:
+    """Raise :class:`ProtocolError` unless the receipt's signature verifies under ``public_key`` (with
+    ``profile``'s algorithm when given, else the enrolled key's own: a key enrolled before a profile change
+    keeps verifying what it signed)."""
     signature = unb64(receipt.signature, "receipt.signature")
-    verify_signature(public_key, receipt_message(receipt.model_dump()), signature, "receipt")
+    verify_signature(public_key, receipt_message(receipt.model_dump()), signature, "receipt", profile)
 
 
 # An addressee's report on an instruction (POST /v1/instructions/{id}/feedback), relayed by the node with

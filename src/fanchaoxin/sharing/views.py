@@ -81,7 +81,7 @@ def get_manifest(
     return JSONResponse(document, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
 
-@router.get("/snapshots/{seq}", summary="A signed snapshot file (fcx-feed-snapshot/1, gzip)")
+@router.get("/snapshots/{seq}", summary="A signed snapshot file (fcx-feed-snapshot/2, gzip)")
 def get_snapshot(
     seq: Annotated[int, Path(ge=0, le=INT64_MAX)],
     request: Request,
@@ -94,7 +94,7 @@ def get_snapshot(
     if snap is None or not feed.snapshot_file_intact(snap, directory):
         raise NotFound(f"No snapshot at {seq}; the manifest names the current one")
     path = directory / snap.filename
-    etag = f'"{snap.sha256}"'
+    etag = f'"{snap.digest}"'
     if _not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
     audit.record_read(

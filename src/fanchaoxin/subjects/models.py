@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,24 @@ from fanchaoxin.core import vault
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.core.db import Base, UTCDateTime, new_id, utcnow
 from fanchaoxin.core.identifiers import mask, mask_person_name
+from fanchaoxin.subjects.names import name_key as fold_name
+
+
+def _name_key_of(row: Mapping[str, Any]) -> str:
+    # As subjects.service.stored_name_key: only a natural person's name key is a blind index.
+    kind = catalogues().subject_kinds.get(row["kind"])
+    if kind is None or not kind.personal:
+        return str(row["name_key"])
+    return vault.blind("name", fold_name(row["name"]))
+
+
+def _identifier_index_of(row: Mapping[str, Any]) -> str:
+    return vault.identifier_index(row["type"], row["value"])
+
+
+# Recomputed by a change of crypto profile (core.rekey.migrate_profile) from the decrypted row.
+NAME_KEY_INDEX = vault.BlindIndexOf(("kind", "name", "name_key"), _name_key_of, "name")
+IDENTIFIER_INDEX = vault.BlindIndexOf(("type", "value"), _identifier_index_of, "identifier")
 
 
 class Subject(Base):
@@ -30,7 +49,7 @@ class Subject(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(vault.Encrypted("subjects.name"))
-    name_key: Mapped[str] = mapped_column(String(200), index=True)
+    name_key: Mapped[str] = mapped_column(String(200), index=True, info={vault.BLIND_INDEX: NAME_KEY_INDEX})
     # Set when a reviewer merged this subject into another; undone by a split.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -72,7 +91,7 @@ class SubjectIdentifier(Base):
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     type: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(vault.Encrypted("subject_identifiers.value"))
-    value_index: Mapped[str] = mapped_column(String(64))
+    value_index: Mapped[str] = mapped_column(String(64), info={vault.BLIND_INDEX: IDENTIFIER_INDEX})
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="identifiers")

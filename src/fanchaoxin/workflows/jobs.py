@@ -107,12 +107,13 @@ class _LazySigner:
 
 def audit_signing_keys() -> dict[str, bytes]:
     """The keys a pruning checkpoint must be signed with (`fcx audit verify`): the platform's
-    feed-signing key; none when the platform has no sharing keys yet (then no checkpoint verifies)."""
+    feed-signing key and those a change of crypto profile retired (checkpoints signed before it keep
+    verifying, each under its key's algorithm); none when the platform has no sharing keys yet (then
+    no checkpoint verifies)."""
     try:
-        signing = sharing_keys.load(create=False).signing
+        return sharing_keys.load(create=False).verification_keys()
     except sharing_keys.KeyFileError:
         return {}
-    return {signing.key_id: signing.public}
 
 
 def run_appeals_jobs(session: Session, *, today: date | None = None) -> dict[str, Any]:
