@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,7 @@ from fanchaoxin.orgs import cli as orgs_cli
 from fanchaoxin.orgs import service
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.sanctions.cli import policy_app
+from fanchaoxin.sharing import translog
 from fanchaoxin.sharing.cli import sharing_app
 from fanchaoxin.sharing.translog_cli import log_app
 from fanchaoxin.simulate.cli import app as simulate_app
@@ -441,22 +443,54 @@ def keys_retire_data(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the hash chain and name the first broken link (exit status 1 if any)."""
+def audit_verify(
+    from_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-checkpoint",
+            help="A log checkpoint kept outside the platform (a signed note): the log must extend it.",
+        ),
+    ] = None,
+) -> None:
+    """Walk the hash chain and name the first broken link, then check it against the heads committed in
+    the transparency log (deleted last events or a rewritten head are caught); exit status 1 if any."""
     db = database()
+    note = from_checkpoint.read_bytes() if from_checkpoint is not None else None
     with db.session() as session:
         result = audit.verify(session, trusted_keys=audit_signing_keys())  # pruning checkpoints
         # The digest each period of the chain was hashed with, as the assessor asks (SM3 under 国密).
         hashed = " then ".join(p.profile.hash_algorithm for p in crypto_record.periods(session))
-    if result.ok:
-        pruned = f" ({result.pruned} older events pruned behind a signed checkpoint)" if result.pruned else ""
-        console.print(
-            f"[green]Audit chain intact[/]: {result.checked} events verified ({hashed or 'SHA-256'}).{pruned}"
+        try:
+            log_keys = translog.load_log_keys(create=False)
+        except translog.LogError:
+            log_keys = None  # no log yet: the chain is checked on its own, and the line below says so
+        anchored = (
+            translog.verify_audit_anchored(
+                session, log_keys, trusted_keys=audit_signing_keys(), checkpoint_note=note
+            )
+            if log_keys is not None and result.ok
+            else None
         )
-    else:
+    if not result.ok:
         err.print(f"[bold red]Audit chain broken at event {result.broken_at}[/]: {result.reason}")
         err.print(f"({result.checked} events before it verified)")
         raise typer.Exit(1)
+    pruned = f" ({result.pruned} older events pruned behind a signed checkpoint)" if result.pruned else ""
+    console.print(
+        f"[green]Audit chain intact[/]: {result.checked} events verified ({hashed or 'SHA-256'}).{pruned}"
+    )
+    if anchored is None:
+        console.print("No transparency log yet: the chain is not anchored (`fcx log init`).")
+        return
+    if not anchored.ok:
+        for problem in anchored.problems:
+            err.print(f"[bold red]Not as the transparency log committed it[/]: {escape(problem)}")
+        raise typer.Exit(1)
+    console.print(
+        f"[green]Anchored[/]: the chain holds every one of the {anchored.anchors_checked} heads committed "
+        "in the transparency log, and the log verifies against its signed checkpoint.",
+        highlight=False,
+    )
 
 
 # Quotas of identifier matching and the enumeration alarm (orgs.budget).

@@ -88,7 +88,7 @@ def checkpoint() -> None:
     with db.session() as session:
         result = translog.run_jobs(session)
         note = translog.current_checkpoint_note(session)
-    console.print(note, end="", markup=False, highlight=False)
+    console.print(note, end="", markup=False, highlight=False, soft_wrap=True)  # a signed note: never wrapped
     err.print(json.dumps(result))
 
 
