@@ -67,6 +67,7 @@ def test_the_platform_moves_to_the_other_profile_and_keeps_working(
     assert done.database_migrated and (done.from_profile, done.to_profile) == (here, there)
     assert done.resealed > 0 and done.reindexed > 0 and done.evidence_readdressed == 1
     assert done.signing_key_changed and done.snapshot_seq is not None
+    assert done.log_key  # the transparency log's key follows the profile
     assert vault.read_ring(own_keys).profile == there
     assert done.ring_backup is not None and vault.read_ring(done.ring_backup).profile == here
 
@@ -101,8 +102,11 @@ def test_the_platform_moves_to_the_other_profile_and_keeps_working(
         assert P.verify_manifest(document, public)["crypto_profile"] == there
         assert len(public) == profile(there).public_key_size
 
+        log_key = moved.get("/v1/log/key", headers=node).json()
+        assert log_key["vkeys"][0] == done.log_key or done.log_key in log_key["vkeys"]
+
     again = migrate(db, there, OPERATOR)  # a second run finds everything done
-    assert not again.database_migrated and not again.signing_key_changed
+    assert not again.database_migrated and not again.signing_key_changed and not again.log_key
 
 
 def test_an_unknown_profile_is_refused_before_anything_is_written(own_keys, db):

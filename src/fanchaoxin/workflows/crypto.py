@@ -7,8 +7,9 @@ profile (core.rekey), evidence files and case attachments are re-addressed by th
 (blacklist.evidence_digest), and the audit chain is switched behind a ``crypto.profile_changed`` event
 hashed under the old profile, so its history is kept, not rewritten. After the commit the new ring
 replaces the old one (kept as a backup beside it), the feed-signing key is replaced by one of the new
-profile (the old public key kept as retired) and a snapshot is signed with it; nodes refuse the new
-manifest until they are initialised again.
+profile (the old public key kept as retired) and a snapshot is signed with it; so is the transparency
+log's signing key (its tree keeps the hash it began with); nodes refuse the new manifest until they are
+initialised again.
 
 A run that stopped after the database commit is finished by running the command again: the database
 steps are done (the record says the new profile) and the key steps do nothing twice.
@@ -30,6 +31,7 @@ from fanchaoxin.core.db import Database
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.sharing import service as sharing_service
+from fanchaoxin.sharing import translog
 
 PROFILE_VARIABLE = "FCX_CRYPTO_PROFILE"
 
@@ -50,6 +52,7 @@ class ProfileMigration:
     signing_key_id: str = ""
     signing_key_changed: bool = False
     snapshot_seq: int | None = None
+    log_key: str = ""  # the transparency log's new verifier key, when it changed
     tables: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,6 +79,15 @@ def migrate(db: Database, to: str, actor: Actor, settings: Settings | None = Non
         result.ring_path, result.ring_backup = moved.ring_path, moved.backup_path
         rewritten = {**moved.resealed, **moved.reindexed, **moved.remapped}
         result.tables = {f"{t}.{c}": n for (t, c), n in rewritten.items() if n}
+    with _running_under(target):
+        # The transparency log keeps its tree's hash (its history is what it commits to); its signing key
+        # becomes one of the new profile, the old verifier key kept so its checkpoints stay checkable.
+        try:
+            log_keys = translog.load_log_keys(settings.sharing_key_dir, create=False)
+        except translog.LogError:
+            log_keys = None
+        if log_keys is not None and translog.profile_problem(log_keys) is not None:
+            result.log_key = translog.rotate_log_key(settings.sharing_key_dir)[1]
     if not (sharing_keys.key_dir(settings.sharing_key_dir) / sharing_keys.SIGNING_FILE).exists():
         return result  # no feed yet: the first start makes its keys under the new profile
     with _running_under(target):  # the snapshot opens personal data with the new ring

@@ -101,6 +101,8 @@ def migrate_command(
         console.print(f"Feed-signing key: {done.signing_key_id} ({changed} {done.to_profile}).")
     if done.snapshot_seq is not None:
         console.print(f"Snapshot {done.snapshot_seq} signed with it.")
+    if done.log_key:
+        console.print(f"Transparency log key: {done.log_key} (publish it; the old one stays listed).")
     console.print(
         f"Now set [bold]FCX_CRYPTO_PROFILE={done.to_profile}[/] and start the platform; every enterprise "
         "node must run `fcx node init` again (the manifest names the new profile and key).",
