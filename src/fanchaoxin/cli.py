@@ -26,7 +26,7 @@ from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
-from fanchaoxin.node.cli import node_app
+from fanchaoxin.node.cli import node_app, witness_cmd
 from fanchaoxin.orgs import cli as orgs_cli
 from fanchaoxin.orgs import service
 from fanchaoxin.orgs.models import ApiKey, Organisation
@@ -64,6 +64,7 @@ app.add_typer(entries_app, name="entries")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(crypto_app, name="crypto")
 app.add_typer(log_app, name="log")  # #19: the transparency log
+log_app.command("witness")(witness_cmd)  # a department's witness round, also `fcx node witness`
 app.add_typer(policy_app, name="policy")
 app.add_typer(appeals_app, name="appeals")
 app.add_typer(detect_app, name="detect")

@@ -14,19 +14,25 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
+from fanchaoxin.cli import app as cli
+from fanchaoxin.core import crypto
 from fanchaoxin.core import tlog as T
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.roles import Role
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.node import cli as node_cli
 from fanchaoxin.node import logcheck, relay
+from fanchaoxin.node import status as node_status
 from fanchaoxin.node.client import PlatformClient
 from fanchaoxin.node.store import Store
 from fanchaoxin.node.sync import SyncRefused, initialise, sync
+from fanchaoxin.sharing import protocol as P
 from fanchaoxin.sharing import translog
 from fanchaoxin.workflows.entries import take_step
 from tests.blacklist.registry_helpers import RID_B, USCC_B, judicial, person_entry
@@ -159,3 +165,94 @@ def client_manifest_log(client: PlatformClient) -> dict[str, object]:
     doc = client.manifest()
     assert isinstance(doc, dict)
     return dict(doc["manifest"]["log"])
+
+
+def _in_process(app):  # type: ignore[no-untyped-def]
+    """``PlatformClient(url, key)`` answered by the app in process (what the CLI builds)."""
+
+    def make(url: str, api_key: str) -> PlatformClient:
+        client = PlatformClient("http://testserver", api_key)
+        client.http.close()
+        client.http = TestClient(app, base_url="http://testserver", headers={"X-API-Key": api_key})
+        return client
+
+    return make
+
+
+def test_a_department_enrols_its_witness_key_and_cosigns(app, db, world, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`fcx log witness` (= `fcx node witness`) as a department officer, against the platform: the key is
+    made of the platform's profile, enrolled (POST /v1/nodes/keys), its cosignature taken and served."""
+    shop = world.enterprise("电商")
+    _publish(db, shop.org.id, person_entry())
+    _checkpoint(db)
+    dept = world.department("市场监管局")
+    monkeypatch.setattr(node_cli, "PlatformClient", _in_process(app))
+    args = [
+        "log", "witness", "--url", "http://testserver", "--key", dept.keys[Role.department_officer],
+        "--name", "dept.example/w1", "--witness-key", str(tmp_path / "w.key"), "--state", str(tmp_path / "w.json"),
+    ]  # fmt: skip
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    key = logcheck.load_witness_key(tmp_path / "w.key")
+    key_id = P.fingerprint(key.public_bytes())
+    assert key.algorithm == crypto.active().signature_algorithm
+    assert f"witness key {key_id} enrolled" in out.output and ", posted" in out.output
+    api = TestClient(app)
+    mine = api.get("/v1/nodes/keys", headers=dept.headers(Role.department_officer)).json()["keys"]
+    assert [(k["key_id"], k["owner_org_id"], k["label"]) for k in mine] == [
+        (key_id, str(dept.org.id), "dept.example/w1")
+    ]
+    assert api.get("/v1/nodes/keys", headers=shop.headers(Role.enterprise_operator)).json()["keys"] == []
+    witness = logcheck.witness("dept.example/w1", key.public_bytes())
+    note = api.get("/v1/log/checkpoint").content
+    assert logcheck.check_cosignatures(note, [witness], 1).verified == ("dept.example/w1",)
+
+    # the next round, on a grown log: consistent, cosigned, not enrolled again
+    second = {"kind": "individual", "name": "李四", "identifiers": [{"type": "resident_id", "value": RID_B}]}
+    _publish(db, shop.org.id, person_entry(subject=second))
+    _checkpoint(db)
+    out = CliRunner().invoke(cli, ["node", *args[1:]])
+    assert out.exit_code == 0, out.output
+    assert "enrolled" not in out.output
+    note = api.get("/v1/log/checkpoint").content
+    assert T.open_note(note, [witness]).text.splitlines()[1] == str(
+        json.loads((tmp_path / "w.json").read_text())["size"]
+    )
+
+    # a key the department did not enrol (or another organisation's) is refused, naming it
+    stranger = crypto.active().generate_signing_key()
+    line = logcheck.cosign(T.split_note(note)[0], "dept.example/w2", stranger)
+    r = api.post(
+        "/v1/log/cosignature",
+        json={"checkpoint": note.decode(), "cosignature": line},
+        headers=dept.headers(Role.department_officer),
+    )
+    assert r.status_code == 403 and "unknown witness key" in r.text
+    # the platform's admin revokes the key: the department's next cosignature is refused
+    platform = world.platform()
+    r = api.post(
+        f"/v1/nodes/keys/{key_id}/revoke",
+        json={"reason": "witness retired"},
+        headers=platform.headers(Role.platform_admin),
+    )
+    assert r.status_code == 200, r.text
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and "403" in out.output
+
+
+def test_the_node_reports_a_refused_checkpoint(app, db, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The status report carries the log check's alarm and events waiting (node.status ``log``); a
+    platform that does not take the member gets the report without it."""
+    shop = world.enterprise("电商")
+    store, client = _node(app, tmp_path, shop.keys[Role.enterprise_node])
+    _publish(db, shop.org.id, person_entry())
+    sync(store, client)
+    body = node_status.build_report(store, interval=60)
+    assert body["log"] == {"alarm": None, "events_waiting": 0, "size": 1, "checked_up_to_feed_seq": 1}
+    logcheck.alarm(store, "consistency proof 3→4 fails: the log was rewritten")
+    body = node_status.build_report(store, interval=60)
+    assert body["log"]["alarm"] == "consistency proof 3→4 fails: the log was rewritten"
+    answer = node_status.report(store, client, interval=60)
+    assert answer["node_id"] == body["node_id"]
+    store.dispose()
+    client.close()

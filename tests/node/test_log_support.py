@@ -85,7 +85,12 @@ class FakeLog:
         return self.signer.verifier.vkey()
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"origin": ORIGIN, "vkey": self.vkey, "profile": self.profile.name}
+        return {
+            "origin": ORIGIN,
+            "vkey": self.vkey,
+            "profile": self.profile.name,
+            "hash": self.profile.hash_algorithm,
+        }
 
     def tile(self, path: str) -> bytes | None:
         size = self.size
@@ -110,6 +115,7 @@ class LogPlatform(FakePlatform):
         self.views: dict[str, FakeLog] = {}  # API key → the log shown to it
         self.log_requests: list[str] = []
         self.posted: list[dict[str, Any]] = []
+        self.enrolled: list[dict[str, Any]] = []  # POST /v1/nodes/keys (a department's witness key)
         self.with_log = True
         super().__init__()
 
@@ -173,6 +179,11 @@ class LogPlatform(FakePlatform):
                 return self._json(404, {"detail": "not found"})
 
             def do_POST(self) -> None:
+                if self.path == "/v1/nodes/keys":
+                    body = json.loads(self._body())
+                    fake.enrolled.append(body)
+                    key_id = P.fingerprint(base64.b64decode(body["public_key"]))
+                    return self._json(201, {"key_id": key_id, "label": body.get("label", "")})
                 if self.path != "/v1/log/cosignature":
                     return super().do_POST()
                 body = json.loads(self._body())

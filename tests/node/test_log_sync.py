@@ -342,11 +342,18 @@ def test_the_department_witness_command(tmp_path: Path, fake: LogPlatform) -> No
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 0, out.output
     assert "cosigned checkpoint of size 2" in out.output
+    # the first round made the key (of the platform's profile) and enrolled it before posting
+    key = logcheck.load_witness_key(tmp_path / "w.key")
+    assert key.algorithm == fake.log.profile.signature_algorithm
+    assert f"witness key {P.fingerprint(key.public_bytes())} enrolled" in out.output
+    assert fake.enrolled == [{"public_key": P.b64(key.public_bytes()), "label": "dept.example/w1"}]
     state = json.loads((tmp_path / "w.json").read_text())
     assert state["size"] == 2 and state["vkey"] == fake.log.vkey
+    assert state["enrolled_key_id"] == P.fingerprint(key.public_bytes())
     _publish(fake, 1, start=2)
-    out = CliRunner().invoke(cli, args)
+    out = CliRunner().invoke(cli, ["log", *args[1:]])  # `fcx log witness`: the same round
     assert out.exit_code == 0, out.output
+    assert "enrolled" not in out.output and len(fake.enrolled) == 1  # enrolled once
     # the platform rewrites history: the witness refuses and says why
     rewritten = FakeLog(fake.log.profile, fake.log.key)
     for leaf in fake.log.leaves[:2]:

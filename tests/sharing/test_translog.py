@@ -194,6 +194,7 @@ def test_consistency_proofs_tiles_and_manifest(client, db, market):
         "origin": doc["origin"],
         "vkey": doc["vkeys"][0],
         "profile": doc["profile"],
+        "hash": doc["hash"],  # the tree's hash, named: a node does not infer it from the key's profile
     }
 
 

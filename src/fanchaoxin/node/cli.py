@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -399,6 +400,14 @@ def status(
         f"({counts['user_tags']} tags), outbox queued {counts['outbox_queued']}, "
         f"decision-log records not yet relayed {counts['decisions_unsent']}"
     )
+    log_st = logcheck.status(s)
+    if log_st["size"] is not None or log_st["events_waiting"]:
+        console.print(
+            f"transparency log: size {log_st['size']} verified, events checked up to feed seq "
+            f"{log_st['checked_up_to_feed_seq']}, {log_st['events_waiting']} waiting for a checkpoint"
+        )
+    if log_st["alarm"]:
+        err.print(f"[bold red]transparency log alarm[/]: {escape(log_st['alarm'])}")
     if report:
         with PlatformClient(cfg["platform_url"], cfg["api_key"]) as client:
             try:
@@ -532,17 +541,30 @@ def witness_cmd(
         str | None, typer.Option("--log-key", help="The log's verifier key, checked out of band (pins it).")
     ] = None,
     post: Annotated[bool, typer.Option("--post/--no-post", help="Post the cosignature.")] = True,
+    enrol: Annotated[
+        bool,
+        typer.Option(
+            "--enrol/--no-enrol",
+            help="Enrol the witness key with the platform (POST /v1/nodes/keys) before the first post.",
+        ),
+    ] = True,
 ) -> None:
     """A department's witness round (见证): check the log's checkpoint against the last one it cosigned,
-    cosign it (C2SP tlog-cosignature) and post the cosignature to the platform."""
+    cosign it (C2SP tlog-cosignature) and post the cosignature to the platform. The first round makes
+    the witness key (of the platform's crypto profile) and enrols it. Also `fcx log witness`."""
     with PlatformClient(url, key) as client:
         try:
-            signer = logcheck.load_witness_key(witness_key)
-            result = logcheck.witness_once(client, state, signer, name, log_vkey=log_key, post=post)
+            made_as = None if witness_key.exists() else logcheck.platform_profile(client)
+            signer = logcheck.load_witness_key(witness_key, made_as)
+            result = logcheck.witness_once(
+                client, state, signer, name, log_vkey=log_key, post=post, enrol=enrol
+            )
         except logcheck.LogRefused as exc:
             _fail(f"not cosigned: {exc}")
         except (PlatformUnavailable, PlatformRefused) as exc:
             _fail(str(exc))
+    if result.enrolled_key_id:
+        console.print(f"witness key {result.enrolled_key_id} enrolled with the platform")
     console.print(
         f"{name} cosigned checkpoint of size {result.size} (root {result.root})"
         + (", posted" if result.posted else "")

@@ -59,6 +59,7 @@ CONSISTENCY = "/v1/log/proof/consistency"
 INCLUSION = "/v1/log/proof/inclusion"
 COSIGNATURE = "/v1/log/cosignature"
 LOG_KEY = "/v1/log/key"
+NODE_KEYS = "/v1/nodes/keys"  # where a department enrols its witness key (as a node enrols its own)
 TILES = "/v1/log/"
 
 # node_config names (the accepted state; pending events are rows of node_log_pending)
@@ -234,6 +235,9 @@ def signing_key_of(key: object) -> crypto.SigningKey:
     """A core.crypto key handle for the node key (:func:`relay.ensure_node_key` gives it)."""
     if isinstance(key, crypto.SigningKey):
         return key
+    held = getattr(key, "key", None)
+    if isinstance(held, crypto.SigningKey):  # sharing.protocol's SigningKey (#18): id, handle, profile
+        return held
     seed, public = getattr(key, "seed", None), getattr(key, "public", None)
     if isinstance(seed, bytes) and isinstance(public, bytes):  # sharing.protocol's Ed25519 key
         return crypto.profile_of_public_key(public).load_signing_key(seed, public)
@@ -685,6 +689,30 @@ class WitnessResult:
     root: str
     cosignature: str
     posted: bool
+    enrolled_key_id: str | None = None
+
+
+def platform_profile(client: PlatformClient) -> str:
+    """The crypto profile the platform's log key is of (``GET /v1/log/key``): a department's witness key
+    is made of it, since the platform enrols only keys of its own profile."""
+    name = _get_json(client, LOG_KEY, "log key").get("profile")
+    try:
+        return crypto.profile(str(name)).name
+    except crypto.CryptoError:
+        raise LogRefused(f"log key: the platform names an unknown crypto profile {name!r}") from None
+
+
+def enrol_witness_key(client: PlatformClient, key: crypto.SigningKey, *, label: str = "") -> str:
+    """Enrol the witness key's public half with the platform (``POST /v1/nodes/keys``, open to department
+    officers for this) so its cosignatures are taken; the key id (its fingerprint). Enrolling the same key
+    again is answered as done; a key of another profile is refused by the platform, naming both."""
+    public = key.public_bytes()
+    expected = P.fingerprint(public)
+    answer = client.request("POST", NODE_KEYS, json={"public_key": P.b64(public), "label": label}).json()
+    got = answer.get("key_id") if isinstance(answer, dict) else None
+    if got != expected:
+        raise LogRefused(f"witness key: the platform enrolled key {got!r}, not this witness's {expected}")
+    return expected
 
 
 def load_witness_key(path: Path, profile_name: str | None = None) -> crypto.SigningKey:
@@ -718,13 +746,18 @@ def witness_once(
     *,
     log_vkey: str | None = None,
     post: bool = True,
+    enrol: bool = False,
 ) -> WitnessResult:
     """A department's witness round: fetch the checkpoint, check it against the log key and the last one
     this witness cosigned (consistency; a split view is refused), cosign it, post the cosignature.
 
     The log key: ``log_vkey`` when given (checked out of band), else the one pinned in ``state_path`` at
-    the first round (from ``GET /v1/log/key``)."""
+    the first round (from ``GET /v1/log/key``). With ``enrol`` (and ``post``), the witness key is enrolled
+    first unless ``state_path`` records it enrolled (:func:`enrol_witness_key`)."""
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    enrolled = None
+    if enrol and post and state.get("enrolled_key_id") != P.fingerprint(key.public_bytes()):
+        enrolled = state["enrolled_key_id"] = enrol_witness_key(client, key, label=name)
     if log_vkey is not None or "vkey" not in state:
         published = _get_json(client, LOG_KEY, "log key")
         vkeys = [str(v) for v in published.get("vkeys") or []]
@@ -759,4 +792,4 @@ def witness_once(
     tmp = state_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1))
     tmp.replace(state_path)
-    return WitnessResult(checkpoint.size, root, line, posted)
+    return WitnessResult(checkpoint.size, root, line, posted, enrolled)

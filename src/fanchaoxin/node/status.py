@@ -6,6 +6,11 @@ report, kept in its store's config), feed position and age, the policy version o
 enrolled count, the live evaluations since its last report, the errors since then, its version and its
 receipt-signing key id if it has one. The platform answers with its feed head and the node's lag.
 
+The report carries the transparency log's check too (#19, ``log``: :func:`.logcheck.status`'s alarm,
+events waiting for a checkpoint, the size verified), so the platform's node-status page shows a node that
+refused a checkpoint. A platform from before that refuses the member (422 naming ``log``): the report
+goes again without it, and this process stops sending it to that platform.
+
 A report never blocks the node: it runs beside the sync loop, with a short timeout, and a platform that is
 down or refuses costs one log line; the counts then go in the next report.
 
@@ -23,13 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanchaoxin import __version__
-from fanchaoxin.node.client import PlatformClient
+from fanchaoxin.node import logcheck
+from fanchaoxin.node.client import PlatformClient, PlatformRefused
 from fanchaoxin.node.store import Store
 
 REPORT_INTERVAL = 60.0
 REPORT_TIMEOUT = 10.0  # seconds: a slow platform must not hold a report (or a thread) for long
 _LIVE_TAGS_REPORTED = "status_live_tags_reported"  # the total as of the last report the platform took
 ERROR_KINDS = ("sync_failures", "relay_failures")
+LOG_ALARM_MAX = 1000  # characters of the alarm sent (it names what failed in its first words)
+_without_log: set[str] = set()  # platforms (base URLs) that refused the ``log`` member
 
 
 @dataclass
@@ -110,8 +118,28 @@ def _body(
         "live_tags": total - reported if total >= reported else total,
         "errors": {kind: int((errors or {}).get(kind, 0)) for kind in ERROR_KINDS},
         "interval_seconds": interval,
+        "log": log_report(store),
     }
     return body, total
+
+
+def log_report(store: Store) -> dict[str, Any]:
+    """The ``log`` member: where the node stands with the transparency log (:func:`.logcheck.status`)."""
+    st = logcheck.status(store)
+    alarm = st["alarm"]
+    return {
+        "alarm": alarm[:LOG_ALARM_MAX] if alarm else None,
+        "events_waiting": st["events_waiting"],
+        "size": st["size"],
+        "checked_up_to_feed_seq": st["checked_up_to_feed_seq"],
+    }
+
+
+def _refuses_log_member(exc: PlatformRefused) -> bool:
+    if exc.status != 422:
+        return False
+    errors = exc.problem.get("errors") or []
+    return any(isinstance(e, dict) and str(e.get("field", "")).split(".")[0] == "log" for e in errors)
 
 
 def report(
@@ -129,7 +157,16 @@ def report(
     if live_total is not None:
         live = (live_total, errors.live_reported if errors is not None else 0)
     body, total = _body(store, interval=interval, errors=dict(errors.counts) if errors else None, live=live)
-    answer = client.request("POST", "/v1/nodes/status", json=body, timeout=REPORT_TIMEOUT).json()
+    if client.base_url in _without_log:
+        body.pop("log", None)
+    try:
+        answer = client.request("POST", "/v1/nodes/status", json=body, timeout=REPORT_TIMEOUT).json()
+    except PlatformRefused as exc:
+        if "log" not in body or not _refuses_log_member(exc):
+            raise
+        _without_log.add(client.base_url)
+        body.pop("log")
+        answer = client.request("POST", "/v1/nodes/status", json=body, timeout=REPORT_TIMEOUT).json()
     # the total as it was when the body was built: what was counted since goes in the next report
     if live is None:
         with store.transaction() as conn:

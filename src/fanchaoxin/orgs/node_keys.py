@@ -6,6 +6,10 @@
 (``sharing.protocol.fingerprint``, computed by the caller above this layer: the same short form the node
 prints), so the one public key cannot be enrolled twice, nor by two enterprises. The platform's admin may
 revoke a key: receipts signed with it are refused from then on (sanctions.receipts).
+
+A department enrols its transparency-log witness key here too (#19, ``fcx node witness`` with a
+``department_officer`` key): ``POST /v1/log/cosignature`` takes a cosignature by an active key of the
+caller's organisation, so a department's witness is checked exactly as an enterprise node's is.
 """
 
 from __future__ import annotations
@@ -79,12 +83,12 @@ def public_key_problem(public_key: bytes) -> str | None:
 def enrol(
     session: Session, principal: Principal, *, key_id: str, public_key: bytes, label: str = ""
 ) -> tuple[NodeKey, bool]:
-    """Enrol the caller's node key (``key_id``: its fingerprint) for the caller's enterprise; returns the
-    key and whether it is new.
+    """Enrol the caller's node key (``key_id``: its fingerprint) for the caller's organisation (an
+    enterprise's node, or a department's log witness); returns the key and whether it is new.
 
     Enrolling the same key again (``fcx node init`` run twice) returns it unchanged; a key revoked, or
     enrolled by another organisation, is refused — a node whose key was revoked makes a new one."""
-    if principal.org_id is None:  # an enterprise_node key always has its organisation
+    if principal.org_id is None:  # enterprise_node and department_officer keys always have their org
         raise Forbidden("This key belongs to no organisation")
     key_problem = public_key_problem(public_key)
     if key_problem:

@@ -1,8 +1,9 @@
 """Routes of execution receipts (#16): the node keys that sign them, and which lifts they confirmed.
 
-* ``POST /v1/nodes/keys`` — an enterprise's node enrols its public key (``fcx node init``): Ed25519 or SM2,
-  the platform's crypto profile's;
-  ``GET /v1/nodes/keys`` lists the keys (an enterprise its own, platform staff every one);
+* ``POST /v1/nodes/keys`` — an enterprise's node enrols its public key (``fcx node init``), and a
+  department officer its transparency-log witness key (``fcx node witness``, #19: the key its checkpoint
+  cosignatures are checked against): Ed25519 or SM2, the platform's crypto profile's;
+  ``GET /v1/nodes/keys`` lists the keys (an enterprise or a department its own, platform staff every one);
   ``POST /v1/nodes/keys/{key_id}/revoke`` — the platform's admin revokes one.
 * ``GET /v1/stats/lift-receipts`` — platform staff: per enterprise, lifts confirmed within 3 PRC working
   days, late, missing (sanctions.receipts).
@@ -75,14 +76,15 @@ def _out(key: node_keys.NodeKey) -> NodeKeyOut:
 @router.post(
     "/nodes/keys",
     response_model=NodeKeyOut,
-    summary="Enrol the node's receipt-signing key (fcx node init); the same key again is answered 200",
+    summary="Enrol the node's receipt-signing key (fcx node init) or a department's log witness key "
+    "(fcx node witness); the same key again is answered 200",
     responses={201: {"description": "Enrolled"}},
 )
 def enrol_node_key(
     body: NodeKeyIn,
     response: Response,
     session: Session = DB,
-    principal: Principal = allow(Role.enterprise_node),
+    principal: Principal = allow(Role.enterprise_node, Role.department_officer),
 ) -> NodeKeyOut:
     try:
         public = P.unb64(body.public_key, "public_key")
@@ -107,7 +109,7 @@ def enrol_node_key(
 @router.get("/nodes/keys", response_model=NodeKeysOut, summary="Enrolled node keys")
 def list_node_keys(
     session: Session = DB,
-    principal: Principal = allow(*PLATFORM, *ENTERPRISE),
+    principal: Principal = allow(*PLATFORM, *ENTERPRISE, Role.department_officer),
     org_id: uuid.UUID | None = Query(None, description="Platform staff: one organisation's keys."),
 ) -> NodeKeysOut:
     return NodeKeysOut(keys=[_out(k) for k in node_keys.list_keys(session, principal, org_id=org_id)])

@@ -83,8 +83,9 @@ class LogKeys:
     retired: tuple[tlog.NoteVerifier, ...]
     path: Path
 
-    @property
+    @functools.cached_property
     def hash_fn(self) -> tlog.HashFn:
+        # looked up once per key file (the append hashes every leaf with it): the profile's hasher
         return profile(self.hash_profile).digest
 
     @property
@@ -113,8 +114,10 @@ class LogKeys:
         }
 
     def manifest_entry(self) -> dict[str, Any]:
-        """The ``log`` member of the signed manifest: nodes pin the log key from there."""
-        return {"origin": self.origin, "vkey": self.vkey, "profile": self.profile}
+        """The ``log`` member of the signed manifest: nodes pin the log key from there, and take the
+        tree's hash from ``hash`` (after a profile change the key is the new profile's, the tree's hash
+        stays the one the log began with)."""
+        return {"origin": self.origin, "vkey": self.vkey, "profile": self.profile, "hash": self.hash_name}
 
 
 def _key_path(directory: str | Path | None) -> Path:
@@ -398,6 +401,9 @@ _raw_sql: dict[str, _RawSql] = {}
 
 
 def _raw(session: Session) -> _RawSql:
+    held = session.info.get("tlog_raw_sql")
+    if held is not None:  # a session keeps its engine: the statements are its dialect's
+        return held  # type: ignore[no-any-return]
     dialect = session.get_bind().dialect
     known = _raw_sql.get(dialect.name)
     if known is None:
@@ -408,6 +414,7 @@ def _raw(session: Session) -> _RawSql:
             f"INSERT INTO tlog_leaves ({', '.join(_LEAF_COLUMNS)}) VALUES ({', '.join([mark] * 8)})",
             tuple(table.c[c].type.bind_processor(dialect) for c in _LEAF_COLUMNS),
         )
+    session.info["tlog_raw_sql"] = known
     return known
 
 
@@ -431,6 +438,8 @@ def append_leaves(session: Session, leaves: Sequence[NewLeaf], keys: LogKeys | N
     hash_fn, now = keys.hash_fn, utcnow()
     sql = _raw(session)
     cursor = session.connection().connection.cursor()
+    procs = sql.processors
+    at = now if procs[7] is None else procs[7](now)  # one timestamp per call, bound once
     try:
         first = _take(session, cursor, sql, len(leaves))
         rows = []
@@ -443,9 +452,10 @@ def append_leaves(session: Session, leaves: Sequence[NewLeaf], keys: LogKeys | N
                 leaf.entry_id,
                 leaf.leaf,
                 hash_fn(tlog.LEAF_PREFIX + leaf.leaf),
-                now,
             )
-            rows.append(tuple(v if p is None else p(v) for v, p in zip(values, sql.processors, strict=True)))
+            rows.append(
+                (*(v if p is None or v is None else p(v) for v, p in zip(values, procs[:7], strict=True)), at)
+            )
         if len(rows) == 1:
             cursor.execute(sql.insert, rows[0])
         else:
