@@ -139,6 +139,8 @@ AUDIT_ACTION = {
     "decision_log.patterns": N_("Read the query patterns of the decision log"),
     "decision_log.read": N_("Read the decision log"),
     "entries.export": N_("Exported entries"),
+    "log.cosignature": N_("A witness cosigned a log checkpoint"),
+    "log.statement": N_("Issued a signed log statement"),
     "entry.correct": N_("Corrected an entry"),
     "entry.evidence_add": N_("Added evidence to an entry"),
     "entry.identifier_reject": N_("Rejected a proposed identifier"),

@@ -10,22 +10,33 @@ What the filer sees of each kind is `appeals.progress`, the same as the API's st
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
 from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals import cases
 from fanchaoxin.appeals import progress as case_progress
+from fanchaoxin.appeals.models import Objection, RepairApplication
 from fanchaoxin.appeals.schemas import CaseStatusOut
+from fanchaoxin.console import log_proofs
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router
 from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.console.labels import OUTCOME
 from fanchaoxin.console.problems import form_errors
-from fanchaoxin.console.public import PUBLIC_ACTOR, _address, _attach, _filing_limits
+from fanchaoxin.console.public import (
+    CASE_PROOFS,
+    PUBLIC_ACTOR,
+    _address,
+    _attach,
+    _filing_limits,
+    _log_proof_download,
+)
 from fanchaoxin.console.web import locale_of, render
 from fanchaoxin.core import audit
 from fanchaoxin.core.auth import DB, Principal
@@ -111,12 +122,14 @@ def _page(
     tracking_number: str = "",
     errors: dict[str, str] | None = None,
     received: int | None = None,
+    log_proof: dict[str, Any] | None = None,
 ) -> Response:
     return render(
         request,
         "public/progress.html",
         status_code=status_code,
         case=case,
+        log_proof=log_proof,
         kind_label=KIND.get(case.kind, case.kind) if case is not None else "",
         outcome_label=outcome_label(case) if case is not None else None,
         deadlines=deadlines_of(case, china_today()) if case is not None else [],
@@ -127,6 +140,20 @@ def _page(
         fields=FIELD,
         received=received,
     )
+
+
+def _entry_of(session: Session, case: CaseStatusOut) -> uuid.UUID | None:
+    """The entry an objection or a repair application is about (its secret was checked already)."""
+    if case.kind not in CASE_PROOFS:
+        return None
+    model = Objection if case.kind == "objection" else RepairApplication
+    return session.scalar(select(model.entry_id).where(model.tracking_number == case.tracking_number))
+
+
+def _log_proof(session: Session, case: CaseStatusOut) -> dict[str, Any] | None:
+    if case.kind not in CASE_PROOFS:
+        return None
+    return log_proofs.proof_section(session, _entry_of(session, case))
 
 
 @router.get("/public/progress")
@@ -181,8 +208,9 @@ def progress_material(
         )  # fmt: skip
     sent = sum(1 for f in files if f.filename)
     audit.record(session, PUBLIC_ACTOR, "case.material_sent", case.kind, held.id, detail={"files": sent})
-    return _page(request, case=case_progress.progress(session, number, secret), tracking_number=number,
-                 received=sent)  # fmt: skip
+    case = case_progress.progress(session, number, secret)
+    return _page(request, case=case, tracking_number=number, received=sent,
+                 log_proof=_log_proof(session, case))  # fmt: skip
 
 
 @router.post("/public/progress")
@@ -212,4 +240,33 @@ def progress_lookup(
     if not found:
         # Nothing of what was entered comes back: the same page for every failure, word for word.
         return _page(request, status_code=404, not_found=True)
-    return _page(request, case=case, tracking_number=number)
+    return _page(request, case=case, tracking_number=number, log_proof=_log_proof(session, case))
+
+
+@router.post("/public/progress/log-proof.json")
+def progress_log_proof(
+    request: Request,
+    session: Session = DB,
+    _: Principal = public_page(),
+    tracking_number: str = Form(""),
+    secret: str = Form(""),
+) -> Response:
+    """The inclusion proof of the entry an objection or a repair application is about, as a file: the
+    tracking number and the secret posted (never in a URL), one token of the public forms' budget."""
+    number, secret = tracking_number.strip().upper(), secret.strip()
+    errors = _checked(number, secret)
+    if errors:
+        return _page(request, status_code=422, tracking_number=number[:MAX_TRACKING], errors=errors)
+    _filing_limits(request).check(_address(request), [audit.digest(f"case:{number}") or number])
+    try:
+        case = case_progress.progress(session, number, secret)
+    except NotFound:
+        return _page(request, status_code=404, not_found=True)
+    entry_id = _entry_of(session, case)
+    audit.record_read(
+        session, PUBLIC_ACTOR, "case.progress", "case", number,
+        detail={"kind": case.kind, "log_proof": True},
+    )  # fmt: skip
+    if entry_id is None:
+        return _page(request, status_code=404, not_found=True)
+    return _log_proof_download(session, entry_id, case.tracking_number)

@@ -28,12 +28,14 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.appeals import attachments, notices, remedies, repair, reports
 from fanchaoxin.appeals import corrections as correction_notices
+from fanchaoxin.appeals.models import CorrectionNotice
 from fanchaoxin.appeals.ratelimit import PublicLimits, TokenBuckets
 from fanchaoxin.appeals.schemas import ObjectionIn, RepairIn, ReportIn
 from fanchaoxin.appeals.views import _report_targets
 from fanchaoxin.blacklist import public_search
 from fanchaoxin.blacklist.lifecycle import Action
 from fanchaoxin.blacklist.models import Entry
+from fanchaoxin.console import log_proofs
 from fanchaoxin.console.auth import public_page
 from fanchaoxin.console.common import console_router, listed_name
 from fanchaoxin.console.i18n import N_, translator
@@ -67,6 +69,7 @@ from fanchaoxin.workflows import appeals as due_process
 router = console_router()
 
 PUBLIC_ACTOR = Actor("public")
+CASE_PROOFS = ("objection", "repair")  # the confirmations that carry the entry's inclusion proof
 _lock = threading.Lock()
 
 MAX_QUERY = 200
@@ -450,7 +453,29 @@ def record_page(
     entry = _public_record(session, entry_id)
     if entry is None:
         return render(request, "public/record.html", status_code=404, record=None)
-    return render(request, "public/record.html", record=record_view(session, entry))
+    return render(
+        request,
+        "public/record.html",
+        record=record_view(session, entry),
+        log_proof=log_proofs.proof_section(session, entry.id),
+    )
+
+
+def _log_proof_download(session: Session, entry_id: uuid.UUID, name: str) -> Response:
+    """The entry's inclusion proof as a file; a 404 when it has none or the log cannot give one now."""
+    doc = log_proofs.proof_or_none(session, entry_id)
+    if doc is None:
+        raise NotFound("This record has no inclusion proof in the transparency log now")
+    return log_proofs.proof_response(doc, name)
+
+
+@router.get("/public/records/{entry_id}/log-proof.json")
+def record_log_proof(entry_id: str, session: Session = DB, _: Principal = public_page()) -> Response:
+    """透明日志收录证明 of a public record: what `docs/verify_log.py` checks."""
+    entry = _public_record(session, entry_id)
+    if entry is None:
+        raise NotFound("No public record has this number")
+    return _log_proof_download(session, entry.id, str(entry.id))
 
 
 def _guide_facts() -> dict[str, Any]:
@@ -495,10 +520,22 @@ def corrections(request: Request, session: Session = DB, _: Principal = public_p
     for n in correction_notices.list_corrections(session, limit=200):
         zh, en = correction_notices.correction_text(n)
         notices.append({"n": n, "zh": zh, "en": en})
-    return render(request, "public/corrections.html", notices=notices)
+    return render(request, "public/corrections.html", notices=notices, log_key=log_proofs.key_facts())
 
 
-def _filed(request: Request, kind: str, filing: Any, due: Any) -> Response:
+@router.get("/public/corrections/{notice_id}/log-proof.json")
+def correction_log_proof(notice_id: str, session: Session = DB, _: Principal = public_page()) -> Response:
+    """The inclusion proof of a corrected (revoked) entry, from its correction notice (更正公告)."""
+    try:
+        notice = session.get(CorrectionNotice, uuid.UUID(notice_id.strip()))
+    except ValueError:
+        notice = None
+    if notice is None:
+        raise NotFound("No correction notice has this number")
+    return _log_proof_download(session, notice.entry_id, str(notice.id))
+
+
+def _filed(request: Request, session: Session, kind: str, filing: Any, due: Any) -> Response:
     return render(
         request,
         "public/filed.html",
@@ -507,6 +544,8 @@ def _filed(request: Request, kind: str, filing: Any, due: Any) -> Response:
         tracking=filing.case.tracking_number,
         secret=filing.secret,
         due=due,
+        # an objection or a repair is about a listed entry; a report names no entry of the list
+        log_proof=log_proofs.proof_section(session, filing.case.entry_id) if kind in CASE_PROOFS else None,
     )
 
 
@@ -560,7 +599,7 @@ def _file_case(
         session.rollback()
         errors = _file_error(request, refused[1], refused[0])
         return _case_form(request, page, record, form, errors, refused[1].status)
-    return _filed(request, kind, filing, filing.case.decide_due_on)
+    return _filed(request, session, kind, filing, filing.case.decide_due_on)
 
 
 # --- objection (异议) ---------------------------------------------------------------------------------------
@@ -873,4 +912,4 @@ def report_submit(
         return _report_page(
             request, session, form, _file_error(request, refused[1], refused[0]), refused[1].status
         )
-    return _filed(request, "report", filing, None)
+    return _filed(request, session, "report", filing, None)
