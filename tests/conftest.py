@@ -56,6 +56,7 @@ CRYPTO_TOUCHING = (
     "tests/core/test_vault.py",
     "tests/core/test_tlog",
     "tests/core/test_verify_log_script.py",
+    "tests/console/test_log_proofs.py",
     "tests/node/",
     "tests/sharing/",
     "tests/test_crypto_done_when.py",
