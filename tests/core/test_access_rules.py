@@ -49,6 +49,12 @@ def test_public_routes_are_few_and_named(app):
         "/metrics",
         "/readyz",
         "/v1/attachments/{kind}/{tracking_number}",
+        # the transparency log (#19): what a CDN may serve; no record (entry bundles and inclusion
+        # proofs carry the shared records: feed readers only)
+        "/v1/log/checkpoint",
+        "/v1/log/key",
+        "/v1/log/proof/consistency",
+        "/v1/log/tile/{path:path}",
         "/v1/objections",
         "/v1/objections/{tracking_number}/confirmation",
         "/v1/public/access-log",  # who looked me up (#14)
@@ -104,14 +110,18 @@ def test_console_public_pages_are_few_and_named(app):
         ("/console/public/access", ("POST",)),
         ("/console/public/commitments", ("GET",)),
         ("/console/public/corrections", ("GET",)),
+        # inclusion proofs as files (#19): a public record's, a corrected entry's, a filer's (secret posted)
+        ("/console/public/corrections/{notice_id}/log-proof.json", ("GET",)),
         ("/console/public/guide/objection", ("GET",)),  # the guides and the record page (#17)
         ("/console/public/guide/repair", ("GET",)),
         ("/console/public/objection", ("GET",)),
         ("/console/public/objection", ("POST",)),
         ("/console/public/progress", ("GET",)),  # the filer's progress check (#15)
         ("/console/public/progress", ("POST",)),
+        ("/console/public/progress/log-proof.json", ("POST",)),
         ("/console/public/progress/material", ("POST",)),  # the material a 补正 asks for (#17)
         ("/console/public/records/{entry_id}", ("GET",)),
+        ("/console/public/records/{entry_id}/log-proof.json", ("GET",)),
         ("/console/public/repair", ("GET",)),
         ("/console/public/repair", ("POST",)),
         ("/console/public/report", ("GET",)),

@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fanchaoxin.app import create_app
-from fanchaoxin.appeals.models import Objection, Report
+from fanchaoxin.appeals.models import CorrectionNotice, Objection, Report
 from fanchaoxin.appeals.notice_models import Notice
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.audit import AuditEvent
@@ -471,6 +471,20 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
         for snapshot in probe.both("GET", "/v1/sharing/snapshots/{seq}", {"seq": snap_seq}):
             assert snapshot.status_code == 200 and snapshot.content[:2] == b"\x1f\x8b"
         probe.both("GET", "/v1/sharing/deltas", params={"after": 0})
+        # --- the transparency log (#19): every route; leaves carry the shared record (tags), never plain
+        probe.both("GET", "/v1/log/checkpoint")
+        probe.both("GET", "/v1/log/key")
+        probe.both("GET", "/v1/log/proof/inclusion", params={"index": 0})
+        probe.both("GET", "/v1/log/proof/inclusion", params={"entry": listed})
+        probe.both("GET", "/v1/log/proof/consistency", params={"from": 0, "to": 1})
+        for template, path in (
+            ("/v1/log/tile/{path:path}", "/v1/log/tile/0/000.p/1"),
+            ("/v1/log/tile/entries/{path:path}", "/v1/log/tile/entries/000.p/1"),
+        ):
+            probe.both("GET", path)
+            probe.called.add(("GET", template))
+        probe.both("POST", "/v1/log/cosignature", json={"checkpoint": "x\n", "cosignature": "— a AAAAAAAA"})
+        probe.both("POST", "/v1/log/statement", json={"entry_id": listed})  # reviewers only: refused
         blinded = [oprf.blind(oprf.identifier_input(t, v))[1] for t, v in listed_ids]
         probe(
             "POST",
@@ -552,6 +566,7 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
         probe("POST", "/console/entries", None, data={"csrf_token": token, "q": PEOPLE[0][0]})
         for eid in [*entry_ids, own_id]:
             probe("GET", "/console/public/records/{entry_id}", None, {"entry_id": eid})
+            probe("GET", "/console/public/records/{entry_id}/log-proof.json", None, {"entry_id": eid})
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid})
             probe("GET", "/console/entries/{entry_id}", None, {"entry_id": eid}, params={"reveal": "1"})
             probe(
@@ -669,11 +684,27 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             "/console/public/guide/repair",
         ):
             probe("GET", path, None)
+        # a correction notice's inclusion proof (#19): every notice there is, and one that is not
+        with db.session() as s:
+            notices = [str(n) for n in s.scalars(select(CorrectionNotice.id))]
+        for notice_id in [*notices, str(uuid.uuid4())]:
+            probe(
+                "GET",
+                "/console/public/corrections/{notice_id}/log-proof.json",
+                None,
+                {"notice_id": notice_id},
+            )
         # The filer's progress check (#15): the objection filed above, and a wrong secret.
         for number, key in ((tracking, secret), (tracking, "wrong")):
             probe(
                 "POST",
                 "/console/public/progress",
+                None,
+                data={"csrf_token": csrf, "tracking_number": number, "secret": key},
+            )
+            probe(
+                "POST",
+                "/console/public/progress/log-proof.json",
                 None,
                 data={"csrf_token": csrf, "tracking_number": number, "secret": key},
             )
