@@ -167,6 +167,32 @@ def test_a_silent_node_is_flagged_and_clears_when_it_reports_again(client, world
         assert alert.cleared_at is not None and alert.cleared_by == "system:node_status"
 
 
+def test_a_node_that_refused_the_transparency_log_is_shown_first_with_its_alarm(client, world, db) -> None:
+    platform, shop, ride = world.platform(), world.enterprise(), world.enterprise()
+    _set_head(db, 5)
+    alarm = "the transparency log: consistency with checkpoint 41 failed (split view?)"
+    quiet = {"alarm": None, "events_waiting": 0, "size": 12, "checked_up_to_feed_seq": 5}
+    assert client.post(
+        "/v1/nodes/status", json=_body(feed_seq=5, log=quiet), headers=shop.headers(Role.enterprise_node)
+    ).status_code == 200
+    refused = {"alarm": alarm, "events_waiting": 3, "size": 12, "checked_up_to_feed_seq": 2}
+    r = client.post(
+        "/v1/nodes/status",
+        json=_body(node_id="node-9876543210", feed_seq=5, log=refused),
+        headers=ride.headers(Role.enterprise_node),
+    )
+    assert r.status_code == 200, r.text
+    nodes = client.get("/v1/nodes", headers=platform.headers(Role.platform_reviewer)).json()["nodes"]
+    assert [n["log"]["alarm"] for n in nodes] == [alarm, None]  # the alarmed node first
+    assert nodes[0]["log"]["events_waiting"] == 3
+    page = _console_page(client, db, platform, Role.platform_admin, f"/console/orgs/{ride.org.id}")
+    assert "Refused the transparency log" in page.text or "拒绝了透明日志" in page.text
+    assert "split view?" in page.text
+    too_long = {**refused, "alarm": "x" * 1001}
+    r = client.post("/v1/nodes/status", json=_body(log=too_long), headers=ride.headers(Role.enterprise_node))
+    assert r.status_code == 422 and "alarm" in r.text
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -63,6 +63,8 @@ class NodeStatus(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set by the scheduler pass that found the node silent; cleared by its next report.
     silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where the node stands with the transparency log (#19): its alarm when it refused a checkpoint.
+    log: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # --- the report -------------------------------------------------------------------------------------------
@@ -73,6 +75,17 @@ class NodeErrorsIn(StrictModel):
     relay_failures: int = Field(
         0, ge=0, le=_MAX_INT, description="Failed relays (feedback, decision log) since the last report."
     )
+
+
+class NodeLogIn(StrictModel):
+    """The node's check of the transparency log (透明日志), as its last sync left it."""
+
+    alarm: str | None = Field(
+        None, max_length=1000, description="Why the node refused the log's checkpoint; null when it verified."
+    )
+    events_waiting: int = Field(0, ge=0, le=_MAX_INT, description="Applied events no checkpoint covers yet.")
+    size: int | None = Field(None, ge=0, le=_MAX_INT, description="Size of the last checkpoint it accepted.")
+    checked_up_to_feed_seq: int | None = Field(None, ge=0, le=_MAX_INT)
 
 
 class NodeStatusIn(StrictModel):
@@ -92,6 +105,7 @@ class NodeStatusIn(StrictModel):
     live_tags: int = Field(0, ge=0, le=_MAX_INT, description="Live evaluations since the last report.")
     errors: NodeErrorsIn = Field(default_factory=NodeErrorsIn)
     interval_seconds: float = Field(gt=0, le=86400, description="Seconds between the node's reports.")
+    log: NodeLogIn | None = None
 
 
 def record_report(
@@ -121,6 +135,7 @@ def record_report(
     row.live_tags = report.live_tags
     row.errors = report.errors.model_dump()
     row.interval_seconds = report.interval_seconds
+    row.log = report.log.model_dump() if report.log is not None else None
     row.reported_at = now
     row.silent_since = None
     session.flush()
@@ -205,6 +220,11 @@ class NodeView:
     seconds_since_report: float
     silent: bool
     silent_since: datetime | None
+    log: dict[str, Any] | None = None
+
+    @property
+    def log_alarm(self) -> str | None:
+        return (self.log or {}).get("alarm")
 
     def out(self) -> dict[str, Any]:
         return {
@@ -227,6 +247,7 @@ class NodeView:
             "seconds_since_report": self.seconds_since_report,
             "silent": self.silent,
             "silent_since": self.silent_since.isoformat() if self.silent_since else None,
+            "log": self.log,
         }
 
 
@@ -267,7 +288,9 @@ def list_nodes(
                 seconds_since_report=round(since, 1),
                 silent=row.silent_since is not None or since > threshold_seconds,
                 silent_since=row.silent_since,
+                log=row.log,
             )
         )
-    views.sort(key=lambda v: (not v.silent, -v.lag, v.org_name, v.node_id))
+    # A node that refused the log's checkpoint first: a split view or rewritten history to look into.
+    views.sort(key=lambda v: (v.log_alarm is None, not v.silent, -v.lag, v.org_name, v.node_id))
     return views
