@@ -751,18 +751,7 @@ def open_note(note: bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
     known = {(v.name, v.key_id): v for v in verifiers}
     body, verified = text.encode(), []
     for line in lines:
-        if not line.startswith(_EM_DASH_PREFIX):
-            raise NoteError(f"a signature line starts with '— ', got {line[:20]!r}")
-        fields = line[len(_EM_DASH_PREFIX) :].split(" ")
-        if len(fields) != 2 or not fields[0]:
-            raise NoteError(f"a signature line is '— <name> <base64>', got {line[:40]!r}")
-        name, b64 = fields
-        try:
-            blob = base64.b64decode(b64, validate=True)
-        except (ValueError, binascii.Error):
-            raise NoteError(f"signature by {name!r} is not base64") from None
-        if len(blob) < 5:
-            raise NoteError(f"signature by {name!r} is shorter than its 4-byte key ID and a signature")
+        name, blob = parse_signature_line(line)
         verifier = known.get((name, blob[:4]))
         if verifier is None:
             continue
