@@ -6,11 +6,18 @@ Each family of detectors keeps its commands in its own module; they are merged h
 
 import typer
 
-from fanchaoxin.detect import cli_groups, cli_orders, cli_text
+from fanchaoxin.detect import cli_datatrade, cli_deletion, cli_groups, cli_orders, cli_subsidy, cli_text
 
 app = typer.Typer(
     help="Detect 炒信 in an enterprise's own data (CSV or Parquet, on DuckDB).", no_args_is_help=True
 )
-for _sub in (cli_orders.app, cli_groups.app, cli_text.app):
+for _sub in (
+    cli_orders.app,
+    cli_groups.app,
+    cli_text.app,
+    cli_subsidy.app,
+    cli_deletion.app,
+    cli_datatrade.app,
+):
     app.registered_commands.extend(_sub.registered_commands)
     app.registered_groups.extend(_sub.registered_groups)

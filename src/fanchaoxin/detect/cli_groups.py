@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fanchaoxin.core.spreadsheet import safe_row
+from fanchaoxin.detect import options
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError
@@ -172,17 +173,17 @@ def lockstep_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(),
 ) -> None:
     """Lockstep groups (CopyCatch): ≥ m users acting on the same ≥ n items at the same times."""
     if behaviour not in ("fake_review", "order_brushing"):
         _fail("--behaviour must be fake_review or order_brushing")
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     t0 = time.perf_counter()
     with _guard(), _progress("lockstep") as step:
         step("reading")
@@ -261,15 +262,15 @@ def registrations_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(short=False),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(short=False),
 ) -> None:
     """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs."""
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     cols = _columns(column, _REG_COLS)
     t0 = time.perf_counter()
     with _guard(), _progress("registrations") as step:
@@ -361,12 +362,12 @@ def parcels_cmd(
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
     report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
     report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(short=False),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(short=False),
     courier_uscc: str | None = typer.Option(
         None,
         "--courier-uscc",
@@ -378,7 +379,7 @@ def parcels_cmd(
     """Empty-parcel waybills, and senders / couriers where they concentrate."""
     if courier_kind not in ("courier_staff", "courier_company"):
         _fail("--courier-kind must be courier_staff or courier_company")
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     cols = _columns(column, _WB_COLS)
     params = Params(
         min_score=min_score,

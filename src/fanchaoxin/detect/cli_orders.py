@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from fanchaoxin.core.spreadsheet import safe_row
-from fanchaoxin.detect import brushing, fraudar
+from fanchaoxin.detect import brushing, fraudar, options
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import BEHAVIOURS, Finding
 from fanchaoxin.detect.io import InputError
@@ -72,18 +72,18 @@ def order_brushing(
     ),
     report_html: Path | None = typer.Option(None, "--report-html", help="Findings as an HTML page."),
     report_json: Path | None = typer.Option(None, "--report-json", help="Findings as JSON."),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(),
 ) -> None:
     """刷单炒信: shops whose orders in some window number ≥ rate × their buyers (Shopee rule, exact)."""
     if not rate > 0:
         typer.echo("--rate must be > 0", err=True)
         raise typer.Exit(code=2)
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     started = time.perf_counter()
     details = format is OutputFormat.detail or report_html is not None or report_json is not None or submit
     try:
@@ -190,18 +190,18 @@ def dense_blocks(
     ),
     report_html: Path | None = typer.Option(None, "--report-html", help="Findings as an HTML page."),
     report_json: Path | None = typer.Option(None, "--report-json", help="Findings as JSON."),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(),
 ) -> None:
     """FRAUDAR: dense, camouflage-resistant blocks of accounts × items (刷单 / 虚假评价 rings)."""
     if behaviour not in BEHAVIOURS:
         typer.echo(f"unknown --behaviour {behaviour!r}; one of {', '.join(BEHAVIOURS)}", err=True)
         raise typer.Exit(code=2)
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     started = time.perf_counter()
     try:
         found = fraudar.detect_dense_blocks(str(input), src, dst, k=blocks)

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from fanchaoxin.core.spreadsheet import safe_row
+from fanchaoxin.detect import options
 from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.io import InputError
 
@@ -154,17 +155,17 @@ def duplicates(
     shingle_size: int = typer.Option(
         0, "--shingle-size", min=0, help="Characters per shingle; 0: 3 for Chinese text, 5 otherwise."
     ),
-    submit: bool = submission.opt_submit(),
-    platform: str | None = submission.opt_platform(),
-    key: str | None = submission.opt_key(),
-    account_namespace: str | None = submission.opt_namespace(),
-    severity: submission.Severity = submission.opt_severity(),
-    submit_min_score: float | None = submission.opt_min_score(),
+    submit: bool = options.opt_submit(),
+    platform: str | None = options.opt_platform(),
+    key: str | None = options.opt_key(),
+    account_namespace: str | None = options.opt_namespace(),
+    severity: options.Severity = options.opt_severity(),
+    submit_min_score: float | None = options.opt_min_score(),
 ) -> None:
     """Find near-duplicate review templates (MinHash + LSH); write `fake_review` findings as JSON."""
     from fanchaoxin.detect import reviews as R
 
-    submission.check_options(submit, platform, key)
+    options.check_options(submit, platform, key)
     try:
         wanted = [text_col, *([id_col] if id_col else []), *([author_col] if author_col else [])]
         cols = R.read_columns(input, wanted, unique=[id_col] if id_col else [])

@@ -315,6 +315,8 @@ def read_table(
     nullable: Iterable[str] = (),
     unique: Iterable[str] = (),
     allow_empty: bool = False,
+    columns: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> duckdb.DuckDBPyRelation:
     """Read a CSV or Parquet file strictly and return a lazy, typed DuckDB relation over it.
 
@@ -326,6 +328,9 @@ def read_table(
 
     Raises InputError — never returns a relation that will fail later on bad values.
     """
+    if columns:  # #20 (being written): --col NAME=COLUMN mappings and --timezone
+        raise NotImplementedError("column mappings are being written (#20)")
+    del timezone
     path = Path(path)
     required = list(dict.fromkeys(required_columns))
     types = dict(types or {})

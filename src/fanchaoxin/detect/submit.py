@@ -58,7 +58,6 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -68,6 +67,7 @@ from fanchaoxin.core import crypto
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.identifiers import IdentifierError, normalise
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.options import Severity, check_options
 from fanchaoxin.detect.report import BEHAVIOUR_ZH, dumps
 
 __all__ = [
@@ -96,12 +96,6 @@ _KEY_RE = re.compile(r"fcx-detect-[0-9a-f]{64}")
 _KEY_LINE = "提交标识 / submission key: "
 _TERMINAL = frozenset({"rejected", "expired", "revoked", "repaired"})  # no more evidence accepted
 _EXCERPT_MAX = 4_000  # evidence JSON in the facts of uploaded entries (repeated for every subject)
-
-
-class Severity(StrEnum):
-    minor = "minor"
-    general = "general"
-    serious = "serious"
 
 
 class SubmitError(Exception):
@@ -759,24 +753,6 @@ def open_client(url: str) -> AbstractContextManager[Any]:
     return httpx.Client(base_url=url, timeout=60.0, follow_redirects=False)
 
 
-def check_options(submit: bool, platform: str | None, key: str | None) -> None:
-    """Before any detection work: --submit needs a platform URL and a key (exit 2 otherwise)."""
-    if not submit:
-        return
-    missing = [
-        what
-        for what, v in (("--platform (or FCX_PLATFORM_URL)", platform), ("--key (or FCX_API_KEY)", key))
-        if not v
-    ]
-    if missing:
-        typer.echo(f"error: --submit needs {' and '.join(missing)}", err=True)
-        raise typer.Exit(2)
-    assert platform is not None
-    if not re.match(r"^https?://[^/\s]+", platform):
-        typer.echo(f"error: --platform must be an http(s) URL, not {platform!r}", err=True)
-        raise typer.Exit(2)
-
-
 def cli_submit(
     findings: Iterable[Finding],
     *,
@@ -809,61 +785,3 @@ def cli_submit(
     if not report.ok:
         raise typer.Exit(1)
     return report
-
-
-# Options shared by every `fcx detect` command that yields findings (fresh objects for each command).
-
-_SUBMIT_PANEL = "Submit to the platform"
-
-
-def opt_submit() -> Any:
-    return typer.Option(
-        False,
-        "--submit",
-        help="Send the findings to the platform as candidate blacklist entries (status submitted).",
-        rich_help_panel=_SUBMIT_PANEL,
-    )
-
-
-def opt_platform() -> Any:
-    return typer.Option(
-        None,
-        "--platform",
-        envvar="FCX_PLATFORM_URL",
-        help="Platform base URL, e.g. https://fcx.example.gov.cn.",
-        rich_help_panel=_SUBMIT_PANEL,
-    )
-
-
-def opt_key() -> Any:
-    return typer.Option(
-        None,
-        "--key",
-        envvar="FCX_API_KEY",
-        show_default=False,
-        help="API key of an enterprise_operator.",
-        rich_help_panel=_SUBMIT_PANEL,
-    )
-
-
-def opt_namespace() -> Any:
-    return typer.Option(
-        None,
-        "--account-namespace",
-        help="Your platform's code: accounts become platform_account identifiers <namespace>:<account id>.",
-        rich_help_panel=_SUBMIT_PANEL,
-    )
-
-
-def opt_severity() -> Any:
-    return typer.Option(
-        Severity.minor, "--severity", help="Severity proposed for the entries.", rich_help_panel=_SUBMIT_PANEL
-    )
-
-
-def opt_min_score(*, short: bool = True) -> Any:
-    """`--submit-min-score`, also `--min-score` where the command has no detector option of that name."""
-    names = ("--submit-min-score", "--min-score") if short else ("--submit-min-score",)
-    return typer.Option(
-        None, *names, help="Submit only findings scoring at least this.", rich_help_panel=_SUBMIT_PANEL
-    )

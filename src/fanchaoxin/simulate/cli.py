@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fanchaoxin.simulate import cli_data_access, cli_review_events, cli_rides
 from fanchaoxin.simulate.marketplace import generate
 
 app = typer.Typer(
@@ -48,3 +49,8 @@ def marketplace(
         progress.update(task, completed=len(steps))
     files = ", ".join(f"{k} ({v:,} rows)" for k, v in truth["files"].items())
     typer.echo(f"wrote {out}: {files}; ground truth in truth.json")
+
+
+# The simulators of the three forms of 炒信 detected since #20, each in its own module.
+for _sub in (cli_rides.app, cli_review_events.app, cli_data_access.app):
+    app.registered_commands.extend(_sub.registered_commands)

@@ -1,0 +1,7 @@
+"""Commands of `fcx detect` for deletion (merged into one Typer app by detect/cli.py)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()

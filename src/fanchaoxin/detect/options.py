@@ -1,0 +1,169 @@
+"""Options shared by every `fcx detect` command, kept light so that `fcx detect --help` starts fast (#20).
+
+This module imports only typer and the standard library: the command modules (``cli_*.py``) import
+it at module level and load the detectors, DuckDB, the numeric stack and the platform client only
+inside the command that needs them.
+
+- The submission options (``--submit``, ``--platform``, ``--key`` …) and `check_options`, which every
+  command runs before any detection work.
+- Input options: ``--col NAME=COLUMN`` (repeatable) maps the column a detector expects to the column
+  the enterprise's file has; ``--timezone`` is the zone of times written without an offset (default
+  Asia/Shanghai). `parse_columns` turns the ``--col`` values into the mapping `io.read_table` takes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "Severity",
+    "check_options",
+    "opt_columns",
+    "opt_timezone",
+    "parse_columns",
+]
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+class Severity(StrEnum):
+    minor = "minor"
+    general = "general"
+    serious = "serious"
+
+
+def check_options(submit: bool, platform: str | None, key: str | None) -> None:
+    """Before any detection work: --submit needs a platform URL and a key (exit 2 otherwise)."""
+    if not submit:
+        return
+    missing = [
+        what
+        for what, v in (("--platform (or FCX_PLATFORM_URL)", platform), ("--key (or FCX_API_KEY)", key))
+        if not v
+    ]
+    if missing:
+        typer.echo(f"error: --submit needs {' and '.join(missing)}", err=True)
+        raise typer.Exit(2)
+    assert platform is not None
+    if not re.match(r"^https?://[^/\s]+", platform):
+        typer.echo(f"error: --platform must be an http(s) URL, not {platform!r}", err=True)
+        raise typer.Exit(2)
+
+
+# --- input options ------------------------------------------------------------------------------
+
+_INPUT_PANEL = "Input columns and times"
+
+
+def opt_columns() -> Any:
+    return typer.Option(
+        [],
+        "--col",
+        metavar="NAME=COLUMN",
+        help="Read the detector's column NAME from the file's column COLUMN (repeatable), "
+        "e.g. --col orderid=order_id --col event_time=created_at.",
+        rich_help_panel=_INPUT_PANEL,
+    )
+
+
+def opt_timezone() -> Any:
+    return typer.Option(
+        DEFAULT_TIMEZONE,
+        "--timezone",
+        help="Time zone of times written without an offset (IANA name). Times with an offset and epoch "
+        "seconds are converted to it.",
+        rich_help_panel=_INPUT_PANEL,
+    )
+
+
+def parse_columns(values: Iterable[str], expected: Sequence[str] | None = None) -> dict[str, str]:
+    """`--col NAME=COLUMN` values as {NAME: COLUMN}; exit 2 with a clear line on a malformed or unknown NAME.
+
+    `expected` lists the names the detector reads (required and optional); a NAME outside it is refused
+    so that a typo never silently leaves a column unmapped.
+    """
+    mapping: dict[str, str] = {}
+    for raw in values:
+        name, sep, column = raw.partition("=")
+        name, column = name.strip(), column.strip()
+        if not sep or not name or not column:
+            _usage(f"--col {raw!r}: write NAME=COLUMN, e.g. --col orderid=order_id")
+        if expected is not None and name not in expected:
+            _usage(f"--col {raw!r}: this detector reads no column {name!r}; it reads {', '.join(expected)}")
+        if name in mapping and mapping[name] != column:
+            _usage(f"--col {name}: given twice ({mapping[name]!r} and {column!r})")
+        mapping[name] = column
+    targets = list(mapping.values())
+    dup = sorted({c for c in targets if targets.count(c) > 1})
+    if dup:
+        _usage(f"--col: the file's column {dup[0]!r} is mapped to more than one name")
+    return mapping
+
+
+def _usage(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+# Options shared by every `fcx detect` command that yields findings (fresh objects for each command).
+
+_SUBMIT_PANEL = "Submit to the platform"
+
+
+def opt_submit() -> Any:
+    return typer.Option(
+        False,
+        "--submit",
+        help="Send the findings to the platform as candidate blacklist entries (status submitted).",
+        rich_help_panel=_SUBMIT_PANEL,
+    )
+
+
+def opt_platform() -> Any:
+    return typer.Option(
+        None,
+        "--platform",
+        envvar="FCX_PLATFORM_URL",
+        help="Platform base URL, e.g. https://fcx.example.gov.cn.",
+        rich_help_panel=_SUBMIT_PANEL,
+    )
+
+
+def opt_key() -> Any:
+    return typer.Option(
+        None,
+        "--key",
+        envvar="FCX_API_KEY",
+        show_default=False,
+        help="API key of an enterprise_operator.",
+        rich_help_panel=_SUBMIT_PANEL,
+    )
+
+
+def opt_namespace() -> Any:
+    return typer.Option(
+        None,
+        "--account-namespace",
+        help="Your platform's code: accounts become platform_account identifiers <namespace>:<account id>.",
+        rich_help_panel=_SUBMIT_PANEL,
+    )
+
+
+def opt_severity() -> Any:
+    return typer.Option(
+        Severity.minor, "--severity", help="Severity proposed for the entries.", rich_help_panel=_SUBMIT_PANEL
+    )
+
+
+def opt_min_score(*, short: bool = True) -> Any:
+    """`--submit-min-score`, also `--min-score` where the command has no detector option of that name."""
+    names = ("--submit-min-score", "--min-score") if short else ("--submit-min-score",)
+    return typer.Option(
+        None, *names, help="Submit only findings scoring at least this.", rich_help_panel=_SUBMIT_PANEL
+    )
