@@ -1,3 +1,3 @@
-from fanchaoxin.cli import app
+from fanchaoxin.launch import main
 
-app()
+main()

@@ -164,13 +164,16 @@ def test_cli_blocks_json_keeps_ids_as_read(tmp_path):
     res = CliRunner().invoke(app, [*args, "--behaviour", "fake_review", "--report-json", str(rj)])
     assert res.exit_code == 0, res.output
     blocks = json.loads(out.read_text())
-    assert len(blocks) == 2 and set(blocks[0]) == {"src", "dst", "score"}
+    assert len(blocks) == 2 and {"src", "dst", "score", "status", "accounts"} <= set(blocks[0])
     assert set(blocks[0]["src"]) == {f"b{x:04d}" for x in ring_r}
     assert {f"{y:03d}" for y in ring_c} <= set(blocks[0]["dst"])  # "007" stays "007"
     assert all(len(d) == 3 for d in blocks[0]["dst"])
     assert blocks[0]["score"] > blocks[1]["score"] > 0
     findings = json.loads(rj.read_text())["findings"]
     assert findings[0]["behaviour"] == "fake_review" and findings[0]["subject_ids"] == blocks[0]["src"]
+    # the ring is reported; the second block is the rest of the graph, refused and no finding
+    assert blocks[0]["status"] == "reported" and blocks[0]["lift"] > 5
+    assert blocks[1]["status"] == "refused" and len(findings) == 1
 
 
 def test_cli_rejects_missing_column_and_unknown_behaviour(tmp_path):

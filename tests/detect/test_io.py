@@ -105,9 +105,23 @@ def test_unparsable_time_names_row_column_and_value(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", ["2020-01-01", "2020-01-01 00:00:00.5", "2020-01-01 00:00:00+08", "yesterday"]
+    "bad",
+    [
+        "2020-01-01",
+        "2020-01-01 00:00:00.5",
+        "2020-01-01T00:00:00.5+08:00",
+        "2020-01-01 00:00",
+        "2020-01-01 00:00:00 +08:00",
+        "2020-01-01T00:00:00+24:00",
+        "2020-01-01T00:00:00 Asia/Shanghai",
+        "yesterday",
+        "12345678",
+        "15778080000",
+        "1577808000500",
+        "-1577808000",
+    ],
 )
-def test_times_must_be_whole_seconds_without_zone(tmp_path, bad):
+def test_times_that_are_not_whole_seconds_or_could_be_misread(tmp_path, bad):
     p = write(tmp_path, "t.csv", (HEADER + f"1,10,100,{bad}\n").encode())
     with pytest.raises(InputError) as e:
         read(p)

@@ -6,12 +6,14 @@ import csv
 import json
 import random
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.metrics import f1_score, roc_auc_score
 from typer.testing import CliRunner
 
 from fanchaoxin.cli import app
@@ -237,7 +239,12 @@ def test_version_2_model_file_is_refused_clearly(tmp_path: Path) -> None:
         },
         path,
     )
-    with pytest.raises(R.ReviewModelError, match=r"version 2 is not supported.*version 3.*retrain"):
+    with pytest.raises(R.ReviewModelError, match=r"version 2 is not supported.*version 4.*retrain"):
+        R.ReviewModel.load(path)
+    # Version 3 (text model only, no threshold, no behaviour) is refused the same way.
+    payload = {"format": R.MODEL_FORMAT, "version": 3, "pipeline": None, "positive": "a", "negative": "b"}
+    joblib.dump(payload, path)
+    with pytest.raises(R.ReviewModelError, match=r"version 3 is not supported.*retrain"):
         R.ReviewModel.load(path)
 
 
@@ -260,7 +267,7 @@ def test_nb_weighting_and_method_grid() -> None:
 def test_tune_picks_a_grid_method_on_chinese() -> None:
     texts, labels = chinese_corpus(seed=9, n_fake=40)
     model = R.train_model(texts, labels, "刷评", tune=True, inner_splits=3)
-    assert model.meta["tuned"] and model.meta["method"] in {str(m) for m in R.TUNE_GRID}
+    assert model.meta["tuned"] and model.meta["method"] in {str(m) for m in R.CHINESE_GRID}
     fresh = "好评好评!这个书包和描述的一模一样,做工特别精致,性价比超高,已经推荐给朋友了,给卖家点赞!"
     real = "鱼竿第二节有一条细裂纹，拍照给客服以后补寄了一节，钓了两次还没问题。"
     s_fake, s_real = model.score([fresh, real])
@@ -324,13 +331,27 @@ def test_default_is_a_char_and_word_logit_average() -> None:
     assert all(np.mean((row >= 0) == (np.array(fresh_labels) == "deceptive")) >= 0.9 for row in logits)
 
 
-def test_default_on_chinese_is_its_character_members() -> None:
-    # No Latin words: the word members abstain (no features, not fitted) and the ensemble scores
-    # exactly what its character members score on their own — Chinese needs no word segmenter.
+def test_chinese_texts_get_characters_and_segmented_words() -> None:
     texts, labels = chinese_corpus(seed=5)
+    english, _ = english_corpus(seed=5, n=10)
+    assert R.is_chinese(texts) and not R.is_chinese(english)
+    assert R.default_method(texts) == R.CHINESE_METHOD and R.default_method(english) == R.DEFAULT_METHOD
     model = R.train_model(texts, labels, "刷评")
+    assert model.meta["method"] == str(R.CHINESE_METHOD)
+    # jieba segments the CJK runs only: Latin words and punctuation are other blocks' features.
+    assert R.chinese_words("服务员很热情，wifi快！") == ["服务员", "很", "热情", "快"]
+    assert R.chinese_words("great hotel") == []
+    # Both members have features on Chinese text; each separates the planted templates on its own.
+    logits = model.pipeline.member_logits(["好评好评!这个书包和描述的一模一样,五星好评!", GENUINE[0]])
+    assert not np.isnan(logits).any() and (logits[:, 0] > logits[:, 1]).all()
+
+    # The English default on Chinese text: its Latin-word members abstain (no features, not fitted)
+    # and the ensemble scores exactly what its character member scores on its own.
+    english_default = R.train_model(texts, labels, "刷评", method=R.DEFAULT_METHOD)
     abstain = [
-        m for m, clf in zip(R.DEFAULT_METHOD.members, model.pipeline.models_, strict=True) if clf is None
+        m
+        for m, clf in zip(R.DEFAULT_METHOD.members, english_default.pipeline.models_, strict=True)
+        if clf is None
     ]
     assert abstain and all(set(R.FEATURE_SETS[m.features]) <= {"word1-2", "word1-3"} for m in abstain)
     chars = R.Method(tuple(m for m in R.DEFAULT_METHOD.members if m not in abstain))
@@ -339,9 +360,8 @@ def test_default_on_chinese_is_its_character_members() -> None:
         "好评好评!这个书包和描述的一模一样,五星好评!",
         "鱼竿第二节有一条细裂纹，拍照给客服以后补寄了一节。",
     ]
-    assert np.allclose(model.score(probe), alone.score(probe), rtol=0, atol=1e-12)
-    assert not np.isnan(model.score(probe)).any()
-    # A method with only word members cannot be trained on text without Latin words.
+    assert np.allclose(english_default.score(probe), alone.score(probe), rtol=0, atol=1e-12)
+    # A method with only Latin-word members cannot be trained on text without Latin words.
     y, _ = R.encode_labels(labels, "刷评")
     with pytest.raises(ValueError, match="no member has any features"):
         R.build_pipeline(method=R.Method.of(R.NB_WORD)).fit(texts, y)
@@ -360,15 +380,20 @@ def test_grouped_cv_seed_shuffles_groups_and_method_is_used() -> None:
 @needs_ott
 @pytest.mark.slow
 def test_grouped_cv_on_dev_file_well_above_chance(tmp_path: Path) -> None:
-    # A behaviour check with 4 folds, not the benchmark (bench/bench_reviews.py reports that).
+    # A behaviour check on half the hotels with 4 folds, not the benchmark (bench/bench_reviews.py
+    # reports that): the whole model (threshold chosen inside each training fold) well above chance.
+    with OTT.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    hotels = sorted({r["hotel"] for r in rows})[:8]
+    half = write_csv(
+        tmp_path / "ott-half.csv",
+        ["text", "label", "hotel"],
+        [[r["text"], r["label"], r["hotel"]] for r in rows if r["hotel"] in hotels],
+    )
     res = invoke(
         "train",
         "--input",
-        OTT,
-        "--text-col",
-        "text",
-        "--label-col",
-        "label",
+        half,
         "--positive",
         "deceptive",
         "--model",
@@ -381,12 +406,16 @@ def test_grouped_cv_on_dev_file_well_above_chance(tmp_path: Path) -> None:
         "2",
     )
     assert res.exit_code == 0, res.output
-    m = re.search(r"GroupKFold by hotel, 4 folds, 16 groups\): accuracy ([0-9.]+) ± ([0-9.]+)", res.output)
+    m = re.search(
+        r"by hotel, 4 folds, 8 groups\): AUC ([0-9.]+) ± [0-9.]+, F1 ([0-9.]+) ± [0-9.]+, "
+        r"accuracy ([0-9.]+) ± [0-9.]+",
+        res.output,
+    )
     assert m, res.output
-    assert float(m.group(1)) >= 0.8
+    assert float(m.group(1)) >= 0.85 and float(m.group(2)) >= 0.75 and float(m.group(3)) >= 0.75
     meta = R.ReviewModel.load(tmp_path / "m.joblib").meta
-    assert meta["grouped_cv"]["folds"] == 4 and meta["n_train"] == 1280
-    assert meta["method"] == str(R.DEFAULT_METHOD)
+    assert meta["grouped_cv"]["folds"] == 4 and meta["n_train"] == 640
+    assert meta["method"] == str(R.DEFAULT_METHOD) and meta["threshold_from"].startswith("best F1")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -511,6 +540,284 @@ def test_grouped_cv_needs_enough_groups(tmp_path: Path) -> None:
         "5",
     )
     assert res.exit_code == 1 and "fewer than the 5 CV folds" in res.output
+
+
+# ----------------------------------------------------------------------------------------------------
+# Rating and reviewer behaviour (#20)
+# ----------------------------------------------------------------------------------------------------
+
+DIANPING = DATA / "reviews" / "dianping-dev.csv"
+needs_dianping = pytest.mark.skipif(
+    not DIANPING.is_file(), reason=f"development data {DIANPING} not present (see shared/data/README.md)"
+)
+
+
+def test_behaviour_features_by_hand() -> None:
+    # u1 posts three reviews from one IP within 40 minutes (a burst), two of them the same text; u2
+    # shares that IP; u3 is alone. Product p1 has ratings 5, 5, 5, 1.
+    t0 = 1_700_000_000.0
+    table = R.ReviewTable(
+        ["好评好评，五星！", "好评好评，五星!", "菜量很足，上菜慢", "服务一般，环境吵", "价格偏贵"],
+        rating=[5, 5, 5, 1, 3],
+        user=["u1", "u1", "u1", "u2", "u3"],
+        ip=["ip1", "ip1", "ip1", "ip1", "ip2"],
+        product=["p1", "p1", "p1", "p1", "p2"],
+        time=[t0, t0 + 1200, t0 + 2400, t0 + 30 * 86400, t0],
+    )
+    X, names = R.behaviour_features(table, np.zeros(5), table.inputs, top_rating=5.0)
+    f = {name: X[:, i] for i, name in enumerate(names)}
+    assert list(f["user_reviews"]) == [3, 3, 3, 1, 1]
+    assert list(f["ip_reviews"]) == [4, 4, 4, 4, 1]
+    assert list(f["ip_users"]) == [2, 2, 2, 2, 1] and list(f["user_ips"]) == [1, 1, 1, 1, 1]
+    assert list(f["ip_top_rating_share"]) == [0.75, 0.75, 0.75, 0.75, 0.0]
+    assert f["rating_minus_product_mean"][3] == pytest.approx(1 - 5)  # against the product's other reviews
+    assert f["rating_minus_product_mean"][0] == pytest.approx(5 - (5 + 5 + 1) / 3)
+    assert np.isnan(f["rating_minus_product_mean"][4])  # no other review of p2
+    assert list(f["user_reviews_within_1h"]) == [2, 2, 2, 0, 0]
+    assert list(f["ip_reviews_within_1h"]) == [2, 2, 2, 0, 0]
+    assert list(f["product_reviews_within_1d"]) == [2, 2, 2, 0, 0]
+    assert list(f["same_text_reviews"]) == [1, 1, 0, 0, 0]  # full/half-width '！' folded
+    assert list(f["user_reviews_of_product"]) == [3, 3, 3, 1, 1]
+    # Only the inputs asked for: without a product there is no product feature.
+    X2, names2 = R.behaviour_features(table, np.zeros(5), ("rating", "user"), top_rating=5.0)
+    assert "product_reviews" not in names2 and "user_reviews" in names2 and X2.shape == (5, len(names2))
+    # Connected components of the user–IP graph: u1, u2 (via ip1) and u3.
+    groups = R.account_groups(table)
+    assert groups is not None and groups[0] == groups[3] != groups[4]
+
+
+def crew_file(tmp_path: Path, seed: int, n_crews: int = 8, n_genuine: int = 120) -> Path:
+    """Reviews where the text says little and behaviour a lot: crews of 3 accounts on one IP post
+    five-star reviews in bursts; genuine reviewers post once each, any rating, from their own IP."""
+    rng = random.Random(seed)
+    rows = []
+    words = ["菜", "服务", "环境", "价格", "味道", "上菜", "停车", "排队"]
+
+    def text() -> str:
+        return "，".join(rng.choice(words) + rng.choice(["不错", "一般", "还行", "可以"]) for _ in range(3))
+
+    start = 1_700_000_000
+    for c in range(n_crews):
+        t = start + rng.randrange(0, 30 * 86400)
+        for k in range(6):
+            when = t + k * rng.randrange(60, 600)
+            rows.append(
+                [text(), "刷评", "5", f"crew{c}-{k % 3}", f"10.0.0.{c}", f"shop{rng.randrange(5)}", when]
+            )
+    for g in range(n_genuine):
+        when = start + rng.randrange(0, 30 * 86400)
+        star = str(rng.choice([1, 2, 3, 4, 4, 5, 5]))
+        rows.append(
+            [
+                text(),
+                "真实",
+                star,
+                f"user{g}",
+                f"172.16.{g // 200}.{g % 200}",
+                f"shop{rng.randrange(5)}",
+                when,
+            ]
+        )
+    rng.shuffle(rows)
+    for r in rows:
+        r[6] = datetime.fromtimestamp(r[6], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return write_csv(
+        tmp_path / f"crews{seed}.csv", ["body", "label", "stars", "account", "ip", "shop", "at"], rows
+    )
+
+
+def train_args(path: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--input",
+        str(path),
+        "--text-col",
+        "body",
+        "--positive",
+        "刷评",
+        "--model",
+        str(model),
+        "--rating-col",
+        "stars",
+        "--user-col",
+        "account",
+        "--ip-col",
+        "ip",
+        *extra,
+    ]
+
+
+def test_cli_behaviour_model_threshold_and_score_output(tmp_path: Path) -> None:
+    train = crew_file(tmp_path, seed=1)
+    model = tmp_path / "m.joblib"
+    res = invoke(*train_args(train, model, "--product-col", "shop", "--time-col", "at"))
+    assert res.exit_code == 0, res.output
+    assert "uses rating (stars), user (account), ip (ip), product (shop), time (at)" in res.output
+    payload = joblib.load(model)
+    assert payload["inputs"] == ["rating", "user", "ip", "product", "time"]
+    assert payload["columns"]["user"] == "account"
+    assert 0.0 < payload["threshold"] < 1.0 and payload["stacker"] is not None
+    assert "user_reviews_within_1h" in payload["feature_names"]
+    assert payload["meta"]["threshold_from"].startswith("best F1")
+    assert not model.with_name(model.name + ".part").exists()
+
+    fresh = crew_file(tmp_path, seed=2)  # other crews, other reviewers
+    out = tmp_path / "scores.csv"
+    res = invoke("score", "--model", model, "--input", fresh, "--output", out)
+    assert res.exit_code == 0, res.output
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    with fresh.open(encoding="utf-8") as fh:
+        truth = [r["label"] for r in csv.DictReader(fh)]
+    assert list(rows[0]) == ["row", "score", "label"] and len(rows) == len(truth)
+    scores = np.array([float(r["score"]) for r in rows])
+    labelled = [r["label"] for r in rows]
+    assert labelled == ["刷评" if s >= payload["threshold"] else "真实" for s in scores]
+    assert np.mean([a == b for a, b in zip(labelled, truth, strict=True)]) >= 0.9
+
+    # --threshold overrides the saved one at scoring; at training it is saved instead of the chosen one.
+    res = invoke("score", "--model", model, "--input", fresh, "--output", out, "--threshold", "0.999999")
+    assert res.exit_code == 0, res.output
+    with out.open(encoding="utf-8") as fh:
+        high = [r["label"] for r in csv.DictReader(fh)]
+    assert high == ["刷评" if s >= 0.999999 else "真实" for s in scores] and high != labelled
+    res = invoke(*train_args(train, model, "--threshold", "0.3"))
+    assert res.exit_code == 0, res.output
+    assert joblib.load(model)["threshold"] == 0.3 and R.ReviewModel.load(model).inputs == (
+        "rating",
+        "user",
+        "ip",
+    )
+
+
+def test_cli_cv_by_accounts(tmp_path: Path) -> None:
+    train = crew_file(tmp_path, seed=7)
+    model = tmp_path / "m.joblib"
+    res = invoke(*train_args(train, model, "--cv-by-accounts", "--cv", "3"))
+    assert res.exit_code == 0, res.output
+    # 8 crews (3 accounts on one IP each) and 120 lone reviewers: 128 user–IP components.
+    m = re.search(
+        r"by user–IP components, 3 folds, 128 groups\): AUC ([0-9.]+) ± [0-9.]+, F1 ([0-9.]+)", res.output
+    )
+    assert m, res.output
+    assert float(m.group(1)) >= 0.85 and float(m.group(2)) >= 0.7  # the texts alone are at chance
+    assert R.ReviewModel.load(model).meta["grouped_cv"]["groups_by"] == "user-IP components"
+    res = invoke(
+        "train",
+        "--input",
+        train,
+        "--text-col",
+        "body",
+        "--positive",
+        "刷评",
+        "--model",
+        model,
+        "--cv-by-accounts",
+    )
+    assert res.exit_code == 2 and "--cv-by-accounts needs --user-col or --ip-col" in res.output
+
+
+def test_behaviour_beats_text_when_text_says_little(tmp_path: Path) -> None:
+    train, fresh = crew_file(tmp_path, seed=3), crew_file(tmp_path, seed=4)
+    cols = {"text": "body", "rating": "stars", "user": "account", "ip": "ip", "label": "label"}
+    table, other = R.read_reviews(train, cols)
+    with_behaviour = R.train_model(table, other["label"], "刷评")
+    text_only = R.train_model(table.texts, other["label"], "刷评")
+    test, test_other = R.read_reviews(fresh, cols)
+    y = np.array([v == "刷评" for v in test_other["label"]])
+    assert roc_auc_score(y, with_behaviour.score(test)) >= 0.95
+    assert roc_auc_score(y, text_only.score(test.texts)) < 0.8  # the texts are drawn alike
+    assert text_only.stacker is None and text_only.inputs == ()
+
+
+def test_score_refuses_a_file_without_a_column_the_model_needs(tmp_path: Path) -> None:
+    train = crew_file(tmp_path, seed=5)
+    model = tmp_path / "m.joblib"
+    assert invoke(*train_args(train, model)).exit_code == 0
+    with train.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    no_ip = write_csv(
+        tmp_path / "no_ip.csv",
+        ["body", "stars", "account"],
+        [[r["body"], r["stars"], r["account"]] for r in rows],
+    )
+    out = tmp_path / "s.csv"
+    res = invoke("score", "--model", model, "--input", no_ip, "--output", out)
+    assert res.exit_code == 1
+    assert "missing required column(s) ip" in res.output and "--NAME-col" in res.output
+    assert not out.exists()
+    # The column under another name: --ip-col or --col maps it.
+    renamed = write_csv(
+        tmp_path / "renamed.csv",
+        ["body", "stars", "account", "addr"],
+        [[r["body"], r["stars"], r["account"], r["ip"]] for r in rows],
+    )
+    res = invoke("score", "--model", model, "--input", renamed, "--output", out, "--ip-col", "addr")
+    assert res.exit_code == 0, res.output
+    first = out.read_text(encoding="utf-8")
+    res = invoke("score", "--model", model, "--input", renamed, "--output", out, "--col", "ip=addr")
+    assert res.exit_code == 0, res.output
+    assert out.read_text(encoding="utf-8") == first
+    # A library caller gets the same refusal.
+    with pytest.raises(R.ReviewModelError, match="ip"):
+        R.ReviewModel.load(model).score(R.ReviewTable(["好评"], rating=[5], user=["u"]))
+
+
+def test_bad_behaviour_inputs(tmp_path: Path) -> None:
+    train = crew_file(tmp_path, seed=6)
+    with train.open(encoding="utf-8") as fh:
+        rows = [list(r.values()) for r in csv.DictReader(fh)]
+    rows[6][2] = "five"
+    bad = write_csv(tmp_path / "bad.csv", ["body", "label", "stars", "account", "ip", "shop", "at"], rows)
+    res = invoke(*train_args(bad, tmp_path / "m.joblib"))
+    assert res.exit_code == 1 and "data row 7" in res.output and "stars" in res.output
+    res = invoke(
+        "train",
+        "--input",
+        train,
+        "--text-col",
+        "body",
+        "--positive",
+        "刷评",
+        "--model",
+        tmp_path / "m.joblib",
+        "--time-col",
+        "at",
+    )
+    assert res.exit_code == 1 and "time column needs a user, IP or product" in res.output
+    res = invoke(*train_args(train, tmp_path / "m.joblib", "--col", "user=other"))
+    assert res.exit_code == 2 and "different columns" in res.output
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_best_f1_threshold() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+    # Positives at ≥ 0.6 give TP 3, FP 1: F1 6/7, the best; the cut falls halfway to the next score.
+    assert R.best_f1_threshold(y, s) == pytest.approx(0.4)
+    assert R.best_f1_threshold(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+
+
+@needs_dianping
+def test_dianping_held_out_accounts_beat_the_five_star_rule() -> None:
+    # A behaviour check, not the benchmark (bench/bench_reviews.py runs the 5-fold grouped CV): train on
+    # half of the user–IP components, score the other half as a file of its own, label at the threshold
+    # chosen on the training half, and compare with "five stars ⇒ fake" on the same reviews.
+    table, other = R.read_reviews(
+        DIANPING, {"text": "text", "rating": "star", "user": "user", "ip": "ip", "label": "label"}
+    )
+    groups = R.account_groups(table)
+    assert groups is not None
+    components = np.random.default_rng(0).permutation(np.unique(groups))
+    train_rows = np.flatnonzero(np.isin(groups, components[: len(components) // 2]))
+    test_rows = np.flatnonzero(~np.isin(groups, components[: len(components) // 2]))
+    model = R.train_model(table.take(train_rows), [other["label"][i] for i in train_rows], "+")
+    test = table.take(test_rows)
+    y = np.array([other["label"][i] == "+" for i in test_rows])
+    scores = model.score(test)
+    five_stars = f1_score(y, np.asarray(test.rating) >= 5)
+    assert f1_score(y, scores >= model.threshold) > five_stars + 0.02
+    assert roc_auc_score(y, scores) >= 0.85
 
 
 # ----------------------------------------------------------------------------------------------------

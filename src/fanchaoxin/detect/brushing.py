@@ -37,8 +37,9 @@ shop's brushing windows (≥ `rate` by construction; larger is more suspicious).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -266,14 +267,27 @@ class ChunkResult:
     shops: list[ShopResult]
 
 
-def read_orders(path: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
-    """Read and validate orders (CSV/Parquet): ids exact, times to the second, order ids unique."""
+def read_orders(
+    path: str | Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> duckdb.DuckDBPyRelation:
+    """Read and validate orders (CSV, Parquet, JSON Lines): ids exact, times to the second, order ids unique.
+
+    `columns` maps ``orderid, shopid, userid, event_time`` to the file's names where they differ;
+    times become naive local times in `timezone` (see fanchaoxin.detect.io), the clock the rule's
+    windows run on.
+    """
     return read_table(
         path,
         REQUIRED_COLUMNS,
         types={"orderid": "ID", "shopid": "ID", "userid": "ID", "event_time": "TIMESTAMP"},
         unique=["orderid"],
         con=con,
+        columns=columns,
+        timezone=timezone,
     )
 
 

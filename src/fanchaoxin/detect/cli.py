@@ -1,7 +1,8 @@
 """`fcx detect`: the monitoring toolkit's command group.
 
 Each family of detectors keeps its commands in its own module; they are merged here so that
-`fcx detect --help` lists them all in one place.
+`fcx detect --help` lists them all in one place. `fcx detect …` runs this app on its own, without the
+platform (fanchaoxin.launch): these modules import the detectors only inside their commands.
 """
 
 import typer
@@ -9,7 +10,9 @@ import typer
 from fanchaoxin.detect import cli_datatrade, cli_deletion, cli_groups, cli_orders, cli_subsidy, cli_text
 
 app = typer.Typer(
-    help="Detect 炒信 in an enterprise's own data (CSV or Parquet, on DuckDB).", no_args_is_help=True
+    help="Detect 炒信 in an enterprise's own data (CSV, Parquet or JSON Lines, on DuckDB).",
+    no_args_is_help=True,
+    add_completion=False,  # run on its own by fanchaoxin.launch; `fcx --install-completion` covers it
 )
 for _sub in (
     cli_orders.app,

@@ -8,6 +8,11 @@ Every command writes its findings to ``--output`` (``.json`` or ``.csv`` by the 
 and a JSON report (``--report-html`` / ``--report-json``, by default next to the output as
 ``<name>.report.html`` / ``<name>.report.json``). Bad input ends with exit status 2 and one line on
 stderr naming the file, row and column — no traceback, nothing dropped silently.
+
+Inputs: CSV, Parquet or JSON Lines; ``--col NAME=COLUMN`` reads a column under another name, and
+``--timezone`` is the zone of times without an offset (fanchaoxin.detect.options). The detectors,
+DuckDB, the report writer and the platform client are imported inside the commands (fast-start rule,
+fanchaoxin.launch).
 """
 
 from __future__ import annotations
@@ -25,13 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import options
-from fanchaoxin.detect import submit as submission
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.detect.io import InputError
-from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
-from fanchaoxin.detect.parcels import Params, detect_empty_parcels, load_waybills, missing_values
-from fanchaoxin.detect.registrations import find_clusters, load_registrations
-from fanchaoxin.detect.report import dumps, write_report
 
 app = typer.Typer()
 
@@ -46,11 +45,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _guard() -> Iterator[None]:
+    from fanchaoxin.detect.io import InputError
+
     try:
         yield
-    except InputError as exc:
-        _fail(str(exc))
-    except (OSError, ValueError) as exc:
+    except (InputError, OSError, ValueError) as exc:
         _fail(str(exc))
 
 
@@ -81,6 +80,8 @@ def _report_paths(output: Path, html: Path | None, js: Path | None) -> tuple[Pat
 
 def write_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
     """Findings to `path`: CSV (one row per finding, evidence as JSON) or JSON, by the suffix."""
+    from fanchaoxin.detect.report import dumps
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         with path.open("w", newline="", encoding="utf-8") as fh:
@@ -128,6 +129,8 @@ def _finish(
     meta: dict[str, Any],
     step: Callable[..., None],
 ) -> None:
+    from fanchaoxin.detect.report import write_report
+
     step("writing")
     html, js = _report_paths(output, report_html, report_json)
     write_findings(output, findings, meta)
@@ -135,14 +138,15 @@ def _finish(
     typer.echo(f"{len(findings):,} findings → {output}; report: {html}, {js}")
 
 
-def _columns(pairs: list[str] | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for p in pairs or []:
-        key, sep, val = p.partition("=")
-        if not sep or key not in allowed or not val:
-            _fail(f"--column {p!r}: expected NAME=COLUMN with NAME one of {', '.join(allowed)}")
-        out[key] = val
-    return out
+def _columns(col: list[str], column: list[str] | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    # --column NAME=COLUMN is the name these commands had before --col was shared by every detector
+    return options.parse_columns([*col, *(column or [])], expected=allowed)
+
+
+def _submit(findings: list[Finding], **kw: Any) -> None:
+    from fanchaoxin.detect import submit as submission
+
+    submission.cli_submit(findings, **kw)
 
 
 _OUT_HELP = "Findings file: .json or .csv by its suffix."
@@ -153,9 +157,16 @@ _JSON_HELP = "JSON report (default: <output name>.report.json next to --output).
 @app.command("lockstep")
 def lockstep_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="Actions file (CSV or Parquet)."),
-    user: str = typer.Option("userid", "--user", help="User column."),
-    item: str = typer.Option("itemid", "--item", help="Item (product, page, shop) column."),
-    time_col: str = typer.Option("event_time", "--time", help="Time column, YYYY-MM-DD HH:MM:SS."),
+    user: str | None = typer.Option(None, "--user", show_default="userid", help="User column."),
+    item: str | None = typer.Option(
+        None, "--item", show_default="itemid", help="Item (product, page, shop) column."
+    ),
+    time_col: str | None = typer.Option(
+        None,
+        "--time",
+        show_default="event_time",
+        help="Time column: YYYY-MM-DD HH:MM:SS, ISO 8601 (with or without an offset) or epoch seconds.",
+    ),
     window: int = typer.Option(
         3600, "--window", min=1, help="Δt in seconds: max distance to an item's centre time."
     ),
@@ -179,15 +190,24 @@ def lockstep_cmd(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(),
+    col: list[str] = options.opt_columns(),
+    timezone: str = options.opt_timezone(),
 ) -> None:
     """Lockstep groups (CopyCatch): ≥ m users acting on the same ≥ n items at the same times."""
     if behaviour not in ("fake_review", "order_brushing"):
         _fail("--behaviour must be fake_review or order_brushing")
     options.check_options(submit, platform, key)
+    # --col user=… is --user …, and so on: one name per column however it is given
+    columns = options.parse_columns(col, expected=["user", "item", "time"])
+    user = options.pick_column("user", "--user", user, columns) or "userid"
+    item = options.pick_column("item", "--item", item, columns) or "itemid"
+    time_col = options.pick_column("time", "--time", time_col, columns) or "event_time"
+    from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
+
     t0 = time.perf_counter()
     with _guard(), _progress("lockstep") as step:
         step("reading")
-        ul, il, uc, ic, t = load_actions(input, user=user, item=item, time=time_col)
+        ul, il, uc, ic, t = load_actions(input, user=user, item=item, time=time_col, timezone=timezone)
         step("searching", 0, None)
         groups = copycatch(
             uc,
@@ -209,6 +229,7 @@ def lockstep_cmd(
                 "user": user,
                 "item": item,
                 "time": time_col,
+                "timezone": timezone,
                 "window_seconds": window,
                 "min_users": min_users,
                 "min_items": min_items,
@@ -228,7 +249,7 @@ def lockstep_cmd(
             step=step,
         )
     if submit:
-        submission.cli_submit(
+        _submit(
             findings,
             platform=platform,
             key=key,
@@ -244,9 +265,7 @@ _REG_COLS = ("account", "registered_at", "device_id", "ip", "phone", "nickname")
 @app.command("registrations")
 def registrations_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="Registrations file (CSV or Parquet)."),
-    column: list[str] | None = typer.Option(
-        None, "--column", help=f"NAME=COLUMN, NAME in {', '.join(_REG_COLS)}."
-    ),
+    column: list[str] | None = typer.Option(None, "--column", hidden=True, help="The same as --col."),
     ip_window: int = typer.Option(
         3600, "--ip-window", min=1, help="Seconds: same-IP registrations link within."
     ),
@@ -268,14 +287,21 @@ def registrations_cmd(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(short=False),
+    col: list[str] = options.opt_columns(),
+    timezone: str = options.opt_timezone(),
 ) -> None:
-    """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs."""
+    """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs.
+
+    Columns: account, registered_at, and any of device_id, ip, phone, nickname (--col NAME=COLUMN).
+    """
     options.check_options(submit, platform, key)
-    cols = _columns(column, _REG_COLS)
+    cols = _columns(col, column, _REG_COLS)
+    from fanchaoxin.detect.registrations import find_clusters, load_registrations
+
     t0 = time.perf_counter()
     with _guard(), _progress("registrations") as step:
         step("reading")
-        reg = load_registrations(input, columns=cols)
+        reg = load_registrations(input, columns=cols, timezone=timezone)
         step("linking accounts")
         stats: dict[str, int] = {}
         findings = find_clusters(
@@ -297,6 +323,7 @@ def registrations_cmd(
             "stats": stats,
             "parameters": {
                 "columns": cols,
+                "timezone": timezone,
                 "ip_window": ip_window,
                 "seq_window": seq_window,
                 "phone_gap": phone_gap,
@@ -318,7 +345,7 @@ def registrations_cmd(
             step=step,
         )
     if submit:
-        submission.cli_submit(
+        _submit(
             findings,
             platform=platform,
             key=key,
@@ -345,7 +372,7 @@ _WB_COLS = (
 @app.command("parcels")
 def parcels_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="Waybills file (CSV or Parquet)."),
-    column: list[str] | None = typer.Option(None, "--column", help="NAME=COLUMN for the waybill columns."),
+    column: list[str] | None = typer.Option(None, "--column", hidden=True, help="The same as --col."),
     min_score: float = typer.Option(
         0.5, "--min-score", min=0.0, max=1.0, help="Flag waybills scoring ≥ this."
     ),
@@ -375,12 +402,20 @@ def parcels_cmd(
         "staff numbers only (identifiers become <USCC>:<staff number>).",
         rich_help_panel="Submit to the platform",
     ),
+    col: list[str] = options.opt_columns(),
+    timezone: str = options.opt_timezone(),
 ) -> None:
-    """Empty-parcel waybills, and senders / couriers where they concentrate."""
+    """Empty-parcel waybills, and senders / couriers where they concentrate.
+
+    Columns: waybill, courier, sender, pickup_time, and where known sign_time, weight_kg, origin_city,
+    dest_city, distance_km, transit_scans (--col NAME=COLUMN).
+    """
     if courier_kind not in ("courier_staff", "courier_company"):
         _fail("--courier-kind must be courier_staff or courier_company")
     options.check_options(submit, platform, key)
-    cols = _columns(column, _WB_COLS)
+    cols = _columns(col, column, _WB_COLS)
+    from fanchaoxin.detect.parcels import Params, detect_empty_parcels, load_waybills, missing_values
+
     params = Params(
         min_score=min_score,
         v_ok=v_ok,
@@ -392,7 +427,7 @@ def parcels_cmd(
     t0 = time.perf_counter()
     with _guard(), _progress("parcels") as step:
         step("reading")
-        wb = load_waybills(input, columns=cols)
+        wb = load_waybills(input, columns=cols, timezone=timezone)
         step("scoring")
         findings = detect_empty_parcels(wb, params, progress=lambda d, n: step("waybill findings", d, n))
         levels = {
@@ -406,7 +441,7 @@ def parcels_cmd(
             "findings": levels,
             # unknown values give no signal rather than being dropped or guessed: say how many
             "missing_values": missing_values(wb),
-            "parameters": {"columns": cols, **params.__dict__},
+            "parameters": {"columns": cols, "timezone": timezone, **params.__dict__},
             "note": "waybill scores are in [0, 1]; sender and courier scores are −log10 P",
             "seconds": round(time.perf_counter() - t0, 3),
         }
@@ -420,7 +455,7 @@ def parcels_cmd(
             step=step,
         )
     if submit:
-        submission.cli_submit(
+        _submit(
             findings,
             platform=platform,
             key=key,

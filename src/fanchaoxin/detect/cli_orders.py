@@ -1,10 +1,13 @@
 """Commands of `fcx detect` on orders and interaction graphs (merged into one Typer app by detect/cli.py).
 
 - ``order-brushing`` — 刷单炒信 by the exact Shopee order-brushing rule (detect/brushing.py).
-- ``dense-blocks`` — FRAUDAR dense blocks in an account × item graph (detect/fraudar.py).
+- ``dense-blocks`` — FRAUDAR dense blocks in an account × item graph (detect/fraudar.py), guarded.
 
 Bad input is answered with one clear message on stderr naming the file, row and column, and exit
 status 2; nothing is written then.
+
+The detectors, DuckDB, the report writer and the platform client are imported inside the commands
+(fast-start rule, fanchaoxin.launch): `fcx detect --help` loads none of them.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ import json
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from fanchaoxin.core.spreadsheet import safe_row
-from fanchaoxin.detect import brushing, fraudar, options
-from fanchaoxin.detect import submit as submission
+from fanchaoxin.detect import options
 from fanchaoxin.detect.findings import BEHAVIOURS, Finding
-from fanchaoxin.detect.io import InputError
-from fanchaoxin.detect.report import write_report
+
+if TYPE_CHECKING:
+    from fanchaoxin.detect.io import InputError
 
 app = typer.Typer()
 
@@ -49,13 +52,18 @@ def _write_reports(
     """The findings for review, in the toolkit's shared report format (detect/report.py)."""
     if report_json is None and report_html is None:
         return
+    from fanchaoxin.detect.report import write_report
+
     write_report(findings, title=title, html_path=report_html, json_path=report_json, meta=meta)
 
 
 @app.command("order-brushing")
 def order_brushing(
     input: Path = typer.Option(
-        ..., "--input", "-i", help="Orders, CSV or Parquet: orderid, shopid, userid, event_time."
+        ...,
+        "--input",
+        "-i",
+        help="Orders, CSV, Parquet or JSON Lines: orderid, shopid, userid, event_time (other names: --col).",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the answer (CSV)."),
     format: OutputFormat = typer.Option(
@@ -78,16 +86,22 @@ def order_brushing(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(),
+    col: list[str] = options.opt_columns(),
+    timezone: str = options.opt_timezone(),
 ) -> None:
     """刷单炒信: shops whose orders in some window number ≥ rate × their buyers (Shopee rule, exact)."""
     if not rate > 0:
         typer.echo("--rate must be > 0", err=True)
         raise typer.Exit(code=2)
     options.check_options(submit, platform, key)
+    columns = options.parse_columns(col, expected=["orderid", "shopid", "userid", "event_time"])
+    from fanchaoxin.detect import brushing
+    from fanchaoxin.detect.io import InputError
+
     started = time.perf_counter()
     details = format is OutputFormat.detail or report_html is not None or report_json is not None or submit
     try:
-        rel = brushing.read_orders(str(input))
+        rel = brushing.read_orders(str(input), columns=columns, timezone=timezone)
         chunks = brushing.detect_order_brushing(rel, window=window, rate=rate, details=details)
         tmp = output.with_name(output.name + ".part")
         n_shops = 0
@@ -145,6 +159,8 @@ def order_brushing(
     meta = {
         "detector": brushing.DETECTOR,
         "input": str(input),
+        "columns": columns,
+        "timezone": timezone,
         "window_seconds": window,
         "rate": rate,
         "shops": n_shops,
@@ -162,6 +178,8 @@ def order_brushing(
         err=True,
     )
     if submit:
+        from fanchaoxin.detect import submit as submission
+
         submission.cli_submit(
             findings,
             platform=platform,
@@ -172,21 +190,69 @@ def order_brushing(
         )
 
 
+_BEHAVIOUR_CHOICES = ", ".join(BEHAVIOURS)
+_GRAPH_PANEL = "Graph columns"
+_GUARD_PANEL = "Guard: which blocks may become findings"
+
+
 @app.command("dense-blocks")
 def dense_blocks(
-    input: Path = typer.Option(..., "--input", "-i", help="Edges, CSV or Parquet, one row per edge."),
-    src: str = typer.Option(..., "--src", help="Column of the accounts (buyers, reviewers)."),
-    dst: str = typer.Option(..., "--dst", help="Column of the items (shops, products)."),
+    input: Path = typer.Option(
+        ..., "--input", "-i", help="Edges, CSV, Parquet or JSON Lines, one row per edge (repeats count once)."
+    ),
+    src: str | None = typer.Option(
+        None,
+        "--src",
+        help="Column of the accounts (reviewers, users) — the subjects of findings. Or --col src=COLUMN.",
+        rich_help_panel=_GRAPH_PANEL,
+    ),
+    dst: str | None = typer.Option(
+        None,
+        "--dst",
+        help="Column of the items (products, IPs, devices, pages). Or --col dst=COLUMN.",
+        rich_help_panel=_GRAPH_PANEL,
+    ),
+    time_col: str | None = typer.Option(
+        None,
+        "--time",
+        help="Column of the edges' times (optional): each account's first and last time in its block. "
+        "Or --col time=COLUMN.",
+        rich_help_panel=_GRAPH_PANEL,
+    ),
     output: Path = typer.Option(
-        ..., "--output", "-o", help="blocks.json: [{src, dst, score}, …] in order found."
+        ...,
+        "--output",
+        "-o",
+        help="blocks.json: every block in the order found — status (reported or refused, with the "
+        "reasons), src, dst, score and per-account evidence.",
     ),
     blocks: int = typer.Option(
         1, "--blocks", "-k", min=1, help="How many blocks to find, one after another."
     ),
-    behaviour: str = typer.Option(
-        "order_brushing",
+    behaviour: str | None = typer.Option(
+        None,
         "--behaviour",
-        help="Behaviour of the findings: order_brushing (buyer × shop), fake_review (reviewer × product).",
+        help="What the blocks are evidence of in this graph, e.g. fake_review (reviewer × product) or "
+        "malicious_registration (account × device or IP); required with --submit and the reports, never "
+        f"assumed. One of {_BEHAVIOUR_CHOICES}.",
+    ),
+    min_lift: float = typer.Option(
+        5.0,
+        "--min-lift",
+        min=0.0,
+        help="Refuse a block whose edge density is below this many times the whole graph's.",
+        rich_help_panel=_GUARD_PANEL,
+    ),
+    max_accounts: int = typer.Option(
+        1000, "--max-accounts", min=1, help="Refuse a block of more accounts.", rich_help_panel=_GUARD_PANEL
+    ),
+    max_account_share: float = typer.Option(
+        0.5,
+        "--max-account-share",
+        min=0.0,
+        max=1.0,
+        help="Refuse a block holding more than this share of the graph's accounts.",
+        rich_help_panel=_GUARD_PANEL,
     ),
     report_html: Path | None = typer.Option(None, "--report-html", help="Findings as an HTML page."),
     report_json: Path | None = typer.Option(None, "--report-json", help="Findings as JSON."),
@@ -196,35 +262,120 @@ def dense_blocks(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(),
+    col: list[str] = options.opt_columns(),
+    timezone: str = options.opt_timezone(),
 ) -> None:
-    """FRAUDAR: dense, camouflage-resistant blocks of accounts × items (刷单 / 虚假评价 rings)."""
-    if behaviour not in BEHAVIOURS:
-        typer.echo(f"unknown --behaviour {behaviour!r}; one of {', '.join(BEHAVIOURS)}", err=True)
+    """FRAUDAR: dense, camouflage-resistant blocks of accounts × items (review rings, lockstep likes).
+
+    For camouflaged dense blocks in account × item graphs: review rings, lockstep likes or follows,
+    accounts sharing devices or IPs. Not for order brushing in a buyer × shop graph — a brushing shop
+    is one item with a few buyers, no block (the densest block held 3 brushing shops of 12 on the
+    Shopee orders): use `fcx detect order-brushing`. Blocks failing the guard (density lift, size)
+    are written with the reasons and never become findings, so never submitted.
+    """
+    if behaviour is not None and behaviour not in BEHAVIOURS:
+        typer.echo(f"error: unknown --behaviour {behaviour!r}; one of {_BEHAVIOUR_CHOICES}", err=True)
         raise typer.Exit(code=2)
     options.check_options(submit, platform, key)
+    wants = [
+        what
+        for what, on in (("--submit", submit), ("--report-html", report_html), ("--report-json", report_json))
+        if on
+    ]
+    if behaviour is None and wants:
+        typer.echo(
+            f"error: {' and '.join(wants)} need(s) --behaviour: what the dense blocks are evidence of in "
+            "this graph (no default: a block is not order brushing just because it is dense); one of "
+            f"{_BEHAVIOUR_CHOICES}",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    columns = options.parse_columns(col, expected=["src", "dst", "time"])
+    src = options.pick_column("src", "--src", src, columns)
+    dst = options.pick_column("dst", "--dst", dst, columns)
+    time_col = options.pick_column("time", "--time", time_col, columns)
+    if src is None or dst is None:
+        missing = " and ".join(
+            f"--{n} (or --col {n}=COLUMN)" for n, v in (("src", src), ("dst", dst)) if v is None
+        )
+        typer.echo(f"error: dense-blocks needs {missing}: the columns of the graph's two sides", err=True)
+        raise typer.Exit(code=2)
+    from fanchaoxin.detect import fraudar
+    from fanchaoxin.detect.io import InputError
+
+    guard = fraudar.Guard(min_lift=min_lift, max_accounts=max_accounts, max_account_share=max_account_share)
     started = time.perf_counter()
     try:
-        found = fraudar.detect_dense_blocks(str(input), src, dst, k=blocks)
+        found = fraudar.detect_dense_blocks(
+            str(input), src, dst, k=blocks, time=time_col, guard=guard, timezone=timezone
+        )
     except InputError as exc:
         raise _fail(exc) from exc
-    doc = [{"src": b.src, "dst": b.dst, "score": b.score} for b in found]
-    output.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
-    findings = fraudar.findings_from(found, behaviour=behaviour, src=src, dst=dst)
-    meta = {
-        "detector": brushing.DETECTOR,
-        "input": str(input),
-        "src": src,
-        "dst": dst,
-        "blocks_requested": blocks,
-        "blocks_found": len(found),
-    }
-    _write_reports(
-        findings, title="FRAUDAR dense blocks", meta=meta, report_json=report_json, report_html=report_html
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(
+        json.dumps(fraudar.block_records(found.blocks), ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    sizes = ", ".join(f"{len(b.src)}×{len(b.dst)} (g={b.score:.3f})" for b in found) or "none (no edges)"
+    tmp.replace(output)  # a half-written answer never sits under the real name
+    g = found.graph
+    refused = fraudar.refused_summary(found.blocks)
+    if behaviour is not None:
+        findings = fraudar.findings_from(found.blocks, behaviour=behaviour, src=src, dst=dst)
+        meta = {
+            "detector": fraudar.DETECTOR,
+            "input": str(input),
+            "src": src,
+            "dst": dst,
+            "time": time_col,
+            "timezone": timezone,
+            "graph": {
+                "accounts": g.accounts,
+                "items": g.items,
+                "edges": g.edges,
+                "rows": g.rows,
+                "edge_density": g.edge_density,
+                "density": g.density,
+            },
+            "guard": {
+                "min_lift": min_lift,
+                "max_accounts": max_accounts,
+                "max_account_share": max_account_share,
+            },
+            "blocks_requested": blocks,
+            "blocks_found": len(found.blocks),
+            "blocks_reported": len(findings),
+            "refused_blocks": refused,
+        }
+        _write_reports(
+            findings,
+            title="FRAUDAR dense blocks 稠密子图",
+            meta=meta,
+            report_json=report_json,
+            report_html=report_html,
+        )
     elapsed = time.perf_counter() - started
-    typer.echo(f"{len(found)} block(s): {sizes}; wrote {output} in {elapsed:.1f} s", err=True)
+    sizes = (
+        ", ".join(
+            f"{len(b.src)}×{len(b.dst)} (g={b.score:.3f}, lift {b.lift:.3g}"
+            + ("" if b.reported else ", refused")
+            + ")"
+            for b in found.blocks
+        )
+        or "none (no edges)"
+    )
+    typer.echo(
+        f"graph {g.accounts:,} {src} × {g.items:,} {dst}, {g.edges:,} edges; {len(found.blocks)} block(s): "
+        f"{sizes}; wrote {output} in {elapsed:.1f} s",
+        err=True,
+    )
+    for r in refused:
+        typer.echo(
+            f"block {r['block']} refused, not a finding and never submitted: "
+            + "; ".join(r["refused_because"]),
+            err=True,
+        )
     if submit:
+        from fanchaoxin.detect import submit as submission
+
         submission.cli_submit(
             findings,
             platform=platform,

@@ -42,7 +42,7 @@ maximises. It grows with both the group's size and its number of items.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -321,14 +321,31 @@ def lockstep_findings(
     return out
 
 
-def load_actions(path: str | Path, *, user: str, item: str, time: str):  # type: ignore[no-untyped-def]
+def load_actions(  # type: ignore[no-untyped-def]
+    path: str | Path,
+    *,
+    user: str = "userid",
+    item: str = "itemid",
+    time: str = "event_time",
+    columns: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
+):
     """Read (user, item, time) actions strictly (fanchaoxin.detect.io); return labels and codes.
 
-    Returns ``(user_labels, item_labels, user_codes, item_codes, epoch_seconds)``.
+    `user`, `item` and `time` are the file's columns; `columns` may map the names ``user, item,
+    time`` instead (it wins). Times become naive local times in `timezone` (epoch seconds and times
+    with an offset are converted). Returns ``(user_labels, item_labels, user_codes, item_codes,
+    epoch_seconds)``.
     """
-    rel = read_table(path, [user, item, time], types={user: "VARCHAR", item: "VARCHAR", time: "TIMESTAMP"})
-    q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
-    data = rel.project(f"{q(user)} AS u, {q(item)} AS i, CAST(epoch({q(time)}) AS BIGINT) AS t").fetchnumpy()
+    mapping = {"user": user, "item": item, "time": time, **(columns or {})}
+    rel = read_table(
+        path,
+        ["user", "item", "time"],
+        types={"user": "VARCHAR", "item": "VARCHAR", "time": "TIMESTAMP"},
+        columns=mapping,
+        timezone=timezone,
+    )
+    data = rel.project('"user" AS u, "item" AS i, CAST(epoch("time") AS BIGINT) AS t').fetchnumpy()
     ul, uc = np.unique(np.asarray(data["u"], dtype=object), return_inverse=True)
     il, ic = np.unique(np.asarray(data["i"], dtype=object), return_inverse=True)
     return ul, il, uc.astype(np.int64), ic.astype(np.int64), np.asarray(data["t"], dtype=np.int64)

@@ -14,7 +14,7 @@ inside the command that needs them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "opt_columns",
     "opt_timezone",
     "parse_columns",
+    "pick_column",
 ]
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -167,3 +168,12 @@ def opt_min_score(*, short: bool = True) -> Any:
     return typer.Option(
         None, *names, help="Submit only findings scoring at least this.", rich_help_panel=_SUBMIT_PANEL
     )
+
+
+def pick_column(name: str, option: str, value: str | None, mapping: Mapping[str, str]) -> str | None:
+    """The file's column for the detector's `name`: from its own option (`--src buyer`) or from
+    ``--col name=COLUMN``; exit 2 when both are given and differ. None when neither is."""
+    mapped = mapping.get(name)
+    if value is not None and mapped is not None and value != mapped:
+        _usage(f"{option} {value!r} and --col {name}={mapped} name different columns")
+    return value if value is not None else mapped

@@ -43,7 +43,7 @@ and one per concentrated courier (``courier_staff`` by default; score −log₁�
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,40 +328,41 @@ def _expected_given_senders(
     return np.bincount(pc, weights=n_sc * rate, minlength=base)
 
 
-def load_waybills(path: str | Path, *, columns: dict[str, str] | None = None) -> Waybills:
+def load_waybills(
+    path: str | Path, *, columns: Mapping[str, str] | None = None, timezone: str = "Asia/Shanghai"
+) -> Waybills:
     """Read waybills strictly (fanchaoxin.detect.io); `columns` maps logical names to the file's.
 
     waybill, courier, sender and pickup_time must be filled; sign_time may be empty (not yet signed);
-    weight_kg, distance_km and transit_scans may be empty (unknown); cities are optional text.
+    weight_kg, distance_km and transit_scans may be empty (unknown); cities are optional text. Times
+    become naive local times in `timezone` (epoch seconds and times with an offset are converted).
     """
-    names = {k: k for k in COLUMNS}
-    names.update(columns or {})
-    req = list(names.values())
     types = {
-        names["waybill"]: "VARCHAR",
-        names["courier"]: "VARCHAR",
-        names["sender"]: "VARCHAR",
-        names["pickup_time"]: "TIMESTAMP",
-        names["sign_time"]: "TIMESTAMP",
-        names["weight_kg"]: "DOUBLE",
-        names["distance_km"]: "DOUBLE",
-        names["transit_scans"]: "BIGINT",
+        "waybill": "VARCHAR",
+        "courier": "VARCHAR",
+        "sender": "VARCHAR",
+        "pickup_time": "TIMESTAMP",
+        "sign_time": "TIMESTAMP",
+        "weight_kg": "DOUBLE",
+        "distance_km": "DOUBLE",
+        "transit_scans": "BIGINT",
     }
-    nullable = [
-        names[k]
-        for k in ("sign_time", "weight_kg", "distance_km", "transit_scans", "origin_city", "dest_city")
-    ]
-    rel = read_table(path, req, types=types, nullable=nullable, unique=[names["waybill"]])
-    q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
+    nullable = ["sign_time", "weight_kg", "distance_km", "transit_scans", "origin_city", "dest_city"]
+    rel = read_table(
+        path,
+        list(COLUMNS),
+        types=types,
+        nullable=nullable,
+        unique=["waybill"],
+        columns=columns,
+        timezone=timezone,
+    )
     d = rel.project(
-        f"{q(names['waybill'])} AS wb, {q(names['courier'])} AS co, {q(names['sender'])} AS se, "
-        f"CAST({q(names['weight_kg'])} AS DOUBLE) AS w, "
-        f"CAST(epoch({q(names['pickup_time'])}) AS BIGINT) AS pu, "
-        f"coalesce(CAST(epoch({q(names['sign_time'])}) AS BIGINT), {NO_TIME}) AS si, "
-        f"coalesce(CAST({q(names['origin_city'])} AS VARCHAR), '') AS oc, "
-        f"coalesce(CAST({q(names['dest_city'])} AS VARCHAR), '') AS dc, "
-        f"CAST({q(names['distance_km'])} AS DOUBLE) AS dist, "
-        f"CAST({q(names['transit_scans'])} AS DOUBLE) AS sc"
+        "waybill AS wb, courier AS co, sender AS se, CAST(weight_kg AS DOUBLE) AS w, "
+        "CAST(epoch(pickup_time) AS BIGINT) AS pu, "
+        f"coalesce(CAST(epoch(sign_time) AS BIGINT), {NO_TIME}) AS si, "
+        "coalesce(CAST(origin_city AS VARCHAR), '') AS oc, coalesce(CAST(dest_city AS VARCHAR), '') AS dc, "
+        "CAST(distance_km AS DOUBLE) AS dist, CAST(transit_scans AS DOUBLE) AS sc"
     ).fetchnumpy()
 
     def f64(x: Any) -> np.ndarray:

@@ -51,6 +51,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -432,27 +433,27 @@ def _runs(nums: list[int], max_gap: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def load_registrations(path: str | Path, *, columns: dict[str, str] | None = None) -> Registrations:
+def load_registrations(
+    path: str | Path, *, columns: Mapping[str, str] | None = None, timezone: str = "Asia/Shanghai"
+) -> Registrations:
     """Read a registrations file strictly (fanchaoxin.detect.io).
 
     `columns` maps the logical names ``account, registered_at, device_id, ip, phone, nickname`` to
     the file's column names (defaults: the same names). Only account and registered_at must be
-    filled; empty attributes simply give no link.
+    filled; empty attributes simply give no link. Times become naive local times in `timezone`
+    (epoch seconds and times with an offset are converted).
     """
-    names = {k: k for k in ("account", "registered_at", "device_id", "ip", "phone", "nickname")}
-    names.update(columns or {})
-    req = list(names.values())
     rel = read_table(
         path,
-        req,
-        types={names["account"]: "VARCHAR", names["registered_at"]: "TIMESTAMP"},
-        nullable=[names[k] for k in ("device_id", "ip", "phone", "nickname")],
+        ["account", "registered_at", "device_id", "ip", "phone", "nickname"],
+        types={"account": "VARCHAR", "registered_at": "TIMESTAMP"},
+        nullable=["device_id", "ip", "phone", "nickname"],
+        columns=columns,
+        timezone=timezone,
     )
-    q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
     d = rel.project(
-        f"{q(names['account'])} AS a, CAST(epoch({q(names['registered_at'])}) AS BIGINT) AS t, "
-        f"CAST({q(names['device_id'])} AS VARCHAR) AS d, CAST({q(names['ip'])} AS VARCHAR) AS i, "
-        f"CAST({q(names['phone'])} AS VARCHAR) AS p, CAST({q(names['nickname'])} AS VARCHAR) AS n"
+        "account AS a, CAST(epoch(registered_at) AS BIGINT) AS t, CAST(device_id AS VARCHAR) AS d, "
+        "CAST(ip AS VARCHAR) AS i, CAST(phone AS VARCHAR) AS p, CAST(nickname AS VARCHAR) AS n"
     ).fetchnumpy()
 
     def obj(x: Any) -> np.ndarray:

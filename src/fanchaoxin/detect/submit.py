@@ -14,8 +14,11 @@ here publishes anything.
   (a `review` subject, a bad id, a missing namespace) is skipped with a message saying what is missing.
 - Roles (`ROLE_RULES`): order-brushing — the shop (first id) is the organizer, its buyers participants;
   empty-parcel — a sender is the organizer, a courier a facilitator providing logistics, single
-  waybills are not submitted (their sender- and courier-level findings aggregate them); every other
-  detector's accounts are participants (a ring's members; who runs it is not in the data).
+  waybills are not submitted (their sender- and courier-level findings aggregate them);
+  review-deletion — the merchant is the organizer, a deletion-service account a facilitator;
+  subsidy-brushing — a driver account sharing a phone or wallet with the ring's riders is the
+  organizer, the other accounts participants; every other detector's accounts are participants (a
+  ring's members; who runs it is not in the data).
 - `facts`: a Chinese + English summary — behaviour, detector, the subject's role and position, the
   score, the finding's summary line, the key evidence numbers and the subject's own numbers — and a
   submission key line (below). At most 20,000 characters.
@@ -136,9 +139,31 @@ def _participants(f: Finding, i: int) -> RoleRule | str:
     return RoleRule("participant", "团伙成员 / member of the group")
 
 
+def _deletion_roles(f: Finding, i: int) -> RoleRule | str:
+    # the merchant wants the reviews gone; a 删差评 service is paid to make it happen
+    if f.evidence.get("level") == "service":
+        return RoleRule("facilitator", "删差评服务账号 / deletion-service account")
+    return RoleRule("organizer", "删除差评的商家 / merchant getting negative reviews removed")
+
+
+def _subsidy_roles(f: Finding, i: int) -> RoleRule | str:
+    # a driver account that shares a phone or wallet with the ring's rider accounts collects the fares
+    # and bonuses: one person on both sides of the trips
+    sid = str(f.subject_ids[i])
+    one_person = any(
+        sid in shared.get("accounts", ()) and sorted(shared.get("roles", ())) == ["driver", "rider"]
+        for shared in f.evidence.get("shared", ())
+    )
+    if one_person and sid in f.evidence.get("drivers", ()):
+        return RoleRule("organizer", "骗补司机账号 / driver account sharing a device or wallet with the ring")
+    return RoleRule("participant", "骗补团伙成员 / member of the subsidy-brushing ring")
+
+
 ROLE_RULES: dict[str, Callable[[Finding, int], RoleRule | str]] = {
     "order-brushing": _brushing_roles,
     "empty-parcel": _parcel_roles,
+    "review-deletion": _deletion_roles,
+    "subsidy-brushing": _subsidy_roles,
 }
 """detector → (finding, position of the subject id) → its role, or why it is not submitted."""
 

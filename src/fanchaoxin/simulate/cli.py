@@ -1,4 +1,8 @@
-"""`fcx simulate`."""
+"""`fcx simulate`.
+
+The simulators (numpy, and pyarrow for Parquet) are imported inside each command, so that
+`fcx simulate --help` starts fast (fanchaoxin.launch runs this group without the platform).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fanchaoxin.simulate import cli_data_access, cli_review_events, cli_rides
-from fanchaoxin.simulate.marketplace import generate
 
 app = typer.Typer(
-    help="Generate synthetic marketplace data with planted 炒信 and ground truth.", no_args_is_help=True
+    help="Generate synthetic marketplace data with planted 炒信 and ground truth.",
+    no_args_is_help=True,
+    add_completion=False,  # run on its own by fanchaoxin.launch; `fcx --install-completion` covers it
 )
+
+
+@app.callback()
+def _group() -> None:
+    # A callback keeps this a group of commands whatever their number (Typer runs a lone command
+    # as the app itself), the same whether it runs on its own or under `fcx`.
+    pass
 
 
 @app.command("marketplace")
@@ -23,6 +35,8 @@ def marketplace(
     scale: float = typer.Option(1.0, "--scale", help="Volume multiplier: 1 ≈ 40,000 orders, 0.05 for tests."),
 ) -> None:
     """Write orders, reviews, edges, actions, registrations, waybills with planted 炒信 (docs/simulate.md)."""
+    from fanchaoxin.simulate.marketplace import generate
+
     if not (0 < scale <= 200):
         typer.echo("error: --scale must be in (0, 200]", err=True)
         raise typer.Exit(2)

@@ -1,0 +1,615 @@
+"""刷单骗补 subsidy brushing on ride-hailing and delivery platforms: collusive driver–rider pairs and rings.
+
+A fake trip costs its organisers the platform's commission and earns them the subsidy of the trip (a
+rider coupon, a driver reward, a daily-threshold bonus). Brushing therefore shows as the *same*
+driver and rider accounts meeting again and again on *short* trips, in quick succession and often
+A→B→A, inside subsidy windows or just before a driver's bonus threshold, with a subsidy that covers
+much of the fare — and, where one person runs both sides, a device or a payment account shared by
+the driver and the rider account. Each of these alone is common among honest users (commuters
+repeat a route with a regular driver, students take short hops across campus, families share a
+wallet): the detector scores a pair only on the *combination*.
+
+Method (DuckDB SQL over `io.read_table`, memory flat in the number of trips):
+
+1. One scan counts trips per driver, per rider and per (driver, rider) pair; pairs with at least
+   ``min_pair_trips`` trips together are *candidates*.
+2. The trips of candidate riders and drivers (a small part of the file) are read once more, with per
+   rider the previous and next trip (bursts, loops) and per driver and calendar day the rank of the
+   trip (threshold padding); windows and thresholds come from the subsidies file when one is given.
+3. Per candidate pair, shares in [0, 1]: ``concentration`` — the larger of the share of the rider's
+   trips and the share of the driver's trips taken with *repeat partners* (partners met at least
+   ``min_pair_trips`` times); ``short`` — trips of at most ``short_km``; ``burst`` — trips starting or
+   followed within ``burst_minutes`` by another trip of the rider; ``loop`` — trips that go back
+   where the rider's previous (or next) trip started, within ``burst_minutes`` (A→B→A), or end where
+   they started; ``campaign`` — trips inside a subsidy window or padding a driver's day up to a bonus
+   threshold (without a subsidies file: trips with a subsidy); ``rich`` — trips whose subsidy is at
+   least ``rich_share`` of the fare; ``shared`` — 1 when the pair's driver and rider accounts share a
+   device or a payment account (an id shared by more than ``max_shared_accounts`` candidate accounts
+   is ignored: a fleet's tablet, a company card).
+4. Pair score = Σ weight × share (`WEIGHTS`, sum 1): a pair is suspicious at ``min_pair_score``.
+5. Rings: connected components of suspicious pairs, merged where their accounts share a device or a
+   payment account. One finding per ring (``subject_kind="platform_account"``, drivers first), score =
+   its best pair's score, evidence per pair, per account and per shared id.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from fanchaoxin.core.spreadsheet import safe_row
+from fanchaoxin.detect import io
+from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.io import InputError
+from fanchaoxin.detect.report import dumps
+
+__all__ = [
+    "DETECTOR",
+    "OPTIONAL_COLUMNS",
+    "TRIP_COLUMNS",
+    "WEIGHTS",
+    "Params",
+    "Subsidies",
+    "detect_subsidy_brushing",
+    "load_subsidies",
+    "load_trips",
+    "write_findings",
+]
+
+DETECTOR = "subsidy-brushing"
+TRIP_COLUMNS = (
+    "trip_id",
+    "driver",
+    "rider",
+    "start_time",
+    "end_time",
+    "origin_lat",
+    "origin_lon",
+    "dest_lat",
+    "dest_lon",
+    "distance_km",
+    "fare",
+    "subsidy",
+)
+OPTIONAL_COLUMNS = ("rider_device", "driver_device", "payment_account", "payout_account")
+SUBSIDY_COLUMNS = ("start_time", "end_time")
+_TRIP_TYPES = {
+    "trip_id": "ID",
+    "driver": "ID",
+    "rider": "ID",
+    "start_time": "TIMESTAMP",
+    "end_time": "TIMESTAMP",
+    "origin_lat": "DOUBLE",
+    "origin_lon": "DOUBLE",
+    "dest_lat": "DOUBLE",
+    "dest_lon": "DOUBLE",
+    "distance_km": "DOUBLE",
+    "fare": "DOUBLE",
+    "subsidy": "DOUBLE",
+}
+
+# Weights of the pair score. Concentration and short trips say "these two keep meeting on cheap
+# trips"; burst and loop say "the trips were not journeys"; campaign and rich say "the trips paid";
+# a shared device or wallet says "one person on both sides". No single signal reaches the default
+# threshold of 0.5 and no honest pattern of the simulator collects more than about 0.45.
+WEIGHTS = {
+    "concentration": 0.25,
+    "short": 0.15,
+    "burst": 0.15,
+    "loop": 0.10,
+    "campaign": 0.10,
+    "rich": 0.10,
+    "shared": 0.15,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    min_pair_trips: int = 5
+    short_km: float = 3.0
+    burst_minutes: int = 45
+    near_km: float = 0.3
+    rich_share: float = 0.5
+    pad_trips: int = 4
+    min_pair_score: float = 0.5
+    max_shared_accounts: int = 20
+
+    def check(self) -> None:
+        if self.min_pair_trips < 2:
+            raise ValueError("min_pair_trips must be at least 2")
+        for name in ("short_km", "near_km", "rich_share"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a positive number")
+        if self.burst_minutes < 1 or self.pad_trips < 1 or self.max_shared_accounts < 2:
+            raise ValueError("burst_minutes and pad_trips must be ≥ 1, max_shared_accounts ≥ 2")
+        if not 0 <= self.min_pair_score <= 1:
+            raise ValueError("min_pair_score must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Subsidies:
+    """Campaign windows (start, end) and daily-threshold bonuses (start, end, Nth trip of a driver's day)."""
+
+    windows: tuple[tuple[datetime, datetime], ...]
+    thresholds: tuple[tuple[datetime, datetime, int], ...]
+
+
+def load_trips(
+    path: str | Path,
+    *,
+    con: duckdb.DuckDBPyConnection,
+    columns: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> tuple[duckdb.DuckDBPyRelation, list[str]]:
+    """The trips relation, validated, and which of the optional device / payment columns it has."""
+    mapped_optional = [c for c in OPTIONAL_COLUMNS if columns and c in columns]
+    rel = io.read_table(
+        path,
+        [*TRIP_COLUMNS, *mapped_optional],
+        types=_TRIP_TYPES,
+        con=con,
+        unique=["trip_id"],
+        nullable=mapped_optional,
+        columns=columns or None,
+        timezone=timezone,
+    )
+    present = [c for c in OPTIONAL_COLUMNS if c in rel.columns]
+    return rel, present
+
+
+def load_subsidies(
+    path: str | Path, *, con: duckdb.DuckDBPyConnection, timezone: str = "Asia/Shanghai"
+) -> Subsidies:
+    """Campaigns: ``start_time, end_time`` and optionally ``threshold_trips`` (a daily-threshold bonus)."""
+    rel = io.read_table(
+        path,
+        SUBSIDY_COLUMNS,
+        types={"start_time": "TIMESTAMP", "end_time": "TIMESTAMP"},
+        con=con,
+        timezone=timezone,
+    )
+    has_thr = "threshold_trips" in rel.columns
+    cols = "start_time, end_time" + (", CAST(threshold_trips AS VARCHAR)" if has_thr else "")
+    windows, thresholds = [], []
+    for i, row in enumerate(rel.select(cols).fetchall(), 1):
+        start, end = row[0], row[1]
+        if end <= start:
+            raise InputError(
+                f"{path}: data row {i}, column end_time: {end} is not after start_time {start}",
+                path=path,
+                row=i,
+                column="end_time",
+                value=str(end),
+            )
+        raw = (row[2] or "").strip() if has_thr else ""
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise InputError(
+                    f"{path}: data row {i}, column threshold_trips: {raw!r} is not a positive whole number",
+                    path=path,
+                    row=i,
+                    column="threshold_trips",
+                    value=raw,
+                )
+            thresholds.append((start, end, int(raw)))
+        else:
+            windows.append((start, end))
+    return Subsidies(tuple(windows), tuple(thresholds))
+
+
+def _dist(lat1: str, lon1: str, lat2: str, lon2: str) -> str:
+    """Equirectangular distance in km (exact enough under a few km, which is all it is used for)."""
+    return (
+        f"sqrt(power(({lat1} - {lat2}) * 111.2, 2) + "
+        f"power(({lon1} - {lon2}) * 111.2 * cos(radians({lat1})), 2))"
+    )
+
+
+def _ts(v: datetime) -> str:
+    return f"TIMESTAMP '{v:%Y-%m-%d %H:%M:%S}'"
+
+
+def detect_subsidy_brushing(
+    trips: duckdb.DuckDBPyRelation,
+    *,
+    con: duckdb.DuckDBPyConnection,
+    optional: list[str],
+    subsidies: Subsidies | None = None,
+    params: Params | None = None,
+    stats: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """Score driver–rider pairs, group suspicious ones into rings, one finding per ring."""
+    p = params or Params()
+    p.check()
+    step = progress or (lambda _s: None)
+    stats = stats if stats is not None else {}
+
+    trips.create_view("fcx_trips_in", replace=True)
+
+    def opt(col: str) -> str:
+        return f"CAST({col} AS VARCHAR)" if col in optional else "CAST(NULL AS VARCHAR)"
+
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW fcx_t AS SELECT trip_id,
+        CAST(driver AS VARCHAR) AS d, CAST(rider AS VARCHAR) AS r, start_time AS ts, end_time AS te,
+        origin_lat AS olat, origin_lon AS olon, dest_lat AS dlat, dest_lon AS dlon,
+        distance_km AS km, fare, subsidy,
+        {opt("rider_device")} AS rdev, {opt("driver_device")} AS ddev,
+        {opt("payment_account")} AS rpay, {opt("payout_account")} AS dpay
+        FROM fcx_trips_in"""
+    )
+    step("counting pairs")
+    # one scan: trips per driver, per rider, and the pairs that meet often enough to matter
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fcx_counts AS
+        SELECT d, r, GROUPING(d) AS gd, GROUPING(r) AS gr, count(*) AS n,
+               min(ts) AS first_ts, max(ts) AS last_ts
+        FROM fcx_t GROUP BY GROUPING SETS ((d, r), (d), (r))
+        HAVING GROUPING(d) + GROUPING(r) > 0 OR count(*) >= {p.min_pair_trips}"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE fcx_cand AS SELECT d, r, n FROM fcx_counts WHERE gd = 0 AND gr = 0;
+        CREATE OR REPLACE TEMP TABLE fcx_dtot AS SELECT d, n FROM fcx_counts WHERE gd = 0 AND gr = 1
+            AND d IN (SELECT d FROM fcx_cand);
+        CREATE OR REPLACE TEMP TABLE fcx_rtot AS SELECT r, n FROM fcx_counts WHERE gd = 1 AND gr = 0
+            AND r IN (SELECT r FROM fcx_cand);"""
+    )
+    totals = con.execute(
+        "SELECT sum(n), count(*) FILTER (WHERE gr = 1 AND gd = 0), count(*) FILTER (WHERE gd = 1 AND gr = 0),"
+        " min(first_ts), max(last_ts) FROM fcx_counts WHERE gd + gr = 1"
+    ).fetchone()
+    assert totals is not None
+    n_trips = int(totals[0] or 0) // 2
+    stats.update(
+        trips=n_trips,
+        drivers=int(totals[1] or 0),
+        riders=int(totals[2] or 0),
+        first_trip=_fmt(totals[3]),
+        last_trip=_fmt(totals[4]),
+    )
+    con.execute("DROP TABLE fcx_counts")
+    n_cand = con.execute("SELECT count(*) FROM fcx_cand").fetchone()
+    stats["candidate_pairs"] = int(n_cand[0]) if n_cand else 0
+    if not stats["candidate_pairs"]:
+        stats.update(suspicious_pairs=0, rings=0)
+        return []
+
+    step("reading the candidates' trips")
+    burst = p.burst_minutes * 60
+    near = p.near_km
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE fcx_ct AS
+        SELECT *,
+          lag(te) OVER wr AS p_te, lag(olat) OVER wr AS p_olat, lag(olon) OVER wr AS p_olon,
+          lag(dlat) OVER wr AS p_dlat, lag(dlon) OVER wr AS p_dlon,
+          lead(ts) OVER wr AS n_ts, lead(olat) OVER wr AS n_olat, lead(olon) OVER wr AS n_olon,
+          lead(dlat) OVER wr AS n_dlat, lead(dlon) OVER wr AS n_dlon,
+          row_number() OVER wd AS day_rank, count(*) OVER (PARTITION BY d, CAST(ts AS DATE)) AS day_total
+        FROM fcx_t
+        WHERE r IN (SELECT r FROM fcx_rtot) OR d IN (SELECT d FROM fcx_dtot)
+        WINDOW wr AS (PARTITION BY r ORDER BY ts, trip_id),
+               wd AS (PARTITION BY d, CAST(ts AS DATE) ORDER BY ts, trip_id)"""
+    )
+    # lag/lead over riders are right for candidate riders (all their trips are here), day ranks for
+    # candidate drivers; pair features below only ever use candidate pairs, which have both.
+    prev_gap = f"date_diff('second', p_te, ts) BETWEEN 0 AND {burst}"
+    next_gap = f"date_diff('second', te, n_ts) BETWEEN 0 AND {burst}"
+    loop = (
+        f"(({prev_gap}) AND {_dist('dlat', 'dlon', 'p_olat', 'p_olon')} <= {near}"
+        f" AND {_dist('olat', 'olon', 'p_dlat', 'p_dlon')} <= {near})"
+        f" OR (({next_gap}) AND {_dist('n_dlat', 'n_dlon', 'olat', 'olon')} <= {near}"
+        f" AND {_dist('n_olat', 'n_olon', 'dlat', 'dlon')} <= {near})"
+        f" OR {_dist('olat', 'olon', 'dlat', 'dlon')} <= {near}"
+    )
+    if subsidies is not None:
+        wins = " OR ".join(f"(ts >= {_ts(s)} AND ts < {_ts(e)})" for s, e in subsidies.windows) or "false"
+        pads = (
+            " OR ".join(
+                f"(ts >= {_ts(s)} AND ts < {_ts(e)} AND day_rank > {n - p.pad_trips} AND day_rank <= {n}"
+                f" AND day_total <= {n + 1})"
+                for s, e, n in subsidies.thresholds
+            )
+            or "false"
+        )
+        campaign, padding = f"({wins}) OR ({pads})", f"({pads})"
+    else:
+        campaign, padding = "subsidy > 0", "false"
+
+    step("scoring pairs")
+    rows = con.execute(
+        f"""WITH f AS (
+          SELECT d, r, ts, km, fare, subsidy,
+            coalesce(({prev_gap}) OR ({next_gap}), false)::INT AS is_burst,
+            coalesce({loop}, false)::INT AS is_loop,
+            coalesce({campaign}, false)::INT AS is_campaign,
+            coalesce({padding}, false)::INT AS is_padding,
+            (km <= {p.short_km})::INT AS is_short,
+            (subsidy > 0 AND subsidy >= {p.rich_share} * fare)::INT AS is_rich
+          FROM fcx_ct SEMI JOIN fcx_cand USING (d, r))
+        SELECT d, r, count(*) AS n, avg(is_short), avg(is_burst), avg(is_loop), avg(is_campaign),
+          avg(is_rich), avg(is_padding), sum(subsidy), sum(fare), min(ts), max(ts),
+          count(DISTINCT CAST(ts AS DATE))
+        FROM f GROUP BY d, r ORDER BY d, r"""
+    ).fetchall()
+    repeat_d = dict(
+        con.execute(
+            "SELECT d, sum(c.n) / any_value(t.n) FROM fcx_cand c JOIN fcx_dtot t USING (d) GROUP BY d"
+        ).fetchall()
+    )
+    repeat_r = dict(
+        con.execute(
+            "SELECT r, sum(c.n) / any_value(t.n) FROM fcx_cand c JOIN fcx_rtot t USING (r) GROUP BY r"
+        ).fetchall()
+    )
+    tot_d = dict(con.execute("SELECT d, n FROM fcx_dtot").fetchall())
+    tot_r = dict(con.execute("SELECT r, n FROM fcx_rtot").fetchall())
+
+    step("shared devices and payment accounts")
+    links = _shared_links(con, p, optional) if optional else []
+    shared_pair: set[tuple[str, str]] = set()
+    for a, b, _kind, _id in links:
+        if a[0] != b[0]:
+            drv, rid = (a, b) if a[0] == "d" else (b, a)
+            shared_pair.add((drv[1], rid[1]))
+
+    pairs: list[dict[str, Any]] = []
+    for d, r, n, short, burst_s, loop_s, camp, rich, pad, sub, fare, first, last, days in rows:
+        shares = {
+            "concentration": max(float(repeat_d.get(d, 0)), float(repeat_r.get(r, 0))),
+            "short": float(short),
+            "burst": float(burst_s),
+            "loop": float(loop_s),
+            "campaign": float(camp),
+            "rich": float(rich),
+            "shared": 1.0 if (d, r) in shared_pair else 0.0,
+        }
+        score = sum(WEIGHTS[k] * v for k, v in shares.items())
+        pairs.append(
+            {
+                "driver": d,
+                "rider": r,
+                "trips": int(n),
+                "score": round(score, 4),
+                **{f"{k}_share": _r(v) for k, v in shares.items() if k != "shared"},
+                "shared_ids": (d, r) in shared_pair,
+                "padding_share": _r(pad),
+                "share_of_driver_trips": _r(n / tot_d[d]),
+                "share_of_rider_trips": _r(n / tot_r[r]),
+                "subsidy": round(float(sub), 2),
+                "fare": round(float(fare), 2),
+                "first_seen": _fmt(first),
+                "last_seen": _fmt(last),
+                "days": int(days),
+            }
+        )
+    suspicious = [pr for pr in pairs if pr["score"] >= p.min_pair_score]
+    stats["suspicious_pairs"] = len(suspicious)
+
+    step("rings")
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(x: tuple[str, str]) -> tuple[str, str]:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: tuple[str, str], b: tuple[str, str]) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for pr in suspicious:
+        union(("d", pr["driver"]), ("r", pr["rider"]))
+    in_pairs = set(parent)
+    ring_links = [lk for lk in links if lk[0] in in_pairs and lk[1] in in_pairs]
+    for a, b, _k, _i in ring_links:
+        union(a, b)
+
+    members: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for node in in_pairs:
+        members[find(node)].append(node)
+    ring_pairs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for pr in suspicious:
+        ring_pairs[find(("d", pr["driver"]))].append(pr)
+    ring_ids: dict[tuple[str, str], list[_Link]] = defaultdict(list)
+    for link in ring_links:
+        ring_ids[find(link[0])].append(link)
+
+    findings = [
+        _ring_finding(sorted(members[root]), ring_pairs[root], ring_ids[root], tot_d, tot_r, p)
+        for root in members
+    ]
+    findings.sort(key=lambda f: (-f.score, f.subject_ids))
+    stats["rings"] = len(findings)
+    return findings
+
+
+_Link = tuple[tuple[str, str], tuple[str, str], str, str]  # (account, account, kind, shared id)
+
+
+def _shared_links(con: duckdb.DuckDBPyConnection, p: Params, optional: list[str]) -> list[_Link]:
+    """(account, account, 'device' | 'payment', id) for candidate accounts sharing an id."""
+    parts = []
+    spec = (
+        ("d", "d", "device", "ddev", "driver_device", "fcx_dtot"),
+        ("d", "d", "payment", "dpay", "payout_account", "fcx_dtot"),
+        ("r", "r", "device", "rdev", "rider_device", "fcx_rtot"),
+        ("r", "r", "payment", "rpay", "payment_account", "fcx_rtot"),
+    )
+    for role, acct, kind, col, name, tot in spec:
+        if name in optional:
+            parts.append(
+                f"SELECT DISTINCT '{role}' AS role, {acct} AS acct, '{kind}' AS kind, {col} AS id "
+                f"FROM fcx_ct WHERE {col} IS NOT NULL AND {acct} IN (SELECT {acct} FROM {tot})"
+            )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fcx_ids AS {' UNION '.join(parts)}")
+    rows = con.execute(
+        f"""WITH ok AS (SELECT kind, id FROM fcx_ids GROUP BY kind, id
+                        HAVING count(*) BETWEEN 2 AND {p.max_shared_accounts})
+        SELECT a.role, a.acct, b.role, b.acct, a.kind, a.id
+        FROM fcx_ids a JOIN fcx_ids b ON a.kind = b.kind AND a.id = b.id
+             AND (a.role, a.acct) < (b.role, b.acct)
+        SEMI JOIN ok ON a.kind = ok.kind AND a.id = ok.id
+        ORDER BY ALL"""
+    ).fetchall()
+    return [((ra, aa), (rb, ab), kind, ident) for ra, aa, rb, ab, kind, ident in rows]
+
+
+def _r(v: Any) -> float:
+    return round(float(v), 3)
+
+
+def _fmt(v: Any) -> str | None:
+    return v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else None
+
+
+def _ring_finding(
+    nodes: list[tuple[str, str]],
+    pairs: list[dict[str, Any]],
+    links: list[_Link],
+    tot_d: dict[str, int],
+    tot_r: dict[str, int],
+    p: Params,
+) -> Finding:
+    drivers = [a for role, a in nodes if role == "d"]
+    riders = [a for role, a in nodes if role == "r"]
+    trips = sum(pr["trips"] for pr in pairs)
+    subsidy = round(sum(pr["subsidy"] for pr in pairs), 2)
+    fare = round(sum(pr["fare"] for pr in pairs), 2)
+    first = min(pr["first_seen"] for pr in pairs)
+    last = max(pr["last_seen"] for pr in pairs)
+
+    def wavg(key: str, prs: list[dict[str, Any]]) -> float:
+        n = sum(pr["trips"] for pr in prs)
+        return round(sum(pr[key] * pr["trips"] for pr in prs) / n, 3) if n else 0.0
+
+    shared_of: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    shared = []
+    for a, b, kind, ident in links:
+        shared.append(
+            {"kind": kind, "id": ident, "accounts": [a[1], b[1]], "roles": [_ROLE[a[0]], _ROLE[b[0]]]}
+        )
+        shared_of[a].append({"kind": kind, "id": ident, "with": b[1]})
+        shared_of[b].append({"kind": kind, "id": ident, "with": a[1]})
+    accounts = []
+    for role, acct in nodes:
+        mine = [pr for pr in pairs if pr["driver" if role == "d" else "rider"] == acct]
+        total = (tot_d if role == "d" else tot_r).get(acct, 0)
+        n_in = sum(pr["trips"] for pr in mine)
+        accounts.append(
+            {
+                "account": acct,
+                "role": _ROLE[role],
+                "trips_total": total,
+                "trips_in_ring": n_in,
+                "share_in_ring": round(n_in / total, 3) if total else 0.0,
+                "partners": sorted(pr["rider" if role == "d" else "driver"] for pr in mine),
+                "short_share": wavg("short_share", mine),
+                "loop_share": wavg("loop_share", mine),
+                "campaign_share": wavg("campaign_share", mine),
+                "subsidy_in_ring": round(sum(pr["subsidy"] for pr in mine), 2),
+                "shared_ids": shared_of.get((role, acct), []),
+                "first_seen": min((pr["first_seen"] for pr in mine), default=None),
+                "last_seen": max((pr["last_seen"] for pr in mine), default=None),
+            }
+        )
+    span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds() / 86400
+    level = "pair" if len(nodes) == 2 else "ring"
+    score = max(pr["score"] for pr in pairs)
+    short, loop, camp = wavg("short_share", pairs), wavg("loop_share", pairs), wavg("campaign_share", pairs)
+    summary = (
+        f"{len(drivers)} driver(s), {len(riders)} rider account(s): {trips} trips together, "
+        f"{short:.0%} short, {loop:.0%} circular, {camp:.0%} in subsidy campaigns, "
+        f"subsidy ¥{subsidy:,.2f} on fares ¥{fare:,.2f}"
+        + (f"; {len(shared)} shared device/payment id(s)" if shared else "")
+    )
+    evidence = {
+        "level": level,
+        "drivers": drivers,
+        "riders": riders,
+        "trips": trips,
+        "subsidy_total": subsidy,
+        "fare_total": fare,
+        "short_share": short,
+        "loop_share": loop,
+        "campaign_share": camp,
+        "first_seen": first,
+        "last_seen": last,
+        "span_days": round(span, 2),
+        "pairs": sorted(pairs, key=lambda pr: (-pr["score"], pr["driver"], pr["rider"])),
+        "accounts": accounts,
+        "shared": shared,
+        "weights": WEIGHTS,
+        "parameters": asdict(p),
+    }
+    return Finding(
+        detector=DETECTOR,
+        behaviour="subsidy_brushing",
+        subject_kind="platform_account",
+        subject_ids=drivers + riders,
+        score=round(score, 4),
+        summary=summary,
+        evidence=evidence,
+    )
+
+
+_ROLE = {"d": "driver", "r": "rider"}
+
+
+def write_findings(path: Path, findings: list[Finding], meta: Mapping[str, Any]) -> None:
+    """Findings to `path`, CSV (one row per ring, evidence as JSON) or JSON by the suffix; written to
+    ``<path>.part`` and renamed, so a half-written file never sits under the real name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        if path.suffix.lower() == ".csv":
+            with tmp.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(
+                    [
+                        "level",
+                        "detector",
+                        "behaviour",
+                        "subject_kind",
+                        "subject_ids",
+                        "score",
+                        "summary",
+                        "evidence",
+                    ]
+                )
+                for f in findings:
+                    # account ids come from the input data: no cell may open as a formula
+                    w.writerow(
+                        safe_row(
+                            [
+                                f.evidence.get("level"),
+                                f.detector,
+                                f.behaviour,
+                                f.subject_kind,
+                                ";".join(f.subject_ids),
+                                f.score,
+                                f.summary,
+                                dumps(f.evidence),
+                            ]
+                        )
+                    )
+        else:
+            doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
+            tmp.write_text(dumps(doc, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
