@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fanchaoxin.core.spreadsheet import FORMULA_STARTS, safe_row
-from fanchaoxin.detect.cli_groups import write_findings
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.report import write_findings
 
 
 @pytest.mark.parametrize("start", FORMULA_STARTS, ids=repr)

@@ -202,7 +202,7 @@ def data_trade(
     from fanchaoxin.detect import datatrade
     from fanchaoxin.detect import submit as submission
     from fanchaoxin.detect.io import InputError
-    from fanchaoxin.detect.report import write_report
+    from fanchaoxin.detect.report import write_findings, write_report
 
     params = datatrade.Params(
         min_unrelated=min_unrelated,
@@ -255,7 +255,7 @@ def data_trade(
             json_path=parts[1],
             meta=meta,
         )
-        datatrade.write_findings(output, findings, meta)
+        write_findings(output, findings, meta)
         os.replace(parts[0], html)
         os.replace(parts[1], js)
     except OSError as exc:

@@ -11,16 +11,13 @@ stderr naming the file, row and column; nothing is written then.
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from fanchaoxin.core.spreadsheet import safe_row  # standard library only: keeps the start fast
 from fanchaoxin.detect import options
-from fanchaoxin.detect.findings import Finding
 
 app = typer.Typer()
 
@@ -65,52 +62,6 @@ def _per_file(values: list[str]) -> dict[str, dict[str, str]]:
         mapping = options.parse_columns(raws, expected=[f"{file}.{c}" for c in _FILES[file]])
         out[file] = {name.partition(".")[2]: column for name, column in mapping.items()}
     return out
-
-
-def _write_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
-    """Findings to `path` (.csv: one row per finding, evidence as JSON; else JSON), via a .part file."""
-    from fanchaoxin.detect.report import dumps
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        if path.suffix.lower() == ".csv":
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh, lineterminator="\n")
-                w.writerow(
-                    [
-                        "level",
-                        "detector",
-                        "behaviour",
-                        "subject_kind",
-                        "subject_ids",
-                        "score",
-                        "summary",
-                        "evidence",
-                    ]
-                )
-                for f in findings:
-                    # Ids come from the input files: no cell may open as a formula.
-                    w.writerow(
-                        safe_row(
-                            [
-                                f.evidence.get("level", ""),
-                                f.detector,
-                                f.behaviour,
-                                f.subject_kind,
-                                ";".join(f.subject_ids),
-                                f.score,
-                                f.summary,
-                                dumps(f.evidence),
-                            ]
-                        )
-                    )
-        else:
-            doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
-            tmp.write_text(dumps(doc, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)  # a half-written answer never sits under the real name
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @app.command("review-deletion")
@@ -240,7 +191,7 @@ def review_deletion(
 
     from fanchaoxin.detect import deletion
     from fanchaoxin.detect.io import InputError
-    from fanchaoxin.detect.report import write_report
+    from fanchaoxin.detect.report import write_findings, write_report
 
     params = deletion.Params(
         negative_max_rating=negative_max_rating,
@@ -301,7 +252,7 @@ def review_deletion(
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     html = report_html or output.with_name(f"{stem}.report.html")
     js = report_json or output.with_name(f"{stem}.report.json")
-    _write_findings(output, findings, meta)
+    write_findings(output, findings, meta)
     write_report(findings, title="删除不利评价 review deletion", html_path=html, json_path=js, meta=meta)
     n_merchants = sum(1 for f in findings if f.evidence.get("level") == "merchant")
     typer.echo(

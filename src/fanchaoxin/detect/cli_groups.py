@@ -17,7 +17,6 @@ fanchaoxin.launch).
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import options
 from fanchaoxin.detect.findings import Finding
 
@@ -78,47 +76,6 @@ def _report_paths(output: Path, html: Path | None, js: Path | None) -> tuple[Pat
     return (html or output.with_name(f"{stem}.report.html"), js or output.with_name(f"{stem}.report.json"))
 
 
-def write_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
-    """Findings to `path`: CSV (one row per finding, evidence as JSON) or JSON, by the suffix."""
-    from fanchaoxin.detect.report import dumps
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(
-                [
-                    "level",
-                    "detector",
-                    "behaviour",
-                    "subject_kind",
-                    "subject_ids",
-                    "score",
-                    "summary",
-                    "evidence",
-                ]
-            )
-            for f in findings:
-                # Ids and summaries come from the input data: no cell may open as a formula.
-                w.writerow(
-                    safe_row(
-                        [
-                            f.evidence.get("level", "group"),
-                            f.detector,
-                            f.behaviour,
-                            f.subject_kind,
-                            ";".join(f.subject_ids),
-                            f.score,
-                            f.summary,
-                            dumps(f.evidence),
-                        ]
-                    )
-                )
-    else:
-        doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
-        path.write_text(dumps(doc, indent=1), encoding="utf-8")
-
-
 def _finish(
     findings: list[Finding],
     *,
@@ -129,11 +86,11 @@ def _finish(
     meta: dict[str, Any],
     step: Callable[..., None],
 ) -> None:
-    from fanchaoxin.detect.report import write_report
+    from fanchaoxin.detect.report import write_findings, write_report
 
     step("writing")
     html, js = _report_paths(output, report_html, report_json)
-    write_findings(output, findings, meta)
+    write_findings(output, findings, meta, default_level="group")
     write_report(findings, title=title, html_path=html, json_path=js, meta=meta)
     typer.echo(f"{len(findings):,} findings → {output}; report: {html}, {js}")
 

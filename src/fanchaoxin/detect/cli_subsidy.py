@@ -133,7 +133,7 @@ def subsidy_brushing(
     options.check_options(submit, platform, key)
     columns = options.parse_columns(col, expected=_TRIP_NAMES)
     from fanchaoxin.detect import io, subsidy
-    from fanchaoxin.detect.report import write_report
+    from fanchaoxin.detect.report import write_findings, write_report
 
     params = subsidy.Params(
         min_pair_trips=min_pair_trips,
@@ -176,7 +176,7 @@ def subsidy_brushing(
     html = report_html or output.with_name(f"{stem}.report.html")
     js = report_json or output.with_name(f"{stem}.report.json")
     try:
-        subsidy.write_findings(output, findings, meta)
+        write_findings(output, findings, meta)
         write_report(findings, title="刷单骗补 subsidy brushing", html_path=html, json_path=js, meta=meta)
     except OSError as exc:
         raise _fail(f"cannot write: {exc}") from None

@@ -38,8 +38,6 @@ finding scores ≥ 1 and 2 means twice what the rule needs.
 
 from __future__ import annotations
 
-import csv
-import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,10 +48,8 @@ import duckdb
 import pyarrow as pa
 
 from fanchaoxin.core.identifiers import IdentifierError, mask
-from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import io
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.detect.report import dumps
 
 __all__ = [
     "ACCESS_COLUMNS",
@@ -67,7 +63,6 @@ __all__ = [
     "detect",
     "load_inputs",
     "mask_identifier",
-    "write_findings",
 ]
 
 DETECTOR_IDENTIFIERS = "data-trade-identifiers"
@@ -791,37 +786,3 @@ def detect(
     else:
         ran["staff_access"] = "skipped: needs --access-log (and --staff or a role column)"
     return findings, {"analyses": ran, "stats": stats, "parameters": asdict(p)}
-
-
-def write_findings(path: Path, findings: Sequence[Finding], meta: Mapping[str, Any]) -> None:
-    """Findings to `path` (CSV or JSON by the suffix), through ``path.part`` so nothing is half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    try:
-        if path.suffix.lower() == ".csv":
-            with part.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh, lineterminator="\n")
-                w.writerow(
-                    ["detector", "behaviour", "subject_kind", "subject_ids", "score", "summary", "evidence"]
-                )
-                for f in findings:
-                    # ids and summaries come from the input: no cell may open as a formula
-                    w.writerow(
-                        safe_row(
-                            [
-                                f.detector,
-                                f.behaviour,
-                                f.subject_kind,
-                                ";".join(f.subject_ids),
-                                f.score,
-                                f.summary,
-                                dumps(f.evidence),
-                            ]
-                        )
-                    )
-        else:
-            doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
-            part.write_text(dumps(doc, indent=1), encoding="utf-8")
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)

@@ -16,8 +16,10 @@ Times in evidence: the timeline reads the first of the evidence keys ``first_see
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect.findings import Finding
 
 CHARTS = ("behaviours", "scores", "timeline")
@@ -339,3 +342,44 @@ def write_report(
             "findings": [f.to_dict() for f in findings],
         }
         p.write_text(dumps(doc, indent=1), encoding="utf-8")
+
+
+FINDINGS_COLUMNS = (
+    "level",
+    "detector",
+    "behaviour",
+    "subject_kind",
+    "subject_ids",
+    "score",
+    "summary",
+    "evidence",
+)
+
+
+def write_findings(
+    path: str | Path, findings: Sequence[Finding], meta: Mapping[str, Any], *, default_level: str = ""
+) -> None:
+    """A command's findings to `path`: CSV (one row per finding, the evidence as JSON) or JSON, by the suffix.
+
+    Written to ``<path>.part`` and renamed, so a half-written answer never sits under the real name.
+    `default_level` fills the ``level`` column for findings whose evidence names none.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    try:
+        if path.suffix.lower() == ".csv":
+            with part.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(FINDINGS_COLUMNS)
+                for f in findings:
+                    level = f.evidence.get("level", default_level)
+                    row = [level, f.detector, f.behaviour, f.subject_kind, ";".join(f.subject_ids)]
+                    # ids and summaries come from the input data: no cell may open as a formula
+                    w.writerow(safe_row([*row, f.score, f.summary, dumps(f.evidence)]))
+        else:
+            doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
+            part.write_text(dumps(doc, indent=1), encoding="utf-8")
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)

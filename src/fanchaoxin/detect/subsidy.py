@@ -34,9 +34,7 @@ Method (DuckDB SQL over `io.read_table`, memory flat in the number of trips):
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -46,11 +44,9 @@ from typing import Any
 
 import duckdb
 
-from fanchaoxin.core.spreadsheet import safe_row
 from fanchaoxin.detect import io
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError
-from fanchaoxin.detect.report import dumps
 
 __all__ = [
     "DETECTOR",
@@ -62,7 +58,6 @@ __all__ = [
     "detect_subsidy_brushing",
     "load_subsidies",
     "load_trips",
-    "write_findings",
 ]
 
 DETECTOR = "subsidy-brushing"
@@ -567,49 +562,3 @@ def _ring_finding(
 
 
 _ROLE = {"d": "driver", "r": "rider"}
-
-
-def write_findings(path: Path, findings: list[Finding], meta: Mapping[str, Any]) -> None:
-    """Findings to `path`, CSV (one row per ring, evidence as JSON) or JSON by the suffix; written to
-    ``<path>.part`` and renamed, so a half-written file never sits under the real name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        if path.suffix.lower() == ".csv":
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh, lineterminator="\n")
-                w.writerow(
-                    [
-                        "level",
-                        "detector",
-                        "behaviour",
-                        "subject_kind",
-                        "subject_ids",
-                        "score",
-                        "summary",
-                        "evidence",
-                    ]
-                )
-                for f in findings:
-                    # account ids come from the input data: no cell may open as a formula
-                    w.writerow(
-                        safe_row(
-                            [
-                                f.evidence.get("level"),
-                                f.detector,
-                                f.behaviour,
-                                f.subject_kind,
-                                ";".join(f.subject_ids),
-                                f.score,
-                                f.summary,
-                                dumps(f.evidence),
-                            ]
-                        )
-                    )
-        else:
-            doc = {**meta, "count": len(findings), "findings": [f.to_dict() for f in findings]}
-            tmp.write_text(dumps(doc, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
