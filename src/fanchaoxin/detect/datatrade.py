@@ -367,7 +367,7 @@ def _flag_identifiers(inp: Inputs, p: Params, stats: dict[str, Any]) -> list[_Fl
                 f"WITH a AS ({shared}), busy AS (SELECT attr FROM a GROUP BY attr "
                 f"HAVING count(DISTINCT account) > {int(p.max_shared)}) "
                 "SELECT a.account, a.attr FROM a SEMI JOIN dt_acc d ON a.account = d.account "
-                "ANTI JOIN busy b ON a.attr = b.attr"
+                "ANTI JOIN busy b ON a.attr = b.attr ORDER BY a.account, a.attr"
             ).fetchall():
                 attrs[account].append(attr)
     groups: dict[tuple[str, str], list[tuple[str, str, Any, str | None]]] = defaultdict(list)

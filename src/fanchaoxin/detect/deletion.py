@@ -628,7 +628,9 @@ def detect_review_deletion(
             FROM pay p SEMI JOIN flagged f ON f.account = p.account
             JOIN neg n ON n.merchant = p.merchant AND n.by_author AND n.deleted_at > p.event_time
                  AND epoch(n.deleted_at) - epoch(p.event_time) <= {w}
-            ORDER BY 1, 2, 7, 3, 10 DESC
+            -- a total order: the first row of a (merchant, review) is its example, so ties between two
+            -- payments before the same deletion must not be left to the threads (the latest one first)
+            ORDER BY 1, 2, 7, 3, 10 DESC, 6 DESC, 9 DESC NULLS LAST
         """).fetchall()
         paid = con.sql(f"""
             SELECT p.account, p.merchant, count(*), {_dsum("p.amount")}

@@ -333,7 +333,12 @@ def detect_subsidy_brushing(
             (subsidy > 0 AND subsidy >= {p.rich_share} * fare)::INT AS is_rich
           FROM fcx_ct SEMI JOIN fcx_cand USING (d, r))
         SELECT d, r, count(*) AS n, avg(is_short), avg(is_burst), avg(is_loop), avg(is_campaign),
-          avg(is_rich), avg(is_padding), sum(subsidy), sum(fare), min(ts), max(ts),
+          avg(is_rich), avg(is_padding),
+          -- summed as decimals: a parallel sum of doubles may differ in the last bit from run to run,
+          -- and a finding's digest (its submission key) must not
+          CAST(sum(CAST(subsidy AS DECIMAL(38, 6))) AS DOUBLE),
+          CAST(sum(CAST(fare AS DECIMAL(38, 6))) AS DOUBLE),
+          min(ts), max(ts),
           count(DISTINCT CAST(ts AS DATE))
         FROM f GROUP BY d, r ORDER BY d, r"""
     ).fetchall()
