@@ -918,6 +918,50 @@ def test_cli_duplicates_findings_with_authors(tmp_path: Path) -> None:
     assert sorted(f["subject_ids"], key=int) == [str(i) for i in range(11, 17)]
 
 
+def test_cli_duplicates_reads_columns_through_col(tmp_path: Path) -> None:
+    rng = random.Random(17)
+    template = random_review(rng, 70)
+    rows = [[f"r{i}", f"user{i}", random_review(rng)] for i in range(30)]
+    rows[5:5] = [[f"f{i}", f"buyer{i % 2}", edit(template, rng, 1)] for i in range(5)]
+    p = write_csv(tmp_path / "rev.csv", ["rid", "uid", "body"], rows)
+    by_option, by_col = tmp_path / "a.json", tmp_path / "b.json"
+    res = invoke(
+        "duplicates",
+        "--input",
+        p,
+        "--text-col",
+        "body",
+        "--id-col",
+        "rid",
+        "--author-col",
+        "uid",
+        "--output",
+        by_option,
+    )
+    assert res.exit_code == 0, res.output
+    res = invoke(
+        "duplicates",
+        "--input",
+        p,
+        "--col",
+        "text=body",
+        "--col",
+        "id=rid",
+        "--col",
+        "author=uid",
+        "--output",
+        by_col,
+    )
+    assert res.exit_code == 0, res.output
+    a, b = (json.loads(x.read_text(encoding="utf-8"))["findings"] for x in (by_option, by_col))
+    assert a == b and sorted(a[0]["subject_ids"]) == ["buyer0", "buyer1"]
+    # the two ways naming different columns, or a name the command does not read: refused before any work
+    res = invoke("duplicates", "--input", p, "--text-col", "body", "--col", "text=uid", "--output", by_col)
+    assert res.exit_code == 2 and "--text-col" in res.output
+    res = invoke("duplicates", "--input", p, "--col", "rating=body", "--output", by_col)
+    assert res.exit_code == 2 and "rating" in res.output
+
+
 def test_cli_duplicates_repeated_id_is_an_error(tmp_path: Path) -> None:
     p = write_csv(tmp_path / "rev.csv", ["rid", "body"], [["a", "great hotel"], ["a", "bad hotel"]])
     res = invoke(

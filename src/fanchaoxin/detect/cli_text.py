@@ -347,8 +347,11 @@ def score(
 @reviews_app.command("duplicates")
 def duplicates(
     input: Path = typer.Option(..., "--input", help="Reviews, CSV (UTF-8 / GBK) or Parquet."),
-    text_col: str = typer.Option("text", "--text-col", help="Column with the review text."),
+    text_col: str | None = typer.Option(
+        None, "--text-col", help="Column with the review text [default: text]."
+    ),
     output: Path = typer.Option(..., "--output", help="JSON file to write the template groups to."),
+    col: list[str] = options.opt_columns(),
     id_col: str | None = typer.Option(
         None, "--id-col", help="Review id column (unique); default: the 1-based data row number."
     ),
@@ -375,6 +378,11 @@ def duplicates(
     from fanchaoxin.detect.io import InputError
 
     options.check_options(submit, platform, key)
+    # --col text=body --col id=review_id --col author=uid, the same as the per-column options
+    mapping = options.parse_columns(col, expected=["text", "id", "author"])
+    text_col = options.pick_column("text", "--text-col", text_col, mapping) or "text"
+    id_col = options.pick_column("id", "--id-col", id_col, mapping)
+    author_col = options.pick_column("author", "--author-col", author_col, mapping)
     try:
         wanted = [text_col, *([id_col] if id_col else []), *([author_col] if author_col else [])]
         cols = R.read_columns(input, wanted, unique=[id_col] if id_col else [])
