@@ -30,6 +30,12 @@ Scale. DuckDB sorts the orders by (shop, buyer, time) — in parallel, spilling 
 and streams them; the detector works on chunks of whole shops (a few million orders each), so
 memory is bounded by the chunk, not by the file.
 
+Spark (``--engine spark``, detect/engines.py). The same kernel runs on Spark: the orders are
+repartitioned by shop and sorted within partitions by (shop, buyer, time, order), so each partition is
+whole shops in the order `sweep` needs; `spark_partition` (mapInArrow) cuts a partition into the same
+chunks of whole shops and runs the same `detect_chunk` on each. Only the answers travel back to the
+driver, one row per shop, and are put in shop order there: the output is identical to DuckDB's.
+
 Scores. A suspicious (shop, buyer) row and a finding score = the highest concentrate rate among the
 shop's brushing windows (≥ `rate` by construction; larger is more suspicious).
 """
@@ -37,24 +43,29 @@ shop's brushing windows (≥ `rate` by construction; larger is more suspicious).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.detect.io import read_table
+
+if TYPE_CHECKING:  # DuckDB is loaded where it reads: Spark's executors run the kernel without it
+    import duckdb
 
 __all__ = [
     "REQUIRED_COLUMNS",
     "ShopResult",
     "SweepResult",
+    "detect_chunk",
     "detect_order_brushing",
+    "detect_order_brushing_spark",
     "findings_from",
     "read_orders",
     "shopee_lines",
@@ -280,6 +291,8 @@ def read_orders(
     times become naive local times in `timezone` (see fanchaoxin.detect.io), the clock the rule's
     windows run on.
     """
+    from fanchaoxin.detect.io import read_table  # noqa: PLC0415 (Spark's executors run without DuckDB)
+
     return read_table(
         path,
         REQUIRED_COLUMNS,
@@ -292,17 +305,25 @@ def read_orders(
 
 
 def _chunks(rel: duckdb.DuckDBPyRelation, chunk_rows: int, with_orders: bool) -> Iterator[pa.Table]:
-    """Orders sorted by (shop, buyer, time), in tables of whole shops of about `chunk_rows` rows.
+    """Orders sorted by (shop, buyer, time, order), in tables of whole shops of about `chunk_rows` rows.
 
     DuckDB sorts (in parallel, spilling to disk when it must) and streams; numpy never holds more
-    than a chunk.
+    than a chunk. The order id breaks ties of (shop, buyer, time), so the union's orders come out in
+    one order on every run and on every engine.
     """
     cols = "shopid, userid, epoch_ms(event_time) // 1000 AS t" + (", orderid" if with_orders else "")
-    reader = rel.select(cols).order("shopid, userid, t").to_arrow_reader(batch_size=min(chunk_rows, 1 << 20))
+    keys = "shopid, userid, t" + (", orderid" if with_orders else "")
+    reader = rel.select(cols).order(keys).to_arrow_reader(batch_size=min(chunk_rows, 1 << 20))
+    yield from whole_shops(reader, chunk_rows)
+
+
+def whole_shops(batches: Iterable[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.Table]:
+    """Batches of orders sorted by shop (a DuckDB stream, a Spark partition) as tables of whole shops
+    of about `chunk_rows` rows: a shop is never split across two tables."""
     pending: list[pa.RecordBatch] = []
     rows = 0
     threshold = chunk_rows
-    for batch in reader:
+    for batch in batches:
         if batch.num_rows == 0:
             continue
         pending.append(batch)
@@ -337,24 +358,115 @@ def detect_order_brushing(
     With `details=False` only `shop_ids`, `brushing` and each brushing shop's `users` are filled
     (what the Shopee answer needs), which keeps 10⁸-order runs lean.
     """
+    _check_parameters(window, rate)
+    for table in _chunks(rel, chunk_rows, details):
+        yield detect_chunk(table, window=window, rate=rate, details=details)
+
+
+def _check_parameters(window: int, rate: float) -> None:
     if window < 0:
         raise ValueError("window must be ≥ 0 seconds")
     if not rate > 0:
         raise ValueError("rate must be > 0")
-    for table in _chunks(rel, chunk_rows, details):
-        table = table.combine_chunks()
-        shops_arr = table.column("shopid").chunk(0)
-        users_arr = table.column("userid").chunk(0)
-        shop_start = _change_mask(shops_arr)
-        pair_start = shop_start | _change_mask(users_arr)
-        shop_code = np.cumsum(shop_start, dtype=np.int64) - 1
-        t = table.column("t").chunk(0).to_numpy()
-        res = sweep(shop_code, t, pair_start, window=window, rate=rate)
-        shop_ids = shops_arr.filter(pa.array(shop_start))
-        results: list[ShopResult] = []
-        if res.brushing.any():
-            results = _shop_results(res, table, shop_ids, shop_code, t, window, details)
-        yield ChunkResult(shop_ids, res.brushing, results)
+
+
+def detect_chunk(table: pa.Table, *, window: int, rate: float, details: bool) -> ChunkResult:
+    """The sweep over one table of whole shops sorted by (shop, buyer, t[, orderid]): columns
+    ``shopid, userid, t`` (epoch seconds of the naive local time) and, with `details`, ``orderid``.
+    Both engines run this (DuckDB's chunks, Spark's partitions)."""
+    table = table.combine_chunks()
+    shops_arr = table.column("shopid").chunk(0)
+    users_arr = table.column("userid").chunk(0)
+    shop_start = _change_mask(shops_arr)
+    pair_start = shop_start | _change_mask(users_arr)
+    shop_code = np.cumsum(shop_start, dtype=np.int64) - 1
+    t = table.column("t").chunk(0).to_numpy()
+    res = sweep(shop_code, t, pair_start, window=window, rate=rate)
+    shop_ids = shops_arr.filter(pa.array(shop_start))
+    results: list[ShopResult] = []
+    if res.brushing.any():
+        results = _shop_results(res, table, shop_ids, shop_code, t, window, details)
+    return ChunkResult(shop_ids, res.brushing, results)
+
+
+# ------------------------------------------------------------------------------------------- Spark
+
+_SPARK_BATCH_SHOPS = 1 << 20  # shops per ChunkResult handed on by the driver
+
+
+def _payload(s: ShopResult, details: bool) -> str:
+    """One brushing shop's answer as JSON text (ids keep their int or str type; floats round-trip)."""
+    return json.dumps([s.users, s.windows, s.order_ids, s.score] if details else [s.users])
+
+
+def spark_partition(
+    batches: Iterable[pa.RecordBatch], *, window: int, rate: float, details: bool, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Spark's `mapInArrow` over one partition of orders sorted by (shop, buyer, t[, orderid]), every
+    shop whole in it: the same chunks and the same `detect_chunk` as on DuckDB. One row per shop:
+    ``shopid, brushing, payload`` (the brushing shop's answer as JSON, else null)."""
+    for table in whole_shops(batches, chunk_rows):
+        chunk = detect_chunk(table, window=window, rate=rate, details=details)
+        payload: list[str | None] = [None] * len(chunk.shop_ids)
+        for code, s in zip(np.flatnonzero(chunk.brushing), chunk.shops, strict=True):
+            payload[code] = _payload(s, details)
+        yield pa.RecordBatch.from_arrays(
+            [chunk.shop_ids, pa.array(chunk.brushing), pa.array(payload, pa.string())],
+            names=["shopid", "brushing", "payload"],
+        )
+
+
+def detect_order_brushing_spark(
+    df: Any,
+    *,
+    window: int = 3600,
+    rate: float = 3,
+    chunk_rows: int = _CHUNK_ROWS,
+    details: bool = True,
+    partitions: int | None = None,
+) -> Iterator[ChunkResult]:
+    """`detect_order_brushing` on Spark: `df` is a DataFrame from `engines.spark_read_table` with
+    ``orderid, shopid, userid, t`` (t: epoch seconds of the naive local time). Shops in id order,
+    the same ChunkResults' contents as on DuckDB (cut into other chunks).
+
+    The orders are hash-partitioned by shop (`partitions`, default spark.sql.shuffle.partitions, which
+    adaptive execution may coalesce) and
+    sorted within partitions; each partition runs `spark_partition`. Only one row per shop comes back
+    to the driver, which sorts them by shop id (byte order of text ids, as DuckDB's).
+    """
+    from pyspark.sql.types import BooleanType, StringType, StructField, StructType  # noqa: PLC0415
+
+    _check_parameters(window, rate)
+    cols = ["shopid", "userid", "t"] + (["orderid"] if details else [])
+    orders = df.select(*cols)
+    schema = StructType(
+        [
+            StructField("shopid", orders.schema["shopid"].dataType, False),
+            StructField("brushing", BooleanType(), False),
+            StructField("payload", StringType(), True),
+        ]
+    )
+    job = functools.partial(spark_partition, window=window, rate=rate, details=details, chunk_rows=chunk_rows)
+    # by shop alone, Spark's adaptive execution may coalesce small partitions (a shop stays whole)
+    by_shop = orders.repartition(partitions, "shopid") if partitions else orders.repartition("shopid")
+    result = by_shop.sortWithinPartitions(*cols).mapInArrow(job, schema).toArrow()
+    result = result.sort_by("shopid")
+    for start in range(0, result.num_rows, _SPARK_BATCH_SHOPS):
+        part = result.slice(start, _SPARK_BATCH_SHOPS).combine_chunks()
+        shop_ids = part.column("shopid").chunk(0) if part.num_rows else pa.array([], pa.int64())
+        brushing_mask = part.column("brushing").to_numpy(zero_copy_only=False).astype(bool)
+        shops = []
+        ids = shop_ids.filter(pa.array(brushing_mask)).to_pylist()
+        texts = part.column("payload").filter(pa.array(brushing_mask)).to_pylist()
+        for shopid, text in zip(ids, texts, strict=True):
+            doc = json.loads(text)
+            users = [(u, int(c)) for u, c in doc[0]]
+            if details:
+                windows = [(int(a), int(b), int(o), int(u)) for a, b, o, u in doc[1]]
+                shops.append(ShopResult(shopid, users, windows, list(doc[2]), float(doc[3])))
+            else:
+                shops.append(ShopResult(shopid, users, [], [], 0.0))
+        yield ChunkResult(shop_ids, brushing_mask, shops)
 
 
 def _shop_results(

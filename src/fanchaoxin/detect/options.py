@@ -9,6 +9,8 @@ inside the command that needs them.
 - Input options: ``--col NAME=COLUMN`` (repeatable) maps the column a detector expects to the column
   the enterprise's file has; ``--timezone`` is the zone of times written without an offset (default
   Asia/Shanghai). `parse_columns` turns the ``--col`` values into the mapping `io.read_table` takes.
+- Engine options (#21): ``--engine duckdb|spark`` and ``--spark-master`` (default ``local[*]``); the
+  Spark session itself is made by detect/engines.py, inside the command.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import typer
 
 __all__ = [
     "DEFAULT_TIMEZONE",
+    "Engine",
     "Severity",
     "check_options",
     "opt_columns",
+    "opt_engine",
+    "opt_spark_master",
     "opt_timezone",
     "parse_columns",
     "pick_column",
@@ -37,6 +42,11 @@ class Severity(StrEnum):
     minor = "minor"
     general = "general"
     serious = "serious"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
 
 
 def check_options(submit: bool, platform: str | None, key: str | None) -> None:
@@ -177,3 +187,29 @@ def pick_column(name: str, option: str, value: str | None, mapping: Mapping[str,
     if value is not None and mapped is not None and value != mapped:
         _usage(f"{option} {value!r} and --col {name}={mapped} name different columns")
     return value if value is not None else mapped
+
+
+# --- engine options (#21) -----------------------------------------------------------------------
+
+_ENGINE_PANEL = "Engine"
+DEFAULT_SPARK_MASTER = "local[*]"
+
+
+def opt_engine() -> Any:
+    return typer.Option(
+        Engine.duckdb,
+        "--engine",
+        help="duckdb: this machine. spark: Apache Spark (--spark-master), for data a machine cannot hold; "
+        "the same answers. With spark, --input is any path Spark reads or table:NAME.",
+        rich_help_panel=_ENGINE_PANEL,
+    )
+
+
+def opt_spark_master() -> Any:
+    return typer.Option(
+        DEFAULT_SPARK_MASTER,
+        "--spark-master",
+        help="Spark master URL: local[N], spark://HOST:PORT, k8s://https://HOST:PORT or yarn "
+        "(under spark-submit: the master given to spark-submit).",
+        rich_help_panel=_ENGINE_PANEL,
+    )
