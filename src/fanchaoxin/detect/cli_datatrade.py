@@ -91,12 +91,8 @@ def data_trade(
     ),
     staff: Path | None = typer.Option(None, "--staff", help="Staff directory: staff, role; team when there."),
     output: Path = typer.Option(..., "--output", "-o", help="Findings file: .json or .csv by its suffix."),
-    report_html: Path | None = typer.Option(
-        None, "--report-html", help="HTML report (default: <output name>.report.html next to --output)."
-    ),
-    report_json: Path | None = typer.Option(
-        None, "--report-json", help="JSON report (default: <output name>.report.json next to --output)."
-    ),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     col: list[str] = options.opt_columns(),
     timezone: str = options.opt_timezone(),
     min_unrelated: int = typer.Option(
@@ -243,9 +239,7 @@ def data_trade(
         "note": "scores are the largest rule ratio (measure over threshold): every finding scores ≥ 1",
         "seconds": round(time.perf_counter() - started, 3),
     }
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    html = report_html or output.with_name(f"{stem}.report.html")
-    js = report_json or output.with_name(f"{stem}.report.json")
+    html, js = options.report_paths(output, report_html, report_json)
     parts = [html.with_name(html.name + ".part"), js.with_name(js.name + ".part")]
     try:
         write_report(

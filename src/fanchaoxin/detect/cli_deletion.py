@@ -82,12 +82,8 @@ def review_deletion(
         None, "--merchants", help="merchant, category. Without it every merchant is in one category."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Findings file: .json or .csv by its suffix."),
-    report_html: Path | None = typer.Option(
-        None, "--report-html", help="HTML report (default: <output name>.report.html next to --output)."
-    ),
-    report_json: Path | None = typer.Option(
-        None, "--report-json", help="JSON report (default: <output name>.report.json next to --output)."
-    ),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     negative_max_rating: float = typer.Option(
         2,
         "--negative-max-rating",
@@ -249,9 +245,7 @@ def review_deletion(
         "stats": run_stats,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    html = report_html or output.with_name(f"{stem}.report.html")
-    js = report_json or output.with_name(f"{stem}.report.json")
+    html, js = options.report_paths(output, report_html, report_json)
     write_findings(output, findings, meta)
     write_report(findings, title="删除不利评价 review deletion", html_path=html, json_path=js, meta=meta)
     n_merchants = sum(1 for f in findings if f.evidence.get("level") == "merchant")

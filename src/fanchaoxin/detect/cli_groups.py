@@ -71,11 +71,6 @@ def _progress(label: str) -> Iterator[Callable[..., None]]:
         yield step
 
 
-def _report_paths(output: Path, html: Path | None, js: Path | None) -> tuple[Path, Path]:
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    return (html or output.with_name(f"{stem}.report.html"), js or output.with_name(f"{stem}.report.json"))
-
-
 def _finish(
     findings: list[Finding],
     *,
@@ -89,7 +84,7 @@ def _finish(
     from fanchaoxin.detect.report import write_findings, write_report
 
     step("writing")
-    html, js = _report_paths(output, report_html, report_json)
+    html, js = options.report_paths(output, report_html, report_json)
     write_findings(output, findings, meta, default_level="group")
     write_report(findings, title=title, html_path=html, json_path=js, meta=meta)
     typer.echo(f"{len(findings):,} findings → {output}; report: {html}, {js}")
@@ -107,8 +102,6 @@ def _submit(findings: list[Finding], **kw: Any) -> None:
 
 
 _OUT_HELP = "Findings file: .json or .csv by its suffix."
-_HTML_HELP = "HTML report (default: <output name>.report.html next to --output)."
-_JSON_HELP = "JSON report (default: <output name>.report.json next to --output)."
 
 
 @app.command("lockstep")
@@ -139,8 +132,8 @@ def lockstep_cmd(
     behaviour: str = typer.Option("fake_review", "--behaviour", help="fake_review or order_brushing."),
     max_seeds: int = typer.Option(20_000, "--max-seeds", min=1, help="Most seeds (item, time) to grow from."),
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
-    report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
-    report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     submit: bool = options.opt_submit(),
     platform: str | None = options.opt_platform(),
     key: str | None = options.opt_key(),
@@ -236,8 +229,8 @@ def registrations_cmd(
     burst_window: int = typer.Option(3600, "--burst-window", min=1, help="Seconds of the burstiness window."),
     min_score: float = typer.Option(3.0, "--min-score", help="Report clusters scoring at least this."),
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
-    report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
-    report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     submit: bool = options.opt_submit(),
     platform: str | None = options.opt_platform(),
     key: str | None = options.opt_key(),
@@ -344,8 +337,8 @@ def parcels_cmd(
         help="Subject kind of the courier column: courier_staff or courier_company.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help=_OUT_HELP),
-    report_html: Path | None = typer.Option(None, "--report-html", help=_HTML_HELP),
-    report_json: Path | None = typer.Option(None, "--report-json", help=_JSON_HELP),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     submit: bool = options.opt_submit(),
     platform: str | None = options.opt_platform(),
     key: str | None = options.opt_key(),

@@ -116,12 +116,8 @@ def subsidy_brushing(
         help="A device or payment account shared by more candidate accounts than this is ignored.",
         rich_help_panel=_PANEL,
     ),
-    report_html: Path | None = typer.Option(
-        None, "--report-html", help="HTML report (default: <output name>.report.html next to --output)."
-    ),
-    report_json: Path | None = typer.Option(
-        None, "--report-json", help="JSON report (default: <output name>.report.json next to --output)."
-    ),
+    report_html: Path | None = options.opt_report_html(),
+    report_json: Path | None = options.opt_report_json(),
     submit: bool = options.opt_submit(),
     platform: str | None = options.opt_platform(),
     key: str | None = options.opt_key(),
@@ -172,9 +168,7 @@ def subsidy_brushing(
         "note": "score in [0, 1]: the best pair's weighted shares; subjects are drivers first, then riders",
         "seconds": round(time.perf_counter() - started, 3),
     }
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    html = report_html or output.with_name(f"{stem}.report.html")
-    js = report_json or output.with_name(f"{stem}.report.json")
+    html, js = options.report_paths(output, report_html, report_json)
     try:
         write_findings(output, findings, meta)
         write_report(findings, title="刷单骗补 subsidy brushing", html_path=html, json_path=js, meta=meta)

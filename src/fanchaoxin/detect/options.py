@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -213,3 +214,24 @@ def opt_spark_master() -> Any:
         "(under spark-submit: the master given to spark-submit).",
         rich_help_panel=_ENGINE_PANEL,
     )
+
+
+# --- reports ----------------------------------------------------------------------------------------
+
+
+def opt_report_html() -> Any:
+    return typer.Option(
+        None, "--report-html", help="HTML report (default: <output name>.report.html next to --output)."
+    )
+
+
+def opt_report_json() -> Any:
+    return typer.Option(
+        None, "--report-json", help="JSON report (default: <output name>.report.json next to --output)."
+    )
+
+
+def report_paths(output: Path, html: Path | None, js: Path | None) -> tuple[Path, Path]:
+    """The HTML and JSON report paths: as given, else ``<output name>.report.html|json`` beside the output."""
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return (html or output.with_name(f"{stem}.report.html"), js or output.with_name(f"{stem}.report.json"))
