@@ -138,7 +138,9 @@ def test_forgeries_are_refused_naming_what_failed(tmp_path: Path, log: dict[str,
         ),
         (dict(good, leaves=[dict(good["leaves"][1], index=258)]), (), "leaf 258"),
         (
-            with_checkpoint([(name, blob), (witness_line[0], witness_line[1][:-1] + b"\x00")]),
+            with_checkpoint(
+                [(name, blob), (witness_line[0], witness_line[1][:-1] + bytes([witness_line[1][-1] ^ 1]))]
+            ),
             ("--witness", log["witness"]),
             "the cosignature by witness dept.example/w1 does not verify",
         ),
