@@ -74,7 +74,10 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None, 
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"fcx failed ({proc.returncode}):\n{err[-4000:]}")
-    m = re.search(r"in ([0-9.]+) s$", err.strip())
+    m = re.search(r"in ([0-9.]+) s$", err.strip(), re.M)
+    shuffle = re.search(r"^Spark shuffle: .*$", err, re.M)
+    if shuffle:
+        print("  ", shuffle.group(0))
     return wall, float(m.group(1)) if m else None, peak / 2**30
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
-import os
 import random
 import re
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,39 +21,8 @@ from typer.testing import CliRunner
 from fanchaoxin.detect import brushing, engines
 from fanchaoxin.detect.cli_orders import app
 from fanchaoxin.simulate.marketplace import generate
+from tests.detect.conftest import MASTER
 from tests.detect.test_brushing import HAND, T0, write_orders
-
-MASTER = "local[2]"
-
-
-def _missing() -> list[str]:
-    out = []
-    if importlib.util.find_spec("pyspark") is None:
-        out.append("pyspark (pip install -e '.[test]', or 'fanchaoxin[spark]')")
-    home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (home and Path(home, "bin", "java").is_file()):
-        out.append("Java (apt-get install openjdk-17-jre-headless; .ci/run does so)")
-    return out
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    missing = _missing()
-    if missing:
-        pytest.fail("the Spark engine's tests need " + " and ".join(missing), pytrace=False)
-    session = engines.spark_session(
-        MASTER,
-        conf={
-            "spark.sql.shuffle.partitions": "3",
-            "spark.default.parallelism": "2",
-            "spark.ui.enabled": "false",
-            "spark.driver.memory": "1g",
-            # the catalogue's warehouse (table:NAME) out of the working tree
-            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
-        },
-    )
-    yield session
-    session.stop()
 
 
 def _invoke(args: list[str]):

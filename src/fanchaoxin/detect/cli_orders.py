@@ -181,6 +181,8 @@ def order_brushing(
         report_json=report_json,
         report_html=report_html,
     )
+    if engine is options.Engine.spark:
+        options.echo_shuffle(options.spark_session_or_exit(spark_master))  # the session still open
     typer.echo(
         f"{n_shops} shop(s), {len(shops)} brushing; wrote {output} in {time.perf_counter() - started:.1f} s",
         err=True,
@@ -211,11 +213,7 @@ def _spark_brushing(
     work; an engine that cannot run is one line on stderr and exit 2, like bad input."""
     from fanchaoxin.detect import brushing, engines
 
-    try:
-        spark = engines.spark_session(master)
-    except engines.EngineError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+    spark = options.spark_session_or_exit(master)
     df = engines.spark_read_table(
         spark,
         source,

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["EngineError", "spark_read_table", "spark_session"]
+__all__ = ["EngineError", "shuffle_bytes", "shuffle_line", "spark_read_table", "spark_session"]
 
 _ID_RE = "^-?(0|[1-9][0-9]{0,17})$"  # as detect/io.py: canonical integers only, within BIGINT
 # the text time forms of detect/io.py (`_time_forms`), each value read by the form it has
@@ -136,6 +136,8 @@ def spark_session(master: str = "local[*]", *, conf: Mapping[str, str] | None = 
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # TIMESTAMP means a naive local time, as DuckDB's: the same SQL, the same values
+        "spark.sql.timestampType": "TIMESTAMP_NTZ",
         **(conf or {}),
     }
     for k, v in settings.items():
@@ -268,12 +270,23 @@ def spark_read_table(
     *,
     types: Mapping[str, str],
     unique: Iterable[str] = (),
+    nullable: Iterable[str] = (),
+    allow_empty: bool = False,
     columns: Mapping[str, str] | None = None,
     timezone: str = "Asia/Shanghai",
+    epoch_time: bool = True,
+    rest: bool = False,
 ) -> Any:
     """Read `source` on Spark, validated in one pass before any detection work; the DataFrame has the
-    required columns under the detector's names, typed as detect/io.py types them (``ID``,
-    ``TIMESTAMP`` — the latter as a column ``t`` of epoch seconds, see the module docstring).
+    required columns under the detector's names, typed as detect/io.py types them (``VARCHAR``,
+    ``ID``, ``BIGINT``, ``DOUBLE``, ``BOOLEAN``, ``DATE``, ``TIMESTAMP``).
+
+    With `epoch_time` (order brushing's kernel) the one ``TIMESTAMP`` column becomes a column ``t`` of
+    epoch seconds (see the module docstring); without it every ``TIMESTAMP`` column keeps its name as
+    Spark's ``TIMESTAMP_NTZ`` — the naive local time DuckDB's ``TIMESTAMP`` holds, so that the same SQL
+    (fanchaoxin.detect.sql) sees the same values on both engines. `nullable` lists required columns
+    that may be empty, `allow_empty` accepts a file without data rows, and `rest` keeps the file's
+    other columns after the required ones, as read (as detect/io.py does).
 
     Raises fanchaoxin.detect.io.InputError naming the file (or table) and the file's column.
     """
@@ -298,9 +311,11 @@ def spark_read_table(
     dtypes = {f.name: f.dataType for f in df.schema.fields}
 
     # one pass: rows, empty values, ID columns all integers, bad times (count and one example), repeats
+    nullable_set = set(nullable)
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for c in required:
-        aggs.append(F.sum(F.col(fc(c)).isNull().cast("long")).alias(f"__null_{c}"))
+        if c not in nullable_set:
+            aggs.append(F.sum(F.col(fc(c)).isNull().cast("long")).alias(f"__null_{c}"))
     id_text = [c for c, t in types.items() if t == "ID" and isinstance(dtypes[fc(c)], T.StringType)]
     for c in id_text:
         aggs.append(F.min(F.col(fc(c)).rlike(_ID_RE).cast("int")).alias(f"__int_{c}"))
@@ -326,6 +341,15 @@ def spark_read_table(
         bad = col.isNotNull() & times[c].isNull()
         aggs.append(F.sum(bad.cast("long")).alias(f"__bad_{c}"))
         aggs.append(F.first(F.when(bad, col.cast("string")), ignorenulls=True).alias(f"__ex_{c}"))
+    values: dict[str, Any] = {}  # the other typed columns (BIGINT, DOUBLE, BOOLEAN, DATE)
+    for c, t in types.items():
+        if t not in _VALUE_TYPES:
+            continue
+        col = F.col(fc(c))
+        values[c] = _typed_value(F, T, col, dtypes[fc(c)], t)
+        bad = col.isNotNull() & values[c].isNull()
+        aggs.append(F.sum(bad.cast("long")).alias(f"__bad_{c}"))
+        aggs.append(F.first(F.when(bad, col.cast("string")), ignorenulls=True).alias(f"__ex_{c}"))
     unique = list(dict.fromkeys(unique))
     for c in unique:
         aggs.append(F.count_distinct(F.col(fc(c))).alias(f"__distinct_{c}"))
@@ -334,10 +358,10 @@ def spark_read_table(
     except Exception as exc:  # Spark's reader (a malformed row under FAILFAST) or storage failed
         raise InputError(f"{source}: cannot be read: {_reason(exc)}", path=source) from exc
     n_rows = stats["__rows"]
-    if n_rows == 0:
+    if n_rows == 0 and not allow_empty:
         raise InputError(f"{source}: the file has a header but no data rows", path=source)
     for c in required:
-        if stats[f"__null_{c}"]:
+        if c not in nullable_set and stats[f"__null_{c}"]:
             raise InputError(
                 f"{source}: column {_column_text(fc(c), mapping)}: {stats[f'__null_{c}']} empty value(s) "
                 "in a required column",
@@ -351,6 +375,17 @@ def spark_read_table(
             raise InputError(
                 f"{source}: column {_column_text(fc(c), mapping)}: {value!r} is not a time (YYYY-MM-DD "
                 f"HH:MM:SS, ISO 8601 with an offset, or epoch seconds); {n_bad} such value(s)",
+                path=source,
+                column=fc(c),
+                value=value,
+            )
+    for c in values:
+        n_bad = stats[f"__bad_{c}"]
+        if n_bad:
+            value = stats[f"__ex_{c}"]
+            raise InputError(
+                f"{source}: column {_column_text(fc(c), mapping)}: {value!r} is not {_WHAT[types[c]]}; "
+                f"{n_bad} such value(s)",
                 path=source,
                 column=fc(c),
                 value=value,
@@ -374,7 +409,75 @@ def spark_read_table(
         if t == "ID" and integers:
             col = col.cast("long")
         if t == "TIMESTAMP":
-            out.append(times[c].alias("t"))
+            if epoch_time:
+                out.append(times[c].alias("t"))
+            else:
+                out.append(F.timestamp_seconds(times[c]).cast("timestamp_ntz").alias(c))
+        elif t in _VALUE_TYPES:
+            out.append(values[c].alias(c))
+        elif t == "VARCHAR" or (t == "ID" and not integers):
+            out.append(col.cast("string").alias(c))
         else:
             out.append(col.alias(c))
+    if rest:
+        taken = {fc(c) for c in required}
+        out += [F.col(f"`{name}`") for name in fields if name not in taken]
     return df.select(*out)
+
+
+_VALUE_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE")
+_WHAT = {
+    "BIGINT": "an integer",
+    "DOUBLE": "a number",
+    "BOOLEAN": "true/false",
+    "DATE": "a date YYYY-MM-DD",
+}
+
+
+def _typed_value(F: Any, T: Any, col: Any, dtype: Any, target: str) -> Any:
+    """`col` as `target`, NULL where a non-empty value does not parse — the rules of detect/io.py."""
+    text = isinstance(dtype, T.StringType)
+    if target == "BIGINT":
+        if isinstance(dtype, T.IntegralType):
+            return col.cast("long")
+        if text:
+            trimmed = F.trim(col)
+            return F.when(trimmed.rlike("^[+-]?[0-9]+$"), trimmed.try_cast("long"))
+        return F.when(col == F.round(col), col.try_cast("long"))
+    if target == "DOUBLE":
+        return F.trim(col).try_cast("double") if text else col.try_cast("double")
+    if target == "BOOLEAN":
+        return F.trim(col).try_cast("boolean") if text else col.try_cast("boolean")
+    # DATE
+    if text:
+        return F.try_to_timestamp(F.trim(col), F.lit("yyyy-MM-dd")).cast("date")
+    return col.try_cast("date")
+
+
+def shuffle_bytes(spark: Any) -> tuple[int, int] | None:
+    """(bytes written, bytes read) by this session's shuffles so far — what a job moves between
+    machines, the figure a data team sizes a cluster's network and disks by. From Spark's own status
+    store (the numbers its UI shows); None where this Spark does not expose it."""
+    try:
+        jvm, gateway = spark._jvm, spark.sparkContext._gateway
+        store = spark.sparkContext._jsc.sc().statusStore()
+        every = jvm.java.util.ArrayList()  # no status filter: all stages
+        no_quantiles = gateway.new_array(jvm.double, 0)
+        stages = store.stageList(every, False, False, no_quantiles, jvm.java.util.ArrayList())
+        written = read = 0
+        it = stages.iterator()
+        while it.hasNext():
+            stage = it.next()
+            written += int(stage.shuffleWriteBytes())
+            read += int(stage.shuffleReadBytes())
+        return written, read
+    except Exception:
+        return None
+
+
+def shuffle_line(spark: Any) -> str | None:
+    """One line for the job's log: the shuffle volume (see `shuffle_bytes`)."""
+    got = shuffle_bytes(spark)
+    if got is None:
+        return None
+    return f"Spark shuffle: {got[0] / 2**20:,.1f} MiB written, {got[1] / 2**20:,.1f} MiB read"

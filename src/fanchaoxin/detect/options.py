@@ -216,6 +216,28 @@ def opt_spark_master() -> Any:
     )
 
 
+def spark_session_or_exit(master: str) -> Any:
+    """The Spark session of a command run with ``--engine spark``, checked before any work
+    (detect/engines.py); what is missing (Java, pyspark, a reachable master) is one line on stderr and
+    exit status 2, like bad input."""
+    from fanchaoxin.detect import engines
+
+    try:
+        return engines.spark_session(master)
+    except engines.EngineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def echo_shuffle(spark: Any) -> None:
+    """Log what the finished Spark job shuffled (the figure to size a cluster's network and disks by)."""
+    from fanchaoxin.detect import engines
+
+    line = engines.shuffle_line(spark)
+    if line:
+        typer.echo(line, err=True)
+
+
 # --- reports ----------------------------------------------------------------------------------------
 
 
