@@ -7,7 +7,16 @@ platform (fanchaoxin.launch): these modules import the detectors only inside the
 
 import typer
 
-from fanchaoxin.detect import cli_datatrade, cli_deletion, cli_groups, cli_orders, cli_subsidy, cli_text
+from fanchaoxin.detect import (
+    cli_datatrade,
+    cli_deletion,
+    cli_groups,
+    cli_orders,
+    cli_parcels,
+    cli_registrations,
+    cli_subsidy,
+    cli_text,
+)
 
 app = typer.Typer(
     help="Detect 炒信 in an enterprise's own data (CSV, Parquet or JSON Lines, on DuckDB).",
@@ -17,6 +26,8 @@ app = typer.Typer(
 for _sub in (
     cli_orders.app,
     cli_groups.app,
+    cli_registrations.app,
+    cli_parcels.app,
     cli_text.app,
     cli_subsidy.app,
     cli_deletion.app,
