@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.bench_brushing import check, generate, machine
@@ -53,8 +54,11 @@ def _rss(pids: list[int]) -> int:
     return total
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None, float]:
-    """(wall seconds, detector seconds from its log, peak RSS of the process tree in GiB)."""
+def run_once(
+    cmd: list[str], env: dict[str, str], on_stderr: Callable[[str], None] | None = None
+) -> tuple[float, float | None, float]:
+    """(wall seconds, detector seconds from its log, peak RSS of the process tree in GiB); `on_stderr`
+    gets the command's log."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
@@ -74,6 +78,8 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None, 
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"fcx failed ({proc.returncode}):\n{err[-4000:]}")
+    if on_stderr is not None:
+        on_stderr(err)
     m = re.search(r"in ([0-9.]+) s$", err.strip(), re.M)
     shuffle = re.search(r"^Spark shuffle: .*$", err, re.M)
     if shuffle:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -32,7 +33,13 @@ _WB_COLS = (
 
 @app.command("parcels")
 def parcels_cmd(
-    input: Path = typer.Option(..., "--input", "-i", help="Waybills file (CSV or Parquet)."),
+    input: str = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Waybills file (CSV, Parquet or JSON Lines). With --engine spark: any path Spark reads, or "
+        "table:NAME.",
+    ),
     column: list[str] | None = typer.Option(None, "--column", hidden=True, help="The same as --col."),
     min_score: float = typer.Option(
         0.5, "--min-score", min=0.0, max=1.0, help="Flag waybills scoring ≥ this."
@@ -65,6 +72,8 @@ def parcels_cmd(
     ),
     col: list[str] = options.opt_columns(),
     timezone: str = options.opt_timezone(),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """Empty-parcel waybills, and senders / couriers where they concentrate.
 
@@ -75,7 +84,7 @@ def parcels_cmd(
         _fail("--courier-kind must be courier_staff or courier_company")
     options.check_options(submit, platform, key)
     cols = _columns(col, column, _WB_COLS)
-    from fanchaoxin.detect.parcels import Params, detect_empty_parcels, load_waybills, missing_values
+    from fanchaoxin.detect.parcels import Params
 
     params = Params(
         min_score=min_score,
@@ -85,23 +94,31 @@ def parcels_cmd(
         alpha=alpha,
         courier_kind=courier_kind,
     )
+    if "://" not in input and not input.startswith("table:"):
+        input = str(Path(input))  # a local path, written as before --engine (#21)
     t0 = time.perf_counter()
+    spark = options.spark_session_or_exit(spark_master) if engine is options.Engine.spark else None
     with _guard(), _progress("parcels") as step:
         step("reading")
-        wb = load_waybills(input, columns=cols, timezone=timezone)
-        step("scoring")
-        findings = detect_empty_parcels(wb, params, progress=lambda d, n: step("waybill findings", d, n))
+        progress = lambda d, n: step("waybill findings", d, n)  # noqa: E731
+        if spark is not None:
+            result = _spark_parcels(spark, input, cols, timezone, params, progress)
+        else:
+            from fanchaoxin.detect.parcels import detect_file
+
+            result = detect_file(input, params, columns=cols, timezone=timezone, progress=progress)
+        findings = result.findings
         levels = {
             lv: sum(1 for f in findings if f.evidence.get("level") == lv)
             for lv in ("waybill", "sender", "courier")
         }
         meta = {
             "detector": "empty-parcel",
-            "input": str(input),
-            "rows": len(wb.waybill),
+            "input": input,
+            "rows": result.rows,
             "findings": levels,
             # unknown values give no signal rather than being dropped or guessed: say how many
-            "missing_values": missing_values(wb),
+            "missing_values": result.missing,
             "parameters": {"columns": cols, "timezone": timezone, **params.__dict__},
             "note": "waybill scores are in [0, 1]; sender and courier scores are −log10 P",
             "seconds": round(time.perf_counter() - t0, 3),
@@ -115,6 +132,8 @@ def parcels_cmd(
             meta=meta,
             step=step,
         )
+    if spark is not None:
+        options.echo_shuffle(spark)
     if submit:
         _submit(
             findings,
@@ -125,3 +144,29 @@ def parcels_cmd(
             min_score=submit_min_score,
             courier_uscc=courier_uscc,
         )
+
+
+def _spark_parcels(
+    spark: Any,
+    source: str,
+    columns: dict[str, str],
+    timezone: str,
+    params: Any,
+    progress: Any,
+) -> Any:
+    """Empty parcels on Spark (detect/engines.py): the input is checked (path or table, columns,
+    values, repeated waybills) before any work; the job is detect/parcels.py's, as on DuckDB."""
+    from fanchaoxin.detect import engines, parcels
+
+    df = engines.spark_read_table(
+        spark,
+        source,
+        parcels.COLUMNS,
+        types=parcels.TYPES,
+        nullable=parcels.NULLABLE,
+        unique=["waybill"],
+        columns=columns,
+        timezone=timezone,
+        epoch_time=False,
+    )
+    return parcels.detect_spark(df, params, progress=progress)

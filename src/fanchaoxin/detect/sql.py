@@ -100,7 +100,8 @@ class SparkSql:
                     self._cached[name.lower()] = df
                 df.createOrReplaceTempView(name)
             elif isinstance(stmt, exp.Drop) and str(stmt.args.get("kind", "")).upper() in ("TABLE", "VIEW"):
-                self._drop(stmt.this.name)
+                for table in stmt.args.get("tables") or [stmt.this]:  # sqlglot ≥ 30 lists them in "tables"
+                    self._drop(table.name)
             else:
                 self.spark.sql(stmt.sql("spark")).collect()
 
