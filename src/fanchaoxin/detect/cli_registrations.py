@@ -22,7 +22,13 @@ _REG_COLS = ("account", "registered_at", "device_id", "ip", "phone", "nickname")
 
 @app.command("registrations")
 def registrations_cmd(
-    input: Path = typer.Option(..., "--input", "-i", help="Registrations file (CSV or Parquet)."),
+    input: str = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Registrations, CSV, Parquet or JSON Lines. With --engine spark: any path Spark reads, or "
+        "table:NAME.",
+    ),
     column: list[str] | None = typer.Option(None, "--column", hidden=True, help="The same as --col."),
     ip_window: int = typer.Option(
         3600, "--ip-window", min=1, help="Seconds: same-IP registrations link within."
@@ -47,37 +53,60 @@ def registrations_cmd(
     submit_min_score: float | None = options.opt_min_score(short=False),
     col: list[str] = options.opt_columns(),
     timezone: str = options.opt_timezone(),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """Bulk-registration clusters: shared devices, IPs in a burst, phone and nickname runs.
 
     Columns: account, registered_at, and any of device_id, ip, phone, nickname (--col NAME=COLUMN).
+    --engine spark runs the same links on Apache Spark, with the same answer (docs/cluster.md).
     """
     options.check_options(submit, platform, key)
     cols = _columns(col, column, _REG_COLS)
-    from fanchaoxin.detect.registrations import find_clusters, load_registrations
+    if "://" not in input and not input.startswith("table:"):
+        input = str(Path(input))  # a local path, written as before --engine (#21)
+    params = {
+        "ip_window": ip_window,
+        "seq_window": seq_window,
+        "phone_gap": phone_gap,
+        "nick_gap": nick_gap,
+        "min_run": min_run,
+        "min_size": min_size,
+        "burst_window": burst_window,
+        "min_score": min_score,
+    }
 
     t0 = time.perf_counter()
+    spark = None
     with _guard(), _progress("registrations") as step:
-        step("reading")
-        reg = load_registrations(input, columns=cols, timezone=timezone)
-        step("linking accounts")
         stats: dict[str, int] = {}
-        findings = find_clusters(
-            reg,
-            ip_window=ip_window,
-            seq_window=seq_window,
-            phone_gap=phone_gap,
-            nick_gap=nick_gap,
-            min_run=min_run,
-            min_size=min_size,
-            burst_window=burst_window,
-            min_score=min_score,
-            stats=stats,
-        )
+        step("reading")
+        if engine is options.Engine.spark:
+            from fanchaoxin.detect import engines
+            from fanchaoxin.detect.registrations import REQUIRED_COLUMNS, find_clusters_spark
+
+            spark = options.spark_session_or_exit(spark_master)
+            df = engines.spark_read_table(
+                spark,
+                input,
+                REQUIRED_COLUMNS,
+                types={"account": "VARCHAR", "registered_at": "TIMESTAMP"},
+                nullable=["device_id", "ip", "phone", "nickname"],
+                columns=cols,
+                timezone=timezone,
+            )
+            step("linking accounts")
+            findings = find_clusters_spark(df, stats=stats, **params)
+        else:
+            from fanchaoxin.detect.registrations import find_clusters, load_registrations
+
+            reg = load_registrations(input, columns=cols, timezone=timezone)
+            step("linking accounts")
+            findings = find_clusters(reg, stats=stats, **params)
         meta = {
             "detector": "bulk-registration",
-            "input": str(input),
-            "rows": len(reg.account),
+            "input": input,
+            "rows": stats["rows"],
             "stats": stats,
             "parameters": {
                 "columns": cols,
@@ -102,6 +131,8 @@ def registrations_cmd(
             meta=meta,
             step=step,
         )
+    if spark is not None:
+        options.echo_shuffle(spark)
     if submit:
         _submit(
             findings,

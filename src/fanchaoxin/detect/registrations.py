@@ -43,23 +43,35 @@ burst.
 
 Scale: everything is sorting and one sparse connected-components pass, O(n log n); 200,000
 registrations take a few seconds, most of it reading and normalising the text columns.
+
+Engines (#21): the links are made by two kernels, `link_tasks` (row by row) and `link_pairs` (per
+group: a device, an IP, a nickname prefix, a range of phone numbers, with a halo so that a run across
+a range's edge is seen whole), run over all rows at once on DuckDB (`find_clusters`) and per
+partition on Spark (`find_clusters_spark`, mapInArrow after one shuffle by group). Components,
+bursts and findings (`clusters_from_links`) then run on one machine over the linked rows only. Rows
+equal in (key, number, time) are linked, and the accounts of a finding listed, in the order of their
+content (time, account, device, IP, phone, nickname), never of the file's rows: both engines give the
+same findings in the same order.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.detect.io import read_table
 
 # "burst" joins linked groups registering in the same burst; it adds no weight of its own (the
 # burstiness factor already rewards it), so it cannot make a cluster out of unlinked accounts.
@@ -78,6 +90,7 @@ NULL_TOKENS = {
     "00000000-0000-0000-0000-000000000000",
     "02:00:00:00:00:00",
 }
+REQUIRED_COLUMNS = ("account", "registered_at", "device_id", "ip", "phone", "nickname")
 _NICK_RE = re.compile(r"^(.*?)(\d{2,})$")
 
 
@@ -136,23 +149,27 @@ def _chain_pairs(
     values: np.ndarray | None = None,
     max_gap: int | None = None,
     min_run: int = 2,
+    tiebreak: np.ndarray | None = None,
 ) -> np.ndarray:
     """Link rows that share `keys`, consecutive in sort order, under time / value-gap limits.
 
-    Rows are sorted by (key, value, time) — or (key, time) without values — and each row is linked
-    to the next one in the same key when the time difference is ≤ max_dt and the value difference is
-    in 1…max_gap. Chains shorter than `min_run` rows are dropped. Returns (k, 2) row-index pairs.
+    Rows are sorted by (key, value, time, tiebreak) — or (key, time) without values — and each row is
+    linked to the next one in the same key when the time difference is ≤ max_dt and the value
+    difference is in 1…max_gap. Chains shorter than `min_run` rows are dropped. Returns (k, 2)
+    row-index pairs. `tiebreak` orders rows equal in (key, value, time) by their content, so that
+    which of them is linked never depends on the order rows arrive in (a file's, a partition's).
     """
     idx = np.flatnonzero(valid)
     if len(idx) < 2:
         return np.zeros((0, 2), np.int64)
     k = keys[idx]
     tt = times[idx]
+    tb = tiebreak[idx] if tiebreak is not None else np.zeros(len(idx), np.int64)
     if values is not None:
         vv = values[idx]
-        o = np.lexsort((tt, vv, k))
+        o = np.lexsort((tb, tt, vv, k))
     else:
-        o = np.lexsort((tt, k))
+        o = np.lexsort((tb, tt, k))
     idx, k, tt = idx[o], k[o], tt[o]
     link = k[1:] == k[:-1]
     if max_dt is not None:
@@ -171,12 +188,239 @@ def _chain_pairs(
     return np.stack([idx[a], idx[a + 1]], axis=1)
 
 
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of string values; rows whose value is a null token get valid=False."""
-    norm = np.array([("" if v is None else str(v).strip().lower()) for v in values], dtype=object)
-    valid = np.array([v not in NULL_TOKENS for v in norm], dtype=bool)
-    _, codes = np.unique(norm, return_inverse=True)
-    return codes.astype(np.int64), valid
+def _norm_text(v: Any) -> str | None:
+    """A device id or IP as a link key (trimmed, lower-cased), None for empty and placeholder values."""
+    s = "" if v is None else str(v).strip().lower()
+    return None if s in NULL_TOKENS else s
+
+
+# --- links, one definition for both engines (#21) -----------------------------------------------
+#
+# Each link type is a chain within a group: device and IP by (key, time), phone numbers by (number,
+# time) in one group, nicknames by (number, time) per prefix. The same two kernels run on DuckDB (the
+# whole input at once) and on Spark (per partition, mapInArrow):
+#
+# `link_tasks` (row-wise): one task per usable attribute of a registration — kind, key, bucket, value,
+#   time, row id, the row's content — where `bucket` cuts a group's sort axis (the number; the time
+#   for device and IP chains) into ranges of `LinkParams.bucket_size`, and a row near a range's edge
+#   is also given, as a *halo* copy, to the neighbouring range: enough rows that every link, and every
+#   phone / nickname run around it, is seen whole from the range its first row lies in. Plus one
+#   ``rows`` task per batch counting the rows.
+# `link_pairs` (per whole group of kind, key, bucket): `_chain_pairs` over the group, keeping the links
+#   whose first row is not a halo copy — so each link comes out exactly once, however the groups are
+#   spread over partitions, and a run crossing a range's edge links as it would in one piece — and
+#   the linked rows' content, and the counts.
+#
+# Row ids only join links to rows; every order a finding shows is by the rows' content (`_canonical`),
+# and rows equal in (key, number, time) are linked in the order of their content, never of arrival.
+
+KINDS = ("device", "ip", "phone", "nickname")
+_KIND = {k: i for i, k in enumerate(KINDS)}
+ROWS, ROW = 4, 5  # link_pairs' other records: the row count; a linked row (a = row id, b = time)
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    """The link rules' parameters (see `find_clusters`)."""
+
+    ip_window: int = 3600
+    seq_window: int = 7 * 86400
+    phone_gap: int = 3
+    nick_gap: int = 2
+    min_run: int = 3
+
+    def halo(self, kind: str) -> tuple[int, int]:
+        """(left, right) reach of a group range's halo along its sort axis."""
+        if kind == "device":
+            return 0, self.seq_window  # a link joins a row to the next one within the window
+        if kind == "ip":
+            return 0, self.ip_window
+        gap = self.phone_gap if kind == "phone" else self.nick_gap
+        reach = self.min_run * gap  # a run of min_run rows spans < min_run × gap either way of a link
+        return reach, reach
+
+    def bucket_size(self, kind: str) -> int:
+        """A power of ten (≥ 10⁴) over ten times the halo: a row has at most one halo copy. Phone
+        numbers: ranges of 10,000 numbers (a 7-digit 号段 prefix) at the default gap and run."""
+        return 10 ** max(4, len(str(max(self.halo(kind)))) + 1)
+
+
+TASK_SCHEMA = pa.schema(
+    [
+        ("kind", pa.int8()),
+        ("key", pa.string()),
+        ("bucket", pa.int64()),
+        ("val", pa.int64()),
+        ("t", pa.int64()),
+        ("rid", pa.int64()),
+        ("row", pa.string()),
+        ("halo", pa.bool_()),
+    ]
+)
+LINK_SCHEMA = pa.schema([("kind", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("row", pa.string())])
+ROW_COLUMNS = ("rid", "account", "t", "device_id", "ip", "phone", "nickname")
+
+
+def _ints(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def link_tasks(rows: pa.Table | pa.RecordBatch, p: LinkParams) -> pa.Table:
+    """The link tasks of registration rows (``ROW_COLUMNS``; see the comment above). Row by row: any
+    split of the rows gives the same tasks (but for the per-batch row counts)."""
+    n = rows.num_rows
+    rid, t = _ints(rows.column("rid")), _ints(rows.column("t"))
+    account = rows.column("account").to_pylist()
+    dev, ip, phone, nick = (rows.column(c).to_pylist() for c in ROW_COLUMNS[3:])
+    content = [
+        json.dumps([account[i], dev[i], ip[i], phone[i], nick[i]], ensure_ascii=False) for i in range(n)
+    ]
+    parts: list[pa.Table] = []
+
+    def add(kind: str, at: np.ndarray, key: list[str], val: np.ndarray) -> None:
+        axis = t[at] if kind in ("device", "ip") else val
+        size = p.bucket_size(kind)
+        left, right = p.halo(kind)
+        own = axis // size
+        down = np.flatnonzero((axis - right) // size != own)  # also in the previous range's right halo
+        up = np.flatnonzero((axis + left) // size != own)  # also in the next range's left halo
+        keys = np.asarray(key, dtype=object)
+        for bucket, halo, i in (
+            (own, False, np.arange(len(at))),
+            (own[down] - 1, True, down),
+            (own[up] + 1, True, up),
+        ):
+            if not len(i):
+                continue
+            parts.append(
+                pa.table(
+                    {
+                        "kind": pa.array(np.full(len(i), _KIND[kind], np.int8)),
+                        "key": pa.array(keys[i].tolist(), pa.string()),
+                        "bucket": pa.array(bucket, pa.int64()),
+                        "val": pa.array(val[i], pa.int64()),
+                        "t": pa.array(t[at[i]], pa.int64()),
+                        "rid": pa.array(rid[at[i]], pa.int64()),
+                        "row": pa.array([content[j] for j in at[i].tolist()], pa.string()),
+                        "halo": pa.array(np.full(len(i), halo)),
+                    },
+                    schema=TASK_SCHEMA,
+                )
+            )
+
+    for kind, values in (("device", dev), ("ip", ip)):
+        norm = [_norm_text(v) for v in values]
+        at = np.array([i for i, x in enumerate(norm) if x is not None], np.int64)
+        add(kind, at, [norm[i] for i in at.tolist()], np.zeros(len(at), np.int64))  # type: ignore[misc]
+    phones = [normalise_phone(x) for x in phone]
+    at = np.array([i for i, x in enumerate(phones) if x is not None], np.int64)
+    add("phone", at, [""] * len(at), np.array([phones[i] for i in at.tolist()], np.int64))
+    pats = [nickname_pattern(x) for x in nick]
+    at = np.array([i for i, x in enumerate(pats) if x is not None], np.int64)
+    found = [pats[i] for i in at.tolist()]
+    add("nickname", at, [x[0] for x in found], np.array([x[1] for x in found], np.int64))  # type: ignore[index]
+    count = {"kind": [ROWS], "key": [""], "bucket": [0], "val": [n], "t": [0], "rid": [-1]}
+    parts.append(pa.table(count | {"row": [None], "halo": [False]}, schema=TASK_SCHEMA))
+    return pa.concat_tables(parts)  # by kind (the count last), as link_pairs reads them fastest
+
+
+def link_pairs(tasks: pa.Table, p: LinkParams) -> pa.Table:
+    """The links of whole groups (kind, key, bucket) of tasks, as records ``kind, a, b, row``:
+
+    - ``k, a, b, null``: a link of kind k (0…3, `KINDS`) between rows a and b (row ids), once;
+    - ``k, -1, count, null``: how many rows had an attribute of kind k usable (``ROWS``: rows read);
+    - ``ROW, id, t, content``: a linked row (repeated where several groups link it).
+    """
+    out: list[pa.Table] = []
+    kind_all = np.asarray(tasks.column("kind").to_numpy(zero_copy_only=False), dtype=np.int8)
+    if np.any(kind_all[1:] < kind_all[:-1]):  # each kind in one slice
+        by_kind = np.argsort(kind_all, kind="stable")
+        tasks, kind_all = tasks.take(pa.array(by_kind)), kind_all[by_kind]
+    counts = kind_all == ROWS
+    if counts.any():
+        out.append(_records(ROWS, np.array([-1]), np.array([int(_ints(tasks.column("val"))[counts].sum())])))
+    for kind in KINDS:
+        lo, hi = np.searchsorted(kind_all, [_KIND[kind], _KIND[kind] + 1])
+        if lo == hi:
+            continue
+        sub = tasks.slice(lo, hi - lo)
+        halo = np.asarray(sub.column("halo").to_numpy(zero_copy_only=False), dtype=bool)
+        rid, t = _ints(sub.column("rid")), _ints(sub.column("t"))
+        out.append(_records(_KIND[kind], np.array([-1]), np.array([int((~halo).sum())])))
+        if hi - lo < 2:
+            continue
+        # a code per (key, bucket) in the order met: only which rows share a group matters
+        key = sub.column("key")
+        joined = pc.binary_join_element_wise(key, pc.cast(sub.column("bucket"), key.type), "\x1f")
+        group = _ints(pc.dictionary_encode(joined).combine_chunks().indices)
+        everything = np.ones(hi - lo, bool)
+        if kind in ("device", "ip"):
+            window = p.seq_window if kind == "device" else p.ip_window
+            pairs = _chain_pairs(group, t, everything, max_dt=window)
+        else:
+            val = _ints(sub.column("val"))
+            pairs = _chain_pairs(
+                group,
+                t,
+                everything,
+                max_dt=p.seq_window,
+                values=val,
+                max_gap=p.phone_gap if kind == "phone" else p.nick_gap,
+                min_run=p.min_run,
+                tiebreak=_content_ranks(sub.column("row"), group, val, t),
+            )
+        pairs = pairs[~halo[pairs[:, 0]]]  # a link belongs to the range its first row lies in
+        out.append(_records(_KIND[kind], rid[pairs[:, 0]], rid[pairs[:, 1]]))
+        ends = np.unique(pairs.ravel())
+        out.append(_records(ROW, rid[ends], t[ends], sub.column("row").take(pa.array(ends, pa.int64()))))
+    if not out:
+        return LINK_SCHEMA.empty_table()
+    return pa.concat_tables(out)
+
+
+def _content_ranks(content: pa.ChunkedArray, *keys: np.ndarray) -> np.ndarray:
+    """An order of rows equal in all `keys` by their content (0 where a row ties with none)."""
+    o = np.lexsort(keys[::-1])
+    same = np.ones(len(o) - 1, bool)
+    for k in keys:
+        same &= k[o][1:] == k[o][:-1]
+    ranks = np.zeros(len(o), np.int64)
+    tied = np.unique(np.concatenate([o[1:][same], o[:-1][same]]))
+    if len(tied):
+        text = np.asarray(content.take(pa.array(tied, pa.int64())).to_pylist(), dtype=object)
+        ranks[tied] = np.unique(text, return_inverse=True)[1].ravel() + 1
+    return ranks
+
+
+def _records(
+    kind: int, a: np.ndarray, b: np.ndarray, row: pa.Array | pa.ChunkedArray | None = None
+) -> pa.Table:
+    return pa.table(
+        {
+            "kind": pa.array(np.full(len(a), kind, np.int8)),
+            "a": pa.array(a, pa.int64()),
+            "b": pa.array(b, pa.int64()),
+            "row": row.cast(pa.string()) if row is not None else pa.nulls(len(a), pa.string()),
+        },
+        schema=LINK_SCHEMA,
+    )
+
+
+def _rows_table(reg: Registrations) -> pa.Table:
+    def text(x: np.ndarray) -> pa.Array:
+        return pa.array([None if v is None else str(v) for v in x], pa.string())
+
+    return pa.table(
+        {
+            "rid": pa.array(np.arange(len(reg.account), dtype=np.int64)),
+            "account": text(reg.account),
+            "t": pa.array(np.asarray(reg.time, dtype=np.int64)),
+            "device_id": text(reg.device),
+            "ip": text(reg.ip),
+            "phone": text(reg.phone),
+            "nickname": text(reg.nickname),
+        }
+    )
 
 
 def find_clusters(
@@ -196,57 +440,89 @@ def find_clusters(
 
     `stats`, if given, is filled with counts of what could be used (rows with a usable device, IP,
     mobile number, patterned nickname; links per type; candidate components) so that nothing is
-    ignored silently.
+    ignored silently. The same kernels as on Spark (`find_clusters_spark`), over all rows at once.
     """
+    p = LinkParams(ip_window, seq_window, phone_gap, nick_gap, min_run)
+    links = link_pairs(link_tasks(_rows_table(reg), p), p)
+    return clusters_from_links(
+        links, min_size=min_size, burst_window=burst_window, min_score=min_score, stats=stats
+    )
+
+
+def _canonical(rid: np.ndarray, t: np.ndarray, content: list[str]) -> tuple[np.ndarray, list[list[Any]]]:
+    """The linked rows (unique by id) in the order findings show them: by time, then by content
+    (never by row id); returns (ids, [account, device, ip, phone, nickname] per row)."""
+    first = np.unique(rid, return_index=True)[1]
+    rows = [(int(t[i]), json.loads(content[i]), int(rid[i])) for i in first.tolist()]
+    rows.sort(key=lambda r: (r[0], [(0, "") if v is None else (1, v) for v in r[1]]))
+    return np.array([r[2] for r in rows], np.int64), [[r[0], *r[1]] for r in rows]
+
+
+def clusters_from_links(
+    links: pa.Table,
+    *,
+    min_size: int = 5,
+    burst_window: int = 3600,
+    min_score: float = 3.0,
+    stats: dict[str, int] | None = None,
+) -> list[Finding]:
+    """Components, bursts and findings (on one machine, both engines) from `link_pairs`' records: the
+    links, the counts and the linked rows — an account without a link is in no cluster, so nothing
+    else of the input is needed here."""
     stats = stats if stats is not None else {}
-    n = len(reg.account)
-    stats["rows"] = n
-    if n == 0:
+    kind = np.asarray(links.column("kind").to_numpy(zero_copy_only=False), dtype=np.int8)
+    a, b = _ints(links.column("a")), _ints(links.column("b"))
+    counted = a < 0
+    n_rows = int(b[counted & (kind == ROWS)].sum())
+    stats["rows"] = n_rows
+    if n_rows == 0:
         return []
-    t = np.asarray(reg.time, dtype=np.int64)
-    pairs: dict[str, np.ndarray] = {}
-
-    dev_codes, dev_valid = _codes(reg.device)
-    pairs["device"] = _chain_pairs(dev_codes, t, dev_valid, max_dt=seq_window)
-    ip_codes, ip_valid = _codes(reg.ip)
-    pairs["ip"] = _chain_pairs(ip_codes, t, ip_valid, max_dt=ip_window)
-
-    phones = [normalise_phone(p) for p in reg.phone]
-    ph_valid = np.array([p is not None for p in phones], dtype=bool)
-    ph_val = np.array([p if p is not None else 0 for p in phones], dtype=np.int64)
-    pairs["phone"] = _chain_pairs(
-        np.zeros(n, np.int64),
-        t,
-        ph_valid,
-        max_dt=seq_window,
-        values=ph_val,
-        max_gap=phone_gap,
-        min_run=min_run,
-    )
-
-    pats = [nickname_pattern(x) for x in reg.nickname]
-    nk_valid = np.array([p is not None for p in pats], dtype=bool)
-    _, nk_prefix = np.unique(np.array([p[0] if p else "" for p in pats], dtype=object), return_inverse=True)
-    nk_num = np.array([p[1] if p else 0 for p in pats], dtype=np.int64)
-    pairs["nickname"] = _chain_pairs(
-        nk_prefix.astype(np.int64),
-        t,
-        nk_valid,
-        max_dt=seq_window,
-        values=nk_num,
-        max_gap=nick_gap,
-        min_run=min_run,
-    )
-
+    usable = {k: int(b[counted & (kind == _KIND[k])].sum()) for k in KINDS}
     stats.update(
         {
-            "with_device": int(dev_valid.sum()),
-            "with_ip": int(ip_valid.sum()),
-            "with_mobile_phone": int(ph_valid.sum()),
-            "with_numbered_nickname": int(nk_valid.sum()),
+            "with_device": usable["device"],
+            "with_ip": usable["ip"],
+            "with_mobile_phone": usable["phone"],
+            "with_numbered_nickname": usable["nickname"],
         }
     )
+    is_row = np.flatnonzero(kind == ROW)
+    row_text = links.column("row").take(pa.array(is_row, pa.int64())).to_pylist()
+    rid, rows = _canonical(a[is_row], b[is_row], row_text)
+    by_rid = np.argsort(rid, kind="stable")
+    pairs: dict[str, np.ndarray] = {}
+    for k in KINDS:
+        sel = ~counted & (kind == _KIND[k])
+        ends = np.stack([a[sel], b[sel]], axis=1).reshape(-1, 2)
+        pairs[k] = by_rid[np.searchsorted(rid, ends, sorter=by_rid)].reshape(-1, 2).astype(np.int64)
     stats.update({f"links_{k}": len(v) for k, v in pairs.items()})
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    reg = Registrations(
+        account=np.asarray(cols[1], dtype=object),
+        time=np.asarray(cols[0], dtype=np.int64),
+        device=np.asarray(cols[2], dtype=object),
+        ip=np.asarray(cols[3], dtype=object),
+        phone=np.asarray(cols[4], dtype=object),
+        nickname=np.asarray(cols[5], dtype=object),
+    )
+    return _clusters(
+        reg, pairs, min_size=min_size, burst_window=burst_window, min_score=min_score, stats=stats
+    )
+
+
+def _clusters(
+    reg: Registrations,
+    pairs: dict[str, np.ndarray],
+    *,
+    min_size: int,
+    burst_window: int,
+    min_score: float,
+    stats: dict[str, int],
+) -> list[Finding]:
+    n = len(reg.account)
+    t = np.asarray(reg.time, dtype=np.int64)
+    phones = [normalise_phone(p) for p in reg.phone]
+    pats = [nickname_pattern(x) for x in reg.nickname]
     all_pairs = np.concatenate([p for p in pairs.values()] + [np.zeros((0, 2), np.int64)])
     if len(all_pairs) == 0:
         return []
@@ -443,9 +719,12 @@ def load_registrations(
     filled; empty attributes simply give no link. Times become naive local times in `timezone`
     (epoch seconds and times with an offset are converted).
     """
+    # here, not at the top: Spark's executors import this module with numpy and pyarrow alone
+    from fanchaoxin.detect.io import read_table  # noqa: PLC0415
+
     rel = read_table(
         path,
-        ["account", "registered_at", "device_id", "ip", "phone", "nickname"],
+        REQUIRED_COLUMNS,
         types={"account": "VARCHAR", "registered_at": "TIMESTAMP"},
         nullable=["device_id", "ip", "phone", "nickname"],
         columns=columns,
@@ -469,4 +748,126 @@ def load_registrations(
         ip=obj(d["i"]),
         phone=obj(d["p"]),
         nickname=obj(d["n"]),
+    )
+
+
+# --- Spark (#21) ----------------------------------------------------------------------------------
+
+_CHUNK_ROWS = 1_000_000  # tasks the link kernel takes at once on an executor (groups stay whole)
+
+
+def spark_task_partition(
+    batches: Iterable[pa.RecordBatch], *, params: LinkParams
+) -> Iterator[pa.RecordBatch]:
+    """Spark's `mapInArrow` over registration rows (``ROW_COLUMNS``): `link_tasks`, batch by batch."""
+    for batch in batches:
+        yield from link_tasks(batch, params).to_batches()
+
+
+def _whole_groups(batches: Iterable[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.Table]:
+    """Tables of about `chunk_rows` tasks from a partition sorted by (kind, key, bucket), never
+    cutting a group."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count < chunk_rows:
+            continue
+        table = pa.Table.from_batches(pending).combine_chunks()
+        last = {c: table.column(c)[-1] for c in ("kind", "key", "bucket")}
+        same = pc.and_(
+            pc.and_(pc.equal(table.column("kind"), last["kind"]), pc.equal(table.column("key"), last["key"])),
+            pc.equal(table.column("bucket"), last["bucket"]),
+        )
+        cut = int(np.argmax(np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)))
+        if cut == 0:
+            continue  # one group so far: keep reading
+        yield table.slice(0, cut)
+        pending = table.slice(cut).to_batches()
+        count = table.num_rows - cut
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def spark_link_partition(
+    batches: Iterable[pa.RecordBatch], *, params: LinkParams, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Spark's `mapInArrow` over link tasks hash-partitioned by (kind, key, bucket) and sorted by them
+    within the partition: `link_pairs` over whole groups, as on DuckDB."""
+    for table in _whole_groups(batches, chunk_rows):
+        yield from link_pairs(table, params).to_batches()
+
+
+def find_clusters_spark(
+    df: Any,
+    *,
+    ip_window: int = 3600,
+    seq_window: int = 7 * 86400,
+    phone_gap: int = 3,
+    nick_gap: int = 2,
+    min_run: int = 3,
+    min_size: int = 5,
+    burst_window: int = 3600,
+    min_score: float = 3.0,
+    stats: dict[str, int] | None = None,
+    partitions: int | None = None,
+    chunk_rows: int = _CHUNK_ROWS,
+) -> list[Finding]:
+    """`find_clusters` on Spark: `df` is a DataFrame from `engines.spark_read_table` with ``account,
+    t, device_id, ip, phone, nickname`` (t: epoch seconds of the naive local time).
+
+    One Spark job: `link_tasks` row by row where the rows are read (no shuffle), one shuffle of the
+    tasks by (kind, key, bucket) — `partitions` of them, default spark.sql.shuffle.partitions — and
+    `link_pairs` per whole group. Back to the driver come the links, the linked rows and the counts
+    only; there `clusters_from_links` makes the same findings as on DuckDB.
+    """
+    from pyspark.sql import functions as F  # noqa: PLC0415
+    from pyspark.sql.types import (  # noqa: PLC0415
+        BooleanType,
+        ByteType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
+
+    p = LinkParams(ip_window, seq_window, phone_gap, nick_gap, min_run)
+    task_schema = StructType(
+        [
+            StructField("kind", ByteType(), False),
+            StructField("key", StringType(), False),
+            StructField("bucket", LongType(), False),
+            StructField("val", LongType(), False),
+            StructField("t", LongType(), False),
+            StructField("rid", LongType(), False),
+            StructField("row", StringType(), True),
+            StructField("halo", BooleanType(), False),
+        ]
+    )
+    link_schema = StructType(
+        [
+            StructField("kind", ByteType(), False),
+            StructField("a", LongType(), False),
+            StructField("b", LongType(), False),
+            StructField("row", StringType(), True),
+        ]
+    )
+    # a row id only joins links to rows, never orders anything; from the position in the input's
+    # partition, so that a partition recomputed after a lost executor gives the same ids
+    rows = df.select(
+        F.monotonically_increasing_id().alias("rid"),
+        F.col("account").cast("string").alias("account"),
+        F.col("t").cast("long").alias("t"),
+        *[F.col(c).cast("string").alias(c) for c in ROW_COLUMNS[3:]],
+    )
+    tasks = rows.mapInArrow(functools.partial(spark_task_partition, params=p), task_schema)
+    groups = ("kind", "key", "bucket")
+    spread = tasks.repartition(partitions, *groups) if partitions else tasks.repartition(*groups)
+    job = functools.partial(spark_link_partition, params=p, chunk_rows=chunk_rows)
+    links = spread.sortWithinPartitions(*groups).mapInArrow(job, link_schema).toArrow()
+    return clusters_from_links(
+        links, min_size=min_size, burst_window=burst_window, min_score=min_score, stats=stats
     )
