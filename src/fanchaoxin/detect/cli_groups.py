@@ -107,7 +107,13 @@ _OUT_HELP = "Findings file: .json or .csv by its suffix."
 
 @app.command("lockstep")
 def lockstep_cmd(
-    input: Path = typer.Option(..., "--input", "-i", help="Actions file (CSV or Parquet)."),
+    input: str = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Actions, CSV, Parquet or JSON Lines: one row per (user, item, time). With --engine spark: any "
+        "path Spark reads, or table:NAME.",
+    ),
     user: str | None = typer.Option(None, "--user", show_default="userid", help="User column."),
     item: str | None = typer.Option(
         None, "--item", show_default="itemid", help="Item (product, page, shop) column."
@@ -143,6 +149,8 @@ def lockstep_cmd(
     submit_min_score: float | None = options.opt_min_score(),
     col: list[str] = options.opt_columns(),
     timezone: str = options.opt_timezone(),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """Lockstep groups (CopyCatch): ≥ m users acting on the same ≥ n items at the same times."""
     if behaviour not in ("fake_review", "order_brushing"):
@@ -153,29 +161,43 @@ def lockstep_cmd(
     user = options.pick_column("user", "--user", user, columns) or "userid"
     item = options.pick_column("item", "--item", item, columns) or "itemid"
     time_col = options.pick_column("time", "--time", time_col, columns) or "event_time"
-    from fanchaoxin.detect.lockstep import copycatch, load_actions, lockstep_findings
+    from fanchaoxin.detect import lockstep
 
+    if "://" not in input and not input.startswith("table:"):
+        input = str(Path(input))  # a local path, written as before --engine (#21)
+    mapping = {"user": user, "item": item, "time": time_col}
     t0 = time.perf_counter()
+    spark = None
     with _guard(), _progress("lockstep") as step:
         step("reading")
-        ul, il, uc, ic, t = load_actions(input, user=user, item=item, time=time_col, timezone=timezone)
-        step("searching", 0, None)
-        groups = copycatch(
-            uc,
-            ic,
-            t,
-            window=window,
-            min_users=min_users,
-            min_items=min_items,
-            rho=rho,
-            max_seeds=max_seeds,
-            progress=lambda d, n: step("growing seeds", d, n),
+        if engine is options.Engine.spark:
+            spark = options.spark_session_or_exit(spark_master)
+            sql = lockstep.spark_actions(spark, input, columns=mapping, timezone=timezone)
+        else:
+            sql = lockstep.duckdb_actions(input, columns=mapping, timezone=timezone)
+        try:
+            found = lockstep.detect_lockstep(
+                sql,
+                window=window,
+                min_users=min_users,
+                min_items=min_items,
+                rho=rho,
+                max_seeds=max_seeds,
+                progress=step,
+            )
+        finally:
+            lockstep.drop(sql, "lockstep_input", "VIEW")
+            if spark is not None:
+                sql.close()  # type: ignore[attr-defined]
+            else:
+                sql.con.close()  # type: ignore[attr-defined]
+        findings = lockstep.lockstep_findings(
+            found.groups, found.user_labels, found.item_labels, window=window, rho=rho, behaviour=behaviour
         )
-        findings = lockstep_findings(groups, ul, il, window=window, rho=rho, behaviour=behaviour)
         meta = {
             "detector": "lockstep (CopyCatch)",
-            "input": str(input),
-            "rows": len(t),
+            "input": input,
+            "rows": found.rows,
             "parameters": {
                 "user": user,
                 "item": item,
@@ -199,6 +221,10 @@ def lockstep_cmd(
             meta=meta,
             step=step,
         )
+    # the driver's share of the work (docs/cluster.md): what the search held in memory
+    typer.echo(f"lockstep: {found.survivors:,} of {found.rows:,} actions survive the prune", err=True)
+    if spark is not None:
+        options.echo_shuffle(spark)
     if submit:
         _submit(
             findings,

@@ -37,6 +37,15 @@ strictest sense); the default ρ = 0.5 tolerates members who skip some tasks, as
 
 Score: the number of (user, item) actions inside the group's windows — the quantity CopyCatch
 maximises. It grows with both the group's size and its number of items.
+
+Engines (#21): `detect_lockstep` runs one definition on DuckDB or Spark (fanchaoxin.detect.sql). The
+row-proportional work is SQL run where the data is: the prune (`prune_sql`, rounds of group-by counts
+over the distinct (user, item) pairs) and the coding of the survivors (users and items numbered in
+text order). Steps 2–4 (`_search`) run in this process over the pruned actions only — three integers
+per action and one label per surviving user and item come back — because a group may span any items
+and any users, so the search does not partition (docs/cluster.md: its memory, per surviving action).
+`duckdb_actions` / `spark_actions` read the input strictly on either engine; the answers, down to the
+bytes of the output and reports, are the same (tests/detect/test_spark_lockstep.py).
 """
 
 from __future__ import annotations
@@ -45,11 +54,15 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from fanchaoxin.detect import engines
 from fanchaoxin.detect.findings import Finding
-from fanchaoxin.detect.io import read_table
+from fanchaoxin.detect.io import connect, read_table
+from fanchaoxin.detect.sql import DuckSql, SparkSql, Sql
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
@@ -76,21 +89,162 @@ class _Index:
 
 
 def prune(u: np.ndarray, i: np.ndarray, min_users: int, min_items: int) -> np.ndarray:
-    """Boolean mask of actions that can belong to a group (an exact bipartite (n, m)-core)."""
-    keep = np.ones(len(u), dtype=bool)
+    """Boolean mask of actions that can belong to a group (an exact bipartite (n, m)-core).
+
+    The arrays run through the same SQL (`prune_sql`) as a file does on either engine."""
+    keep = np.zeros(len(u), dtype=bool)
     if len(u) == 0:
         return keep
-    nu, ni = int(u.max()) + 1, int(i.max()) + 1
-    while True:
-        pairs = (
-            np.unique(np.stack([u[keep], i[keep]], axis=1), axis=0) if keep.any() else np.zeros((0, 2), int)
+    con = connect()
+    try:
+        sql = DuckSql(con)
+        rows = pa.table(
+            {
+                "u": np.asarray(u, dtype=np.int64),
+                "i": np.asarray(i, dtype=np.int64),
+                "t": np.arange(len(u), dtype=np.int64),  # the row: what survives, by position
+            }
         )
-        users_per_item = np.bincount(pairs[:, 1], minlength=ni)
-        items_per_user = np.bincount(pairs[:, 0], minlength=nu)
-        new = keep & (users_per_item[i] >= min_users) & (items_per_user[u] >= min_items)
-        if new.sum() == keep.sum():
-            return new
-        keep = new
+        sql.table(_ACTIONS, con.from_arrow(rows))
+        pairs = prune_sql(sql, min_users, min_items)
+        survivors = _arrow(sql, _survivors_query(pairs))
+        keep[survivors.column("t").to_numpy()] = True
+        return keep
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ the job's SQL, one text for both engines
+
+_ACTIONS = "lockstep_actions"  # (u, i, t): user and item labels, epoch seconds of the naive local time
+
+
+def prune_sql(sql: Sql, min_users: int, min_items: int, progress: ProgressFn | None = None) -> str:
+    """Step 1 (prune) on either engine: the name of a temporary table of the distinct (u, i) pairs of
+    the bipartite (min_items, min_users)-core of ``lockstep_actions``.
+
+    Each round reads the pairs left by the last one once: it drops the items with fewer than m
+    distinct users, then the users left with fewer than n distinct items (two window counts, on
+    Spark one shuffle by item and one by user, no join); a count whose smallest item degree is
+    still ≥ m proves the fixpoint (the core is unique, whatever the order of the drops). Each round
+    reads the last once, so the plan grows by one step a round (never 3^k). `progress` gets (round,
+    pairs left)."""
+    prev = f"(SELECT DISTINCT u, i FROM {_ACTIONS})"
+    k = 0
+    while True:
+        k += 1
+        sql.run(
+            f"CREATE OR REPLACE TEMP TABLE lockstep_pairs_{k} AS "
+            "SELECT u, i FROM (SELECT u, i, count(*) OVER (PARTITION BY u) AS du FROM "
+            "(SELECT u, i FROM (SELECT u, i, count(*) OVER (PARTITION BY i) AS di "
+            f"FROM {prev} AS p) AS by_item WHERE di >= {int(min_users)}) AS items_kept) AS by_user "
+            f"WHERE du >= {int(min_items)}"
+        )
+        # computes round k (on Spark: materialises its cache), then checks the items' degrees
+        ((pairs, low),) = sql.rows(
+            f"SELECT count(*), min(di) FROM (SELECT count(*) OVER (PARTITION BY i) AS di "
+            f"FROM lockstep_pairs_{k}) AS d"
+        )
+        if k > 1:
+            drop(sql, prev)
+        if progress is not None:
+            progress(k, int(pairs))
+        if pairs == 0 or low >= min_users:
+            return f"lockstep_pairs_{k}"
+        prev = f"lockstep_pairs_{k}"
+
+
+def drop(sql: Sql, name: str, kind: str = "TABLE") -> None:
+    """``DROP {kind} IF EXISTS name`` on either engine (on Spark: unpersist a cached table)."""
+    sql.run(f"DROP {kind} IF EXISTS {name}")
+
+
+def _survivors_query(pairs: str) -> str:
+    # the pairs are distinct: the join keeps every action of a surviving (user, item) once
+    return f"SELECT a.u, a.i, a.t FROM {_ACTIONS} AS a JOIN {pairs} AS p ON a.u = p.u AND a.i = p.i"
+
+
+def _arrow(sql: Sql, query: str) -> pa.Table:
+    """The rows of one query as an Arrow table (the driver's copy of the pruned actions)."""
+    return sql.arrow(query)
+
+
+@dataclass
+class LockstepResult:
+    groups: list[LockstepGroup]
+    user_labels: np.ndarray  # labels of the surviving users, by code
+    item_labels: np.ndarray
+    rows: int  # actions read
+    survivors: int  # actions left by the prune (what the search holds in memory)
+
+
+def detect_lockstep(
+    sql: Sql,
+    *,
+    window: int = 3600,
+    min_users: int = 5,
+    min_items: int = 4,
+    rho: float = 0.5,
+    max_seeds: int = 20_000,
+    max_iter: int = 10,
+    progress: Callable[..., None] | None = None,
+) -> LockstepResult:
+    """CopyCatch over the actions `sql` holds as ``lockstep_input`` (columns u, i: text labels; t: epoch
+    seconds), the same on DuckDB and Spark: the prune runs as SQL where the data is (`prune_sql`),
+    then the seed-and-grow search runs here, over the pruned actions only (`copycatch`'s search).
+    `progress(description, done, total)` is told what runs."""
+    _check(window, min_users, min_items, rho)
+
+    def step(what: str, done: int | None = None, total: int | None = None) -> None:
+        if progress is not None:
+            progress(what, done, total)
+
+    step("reading")
+    sql.run(f"CREATE OR REPLACE TEMP TABLE {_ACTIONS} AS SELECT u, i, t FROM lockstep_input")
+    pairs = "lockstep_pairs_1"
+    try:
+        ((rows,),) = sql.rows(f"SELECT count(*) FROM {_ACTIONS}")
+        pairs = prune_sql(sql, min_users, min_items, lambda k, n: step(f"pruning, round {k}: {n:,} pairs"))
+        step("coding the pruned actions")
+        # dense codes in text order (byte order of UTF-8 = code-point order, on both engines and in
+        # Python): only labels of surviving users and items, and three integers per action, reach here
+        for col, name in (("u", "lockstep_users"), ("i", "lockstep_items")):
+            sql.run(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {col}, "
+                f"row_number() OVER (ORDER BY {col}) - 1 AS c FROM (SELECT DISTINCT {col} FROM {pairs}) AS d"
+            )
+        coded = sql.rows(
+            "SELECT 0 AS side, c, u AS label FROM lockstep_users UNION ALL "
+            "SELECT 1 AS side, c, i AS label FROM lockstep_items ORDER BY side, c"
+        )
+        labels = [np.asarray([r[2] for r in coded if r[0] == side], dtype=object) for side in (0, 1)]
+        del coded
+        step("collecting the pruned actions")
+        table = _arrow(
+            sql,
+            f"SELECT uc.c AS u, ic.c AS i, a.t FROM {_ACTIONS} AS a JOIN lockstep_users AS uc ON a.u = uc.u "
+            "JOIN lockstep_items AS ic ON a.i = ic.i",  # the core is induced by its users and items
+        )
+    finally:
+        for name in (_ACTIONS, pairs, "lockstep_users", "lockstep_items"):
+            drop(sql, name)
+    uc, ic, t = (table.column(c).to_numpy().astype(np.int64) for c in ("u", "i", "t"))
+    ul, il = labels
+    del table
+    step("searching", 0, None)
+    groups = _search(
+        uc,
+        ic,
+        t,
+        window=window,
+        min_users=min_users,
+        min_items=min_items,
+        rho=rho,
+        max_seeds=max_seeds,
+        max_iter=max_iter,
+        progress=lambda d, n: step("growing seeds", d, n),
+    )
+    return LockstepResult(groups, ul, il, int(rows), len(t))
 
 
 def _build_index(u: np.ndarray, i: np.ndarray, t: np.ndarray, nu: int, ni: int) -> _Index:
@@ -200,18 +354,52 @@ def copycatch(
     progress: ProgressFn | None = None,
 ) -> list[LockstepGroup]:
     """Find lockstep groups in actions (user code, item code, epoch seconds); see the module docstring."""
-    if not (0 < rho <= 1):
-        raise ValueError("rho must be in (0, 1]")
-    if min_users < 2 or min_items < 1 or window <= 0:
-        raise ValueError("need min_users ≥ 2, min_items ≥ 1 and window > 0")
+    _check(window, min_users, min_items, rho)
     u = np.asarray(u, dtype=np.int64)
     i = np.asarray(i, dtype=np.int64)
     t = np.asarray(t, dtype=np.int64)
     if len(u) == 0:
         return []
-    nu, ni = int(u.max()) + 1, int(i.max()) + 1
     keep = prune(u, i, min_users, min_items)
-    ix = _build_index(u[keep], i[keep], t[keep], nu, ni)
+    return _search(
+        u[keep],
+        i[keep],
+        t[keep],
+        window=window,
+        min_users=min_users,
+        min_items=min_items,
+        rho=rho,
+        max_seeds=max_seeds,
+        max_iter=max_iter,
+        progress=progress,
+    )
+
+
+def _check(window: int, min_users: int, min_items: int, rho: float) -> None:
+    if not (0 < rho <= 1):
+        raise ValueError("rho must be in (0, 1]")
+    if min_users < 2 or min_items < 1 or window <= 0:
+        raise ValueError("need min_users ≥ 2, min_items ≥ 1 and window > 0")
+
+
+def _search(
+    u: np.ndarray,
+    i: np.ndarray,
+    t: np.ndarray,
+    *,
+    window: int,
+    min_users: int,
+    min_items: int,
+    rho: float,
+    max_seeds: int,
+    max_iter: int,
+    progress: ProgressFn | None,
+) -> list[LockstepGroup]:
+    """Steps 2–4 over pruned actions (codes need not be dense: only their order matters)."""
+    if len(u) == 0:
+        return []
+    nu, ni = int(u.max()) + 1, int(i.max()) + 1
+    ix = _build_index(u, i, t, nu, ni)
     seeds = _seeds(ix, window, min_users)[:max_seeds]
     covered: dict[int, list[int]] = {}
     groups: list[LockstepGroup] = []
@@ -319,6 +507,37 @@ def lockstep_findings(
             )
         )
     return out
+
+
+ACTION_COLUMNS = ("user", "item", "time")
+ACTION_TYPES = {"user": "VARCHAR", "item": "VARCHAR", "time": "TIMESTAMP"}
+
+
+def duckdb_actions(path: str | Path, *, columns: Mapping[str, str], timezone: str) -> Sql:
+    """The actions of a file (fanchaoxin.detect.io, strict) as ``lockstep_input`` in a DuckDB `Sql`;
+    `columns` maps ``user, item, time`` to the file's columns."""
+    con = connect()
+    try:
+        rel = read_table(
+            path, ACTION_COLUMNS, types=ACTION_TYPES, columns=columns, timezone=timezone, con=con
+        )
+    except BaseException:
+        con.close()
+        raise
+    sql = DuckSql(con)
+    sql.table("lockstep_input", rel.project('"user" AS u, "item" AS i, CAST(epoch("time") AS BIGINT) AS t'))
+    return sql
+
+
+def spark_actions(spark: Any, source: str, *, columns: Mapping[str, str], timezone: str) -> Sql:
+    """The actions of `source` (any path Spark reads, or ``table:NAME``; engines.spark_read_table,
+    checked before any work) as ``lockstep_input`` in a Spark `Sql`: the same columns and values."""
+    df = engines.spark_read_table(
+        spark, source, ACTION_COLUMNS, types=ACTION_TYPES, columns=columns, timezone=timezone
+    )
+    sql = SparkSql(spark)
+    sql.table("lockstep_input", df.selectExpr("`user` AS u", "`item` AS i", "t"))
+    return sql
 
 
 def load_actions(  # type: ignore[no-untyped-def]

@@ -43,6 +43,9 @@ class Sql(Protocol):
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one query, in the order it gives them."""
 
+    def arrow(self, sql: str) -> Any:
+        """The rows of one query as a pyarrow Table (columnar: for many rows to the driver)."""
+
 
 class DuckSql:
     """DuckDB: the SQL as written."""
@@ -60,6 +63,9 @@ class DuckSql:
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(sql).fetchall()
+
+    def arrow(self, sql: str) -> Any:
+        return self.con.sql(sql).to_arrow_table()
 
 
 def to_spark(sql: str) -> list[Any]:
@@ -108,6 +114,10 @@ class SparkSql:
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         (stmt,) = to_spark(sql)
         return [tuple(r) for r in self.spark.sql(stmt.sql("spark")).collect()]
+
+    def arrow(self, sql: str) -> Any:
+        (stmt,) = to_spark(sql)
+        return self.spark.sql(stmt.sql("spark")).toArrow()
 
     def close(self) -> None:
         """Unpersist what this job cached (a long-lived session runs the next job clean)."""
