@@ -1,7 +1,9 @@
 """Commands of `fcx detect` on orders and interaction graphs (merged into one Typer app by detect/cli.py).
 
-- ``order-brushing`` — 刷单炒信 by the exact Shopee order-brushing rule (detect/brushing.py).
-- ``dense-blocks`` — FRAUDAR dense blocks in an account × item graph (detect/fraudar.py), guarded.
+- ``order-brushing`` — 刷单炒信 by the exact Shopee order-brushing rule (detect/brushing.py); on DuckDB or
+  Spark (``--engine``), the same kernel per shop.
+- ``dense-blocks`` — dense blocks in an account × item graph, guarded: FRAUDAR (detect/fraudar.py, one
+  machine) or D-Cube (``--method dcube``, detect/dcube.py: one SQL text on DuckDB or Spark).
 
 Bad input is answered with one clear message on stderr naming the file, row and column, and exit
 status 2; nothing is written then.
@@ -229,12 +231,22 @@ def _spark_brushing(
 _BEHAVIOUR_CHOICES = ", ".join(BEHAVIOURS)
 _GRAPH_PANEL = "Graph columns"
 _GUARD_PANEL = "Guard: which blocks may become findings"
+_METHOD_PANEL = "Method"
+
+
+class DenseMethod(StrEnum):
+    fraudar = "fraudar"
+    dcube = "dcube"
 
 
 @app.command("dense-blocks")
 def dense_blocks(
-    input: Path = typer.Option(
-        ..., "--input", "-i", help="Edges, CSV, Parquet or JSON Lines, one row per edge (repeats count once)."
+    input: str = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="Edges, CSV, Parquet or JSON Lines, one row per edge (repeats count once). With --engine "
+        "spark: any path Spark reads, or table:NAME.",
     ),
     src: str | None = typer.Option(
         None,
@@ -300,8 +312,31 @@ def dense_blocks(
     submit_min_score: float | None = options.opt_min_score(),
     col: list[str] = options.opt_columns(),
     timezone: str = options.opt_timezone(),
+    method: DenseMethod = typer.Option(
+        DenseMethod.fraudar,
+        "--method",
+        help="fraudar: FRAUDAR's greedy peeling (camouflage-resistant; one machine). dcube: D-Cube "
+        "(Shin et al., WSDM 2017), peeling every value below the block's average mass at once, in a few "
+        "dozen SQL rounds: runs on DuckDB or Spark with the same answers.",
+        rich_help_panel=_METHOD_PANEL,
+    ),
+    measure: str | None = typer.Option(
+        None,
+        "--density",
+        help="D-Cube's density measure: ari (average mass, default; FRAUDAR's unweighted g × 2), geo, susp.",
+        rich_help_panel=_METHOD_PANEL,
+    ),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help="D-Cube's choice of the side to peel: cardinality (default; the side with more values) or "
+        "density (the side whose peeling leaves the denser block).",
+        rich_help_panel=_METHOD_PANEL,
+    ),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
-    """FRAUDAR: dense, camouflage-resistant blocks of accounts × items (review rings, lockstep likes).
+    """FRAUDAR or D-Cube: dense blocks of accounts × items (review rings, lockstep likes).
 
     For camouflaged dense blocks in account × item graphs: review rings, lockstep likes or follows,
     accounts sharing devices or IPs. Not for order brushing in a buyer × shop graph — a brushing shop
@@ -312,6 +347,7 @@ def dense_blocks(
     if behaviour is not None and behaviour not in BEHAVIOURS:
         typer.echo(f"error: unknown --behaviour {behaviour!r}; one of {_BEHAVIOUR_CHOICES}", err=True)
         raise typer.Exit(code=2)
+    _check_method(method, engine, measure, policy)
     options.check_options(submit, platform, key)
     wants = [
         what
@@ -339,12 +375,20 @@ def dense_blocks(
     from fanchaoxin.detect import fraudar
     from fanchaoxin.detect.io import InputError
 
+    if "://" not in input and not input.startswith("table:"):
+        input = str(Path(input))  # a local path, written as before --engine (#21)
     guard = fraudar.Guard(min_lift=min_lift, max_accounts=max_accounts, max_account_share=max_account_share)
     started = time.perf_counter()
+    dcube_meta: dict[str, Any] | None = None
     try:
-        found = fraudar.detect_dense_blocks(
-            str(input), src, dst, k=blocks, time=time_col, guard=guard, timezone=timezone
-        )
+        if method is DenseMethod.fraudar:
+            found = fraudar.detect_dense_blocks(
+                input, src, dst, k=blocks, time=time_col, guard=guard, timezone=timezone
+            )
+        else:
+            found, dcube_meta = _dcube_blocks(
+                input, src, dst, blocks, time_col, guard, timezone, measure, policy, engine, spark_master
+            )
     except InputError as exc:
         raise _fail(exc) from exc
     tmp = output.with_name(output.name + ".part")
@@ -355,10 +399,20 @@ def dense_blocks(
     g = found.graph
     refused = fraudar.refused_summary(found.blocks)
     if behaviour is not None:
-        findings = fraudar.findings_from(found.blocks, behaviour=behaviour, src=src, dst=dst)
+        if dcube_meta is None:
+            findings = fraudar.findings_from(found.blocks, behaviour=behaviour, src=src, dst=dst)
+        else:
+            findings = fraudar.findings_from(
+                found.blocks,
+                behaviour=behaviour,
+                src=src,
+                dst=dst,
+                density_name=dcube_meta["density_name"],
+                method={k: dcube_meta[k] for k in ("method", "density_measure", "policy")},
+            )
         meta = {
             "detector": fraudar.DETECTOR,
-            "input": str(input),
+            "input": input,
             "src": src,
             "dst": dst,
             "time": time_col,
@@ -381,17 +435,20 @@ def dense_blocks(
             "blocks_reported": len(findings),
             "refused_blocks": refused,
         }
+        if dcube_meta is not None:  # FRAUDAR's report stays as it was
+            meta |= {k: v for k, v in dcube_meta.items() if k != "density_name"}
         _write_reports(
             findings,
-            title="FRAUDAR dense blocks 稠密子图",
+            title="FRAUDAR dense blocks 稠密子图" if dcube_meta is None else "D-Cube dense blocks 稠密子图",
             meta=meta,
             report_json=report_json,
             report_html=report_html,
         )
     elapsed = time.perf_counter() - started
+    score_name = "g" if dcube_meta is None else f"ρ_{dcube_meta['density_measure']}"
     sizes = (
         ", ".join(
-            f"{len(b.src)}×{len(b.dst)} (g={b.score:.3f}, lift {b.lift:.3g}"
+            f"{len(b.src)}×{len(b.dst)} ({score_name}={b.score:.3f}, lift {b.lift:.3g}"
             + ("" if b.reported else ", refused")
             + ")"
             for b in found.blocks
@@ -409,6 +466,8 @@ def dense_blocks(
             + "; ".join(r["refused_because"]),
             err=True,
         )
+    if engine is options.Engine.spark:
+        options.echo_shuffle(options.spark_session_or_exit(spark_master))  # the session still open
     if submit:
         from fanchaoxin.detect import submit as submission
 
@@ -420,3 +479,69 @@ def dense_blocks(
             severity=severity,
             min_score=submit_min_score,
         )
+
+
+def _check_method(
+    method: DenseMethod, engine: options.Engine, measure: str | None, policy: str | None
+) -> None:
+    """Before any work: the options that only D-Cube has, and FRAUDAR only on DuckDB (exit 2)."""
+    if method is DenseMethod.fraudar:
+        if engine is options.Engine.spark:
+            typer.echo(
+                "error: --engine spark runs --method dcube only: FRAUDAR's greedy peeling is sequential "
+                "(one node at a time, the whole graph in one machine's memory); use --method dcube on "
+                "Spark, or --engine duckdb for FRAUDAR",
+                err=True,
+            )
+            raise typer.Exit(code=2)
+        given = [o for o, v in (("--density", measure), ("--policy", policy)) if v is not None]
+        if given:
+            typer.echo(f"error: {' and '.join(given)} belong(s) to --method dcube", err=True)
+            raise typer.Exit(code=2)
+        return
+    from fanchaoxin.detect.dcube import MEASURES, POLICIES
+
+    for option, value, choices in (("--density", measure, MEASURES), ("--policy", policy, POLICIES)):
+        if value is not None and value not in choices:
+            typer.echo(f"error: unknown {option} {value!r}; one of {', '.join(choices)}", err=True)
+            raise typer.Exit(code=2)
+
+
+def _dcube_blocks(
+    source: str,
+    src: str,
+    dst: str,
+    k: int,
+    time_col: str | None,
+    guard: Any,
+    timezone: str,
+    measure: str | None,
+    policy: str | None,
+    engine: options.Engine,
+    master: str,
+) -> tuple[Any, dict[str, Any]]:
+    """D-Cube's blocks on the chosen engine (detect/dcube.py: one SQL text) and what the report says of
+    the method; an engine that cannot run is one line on stderr and exit 2, like bad input."""
+    from fanchaoxin.detect import dcube
+
+    args = {
+        "k": k,
+        "time": time_col,
+        "guard": guard,
+        "measure": measure or "ari",
+        "policy": policy or "cardinality",
+        "timezone": timezone,
+    }
+    if engine is options.Engine.spark:
+        spark = options.spark_session_or_exit(master)
+        found, paths = dcube.detect_dense_blocks_spark(spark, source, src, dst, **args)
+    else:
+        found, paths = dcube.detect_dense_blocks_dcube(source, src, dst, **args)
+    meta = {
+        "method": "dcube",
+        "density_measure": args["measure"],
+        "policy": args["policy"],
+        "density_name": f"D-Cube ρ_{args['measure']}",
+        "rounds": [p.rounds for p in paths],
+    }
+    return found, meta

@@ -26,11 +26,13 @@ pyspark is imported only inside the functions that run a Spark job (`fcx detect 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import socket
 import sys
+import tempfile
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -148,6 +150,12 @@ def spark_session(master: str = "local[*]", *, conf: Mapping[str, str] | None = 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise EngineError(f"Spark could not start on {master}: {first}") from exc
     spark.sparkContext.setLogLevel("ERROR")
+    if master.startswith("local") and not submitted and spark.sparkContext.getCheckpointDir() is None:
+        # reliable checkpoints (jobs that iterate, detect/dcube.py) survive a lost task; on a cluster
+        # the data team sets spark.checkpoint.dir on shared storage (docs/cluster.md)
+        where = tempfile.mkdtemp(prefix="fcx-spark-checkpoints-")
+        atexit.register(shutil.rmtree, where, True)
+        spark.sparkContext.setCheckpointDir(where)
     return spark
 
 

@@ -150,6 +150,8 @@ class Graph:
     rows: int  # input rows (repeated edges and times included)
     edge_density: float  # edges / (accounts × items)
     density: float  # FRAUDAR's g of the whole graph (column weights on the whole graph)
+    # what `density` is, in the guard's reasons (D-Cube's graphs carry its average mass, detect/dcube.py)
+    density_name: str = "FRAUDAR density"
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Guard:
             )
         if not block.density_vs_graph >= 1:
             out.append(
-                f"FRAUDAR density {block.score:.4g} below the whole graph's {graph.density:.4g}: "
+                f"{graph.density_name} {block.score:.4g} below the whole graph's {graph.density:.4g}: "
                 "no denser than the graph itself"
             )
         if n > self.max_accounts:
@@ -583,10 +585,19 @@ def refused_summary(blocks: list[Block]) -> list[dict[str, Any]]:
     ]
 
 
-def findings_from(blocks: list[Block], *, behaviour: str, src: str, dst: str) -> list[Finding]:
+def findings_from(
+    blocks: list[Block],
+    *,
+    behaviour: str,
+    src: str,
+    dst: str,
+    density_name: str = "FRAUDAR density",
+    method: dict[str, Any] | None = None,
+) -> list[Finding]:
     """One `Finding` per reported block (refused blocks make none); the src accounts are the subjects,
     the dst items and each account's numbers are evidence. `block` is the block's number in the order
-    found, refused ones counted."""
+    found, refused ones counted. `density_name` names the score in the summary and `method` (D-Cube's
+    measure and policy, detect/dcube.py) is added to the evidence when given."""
     out = []
     for i, b in enumerate(blocks, 1):
         if not b.reported:
@@ -605,6 +616,8 @@ def findings_from(blocks: list[Block], *, behaviour: str, src: str, dst: str) ->
         }
         if b.first_seen is not None:
             evidence |= {"first_seen": b.first_seen, "last_seen": b.last_seen}
+        if method is not None:
+            evidence["method"] = method
         evidence["accounts"] = [a.to_dict() | {"account": str(a.account)} for a in b.accounts]
         out.append(
             Finding(
@@ -615,7 +628,7 @@ def findings_from(blocks: list[Block], *, behaviour: str, src: str, dst: str) ->
                 score=b.score,
                 summary=(
                     f"dense block {i}: {len(b.src)} {src} × {len(b.dst)} {dst}, {b.edges} edge(s), "
-                    f"FRAUDAR density {b.score:.3f}, {b.lift:.3g}× the graph's edge density"
+                    f"{density_name} {b.score:.3f}, {b.lift:.3g}× the graph's edge density"
                 ),
                 evidence=evidence,
             )
