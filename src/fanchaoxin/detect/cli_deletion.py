@@ -7,6 +7,9 @@ accounts working for many merchants (detect/deletion.py), from a review log and 
 Column mappings name the file: ``--col reviews.created_at=ctime --col after_sales.user=buyer_id``
 (files ``reviews``, ``after_sales``, ``merchants``). Bad input ends with exit status 2 and one line on
 stderr naming the file, row and column; nothing is written then.
+
+``--engine spark`` (``--spark-master``) runs the same SQL on Apache Spark (#21, docs/cluster.md): each
+input is then any path Spark reads or ``table:NAME``; the outputs are the same as on DuckDB.
 """
 
 from __future__ import annotations
@@ -64,21 +67,26 @@ def _per_file(values: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _source(value: str) -> str:
+    return value if "://" in value or value.startswith("table:") else str(Path(value))
+
+
 @app.command("review-deletion")
 def review_deletion(
-    reviews: Path = typer.Option(
+    reviews: str = typer.Option(
         ...,
         "--reviews",
         help="Review log (CSV, Parquet or JSON Lines): review_id, merchant, author, rating, created_at, "
-        "deleted_at, deleted_by (deleted_* empty while the review is online).",
+        "deleted_at, deleted_by (deleted_* empty while the review is online). "
+        "With --engine spark: any path Spark reads, or table:NAME (likewise the other inputs).",
     ),
-    after_sales: Path = typer.Option(
+    after_sales: str = typer.Option(
         ...,
         "--after-sales",
         help="After-sales events: merchant, user, kind, event_time; optional operator (the account acting "
         "for the merchant), amount, event_id.",
     ),
-    merchants: Path | None = typer.Option(
+    merchants: str | None = typer.Option(
         None, "--merchants", help="merchant, category. Without it every merchant is in one category."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Findings file: .json or .csv by its suffix."),
@@ -173,6 +181,8 @@ def review_deletion(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """删除不利评价: merchants getting negative reviews removed, and deletion-service accounts.
 
@@ -203,18 +213,35 @@ def review_deletion(
         fdr=fdr,
         min_merchants=min_merchants,
     )
+    # a local path is written as before --engine (#21); a URL or table:NAME as given (Spark reads it)
+    reviews, after_sales = _source(reviews), _source(after_sales)
+    merchants = _source(merchants) if merchants is not None else None
     started = time.perf_counter()
     run_stats: dict[str, Any] = {}
+    spark = None
     try:
-        findings = deletion.detect_review_deletion(
-            reviews,
-            after_sales,
-            merchants,
-            params=params,
-            columns=mapping,
-            timezone=timezone,
-            stats_out=run_stats,
-        )
+        if engine is options.Engine.spark:
+            spark = options.spark_session_or_exit(spark_master)
+            findings = deletion.detect_review_deletion_spark(
+                spark,
+                reviews,
+                after_sales,
+                merchants,
+                params=params,
+                columns=mapping,
+                timezone=timezone,
+                stats_out=run_stats,
+            )
+        else:
+            findings = deletion.detect_review_deletion(
+                reviews,
+                after_sales,
+                merchants,
+                params=params,
+                columns=mapping,
+                timezone=timezone,
+                stats_out=run_stats,
+            )
     except InputError as exc:
         raise _fail(str(exc)) from exc
     except (OSError, ValueError) as exc:
@@ -222,9 +249,9 @@ def review_deletion(
     meta = {
         "detector": deletion.DETECTOR,
         "inputs": {
-            "reviews": str(reviews),
-            "after_sales": str(after_sales),
-            "merchants": str(merchants) if merchants else None,
+            "reviews": reviews,
+            "after_sales": after_sales,
+            "merchants": merchants,
         },
         "parameters": {
             "negative_max_rating": negative_max_rating,
@@ -248,6 +275,8 @@ def review_deletion(
     html, js = options.report_paths(output, report_html, report_json)
     write_findings(output, findings, meta)
     write_report(findings, title="删除不利评价 review deletion", html_path=html, json_path=js, meta=meta)
+    if spark is not None:
+        options.echo_shuffle(spark)
     n_merchants = sum(1 for f in findings if f.evidence.get("level") == "merchant")
     typer.echo(
         f"{n_merchants} merchant(s), {len(findings) - n_merchants} service account(s) → {output}; "

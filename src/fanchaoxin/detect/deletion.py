@@ -3,8 +3,13 @@
 A merchant that cannot stand its bad reviews gets them removed: it calls, refunds or pays (a 红包
 "compensation") the reviewer until the review is deleted, or hires a 删差评 service that does the same
 for many merchants. The platform's own logs record the outcome: who deleted each review and when, and
-every after-sales event between a merchant and a user. Three rules run on DuckDB over those logs
-(memory stays flat: only negative reviews and the events that touch them are materialised).
+every after-sales event between a merchant and a user. Three rules run over those logs as SQL written
+once (DuckDB's dialect, run through fanchaoxin.detect.sql): on DuckDB on one machine
+(`detect_review_deletion`; memory stays flat: only negative reviews and the events that touch them are
+materialised) or on Apache Spark on a cluster (`detect_review_deletion_spark`, ``--engine spark``), with
+byte-identical findings. The joins and aggregations run on the engine; the statistics (the
+beta-binomial fit, the binomial tests, Benjamini–Hochberg) run in numpy on the driver over one row per
+merchant and one per account — the same code for both engines.
 
 Inputs (``io.read_table``; columns may be mapped, times may carry an offset or be epoch seconds):
 
@@ -77,13 +82,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 from scipy import stats
 
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError, connect, read_table
+from fanchaoxin.detect.sql import DuckSql, Sql
 
 __all__ = [
     "DETECTOR",
@@ -94,6 +99,7 @@ __all__ = [
     "benjamini_hochberg",
     "beta_binomial_fit",
     "detect_review_deletion",
+    "detect_review_deletion_spark",
 ]
 
 DETECTOR = "review-deletion"
@@ -256,31 +262,32 @@ def _score(q: float) -> float:
 # ------------------------------------------------------------------------------------------------ input
 
 
+Reader = Callable[..., Any]
+
+
 def _read(
-    path: Path,
+    reader: Reader,
+    source: str,
     required: Sequence[str],
     optional: Sequence[str],
     *,
     types: Mapping[str, str],
     nullable: Sequence[str],
-    con: duckdb.DuckDBPyConnection,
     columns: Mapping[str, str],
-    timezone: str,
     allow_empty: bool = False,
-) -> duckdb.DuckDBPyRelation:
-    """read_table with the optional columns the file has (a missing optional column is not an error)."""
+) -> Any:
+    """`reader` (io.read_table or engines.spark_read_table) with the optional columns the file has (a
+    missing optional column is not an error)."""
     wanted = list(optional)
     while True:
         cols = [*required, *wanted]
         try:
-            return read_table(
-                path,
+            return reader(
+                source,
                 cols,
                 types={c: t for c, t in types.items() if c in cols},
                 nullable=[c for c in nullable if c in cols],
-                con=con,
                 columns={c: v for c, v in columns.items() if c in cols},
-                timezone=timezone,
                 allow_empty=allow_empty,
             )
         except InputError as exc:
@@ -292,15 +299,18 @@ def _read(
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection,
-    reviews: Path,
-    events: Path,
-    merchants: Path | None,
+    sql: Sql,
+    reader: Reader,
+    reviews: str,
+    events: str,
+    merchants: str | None,
     columns: Mapping[str, Mapping[str, str]],
-    timezone: str,
 ) -> set[str]:
-    """Views reviews_in, events_in (and merchants_in); returns the optional event columns the file has."""
+    """Tables reviews_in, events_in (and merchants_in), each read and checked in full before any work;
+    returns the optional event columns the file has. (A merchant given two categories is found by the
+    job's first query.)"""
     rev = _read(
+        reader,
         reviews,
         REVIEW_COLUMNS,
         (),
@@ -314,12 +324,10 @@ def _load(
             "deleted_by": "VARCHAR",
         },
         nullable=("deleted_at", "deleted_by"),
-        con=con,
         columns=columns.get("reviews", {}),
-        timezone=timezone,
     )
-    rev.create_view("reviews_in")
     ev = _read(
+        reader,
         events,
         EVENT_COLUMNS,
         EVENT_OPTIONAL,
@@ -333,37 +341,31 @@ def _load(
             "event_id": "VARCHAR",
         },
         nullable=EVENT_OPTIONAL,
-        con=con,
         columns=columns.get("after_sales", {}),
-        timezone=timezone,
         allow_empty=True,  # a platform with no after-sales events still has deletion rates to test
     )
-    ev.create_view("events_in")
-    present = {c for c in EVENT_OPTIONAL if c in ev.columns}
+    mer = None
     if merchants is not None:
         mer = _read(
+            reader,
             merchants,
             MERCHANT_COLUMNS,
             (),
             types={"merchant": "VARCHAR", "category": "VARCHAR"},
             nullable=(),
-            con=con,
             columns=columns.get("merchants", {}),
-            timezone=timezone,
         )
-        mer.create_view("merchants_in")
-        dup = con.sql(
-            "SELECT merchant, count(DISTINCT category) FROM merchants_in GROUP BY merchant "
-            "HAVING count(DISTINCT category) > 1 LIMIT 1"
-        ).fetchall()
-        if dup:
-            raise InputError(
-                f"{merchants}: merchant {dup[0][0]!r} is given more than one category",
-                path=merchants,
-                column="category",
-                value=dup[0][0],
-            )
+    sql.table("reviews_in", rev)
+    sql.table("events_in", ev)
+    present = {c for c in EVENT_OPTIONAL if c in ev.columns}
+    if mer is not None:
+        sql.table("merchants_in", mer)
     return present
+
+
+def _small_table(sql: Sql, name: str, table: pa.Table) -> None:
+    """A small table the driver computed (one row per merchant or account) as `name` in `sql`."""
+    sql.small(name, table)
 
 
 # ---------------------------------------------------------------------------------------------- detector
@@ -374,13 +376,24 @@ def _in(values: Sequence[str]) -> str:
 
 
 def _dsum(column: str) -> str:
-    # DuckDB adds doubles in parallel in no fixed order, so their sum varies in the last bits from run
-    # to run; a decimal sum is exact, so the same input gives the same findings (and submission keys)
-    return f"CAST(sum(CAST({column} AS DECIMAL(38, 12))) AS DOUBLE)"
+    # A sum of doubles in parallel is in no fixed order, so it varies in the last bits from run to run
+    # and between engines; a decimal sum is exact, and the DECIMAL itself reaches Python (float() of
+    # it rounds correctly), so the same input gives the same findings on DuckDB and on Spark.
+    return f"sum(CAST({column} AS DECIMAL(38, 12)))"
+
+
+def _f12(values: np.ndarray) -> pa.Array:
+    """Doubles rounded to 12 decimals: their cast to DECIMAL(38, 12) is then exact on both engines."""
+    return pa.array([round(float(v), 12) for v in values], type=pa.float64())
 
 
 def _ts(v: Any) -> str | None:
     return None if v is None else str(v)[:19]
+
+
+def _iso(v: Any) -> str | None:
+    """A merchant's first and last time, as ISO 8601 (``T`` between date and time) as it always was."""
+    return None if v is None else v.isoformat()[:19]
 
 
 def detect_review_deletion(
@@ -394,24 +407,83 @@ def detect_review_deletion(
     progress: ProgressFn | None = None,
     stats_out: dict[str, Any] | None = None,
 ) -> list[Finding]:
-    """Merchants and service accounts behind negative reviews' deletions; findings best first.
+    """Merchants and service accounts behind negative reviews' deletions; findings best first (DuckDB).
 
     `columns` maps a file ("reviews", "after_sales", "merchants") to its {detector column: file column};
     `stats_out`, if given, receives counts and the fitted category rates for the report.
     """
     p = params or Params()
     p.check()
-    step = progress or (lambda _s: None)
     con = connect()
+    try:
+
+        def reader(source: str, cols: Sequence[str], **kw: Any) -> Any:
+            return read_table(Path(source), cols, con=con, timezone=timezone, **kw)
+
+        return _detect(
+            DuckSql(con),
+            reader,
+            str(reviews),
+            str(after_sales),
+            str(merchants) if merchants is not None else None,
+            columns or {},
+            p,
+            progress,
+            stats_out,
+        )
+    finally:
+        con.close()
+
+
+def detect_review_deletion_spark(
+    spark: Any,
+    reviews: str,
+    after_sales: str,
+    merchants: str | None = None,
+    *,
+    params: Params | None = None,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    timezone: str = "Asia/Shanghai",
+    progress: ProgressFn | None = None,
+    stats_out: dict[str, Any] | None = None,
+) -> list[Finding]:
+    """`detect_review_deletion` on a Spark session: the same SQL (detect/sql.py), the same findings.
+
+    The inputs are any path Spark reads or ``table:NAME`` (detect/engines.py), read and checked in
+    full before any work. The joins and aggregations run on the cluster; the driver gets one row per
+    merchant (and per service account) for the statistics.
+    """
+    from fanchaoxin.detect import engines  # noqa: PLC0415 - only a Spark job needs it
+    from fanchaoxin.detect.sql import SparkSql  # noqa: PLC0415
+
+    p = params or Params()
+    p.check()
+
+    def reader(source: str, cols: Sequence[str], **kw: Any) -> Any:
+        return engines.spark_read_table(spark, source, cols, timezone=timezone, epoch_time=False, **kw)
+
+    sql = SparkSql(spark)
+    try:
+        return _detect(sql, reader, reviews, after_sales, merchants, columns or {}, p, progress, stats_out)
+    finally:
+        sql.close()
+
+
+def _detect(
+    sql: Sql,
+    reader: Reader,
+    reviews: str,
+    after_sales: str,
+    merchants: str | None,
+    columns: Mapping[str, Mapping[str, str]],
+    p: Params,
+    progress: ProgressFn | None,
+    stats_out: dict[str, Any] | None,
+) -> list[Finding]:
+    """The job, on either engine: every join and aggregation is one SQL text run through `sql`."""
+    step = progress or (lambda _s: None)
     step("reading")
-    present = _load(
-        con,
-        Path(reviews),
-        Path(after_sales),
-        Path(merchants) if merchants is not None else None,
-        columns or {},
-        timezone,
-    )
+    present = _load(sql, reader, reviews, after_sales, merchants, columns)
     w = p.window_hours * 3600.0
     horizon = p.horizon_days * 86400.0
     authors = _in(p.author_values)
@@ -420,28 +492,42 @@ def detect_review_deletion(
     event_id = "event_id" if "event_id" in present else "CAST(NULL AS VARCHAR)"
 
     step("negative reviews")
-    con.execute(f"""
+    negative = f"rating <= {float(p.negative_max_rating)}"
+    # one pass over the reviews for the counts and the span, with the check of the merchants' file
+    dup_sql = "SELECT min(merchant) AS merchant FROM (SELECT merchant FROM merchants_in GROUP BY merchant "
+    dup_sql += "HAVING min(category) <> max(category)) AS d"
+    n_reviews, n_no_deleter, span_lo, span_hi, dup = sql.rows(f"""
+        SELECT r.*, d.merchant FROM (
+          SELECT count(*) AS n, count(*) FILTER (WHERE deleted_at IS NOT NULL AND deleted_by IS NULL) AS nd,
+                 min(created_at) FILTER (WHERE {negative}) AS lo,
+                 max(created_at) FILTER (WHERE {negative}) AS hi
+          FROM reviews_in
+        ) AS r CROSS JOIN ({dup_sql if merchants is not None else "SELECT NULL AS merchant"}) AS d
+    """)[0]
+    if dup is not None:
+        raise InputError(
+            f"{merchants}: merchant {dup!r} is given more than one category",
+            path=merchants,
+            column="category",
+            value=dup,
+        )
+    span = max((span_hi - span_lo).total_seconds(), 86400.0) if span_lo is not None else 86400.0
+    sql.run(f"""
         CREATE TEMP TABLE neg AS
         SELECT review_id, merchant, author, created_at, deleted_at,
                deleted_at IS NOT NULL AND coalesce(deleted_by IN {authors}, false) AS by_author,
                deleted_at IS NOT NULL AND NOT coalesce(deleted_by IN {authors}, false) AS by_other
-        FROM reviews_in WHERE rating <= {float(p.negative_max_rating)}
+        FROM reviews_in WHERE {negative}
     """)
-    n_reviews, n_no_deleter = con.sql(
-        "SELECT count(*), count(*) FILTER (WHERE deleted_at IS NOT NULL AND deleted_by IS NULL) "
-        "FROM reviews_in"
-    ).fetchall()[0]
-    span_lo, span_hi = con.sql("SELECT min(created_at), max(created_at) FROM neg").fetchall()[0]
-    span = max((span_hi - span_lo).total_seconds(), 86400.0) if span_lo is not None else 86400.0
 
     step("contacts")
-    con.execute(f"""
+    sql.run(f"""
         CREATE TEMP VIEW ev AS
         SELECT merchant, "user", kind, event_time, {operator} AS operator, {amount} AS amount,
                {event_id} AS event_id
         FROM events_in WHERE kind IN {_in(p.contact_kinds + p.payment_kinds)}
     """)
-    con.execute(f"""
+    sql.run(f"""
         CREATE TEMP TABLE touch AS
         SELECT n.review_id, n.merchant, e.event_time, e.kind, e.amount, e.operator, e.event_id
         FROM neg n JOIN ev e ON e.merchant = n.merchant AND e."user" = n.author
@@ -450,24 +536,24 @@ def detect_review_deletion(
           AND epoch(e.event_time) - epoch(n.created_at) <= {horizon}
           AND (n.deleted_at IS NULL OR e.event_time <= n.deleted_at)
     """)
-    con.execute(f"""
+    sql.run(f"""
         CREATE TEMP TABLE contacted AS
         SELECT review_id, max(event_time) AS last_touch, count(*) AS events,
-               {_dsum("amount")} AS amount, list(DISTINCT kind ORDER BY kind) AS kinds
+               {_dsum("amount")} AS amount, list_sort(list(DISTINCT kind)) AS kinds
         FROM touch GROUP BY review_id
     """)
-    con.execute(f"""
+    sql.run(f"""
         CREATE TEMP TABLE neg_c AS
         SELECT n.*, c.last_touch, c.events, c.amount, c.kinds,
                c.review_id IS NOT NULL AS contacted,
                c.review_id IS NOT NULL AND n.by_author
                  AND epoch(n.deleted_at) - epoch(c.last_touch) <= {w} AS converted
-        FROM neg n LEFT JOIN contacted c USING (review_id)
+        FROM neg n LEFT JOIN contacted c ON c.review_id = n.review_id
     """)
     has_categories = merchants is not None
-    cat_sql = "coalesce(m.category, NULL)" if has_categories else f"'{ALL_CATEGORIES}'"
+    cat_sql = "m.category" if has_categories else f"'{ALL_CATEGORIES}'"
     join_m = "LEFT JOIN merchants_in m ON m.merchant = x.merchant" if has_categories else ""
-    per = con.sql(f"""
+    per_rows = sql.rows(f"""
         SELECT x.*, {cat_sql} AS category FROM (
           SELECT merchant,
                  count(*) FILTER (WHERE NOT by_other) AS negatives,
@@ -478,10 +564,27 @@ def detect_review_deletion(
                  count(*) FILTER (WHERE converted) AS converted,
                  min(created_at) AS first_seen, max(coalesce(deleted_at, created_at)) AS last_seen
           FROM neg_c GROUP BY merchant
-        ) x {join_m} ORDER BY x.merchant
-    """).fetchnumpy()
-    merchant = np.asarray(per["merchant"], dtype=object)
-    category = np.asarray(per["category"], dtype=object)
+        ) x {join_m}
+    """)
+    # Results that come back to the driver are sorted there (Python orders text by code point, as both
+    # engines do: UTF-8 byte order), by a total key: the same order on both engines, and no global
+    # sort on Spark (a sampling job and a range shuffle) for a few rows per merchant or account.
+    per_rows.sort(key=lambda r: r[0])
+    per_cols = (
+        "merchant",
+        "negatives",
+        "deleted",
+        "deleted_unexplained",
+        "removed_by_platform",
+        "contacted",
+        "converted",
+        "first_seen",
+        "last_seen",
+        "category",
+    )
+    per = {c: [r[i] for r in per_rows] for i, c in enumerate(per_cols)}
+    merchant = np.array(per["merchant"], dtype=object)
+    category = np.array(per["category"], dtype=object)
     if has_categories:
         missing = [i for i, c in enumerate(category) if c is None]
         if missing:
@@ -494,11 +597,16 @@ def detect_review_deletion(
                 value=merchant[missing[0]],
             )
     category = category.astype(str)
-    negatives = np.asarray(per["negatives"], dtype=np.int64)
-    deleted = np.asarray(per["deleted"], dtype=np.int64)
-    unexplained = np.asarray(per["deleted_unexplained"], dtype=np.int64)
-    contacted = np.asarray(per["contacted"], dtype=np.int64)
-    converted = np.asarray(per["converted"], dtype=np.int64)
+
+    def counts(name: str) -> np.ndarray:
+        return np.array(per[name], dtype=np.int64)
+
+    negatives = counts("negatives")
+    deleted = counts("deleted")
+    unexplained = counts("deleted_unexplained")
+    removed = counts("removed_by_platform")
+    contacted = counts("contacted")
+    converted = counts("converted")
 
     step("testing merchants")
     # (b) judges the deletions the after-sales log does not explain: a merchant that follows up every
@@ -527,55 +635,77 @@ def detect_review_deletion(
     flag_conv = t_conv & (q_conv <= p.fdr) & (converted >= p.min_deleted) & (conv >= p.min_ratio * mu_conv)
 
     step("service accounts")
-    cat_tab = pa.table(
-        {
-            "merchant": pa.array(merchant.tolist(), type=pa.string()),
-            "conv_mean": pa.array(
-                np.nan_to_num(mu_conv, nan=float(np.nanmean(mu_conv)) if t_conv.any() else 0.0)
-            ),
-            "deleted": pa.array(deleted),
-        }
+    # per merchant, from the driver's statistics: its category's conversion (a touch's expected
+    # success) and the chance that a payment is followed by one of its deletions by chance
+    conv_mean = np.nan_to_num(mu_conv, nan=float(np.nanmean(mu_conv)) if t_conv.any() else 0.0)
+    chance = 1 - np.exp(-deleted * w / span)
+    _small_table(
+        sql,
+        "merchant_rates",
+        pa.table(
+            {
+                "merchant": pa.array(merchant.tolist(), type=pa.string()),
+                "conv_mean": _f12(conv_mean),
+                "chance": _f12(chance),
+            }
+        ),
     )
-    con.register("merchant_rates", cat_tab)
-    ops = con.sql(f"""
+    # a payment is numbered within its merchant (the join below and the deletions it counts are per
+    # merchant, so no global order is needed); payments that tie on time and user count alike
+    sql.run(f"""
+        CREATE TEMP TABLE pay AS
+        SELECT row_number() OVER (PARTITION BY e.merchant ORDER BY e.event_time, e."user") AS pid,
+               e."user" AS account, e.merchant, e.event_time, e.amount, e.event_id,
+               coalesce(r.chance, 0) AS chance
+        FROM ev e LEFT JOIN merchant_rates r ON r.merchant = e.merchant
+        WHERE e.kind IN {_in(p.payment_kinds)} AND e."user" <> e.merchant
+    """)
+    sql.run(f"""
+        CREATE TEMP TABLE pay_link AS
+        SELECT p.merchant, p.pid, count(n.review_id) AS deletions
+        FROM pay p LEFT JOIN neg n ON n.merchant = p.merchant AND n.by_author
+             AND n.deleted_at > p.event_time AND epoch(n.deleted_at) - epoch(p.event_time) <= {w}
+        GROUP BY p.merchant, p.pid
+    """)
+    # per (account, merchant) first, then per account: the merchants an account reached are counted
+    # without a DISTINCT (on Spark, one shuffle per level and no expansion of the rows)
+    sql.run(f"""
+        CREATE TEMP TABLE pay_am AS
+        SELECT p.account, p.merchant, count(*) AS n, count(*) FILTER (WHERE l.deletions > 0) AS k,
+               {_dsum("p.chance")} AS expected, {_dsum("p.amount")} AS amount,
+               min(p.event_time) AS first_seen, max(p.event_time) AS last_seen
+        FROM pay p JOIN pay_link l ON l.merchant = p.merchant AND l.pid = p.pid
+        GROUP BY p.account, p.merchant
+    """)
+    # both channels in one query: per account, n tries, k followed by a deletion, the expected sum
+    accounts = sql.rows(f"""
         WITH o AS (
           SELECT t.operator AS account, t.review_id, any_value(t.merchant) AS merchant,
                  max(t.event_time) AS last_touch
           FROM touch t WHERE t.operator IS NOT NULL AND t.operator <> t.merchant
           GROUP BY t.operator, t.review_id
-        ), s AS (
-          SELECT o.*, n.deleted_at,
-                 n.by_author AND epoch(n.deleted_at) - epoch(o.last_touch) <= {w} AS success, r.conv_mean
-          FROM o JOIN neg n USING (review_id) JOIN merchant_rates r ON r.merchant = o.merchant
+        ), touch_am AS (
+          SELECT o.account, o.merchant, count(*) AS n,
+                 count(*) FILTER (
+                   WHERE g.by_author AND epoch(g.deleted_at) - epoch(o.last_touch) <= {w}
+                 ) AS k,
+                 {_dsum("r.conv_mean")} AS expected,
+                 min(o.last_touch) AS first_seen, max(coalesce(g.deleted_at, o.last_touch)) AS last_seen
+          FROM o JOIN neg g ON g.review_id = o.review_id JOIN merchant_rates r ON r.merchant = o.merchant
+          GROUP BY o.account, o.merchant
         )
-        SELECT account, count(*) AS touches, count(*) FILTER (WHERE success) AS successes,
-               {_dsum("conv_mean")} AS expected, count(DISTINCT merchant) AS merchants,
-               count(DISTINCT merchant) FILTER (WHERE success) AS merchants_linked,
-               min(last_touch) AS first_seen, max(coalesce(deleted_at, last_touch)) AS last_seen
-        FROM s GROUP BY account ORDER BY account
-    """).fetchall()
-    con.execute(f"""
-        CREATE TEMP TABLE pay AS
-        SELECT row_number() OVER (ORDER BY e.event_time, e.merchant, e."user") AS pid,
-               e."user" AS account, e.merchant, e.event_time, e.amount, e.event_id,
-               1 - exp(-coalesce(r.deleted, 0) * {w} / {span}) AS chance
-        FROM ev e LEFT JOIN merchant_rates r ON r.merchant = e.merchant
-        WHERE e.kind IN {_in(p.payment_kinds)} AND e."user" <> e.merchant
+        SELECT 'touches' AS channel, account, sum(n) AS n, sum(k) AS k, sum(expected) AS expected,
+               count(*) AS merchants, count(*) FILTER (WHERE k > 0) AS merchants_linked,
+               CAST(NULL AS DECIMAL(38, 12)) AS amount, min(first_seen) AS first_seen,
+               max(last_seen) AS last_seen
+        FROM touch_am GROUP BY account
+        UNION ALL
+        SELECT 'payments', account, sum(n), sum(k), sum(expected), count(*), count(*) FILTER (WHERE k > 0),
+               sum(amount), min(first_seen), max(last_seen)
+        FROM pay_am GROUP BY account
     """)
-    con.execute(f"""
-        CREATE TEMP TABLE pay_link AS
-        SELECT p.pid, count(n.review_id) AS deletions, min(n.review_id) AS first_review
-        FROM pay p LEFT JOIN neg n ON n.merchant = p.merchant AND n.by_author
-             AND n.deleted_at > p.event_time AND epoch(n.deleted_at) - epoch(p.event_time) <= {w}
-        GROUP BY p.pid
-    """)
-    pays = con.sql(f"""
-        SELECT p.account, count(*) AS payments, count(*) FILTER (WHERE l.deletions > 0) AS successes,
-               {_dsum("p.chance")} AS expected, count(DISTINCT p.merchant) AS merchants,
-               count(DISTINCT p.merchant) FILTER (WHERE l.deletions > 0) AS merchants_linked,
-               {_dsum("p.amount")} AS amount, min(p.event_time) AS first_seen, max(p.event_time) AS last_seen
-        FROM pay p JOIN pay_link l USING (pid) GROUP BY p.account ORDER BY p.account
-    """).fetchall()
+    ops = sorted((r[1:] for r in accounts if r[0] == "touches"), key=lambda r: r[0])
+    pays = sorted((r[1:] for r in accounts if r[0] == "payments"), key=lambda r: r[0])
 
     services: dict[str, dict[str, Any]] = {}
     for channel, rows in (("touches", ops), ("payments", pays)):
@@ -609,33 +739,37 @@ def detect_review_deletion(
     findings: list[Finding] = []
     client_links: dict[str, dict[str, int]] = {}  # merchant → service account → linked deletions
     if services:
-        con.register("flagged", pa.table({"account": pa.array(sorted(services), type=pa.string())}))
-        linked = con.sql(f"""
+        _small_table(sql, "flagged", pa.table({"account": pa.array(sorted(services), type=pa.string())}))
+        linked = sql.rows(f"""
             WITH o AS (
               SELECT t.operator AS account, t.review_id, any_value(t.merchant) AS merchant,
-                     max(t.event_time) AS last_touch, list(DISTINCT t.kind ORDER BY t.kind) AS kinds,
+                     max(t.event_time) AS last_touch, list_sort(list(DISTINCT t.kind)) AS kinds,
                      {_dsum("t.amount")} AS amount
               FROM touch t SEMI JOIN flagged f ON f.account = t.operator
               GROUP BY t.operator, t.review_id
             )
             SELECT o.account, o.merchant, n.review_id, n.author, n.created_at, o.last_touch,
                    n.deleted_at, o.kinds, o.amount, 'touch' AS via
-            FROM o JOIN neg n USING (review_id)
+            FROM o JOIN neg n ON n.review_id = o.review_id
             WHERE n.by_author AND epoch(n.deleted_at) - epoch(o.last_touch) <= {w}
             UNION ALL
             SELECT p.account, p.merchant, n.review_id, n.author, n.created_at, p.event_time,
-                   n.deleted_at, ['payment'], p.amount, 'payment'
+                   n.deleted_at, ['payment'], CAST(p.amount AS DECIMAL(38, 12)), 'payment'
             FROM pay p SEMI JOIN flagged f ON f.account = p.account
             JOIN neg n ON n.merchant = p.merchant AND n.by_author AND n.deleted_at > p.event_time
                  AND epoch(n.deleted_at) - epoch(p.event_time) <= {w}
-            -- a total order: the first row of a (merchant, review) is its example, so ties between two
-            -- payments before the same deletion must not be left to the threads (the latest one first)
-            ORDER BY 1, 2, 7, 3, 10 DESC, 6 DESC, 9 DESC NULLS LAST
-        """).fetchall()
-        paid = con.sql(f"""
-            SELECT p.account, p.merchant, count(*), {_dsum("p.amount")}
-            FROM pay p SEMI JOIN flagged f ON f.account = p.account GROUP BY 1, 2
-        """).fetchall()
+        """)
+        # a total order (stable sorts, the least significant key first): the first row of a (merchant,
+        # review) is its example, so ties between two payments before the same deletion must not be
+        # left to the threads — account, merchant, deletion, review, touch before payment, the latest
+        # event first, the largest amount first (none last)
+        linked.sort(key=lambda r: (r[8] is None, -(r[8] or 0)))
+        linked.sort(key=lambda r: (r[9], r[5]), reverse=True)
+        linked.sort(key=lambda r: (r[0], r[1], r[6], r[2]))
+        paid = sql.rows(
+            "SELECT p.account, p.merchant, p.n, p.amount FROM pay_am p "
+            "SEMI JOIN flagged f ON f.account = p.account"
+        )
         paid_by = {(a, m): (c, s) for a, m, c, s in paid}
         cat_of = dict(zip(merchant.tolist(), category.tolist(), strict=True))
         for account, entry in services.items():
@@ -721,18 +855,19 @@ def detect_review_deletion(
     )
     examples_by: dict[str, list[dict[str, Any]]] = {}
     if flagged_m:
-        con.register("flagged_m", pa.table({"merchant": pa.array(flagged_m, type=pa.string())}))
-        ex = con.sql(f"""
+        _small_table(sql, "flagged_m", pa.table({"merchant": pa.array(flagged_m, type=pa.string())}))
+        ex = sql.rows(f"""
             SELECT merchant, review_id, author, created_at, deleted_at, last_touch, events, amount, kinds,
-                   converted
+                   converted, rk
             FROM (
               SELECT n.*, row_number() OVER (
                        PARTITION BY n.merchant ORDER BY n.converted DESC, n.deleted_at, n.review_id
                      ) AS rk
               FROM neg_c n SEMI JOIN flagged_m f ON f.merchant = n.merchant
               WHERE n.by_author
-            ) WHERE rk <= {int(p.max_examples)} ORDER BY merchant, rk
-        """).fetchall()
+            ) AS x WHERE rk <= {int(p.max_examples)}
+        """)
+        ex.sort(key=lambda r: (r[0], r[10]))
         for r in ex:
             item: dict[str, Any] = {
                 "review_id": r[1],
@@ -776,14 +911,14 @@ def detect_review_deletion(
             "category_rate_without_contact": round(float(mu_rate[i]), 4)
             if not math.isnan(mu_rate[i])
             else None,
-            "removed_by_platform": int(per["removed_by_platform"][i]),
+            "removed_by_platform": int(removed[i]),
             "contacted": int(contacted[i]),
             "deleted_after_contact": int(converted[i]),
             "conversion": round(float(conv[i]), 4),
             "category_conversion": round(float(mu_conv[i]), 4) if not math.isnan(mu_conv[i]) else None,
             "window_hours": p.window_hours,
-            "first_seen": _ts(per["first_seen"][i]),
-            "last_seen": _ts(per["last_seen"][i]),
+            "first_seen": _iso(per["first_seen"][i]),
+            "last_seen": _iso(per["last_seen"][i]),
         }
         if t_rate[i]:
             ev_m |= {"deletion_p_value": float(p_rate[i]), "deletion_q_value": float(q_rate[i])}
@@ -821,7 +956,7 @@ def detect_review_deletion(
         stats_out.update(
             {
                 "reviews": int(n_reviews),
-                "negative_reviews": int(negatives.sum() + per["removed_by_platform"].sum()),
+                "negative_reviews": int(negatives.sum() + removed.sum()),
                 "merchants_with_negative_reviews": len(merchant),
                 "merchants_tested_rate": int(t_rate.sum()),
                 "merchants_tested_contact": int(t_conv.sum()),
@@ -833,5 +968,4 @@ def detect_review_deletion(
                 "service_accounts_flagged": len(services),
             }
         )
-    con.close()
     return findings

@@ -46,6 +46,9 @@ class Sql(Protocol):
     def arrow(self, sql: str) -> Any:
         """The rows of one query as a pyarrow Table (columnar: for many rows to the driver)."""
 
+    def small(self, name: str, table: Any) -> None:
+        """A small pyarrow Table the driver computed (one row per merchant, say), readable as `name`."""
+
 
 class DuckSql:
     """DuckDB: the SQL as written."""
@@ -66,6 +69,9 @@ class DuckSql:
 
     def arrow(self, sql: str) -> Any:
         return self.con.sql(sql).to_arrow_table()
+
+    def small(self, name: str, table: Any) -> None:
+        self.con.register(name, table)
 
 
 def to_spark(sql: str) -> list[Any]:
@@ -118,6 +124,9 @@ class SparkSql:
     def arrow(self, sql: str) -> Any:
         (stmt,) = to_spark(sql)
         return self.spark.sql(stmt.sql("spark")).toArrow()
+
+    def small(self, name: str, table: Any) -> None:
+        self.table(name, self.spark.createDataFrame(table))
 
     def close(self) -> None:
         """Unpersist what this job cached (a long-lived session runs the next job clean)."""
