@@ -5,6 +5,8 @@ platform's trip log (detect/subsidy.py, docs/detect-subsidy.md).
 
 Bad input ends with exit status 2 and one line on stderr naming the file, row and column; nothing is
 written then. The detector, DuckDB and the report and submission code load only when the command runs.
+
+``--engine spark`` (#21) runs the same SQL on Spark (detect/sql.py) and writes the same bytes.
 """
 
 from __future__ import annotations
@@ -44,21 +46,27 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _local_text(source: str) -> str:
+    """A local path as `Path` writes it (as before --engine); a URL or ``table:NAME`` as given."""
+    return source if "://" in source or source.startswith("table:") else str(Path(source))
+
+
 @app.command("subsidy-brushing")
 def subsidy_brushing(
-    input: Path = typer.Option(
+    input: str = typer.Option(
         ...,
         "--input",
         "-i",
         help="Trips (CSV, Parquet or JSON Lines): trip_id, driver, rider, start_time, end_time, origin_lat, "
         "origin_lon, dest_lat, dest_lon, distance_km, fare, subsidy; optionally rider_device, driver_device, "
-        "payment_account, payout_account.",
+        "payment_account, payout_account. With --engine spark: any path Spark reads, or table:NAME.",
     ),
-    subsidies: Path | None = typer.Option(
+    subsidies: str | None = typer.Option(
         None,
         "--subsidies",
         help="Subsidy campaigns: start_time, end_time, and threshold_trips for daily-threshold bonuses. "
-        "Without it, a trip with a subsidy counts as a campaign trip.",
+        "Without it, a trip with a subsidy counts as a campaign trip. With --engine spark: any path Spark "
+        "reads, or table:NAME.",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Findings, one per ring: .json or .csv by suffix."
@@ -124,6 +132,8 @@ def subsidy_brushing(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(short=False),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """刷单骗补: driver–rider pairs and rings trading short, looping, subsidised trips."""
     options.check_options(submit, platform, key)
@@ -141,24 +151,37 @@ def subsidy_brushing(
         min_pair_score=min_pair_score,
         max_shared_accounts=max_shared_accounts,
     )
+    input = _local_text(input)  # a local path, written as before --engine (#21)
+    subsidies = _local_text(subsidies) if subsidies else None
     started = time.perf_counter()
     stats: dict[str, object] = {}
+    spark = None
     try:
         params.check()
-        con = io.connect()
-        trips, optional = subsidy.load_trips(input, con=con, columns=columns, timezone=timezone)
-        campaigns = subsidy.load_subsidies(subsidies, con=con, timezone=timezone) if subsidies else None
-        findings = subsidy.detect_subsidy_brushing(
-            trips, con=con, optional=optional, subsidies=campaigns, params=params, stats=stats
-        )
+        if engine is options.Engine.spark:
+            spark = options.spark_session_or_exit(spark_master)  # checked before any work
+            trips, optional = subsidy.load_trips_spark(spark, input, columns=columns, timezone=timezone)
+            campaigns = (
+                subsidy.load_subsidies_spark(spark, subsidies, timezone=timezone) if subsidies else None
+            )
+            findings = subsidy.detect_subsidy_brushing_spark(
+                trips, spark=spark, optional=optional, subsidies=campaigns, params=params, stats=stats
+            )
+        else:
+            con = io.connect()
+            trips, optional = subsidy.load_trips(input, con=con, columns=columns, timezone=timezone)
+            campaigns = subsidy.load_subsidies(subsidies, con=con, timezone=timezone) if subsidies else None
+            findings = subsidy.detect_subsidy_brushing(
+                trips, con=con, optional=optional, subsidies=campaigns, params=params, stats=stats
+            )
     except io.InputError as exc:
         raise _fail(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     meta = {
         "detector": subsidy.DETECTOR,
-        "input": str(input),
-        "subsidies": str(subsidies) if subsidies else None,
+        "input": input,
+        "subsidies": subsidies,
         "columns": columns,
         "timezone": timezone,
         "optional_columns": optional,
@@ -174,6 +197,8 @@ def subsidy_brushing(
         write_report(findings, title="刷单骗补 subsidy brushing", html_path=html, json_path=js, meta=meta)
     except OSError as exc:
         raise _fail(f"cannot write: {exc}") from None
+    if spark is not None:
+        options.echo_shuffle(spark)
     typer.echo(
         f"{stats.get('trips', 0):,} trips, {stats.get('suspicious_pairs', 0):,} suspicious pair(s), "
         f"{len(findings):,} ring(s) → {output}; report: {html}, {js}",

@@ -9,7 +9,8 @@ the driver and the rider account. Each of these alone is common among honest use
 repeat a route with a regular driver, students take short hops across campus, families share a
 wallet): the detector scores a pair only on the *combination*.
 
-Method (DuckDB SQL over `io.read_table`, memory flat in the number of trips):
+Method (one SQL text, run through `fanchaoxin.detect.sql`: on DuckDB over `io.read_table`, memory flat
+in the number of trips, or on Spark over `engines.spark_read_table` — the same rows, #21):
 
 1. One scan counts trips per driver, per rider and per (driver, rider) pair; pairs with at least
    ``min_pair_trips`` trips together are *candidates*.
@@ -30,6 +31,12 @@ Method (DuckDB SQL over `io.read_table`, memory flat in the number of trips):
 5. Rings: connected components of suspicious pairs, merged where their accounts share a device or a
    payment account. One finding per ring (``subject_kind="platform_account"``, drivers first), score =
    its best pair's score, evidence per pair, per account and per shared id.
+
+Steps 1–3 are SQL (the pair counts, the per-rider and per-driver-day windows, the per-pair shares, the
+ids shared by candidate accounts): on Spark they are what runs distributed and shuffles. The rest runs
+in Python on the driver over one row per candidate account, per candidate pair and per shared id — a
+reduced input that grows with the number of repeat pairs, not with the number of trips: the pairs of
+accounts sharing an id, the scores, and the union-find of step 5 over the suspicious pairs.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import duckdb
 from fanchaoxin.detect import io
 from fanchaoxin.detect.findings import Finding
 from fanchaoxin.detect.io import InputError
+from fanchaoxin.detect.sql import DuckSql, SparkSql, Sql
 
 __all__ = [
     "DETECTOR",
@@ -56,8 +64,11 @@ __all__ = [
     "Params",
     "Subsidies",
     "detect_subsidy_brushing",
+    "detect_subsidy_brushing_spark",
     "load_subsidies",
+    "load_subsidies_spark",
     "load_trips",
+    "load_trips_spark",
 ]
 
 DETECTOR = "subsidy-brushing"
@@ -162,6 +173,34 @@ def load_trips(
     return rel, present
 
 
+def load_trips_spark(
+    spark: Any,
+    source: str,
+    *,
+    columns: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> tuple[Any, list[str]]:
+    """`load_trips` on Spark (a path Spark reads or ``table:NAME``): the trips DataFrame, validated as
+    `io.read_table` validates them (engines.spark_read_table), and its optional columns."""
+    from fanchaoxin.detect import engines  # noqa: PLC0415 - pyspark only for a Spark job
+
+    mapped_optional = [c for c in OPTIONAL_COLUMNS if columns and c in columns]
+    df = engines.spark_read_table(
+        spark,
+        source,
+        [*TRIP_COLUMNS, *mapped_optional],
+        types=_TRIP_TYPES,
+        unique=["trip_id"],
+        nullable=mapped_optional,
+        columns=columns or None,
+        timezone=timezone,
+        epoch_time=False,
+        rest=True,
+    )
+    present = [c for c in OPTIONAL_COLUMNS if c in df.columns]
+    return df.select(*TRIP_COLUMNS, *present), present
+
+
 def load_subsidies(
     path: str | Path, *, con: duckdb.DuckDBPyConnection, timezone: str = "Asia/Shanghai"
 ) -> Subsidies:
@@ -175,8 +214,31 @@ def load_subsidies(
     )
     has_thr = "threshold_trips" in rel.columns
     cols = "start_time, end_time" + (", CAST(threshold_trips AS VARCHAR)" if has_thr else "")
+    return _subsidies(path, rel.select(cols).fetchall(), has_thr)
+
+
+def load_subsidies_spark(spark: Any, source: str, *, timezone: str = "Asia/Shanghai") -> Subsidies:
+    """`load_subsidies` on Spark: the same file (any path Spark reads, or ``table:NAME``), the same checks."""
+    from fanchaoxin.detect import engines  # noqa: PLC0415 - pyspark only for a Spark job
+
+    df = engines.spark_read_table(
+        spark,
+        source,
+        SUBSIDY_COLUMNS,
+        types={"start_time": "TIMESTAMP", "end_time": "TIMESTAMP"},
+        timezone=timezone,
+        epoch_time=False,
+        rest=True,
+    )
+    has_thr = "threshold_trips" in df.columns
+    cols = ["start_time", "end_time"] + (["CAST(threshold_trips AS STRING)"] if has_thr else [])
+    # a campaigns file is small: collected in file order, so that errors name the same row
+    return _subsidies(source, [tuple(r) for r in df.selectExpr(*cols).collect()], has_thr)
+
+
+def _subsidies(path: str | Path, rows: list[tuple[Any, ...]], has_thr: bool) -> Subsidies:
     windows, thresholds = [], []
-    for i, row in enumerate(rel.select(cols).fetchall(), 1):
+    for i, row in enumerate(rows, 1):
         start, end = row[0], row[1]
         if end <= start:
             raise InputError(
@@ -203,39 +265,76 @@ def load_subsidies(
 
 
 def _dist(lat1: str, lon1: str, lat2: str, lon2: str) -> str:
-    """Equirectangular distance in km (exact enough under a few km, which is all it is used for)."""
-    return (
-        f"sqrt(power(({lat1} - {lat2}) * 111.2, 2) + "
-        f"power(({lon1} - {lon2}) * 111.2 * cos(radians({lat1})), 2))"
-    )
+    """Equirectangular distance in km (exact enough under a few km, which is all it is used for).
+
+    Squares are products, not ``power(x, 2)``: C's pow may differ from x·x in the last bit, Java's
+    StrictMath.pow (Spark) does not; a product is the same IEEE operation on both engines."""
+    dy = f"(({lat1} - {lat2}) * 111.2)"
+    dx = f"(({lon1} - {lon2}) * 111.2 * cos(radians({lat1})))"
+    return f"sqrt({dy} * {dy} + {dx} * {dx})"
 
 
 def _ts(v: datetime) -> str:
     return f"TIMESTAMP '{v:%Y-%m-%d %H:%M:%S}'"
 
 
-def detect_subsidy_brushing(
-    trips: duckdb.DuckDBPyRelation,
+def detect_subsidy_brushing_spark(
+    trips: Any,
     *,
-    con: duckdb.DuckDBPyConnection,
+    spark: Any,
     optional: list[str],
     subsidies: Subsidies | None = None,
     params: Params | None = None,
     stats: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Finding]:
-    """Score driver–rider pairs, group suspicious ones into rings, one finding per ring."""
+    """`detect_subsidy_brushing` on Spark: the same SQL (transpiled by sqlglot) over a trips DataFrame
+    (`load_trips_spark`); what it cached is released at the end."""
+    sql = SparkSql(spark)
+    try:
+        return detect_subsidy_brushing(
+            trips,
+            sql=sql,
+            optional=optional,
+            subsidies=subsidies,
+            params=params,
+            stats=stats,
+            progress=progress,
+        )
+    finally:
+        sql.close()
+
+
+def detect_subsidy_brushing(
+    trips: Any,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    sql: Sql | None = None,
+    optional: list[str],
+    subsidies: Subsidies | None = None,
+    params: Params | None = None,
+    stats: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """Score driver–rider pairs, group suspicious ones into rings, one finding per ring.
+
+    `trips` is a DuckDB relation on `con` (or a Spark DataFrame with `sql` a `SparkSql`): the SQL below
+    is written once, in DuckDB's dialect, and runs on either engine."""
     p = params or Params()
     p.check()
     step = progress or (lambda _s: None)
     stats = stats if stats is not None else {}
+    if sql is None:
+        if con is None:
+            raise TypeError("detect_subsidy_brushing needs con (DuckDB) or sql (fanchaoxin.detect.sql)")
+        sql = DuckSql(con)
 
-    trips.create_view("fcx_trips_in", replace=True)
+    sql.table("fcx_trips_in", trips)
 
     def opt(col: str) -> str:
         return f"CAST({col} AS VARCHAR)" if col in optional else "CAST(NULL AS VARCHAR)"
 
-    con.execute(
+    sql.run(
         f"""CREATE OR REPLACE TEMP VIEW fcx_t AS SELECT trip_id,
         CAST(driver AS VARCHAR) AS d, CAST(rider AS VARCHAR) AS r, start_time AS ts, end_time AS te,
         origin_lat AS olat, origin_lon AS olon, dest_lat AS dlat, dest_lon AS dlon,
@@ -246,25 +345,29 @@ def detect_subsidy_brushing(
     )
     step("counting pairs")
     # one scan: trips per driver, per rider, and the pairs that meet often enough to matter
-    con.execute(
+    sql.run(
         f"""CREATE OR REPLACE TEMP TABLE fcx_counts AS
         SELECT d, r, GROUPING(d) AS gd, GROUPING(r) AS gr, count(*) AS n,
                min(ts) AS first_ts, max(ts) AS last_ts
         FROM fcx_t GROUP BY GROUPING SETS ((d, r), (d), (r))
         HAVING GROUPING(d) + GROUPING(r) > 0 OR count(*) >= {p.min_pair_trips}"""
     )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE fcx_cand AS SELECT d, r, n FROM fcx_counts WHERE gd = 0 AND gr = 0;
-        CREATE OR REPLACE TEMP TABLE fcx_dtot AS SELECT d, n FROM fcx_counts WHERE gd = 0 AND gr = 1
-            AND d IN (SELECT d FROM fcx_cand);
-        CREATE OR REPLACE TEMP TABLE fcx_rtot AS SELECT r, n FROM fcx_counts WHERE gd = 1 AND gr = 0
-            AND r IN (SELECT r FROM fcx_cand);"""
+    # the candidate accounts (role 'd' or 'r'): their trips and those taken with repeat partners, in
+    # one aggregation of the counts (an account's total row and its candidate-pair rows), no join
+    sql.run(
+        """CREATE OR REPLACE TEMP TABLE fcx_acc AS
+        SELECT role, acct, max(n) FILTER (WHERE whole) AS total, sum(n) FILTER (WHERE NOT whole) AS paired
+        FROM (SELECT 'd' AS role, d AS acct, n, gr = 1 AS whole FROM fcx_counts WHERE gd = 0
+              UNION ALL
+              SELECT 'r' AS role, r AS acct, n, gd = 1 AS whole FROM fcx_counts WHERE gr = 0)
+        GROUP BY role, acct HAVING count(*) > 1"""
     )
-    totals = con.execute(
-        "SELECT sum(n), count(*) FILTER (WHERE gr = 1 AND gd = 0), count(*) FILTER (WHERE gd = 1 AND gr = 0),"
-        " min(first_ts), max(last_ts) FROM fcx_counts WHERE gd + gr = 1"
-    ).fetchone()
-    assert totals is not None
+    # one pass over the counts for the totals and the number of candidates
+    (totals,) = sql.rows(
+        "SELECT sum(n) FILTER (WHERE gd + gr = 1), count(*) FILTER (WHERE gr = 1 AND gd = 0),"
+        " count(*) FILTER (WHERE gd = 1 AND gr = 0), min(first_ts) FILTER (WHERE gd + gr = 1),"
+        " max(last_ts) FILTER (WHERE gd + gr = 1), count(*) FILTER (WHERE gd = 0 AND gr = 0) FROM fcx_counts"
+    )
     n_trips = int(totals[0] or 0) // 2
     stats.update(
         trips=n_trips,
@@ -273,31 +376,46 @@ def detect_subsidy_brushing(
         first_trip=_fmt(totals[3]),
         last_trip=_fmt(totals[4]),
     )
-    con.execute("DROP TABLE fcx_counts")
-    n_cand = con.execute("SELECT count(*) FROM fcx_cand").fetchone()
-    stats["candidate_pairs"] = int(n_cand[0]) if n_cand else 0
+    stats["candidate_pairs"] = int(totals[5] or 0)
     if not stats["candidate_pairs"]:
         stats.update(suspicious_pairs=0, rings=0)
         return []
+    # per candidate account: its trips and the share of them taken with repeat partners (a quotient of
+    # two integers, correctly rounded in Python whatever the engine)
+    repeat: dict[str, dict[str, float]] = {"d": {}, "r": {}}
+    total: dict[str, dict[str, int]] = {"d": {}, "r": {}}
+    for role, acct, n, paired in sql.rows("SELECT role, acct, total, paired FROM fcx_acc"):
+        total[role][acct], repeat[role][acct] = int(n), int(paired) / int(n)
+    repeat_d, repeat_r, tot_d, tot_r = repeat["d"], repeat["r"], total["d"], total["r"]
+    sql.run("DROP TABLE fcx_counts")
 
     step("reading the candidates' trips")
     burst = p.burst_minutes * 60
     near = p.near_km
-    con.execute(
+    # The trips of candidate riders or drivers (flagged r_cand, d_cand: two joins with the small
+    # fcx_acc), with per rider the previous and next trip and per driver-day the rank of the trip and
+    # whether it is the first of its pair that day (`wp`: the same partitions as `wd`, no new shuffle).
+    sql.run(
         """CREATE OR REPLACE TEMP TABLE fcx_ct AS
         SELECT *,
           lag(te) OVER wr AS p_te, lag(olat) OVER wr AS p_olat, lag(olon) OVER wr AS p_olon,
           lag(dlat) OVER wr AS p_dlat, lag(dlon) OVER wr AS p_dlon,
           lead(ts) OVER wr AS n_ts, lead(olat) OVER wr AS n_olat, lead(olon) OVER wr AS n_olon,
           lead(dlat) OVER wr AS n_dlat, lead(dlon) OVER wr AS n_dlon,
-          row_number() OVER wd AS day_rank, count(*) OVER (PARTITION BY d, CAST(ts AS DATE)) AS day_total
-        FROM fcx_t
-        WHERE r IN (SELECT r FROM fcx_rtot) OR d IN (SELECT d FROM fcx_dtot)
+          row_number() OVER wd AS day_rank, count(*) OVER (PARTITION BY d, CAST(ts AS DATE)) AS day_total,
+          coalesce(lag(r) OVER wp <> r, true)::INT AS pair_day
+        FROM (SELECT t.*, cr.acct IS NOT NULL AS r_cand, cd.acct IS NOT NULL AS d_cand
+              FROM fcx_t t
+              LEFT JOIN fcx_acc cr ON cr.role = 'r' AND cr.acct = t.r
+              LEFT JOIN fcx_acc cd ON cd.role = 'd' AND cd.acct = t.d
+              WHERE cr.acct IS NOT NULL OR cd.acct IS NOT NULL)
         WINDOW wr AS (PARTITION BY r ORDER BY ts, trip_id),
-               wd AS (PARTITION BY d, CAST(ts AS DATE) ORDER BY ts, trip_id)"""
+               wd AS (PARTITION BY d, CAST(ts AS DATE) ORDER BY ts, trip_id),
+               wp AS (PARTITION BY d, CAST(ts AS DATE) ORDER BY r, ts, trip_id)"""
     )
     # lag/lead over riders are right for candidate riders (all their trips are here), day ranks for
-    # candidate drivers; pair features below only ever use candidate pairs, which have both.
+    # candidate drivers; pair features below only ever use candidate pairs, which have both: a pair of
+    # a candidate rider and a candidate driver is a candidate when it has ``min_pair_trips`` trips.
     prev_gap = f"date_diff('second', p_te, ts) BETWEEN 0 AND {burst}"
     next_gap = f"date_diff('second', te, n_ts) BETWEEN 0 AND {burst}"
     loop = (
@@ -322,7 +440,7 @@ def detect_subsidy_brushing(
         campaign, padding = "subsidy > 0", "false"
 
     step("scoring pairs")
-    rows = con.execute(
+    rows = sql.rows(
         f"""WITH f AS (
           SELECT d, r, ts, km, fare, subsidy,
             coalesce(({prev_gap}) OR ({next_gap}), false)::INT AS is_burst,
@@ -330,33 +448,24 @@ def detect_subsidy_brushing(
             coalesce({campaign}, false)::INT AS is_campaign,
             coalesce({padding}, false)::INT AS is_padding,
             (km <= {p.short_km})::INT AS is_short,
-            (subsidy > 0 AND subsidy >= {p.rich_share} * fare)::INT AS is_rich
-          FROM fcx_ct SEMI JOIN fcx_cand USING (d, r))
+            (subsidy > 0 AND subsidy >= {p.rich_share} * fare)::INT AS is_rich, pair_day
+          FROM fcx_ct WHERE r_cand AND d_cand)
         SELECT d, r, count(*) AS n, avg(is_short), avg(is_burst), avg(is_loop), avg(is_campaign),
           avg(is_rich), avg(is_padding),
-          -- summed as decimals: a parallel sum of doubles may differ in the last bit from run to run,
-          -- and a finding's digest (its submission key) must not
-          CAST(sum(CAST(subsidy AS DECIMAL(38, 6))) AS DOUBLE),
-          CAST(sum(CAST(fare AS DECIMAL(38, 6))) AS DOUBLE),
-          min(ts), max(ts),
-          count(DISTINCT CAST(ts AS DATE))
-        FROM f GROUP BY d, r ORDER BY d, r"""
-    ).fetchall()
-    repeat_d = dict(
-        con.execute(
-            "SELECT d, sum(c.n) / any_value(t.n) FROM fcx_cand c JOIN fcx_dtot t USING (d) GROUP BY d"
-        ).fetchall()
+          -- summed as decimals: a parallel sum of doubles may differ in the last bit from run to run
+          -- (and between engines), and a finding's digest (its submission key) must not; the exact
+          -- sums are made floats in Python (one correctly rounded conversion, whatever the engine)
+          sum(CAST(subsidy AS DECIMAL(38, 6))),
+          sum(CAST(fare AS DECIMAL(38, 6))),
+          min(ts), max(ts), sum(pair_day)
+        FROM f GROUP BY d, r HAVING count(*) >= {p.min_pair_trips}"""
     )
-    repeat_r = dict(
-        con.execute(
-            "SELECT r, sum(c.n) / any_value(t.n) FROM fcx_cand c JOIN fcx_rtot t USING (r) GROUP BY r"
-        ).fetchall()
-    )
-    tot_d = dict(con.execute("SELECT d, n FROM fcx_dtot").fetchall())
-    tot_r = dict(con.execute("SELECT r, n FROM fcx_rtot").fetchall())
+    # sorted here, not by ORDER BY: the same order (text by code point = UTF-8 bytes, as both engines
+    # order VARCHAR), without a distributed sort of a result that is collected anyway
+    rows.sort(key=lambda row: (row[0], row[1]))
 
     step("shared devices and payment accounts")
-    links = _shared_links(con, p, optional) if optional else []
+    links = _shared_links(sql, p, optional) if optional else []
     shared_pair: set[tuple[str, str]] = set()
     for a, b, _kind, _id in links:
         if a[0] != b[0]:
@@ -440,32 +549,34 @@ def detect_subsidy_brushing(
 _Link = tuple[tuple[str, str], tuple[str, str], str, str]  # (account, account, kind, shared id)
 
 
-def _shared_links(con: duckdb.DuckDBPyConnection, p: Params, optional: list[str]) -> list[_Link]:
+def _shared_links(sql: Sql, p: Params, optional: list[str]) -> list[_Link]:
     """(account, account, 'device' | 'payment', id) for candidate accounts sharing an id."""
     parts = []
     spec = (
-        ("d", "d", "device", "ddev", "driver_device", "fcx_dtot"),
-        ("d", "d", "payment", "dpay", "payout_account", "fcx_dtot"),
-        ("r", "r", "device", "rdev", "rider_device", "fcx_rtot"),
-        ("r", "r", "payment", "rpay", "payment_account", "fcx_rtot"),
+        ("d", "device", "ddev", "driver_device"),
+        ("d", "payment", "dpay", "payout_account"),
+        ("r", "device", "rdev", "rider_device"),
+        ("r", "payment", "rpay", "payment_account"),
     )
-    for role, acct, kind, col, name, tot in spec:
+    for role, kind, col, name in spec:
         if name in optional:
             parts.append(
-                f"SELECT DISTINCT '{role}' AS role, {acct} AS acct, '{kind}' AS kind, {col} AS id "
-                f"FROM fcx_ct WHERE {col} IS NOT NULL AND {acct} IN (SELECT {acct} FROM {tot})"
+                f"SELECT '{role}' AS role, {role} AS acct, '{kind}' AS kind, {col} AS id "
+                f"FROM fcx_ct WHERE {col} IS NOT NULL AND {role}_cand"
             )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE fcx_ids AS {' UNION '.join(parts)}")
-    rows = con.execute(
-        f"""WITH ok AS (SELECT kind, id FROM fcx_ids GROUP BY kind, id
-                        HAVING count(*) BETWEEN 2 AND {p.max_shared_accounts})
-        SELECT a.role, a.acct, b.role, b.acct, a.kind, a.id
-        FROM fcx_ids a JOIN fcx_ids b ON a.kind = b.kind AND a.id = b.id
-             AND (a.role, a.acct) < (b.role, b.acct)
-        SEMI JOIN ok ON a.kind = ok.kind AND a.id = ok.id
-        ORDER BY ALL"""
-    ).fetchall()
-    return [((ra, aa), (rb, ab), kind, ident) for ra, aa, rb, ab, kind, ident in rows]
+    # the ids held by 2 … max_shared_accounts distinct candidate accounts, each with its accounts
+    # (role letter + account); the pairs of accounts sharing an id are formed here, at most
+    # max_shared_accounts² per id, sorted as ORDER BY ALL would (no NULLs, text by code point)
+    shared = sql.rows(
+        f"""SELECT kind, id, list(role || acct) FROM (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}))
+        GROUP BY kind, id HAVING count(*) BETWEEN 2 AND {p.max_shared_accounts}"""
+    )
+    links: list[_Link] = []
+    for kind, ident, holders in shared:
+        accounts = sorted((h[0], h[1:]) for h in holders)
+        links += [(a, b, kind, ident) for i, a in enumerate(accounts) for b in accounts[i + 1 :]]
+    links.sort(key=lambda lk: (*lk[0], *lk[1], lk[2], lk[3]))
+    return links
 
 
 def _r(v: Any) -> float:
