@@ -2,7 +2,8 @@
 
 Runs every analysis the given files allow (any subset of registrations, orders, access log, staff
 directory) and says which ran. Bad input ends with exit status 2 and one line naming the file, row
-and column; nothing is written then.
+and column; nothing is written then. ``--engine spark`` runs the same SQL on Apache Spark (#21): the
+inputs are then any path Spark reads or ``table:NAME``, and the answers are the same.
 """
 
 from __future__ import annotations
@@ -71,25 +72,41 @@ def file_columns(values: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _source(value: str | None) -> str | None:
+    """An input as the run names it: a local path as written before --engine (#21), a URL or
+    ``table:NAME`` as given."""
+    if value is None or "://" in value or value.startswith("table:"):
+        return value
+    return str(Path(value))
+
+
+def _input(source: str | None, spark: Any) -> str | Path | None:
+    """What the reader takes: DuckDB a local path, Spark the text (any path Spark reads, table:NAME)."""
+    if source is None or spark is not None:
+        return source
+    return Path(source)
+
+
 @app.command("data-trade")
 def data_trade(
-    registrations: Path | None = typer.Option(
+    registrations: str | None = typer.Option(
         None,
         "--registrations",
-        help="Accounts: account, registered_at and phone and/or id_hash; device_id, ip when there.",
+        help="Accounts: account, registered_at and phone and/or id_hash; device_id, ip when there. "
+        "With --engine spark this and the other inputs: any path Spark reads, or table:NAME.",
     ),
-    orders: Path | None = typer.Option(
+    orders: str | None = typer.Option(
         None,
         "--orders",
         help="Orders: buyer, receiver_phone, order_time; receiver_address_hash when there.",
     ),
-    access_log: Path | None = typer.Option(
+    access_log: str | None = typer.Option(
         None,
         "--access-log",
         help="Staff access to customer records: staff, customer, action (view/search/export …), rows, "
         "event_time; role, ticket_id when there.",
     ),
-    staff: Path | None = typer.Option(None, "--staff", help="Staff directory: staff, role; team when there."),
+    staff: str | None = typer.Option(None, "--staff", help="Staff directory: staff, role; team when there."),
     output: Path = typer.Option(..., "--output", "-o", help="Findings file: .json or .csv by its suffix."),
     report_html: Path | None = options.opt_report_html(),
     report_json: Path | None = options.opt_report_json(),
@@ -177,6 +194,8 @@ def data_trade(
     account_namespace: str | None = options.opt_namespace(),
     severity: options.Severity = options.opt_severity(),
     submit_min_score: float | None = options.opt_min_score(),
+    engine: options.Engine = options.opt_engine(),
+    spark_master: str = options.opt_spark_master(),
 ) -> None:
     """泄露倒卖个人信息: leaked phones / IDs used by unrelated accounts; staff pulling customer data.
 
@@ -190,7 +209,15 @@ def data_trade(
         raise _usage("--night-start and --night-end must differ")
     options.check_options(submit, platform, key)
     columns = file_columns(col)
-    given = {"registrations": registrations, "orders": orders, "access_log": access_log, "staff": staff}
+    given = {
+        k: _source(v)
+        for k, v in (
+            ("registrations", registrations),
+            ("orders", orders),
+            ("access_log", access_log),
+            ("staff", staff),
+        )
+    }
     unused = [f for f in columns if given[f] is None]
     if unused:
         raise _usage(f"--col maps columns of {', '.join(unused)}, which was not given")
@@ -215,18 +242,24 @@ def data_trade(
         victim_ratio=victim_ratio,
     )
     started = time.perf_counter()
+    spark = options.spark_session_or_exit(spark_master) if engine is options.Engine.spark else None
+    inp = None
     try:
         inp = datatrade.load_inputs(
-            registrations=registrations,
-            orders=orders,
-            access_log=access_log,
-            staff=staff,
+            registrations=_input(given["registrations"], spark),
+            orders=_input(given["orders"], spark),
+            access_log=_input(given["access_log"], spark),
+            staff=_input(given["staff"], spark),
             columns=columns,
             timezone=timezone,
+            spark=spark,
         )
         findings, run = datatrade.detect(inp, params)
     except (InputError, ValueError, OSError) as exc:
         raise _usage(" ".join(str(exc).split())) from None
+    finally:
+        if inp is not None:
+            inp.close()
     if staff is not None and access_log is None:
         run["analyses"]["staff_directory"] = "not used: the staff directory only serves --access-log"
     meta: dict[str, Any] = {
@@ -259,6 +292,8 @@ def data_trade(
             p.unlink(missing_ok=True)
     for name, what in run["analyses"].items():
         typer.echo(f"{name}: {what}", err=True)
+    if spark is not None:
+        options.echo_shuffle(spark)
     typer.echo(f"{len(findings):,} findings → {output}; report: {html}, {js}")
     if submit:
         submission.cli_submit(

@@ -34,6 +34,13 @@ fewer than 3): a whole team's surge (Double 11) moves its own baseline. Flagged:
 
 Scores: every finding's score is the largest of its rule ratios (measure over threshold), so a
 finding scores ≥ 1 and 2 means twice what the rule needs.
+
+Engines (#21): every join, window and aggregation is SQL text in DuckDB's dialect, run through
+fanchaoxin.detect.sql (`DuckSql` on one machine, `SparkSql` on a cluster), the same text on both, so
+``--engine duckdb`` and ``--engine spark`` give the same findings. What stays in Python runs on the
+driver over reduced rows only: the linking of the accounts of the *candidate* identifiers (those with
+at least ``min_unrelated`` accounts; their uses and those accounts' devices and IPs) and the per-staff
+rules over one summary row per staff account.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import pyarrow as pa
 from fanchaoxin.core.identifiers import IdentifierError, mask
 from fanchaoxin.detect import io
 from fanchaoxin.detect.findings import Finding
+from fanchaoxin.detect.sql import DuckSql, Sql
 
 __all__ = [
     "ACCESS_COLUMNS",
@@ -97,15 +105,24 @@ class Params:
 
 @dataclass
 class Inputs:
-    """The relations that were given (None where a file was not), on one DuckDB connection."""
+    """The files that were given, readable by their SQL names through `sql` (DuckDB's or Spark's):
+    ``dt_reg_file``, ``dt_orders``, ``dt_access``, ``dt_staff`` — the required columns and the optional
+    ones present, under the detector's names. The relation fields hold the file as read (a DuckDB
+    relation or a Spark DataFrame; None where a file was not given)."""
 
-    con: duckdb.DuckDBPyConnection
-    registrations: duckdb.DuckDBPyRelation | None = None
-    orders: duckdb.DuckDBPyRelation | None = None
-    access: duckdb.DuckDBPyRelation | None = None
-    staff: duckdb.DuckDBPyRelation | None = None
+    sql: Sql
+    registrations: Any = None
+    orders: Any = None
+    access: Any = None
+    staff: Any = None
     rows: dict[str, int] = field(default_factory=dict)
     optional: dict[str, list[str]] = field(default_factory=dict)  # file → optional columns present
+
+    def close(self) -> None:
+        """Release what the engine keeps for this run (Spark: the cached temporary tables)."""
+        close = getattr(self.sql, "close", None)
+        if close is not None:
+            close()
 
 
 def _q(name: str) -> str:
@@ -113,86 +130,123 @@ def _q(name: str) -> str:
 
 
 def _read(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
+    sql: Sql,
+    view: str,
+    source: str | Path,
     spec: tuple[tuple[str, ...], tuple[str, ...]],
     *,
     types: Mapping[str, str],
     nullable: Sequence[str],
     columns: Mapping[str, str],
     timezone: str,
-) -> tuple[duckdb.DuckDBPyRelation, list[str]]:
-    """A file as a relation with the detector's column names; the optional columns it has."""
+    spark: Any,
+) -> tuple[Any, list[str], list[str]]:
+    """Read a file (io.read_table, or engines.spark_read_table on Spark: the same types and checks)
+    and make it readable as `view` with the detector's column names; (the file as read, the optional
+    columns it has, the view's columns)."""
     required, optional = spec
-    rel = io.read_table(
-        path,
-        required,
-        types=types,
-        nullable=nullable,
-        con=con,
-        columns=columns or None,
-        timezone=timezone,
-    )
+    if spark is None:
+        assert isinstance(sql, DuckSql)
+        rel = io.read_table(
+            Path(source),
+            required,
+            types=types,
+            nullable=nullable,
+            con=sql.con,
+            columns=columns or None,
+            timezone=timezone,
+        )
+    else:
+        from fanchaoxin.detect import engines  # noqa: PLC0415 - only a Spark job needs it
+
+        rel = engines.spark_read_table(
+            spark,
+            str(source),
+            required,
+            types=types,
+            nullable=nullable,
+            allow_empty=False,
+            columns=columns or None,
+            timezone=timezone,
+            epoch_time=False,
+            rest=True,
+        )
     have = set(rel.columns)
     picks = [f"{_q(c)}" for c in required]
     present = []
     for name in optional:
-        source = name if name in have else columns.get(name)
+        # DuckDB's reader renames a mapped column to the detector's name; Spark's keeps the file's
+        source = (name if name in have else columns.get(name)) if spark is None else columns.get(name, name)
         if source in have:
             picks.append(f"CAST({_q(source)} AS VARCHAR) AS {_q(name)}")
             present.append(name)
-    return rel.project(", ".join(picks)), present
+    sql.table(f"{view}_src", rel)
+    sql.run(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(picks)} FROM {view}_src")
+    return rel, present, [*required, *present]
 
 
 def load_inputs(
     *,
-    registrations: Path | None = None,
-    orders: Path | None = None,
-    access_log: Path | None = None,
-    staff: Path | None = None,
+    registrations: str | Path | None = None,
+    orders: str | Path | None = None,
+    access_log: str | Path | None = None,
+    staff: str | Path | None = None,
     columns: Mapping[str, Mapping[str, str]] | None = None,
     timezone: str = "Asia/Shanghai",
     con: duckdb.DuckDBPyConnection | None = None,
+    spark: Any = None,
 ) -> Inputs:
     """Read and validate the given files (io.read_table: errors name the file, row and column).
 
     `columns` maps a file key (``registrations``, ``orders``, ``access_log``, ``staff``) to that file's
-    {detector name: file column} mapping.
+    {detector name: file column} mapping. With `spark` (a SparkSession) the files are read on Spark
+    (any path Spark reads, or ``table:NAME``) and the detection runs there; else on DuckDB (`con`, or
+    a fresh connection).
     """
-    con = con if con is not None else io.connect()
+    if spark is not None:
+        from fanchaoxin.detect.sql import SparkSql  # noqa: PLC0415 - only a Spark job needs it
+
+        sql: Sql = SparkSql(spark)
+    else:
+        sql = DuckSql(con if con is not None else io.connect())
     cols = columns or {}
-    inp = Inputs(con=con)
+    inp = Inputs(sql=sql)
     if registrations is not None:
-        inp.registrations, inp.optional["registrations"] = _read(
-            con,
+        inp.registrations, inp.optional["registrations"], have = _read(
+            sql,
+            "dt_reg_file",
             registrations,
             REGISTRATION_COLUMNS,
             types={"account": "VARCHAR", "registered_at": "TIMESTAMP"},
             nullable=(),
             columns=cols.get("registrations", {}),
             timezone=timezone,
+            spark=spark,
         )
         present = inp.optional["registrations"]
         if "phone" not in present and "id_hash" not in present:
             raise io.InputError(
                 f"{registrations}: a registrations file needs a phone or an id_hash column (or both); "
-                f"the file has {', '.join(inp.registrations.columns)}",
+                f"the file has {', '.join(have)}",
                 path=registrations,
                 column="phone",
             )
     if orders is not None:
-        inp.orders, inp.optional["orders"] = _read(
-            con,
+        inp.orders, inp.optional["orders"], _ = _read(
+            sql,
+            "dt_orders",
             orders,
             ORDER_COLUMNS,
             types={"buyer": "VARCHAR", "receiver_phone": "VARCHAR", "order_time": "TIMESTAMP"},
             nullable=("receiver_phone",),
             columns=cols.get("orders", {}),
             timezone=timezone,
+            spark=spark,
         )
     if access_log is not None:
-        inp.access, inp.optional["access_log"] = _read(
-            con,
+        inp.access, inp.optional["access_log"], _ = _read(
+            sql,
+            "dt_access",
             access_log,
             ACCESS_COLUMNS,
             types={
@@ -205,16 +259,19 @@ def load_inputs(
             nullable=("customer", "rows"),
             columns=cols.get("access_log", {}),
             timezone=timezone,
+            spark=spark,
         )
     if staff is not None:
-        inp.staff, inp.optional["staff"] = _read(
-            con,
+        inp.staff, inp.optional["staff"], _ = _read(
+            sql,
+            "dt_staff",
             staff,
             STAFF_COLUMNS,
             types={"staff": "VARCHAR", "role": "VARCHAR"},
             nullable=(),
             columns=cols.get("staff", {}),
             timezone=timezone,
+            spark=spark,
         )
     if inp.access is not None and inp.staff is None and "role" not in inp.optional["access_log"]:
         raise io.InputError(
@@ -223,10 +280,19 @@ def load_inputs(
             path=access_log,
             column="role",
         )
-    for name in ("registrations", "orders", "access", "staff"):
-        rel = getattr(inp, name)
-        if rel is not None:
-            inp.rows[name] = rel.aggregate("count(*)").fetchall()[0][0]
+    given = [
+        (name, view)
+        for name, view in (
+            ("registrations", "dt_reg_file"),
+            ("orders", "dt_orders"),
+            ("access", "dt_access"),
+            ("staff", "dt_staff"),
+        )
+        if getattr(inp, name) is not None
+    ]
+    if given:  # one query (on Spark one round of jobs) for every file's rows
+        counts = sql.rows("SELECT " + ", ".join(f"(SELECT count(*) FROM {view})" for _, view in given))[0]
+        inp.rows = {name: int(n) for (name, _), n in zip(given, counts, strict=True)}
     return inp
 
 
@@ -247,8 +313,9 @@ def mask_identifier(kind: str, value: str) -> str:
         return value[:6] + "…" if len(value) > 8 else "***"
 
 
+# regexp_matches anchored at both ends: DuckDB's full match, Spark's RLIKE (sqlglot writes it so)
 _PHONE_SQL = (
-    "CASE WHEN regexp_full_match(regexp_replace({c}, '[\\s()+-]', '', 'g'), '(0086|86)?1[3-9][0-9]{{9}}') "
+    "CASE WHEN regexp_matches(regexp_replace({c}, '[\\s()+-]', '', 'g'), '^(0086|86)?1[3-9][0-9]{{9}}$') "
     "THEN right(regexp_replace({c}, '[\\s()+-]', '', 'g'), 11) ELSE nullif(trim({c}), '') END"
 )
 
@@ -298,39 +365,45 @@ def _identifier_uses(inp: Inputs) -> bool:
 
     Each file is read once here (a CSV is parsed again by every query on it): the registrations into
     ``dt_reg`` (phones normalised), which the linking reads again, and the orders straight into the
-    uses. DuckDB keeps both under its memory cap and spills beyond it.
+    uses. DuckDB keeps both under its memory cap and spills beyond it; Spark caches them (memory and
+    disk).
     """
-    con = inp.con
+    sql = inp.sql
     parts = []
     if inp.registrations is not None:
         present = inp.optional["registrations"]
         cols = ["account", "registered_at"]
-        cols.append(f"{_phone('phone')} AS phone" if "phone" in present else "NULL AS phone")
+        cols.append(f"{_phone('phone')} AS phone" if "phone" in present else "CAST(NULL AS VARCHAR) AS phone")
         cols += [
-            f"nullif(trim({c}), '') AS {c}" if c in present else f"NULL AS {c}"
+            f"nullif(trim({c}), '') AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}"
             for c in ("id_hash", "device_id", "ip")
         ]
-        inp.registrations.create_view("dt_reg_file", replace=True)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE dt_reg AS SELECT {', '.join(cols)} FROM dt_reg_file")
+        sql.run(f"CREATE OR REPLACE TEMP TABLE dt_reg AS SELECT {', '.join(cols)} FROM dt_reg_file")
         parts.append(
             "SELECT 'phone' AS kind, phone AS value, account, 'registration' AS via, registered_at AS t, "
-            "NULL AS address FROM dt_reg"
+            "CAST(NULL AS VARCHAR) AS address FROM dt_reg"
         )
         parts.append(
-            "SELECT 'resident_id', id_hash, account, 'registration', registered_at, NULL FROM dt_reg"
+            "SELECT 'resident_id', id_hash, account, 'registration', registered_at, CAST(NULL AS VARCHAR) "
+            "FROM dt_reg"
         )
     if inp.orders is not None:
-        inp.orders.create_view("dt_orders", replace=True)
-        addr = "receiver_address_hash" if "receiver_address_hash" in inp.optional["orders"] else "NULL"
+        addr = (
+            "receiver_address_hash"
+            if "receiver_address_hash" in inp.optional["orders"]
+            else "CAST(NULL AS VARCHAR)"
+        )
+        # named as the first part names them: from orders alone this part is the first
         parts.append(
-            f"SELECT 'phone', {_phone('receiver_phone')}, buyer, 'order', order_time, {addr} FROM dt_orders"
+            f"SELECT 'phone' AS kind, {_phone('receiver_phone')} AS value, buyer AS account, 'order' AS via, "
+            f"order_time AS t, {addr} AS address FROM dt_orders"
         )
     if not parts:
         return False
-    con.execute(
+    sql.run(
         "CREATE OR REPLACE TEMP TABLE dt_uses AS SELECT * FROM ("
         + " UNION ALL ".join(parts)
-        + ") WHERE value IS NOT NULL"
+        + ") AS u WHERE value IS NOT NULL"
     )
     return True
 
@@ -338,37 +411,39 @@ def _identifier_uses(inp: Inputs) -> bool:
 def _flag_identifiers(inp: Inputs, p: Params, stats: dict[str, Any]) -> list[_Flagged]:
     if not _identifier_uses(inp):
         return []
-    con = inp.con
-    # Only identifiers with enough distinct accounts can be flagged: what that keeps (households,
-    # victims) is small enough to link in Python.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE dt_cand AS SELECT kind, value FROM dt_uses "
-        f"GROUP BY kind, value HAVING count(DISTINCT account) >= {int(p.min_unrelated)}"
+    sql = inp.sql
+    # Only identifiers with enough distinct accounts can be flagged (an aggregation by identifier,
+    # distributed on Spark): what that keeps (households, victims) is small enough to link in Python.
+    sql.run(
+        "CREATE OR REPLACE TEMP TABLE dt_cand_uses AS SELECT u.kind, u.value, u.account, u.via, u.t, "
+        "u.address FROM dt_uses u SEMI JOIN (SELECT kind, value FROM dt_uses GROUP BY kind, value "
+        f"HAVING count(DISTINCT account) >= {int(p.min_unrelated)}) c "
+        "ON u.kind = c.kind AND u.value = c.value"
     )
-    stats["identifiers_with_enough_accounts"] = con.sql("SELECT count(*) FROM dt_cand").fetchall()[0][0]
-    rows = con.sql(
-        "SELECT u.kind, u.value, u.account, u.via, u.t, u.address FROM dt_uses u "
-        "SEMI JOIN dt_cand c ON u.kind = c.kind AND u.value = c.value "
-        "ORDER BY u.kind, u.value, u.t, u.account"
-    ).fetchall()
+    # a total order (ties broken by every column): the linking below reads the uses in it
+    rows = sql.rows(
+        "SELECT kind, value, account, via, t, address FROM dt_cand_uses "
+        "ORDER BY kind, value, t, account, via, address"
+    )
+    stats["identifiers_with_enough_accounts"] = len({(r[0], r[1]) for r in rows})
     attrs: dict[str, list[str]] = defaultdict(list)
     if inp.registrations is not None:
         present = inp.optional["registrations"]
-        sel = [f"'{k[0]}:' || {k}" for k in ("device_id", "ip") if k in present]
-        if sel:
-            accounts = sorted({r[2] for r in rows})
-            con.register("dt_acc", pa.table({"account": pa.array(accounts, pa.string())}))
+        keys = [k for k in ("device_id", "ip") if k in present]
+        if keys:
             # a device or IP registered by many accounts (carrier NAT, campus Wi-Fi) links nothing
             shared = " UNION ALL ".join(
-                f"SELECT account, {s} AS attr FROM dt_reg WHERE {k} IS NOT NULL AND trim({k}) <> ''"
-                for s, k in zip(sel, [k for k in ("device_id", "ip") if k in present], strict=True)
+                f"SELECT account, '{k[0]}:' || {k} AS attr FROM dt_reg "
+                f"WHERE {k} IS NOT NULL AND trim({k}) <> ''"
+                for k in keys
             )
-            for account, attr in con.sql(
+            for account, attr in sql.rows(
                 f"WITH a AS ({shared}), busy AS (SELECT attr FROM a GROUP BY attr "
-                f"HAVING count(DISTINCT account) > {int(p.max_shared)}) "
-                "SELECT a.account, a.attr FROM a SEMI JOIN dt_acc d ON a.account = d.account "
+                f"HAVING count(DISTINCT account) > {int(p.max_shared)}), "
+                "d AS (SELECT DISTINCT account FROM dt_cand_uses) "
+                "SELECT a.account, a.attr FROM a SEMI JOIN d ON a.account = d.account "
                 "ANTI JOIN busy b ON a.attr = b.attr ORDER BY a.account, a.attr"
-            ).fetchall():
+            ):
                 attrs[account].append(attr)
     groups: dict[tuple[str, str], list[tuple[str, str, Any, str | None]]] = defaultdict(list)
     for kind, value, account, via, t, address in rows:
@@ -480,10 +555,33 @@ def _identifier_findings(flagged: list[_Flagged], p: Params) -> list[Finding]:
 # ------------------------------------------------------------------------------------------ staff
 
 
+_STAFF_SUMMARY = (
+    "staff",
+    "role",
+    "team",
+    "events",
+    "customer_days",
+    "unrelated_days",
+    "night_days",
+    "exports",
+    "export_rows",
+    "active_days",
+    "first_seen",
+    "last_seen",
+    "excess",
+    "expected",
+    "night_excess",
+    "night_expected",
+    "peak_day",
+    "peak_unrelated",
+    "peak_peer",
+    "customers",
+)
+
+
 def _staff_findings(inp: Inputs, p: Params, flagged: list[_Flagged], stats: dict[str, Any]) -> list[Finding]:
-    con = inp.con
+    sql = inp.sql
     assert inp.access is not None
-    inp.access.create_view("dt_access", replace=True)
     acc_opt = inp.optional["access_log"]
     ticket = "nullif(trim(ticket_id), '') IS NOT NULL" if "ticket_id" in acc_opt else "false"
     night = (
@@ -492,59 +590,65 @@ def _staff_findings(inp: Inputs, p: Params, flagged: list[_Flagged], stats: dict
         else f"(hour(event_time) >= {int(p.night_start)} AND hour(event_time) < {int(p.night_end)})"
     )
     exports = ", ".join(f"'{a}'" for a in EXPORT_ACTIONS)
-    log_role = "any_value(role)" if "role" in acc_opt else "NULL"
+    # min, not any_value: the same role on both engines when a log gives a staff account several
+    log_role = "min(role)" if "role" in acc_opt else "CAST(NULL AS VARCHAR)"
     # The one pass over the log (a CSV is parsed again by every query on it): per staff, day and
     # customer (NULL for exports without one) whether any access had a ticket, whether any was at
-    # night, the exports. The aggregation spills to disk beyond DuckDB's memory cap.
-    con.execute(
+    # night, the exports. The aggregation spills to disk beyond DuckDB's memory cap; on Spark it is
+    # the one shuffle of the log, by staff (and day and customer).
+    sql.run(
         f"""CREATE OR REPLACE TEMP TABLE dt_pairs AS
         SELECT staff, CAST(event_time AS DATE) AS day, customer, count(*) AS events,
                bool_or(NOT is_export) AS accessed, bool_or(NOT is_export AND {ticket}) AS related,
                bool_or(NOT is_export AND {night}) AS night,
                min(event_time) FILTER (WHERE NOT is_export) AS first_access,
                count(*) FILTER (WHERE is_export) AS exports,
-               coalesce(sum(coalesce(rows, 1)) FILTER (WHERE is_export), 0) AS export_rows,
+               coalesce(sum(coalesce("rows", 1)) FILTER (WHERE is_export), 0) AS export_rows,
                min(event_time) AS first_seen, max(event_time) AS last_seen, {log_role} AS log_role
-        FROM (SELECT *, lower(trim(action)) IN ({exports}) AS is_export FROM dt_access)
-        GROUP BY staff, day, customer"""
+        FROM (SELECT *, lower(trim(action)) IN ({exports}) AS is_export FROM dt_access) AS a
+        GROUP BY staff, CAST(event_time AS DATE), customer"""
     )
     if inp.staff is not None:
-        inp.staff.create_view("dt_staff", replace=True)
-        team = "team" if "team" in inp.optional["staff"] else "NULL"
-        # staff missing from the directory keep the role the log gives them (if it gives one)
+        team = "team" if "team" in inp.optional["staff"] else "CAST(NULL AS VARCHAR)"
+        # staff missing from the directory keep the role the log gives them (if it gives one); a
+        # staff account listed twice: the least role and team (the same on both engines)
         directory = f"""
-            WITH d AS (SELECT staff, any_value(role) AS role, any_value({team}) AS team FROM dt_staff
-                       GROUP BY staff)
-            SELECT * FROM d UNION ALL
-            SELECT staff, any_value(log_role), NULL FROM dt_pairs
-            WHERE staff NOT IN (SELECT staff FROM d) AND log_role IS NOT NULL GROUP BY staff"""
+            WITH d AS (SELECT staff, min(role) AS role, min({team}) AS team FROM dt_staff GROUP BY staff)
+            SELECT staff, role, team FROM d UNION ALL
+            SELECT p.staff, min(p.log_role), CAST(NULL AS VARCHAR)
+            FROM dt_pairs p ANTI JOIN d ON p.staff = d.staff
+            WHERE p.log_role IS NOT NULL GROUP BY p.staff"""
     else:
-        directory = "SELECT staff, any_value(log_role) AS role, NULL AS team FROM dt_pairs GROUP BY staff"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE dt_dir AS {directory}")
-    con.execute(
+        directory = (
+            "SELECT staff, min(log_role) AS role, CAST(NULL AS VARCHAR) AS team FROM dt_pairs GROUP BY staff"
+        )
+    sql.run(f"CREATE OR REPLACE TEMP VIEW dt_dir AS {directory}")  # read once, by dt_sd
+    sql.run(
         """CREATE OR REPLACE TEMP TABLE dt_sd AS
-        SELECT staff, day, sum(events) AS events, sum(exports) AS exports, sum(export_rows) AS export_rows,
-               min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-               count(*) FILTER (WHERE customer IS NOT NULL AND accessed) AS customers,
-               count(*) FILTER (WHERE customer IS NOT NULL AND accessed AND NOT related) AS unrelated,
-               count(*) FILTER (WHERE customer IS NOT NULL AND night AND NOT related) AS night_unrelated,
-               count(*) FILTER (WHERE customer IS NOT NULL AND night) AS night_customers,
-               any_value(d.role) AS role, any_value(d.team) AS team
-        FROM dt_pairs JOIN dt_dir d USING (staff) GROUP BY staff, day"""
+        SELECT p.staff, p.day, sum(p.events) AS events, sum(p.exports) AS exports,
+               sum(p.export_rows) AS export_rows, min(p.first_seen) AS first_seen,
+               max(p.last_seen) AS last_seen,
+               count(*) FILTER (WHERE p.customer IS NOT NULL AND p.accessed) AS customers,
+               count(*) FILTER (WHERE p.customer IS NOT NULL AND p.accessed AND NOT p.related) AS unrelated,
+               count(*) FILTER (WHERE p.customer IS NOT NULL AND p.night AND NOT p.related)
+                   AS night_unrelated,
+               count(*) FILTER (WHERE p.customer IS NOT NULL AND p.night) AS night_customers,
+               min(d.role) AS role, min(d.team) AS team
+        FROM dt_pairs p JOIN dt_dir d ON p.staff = d.staff GROUP BY p.staff, p.day"""
     )
     # only accesses of a customer's record count as accessing that customer
-    con.execute(
+    sql.run(
         "CREATE OR REPLACE TEMP VIEW dt_seen AS SELECT staff, customer, first_access FROM dt_pairs "
         "WHERE customer IS NOT NULL AND accessed"
     )
     # the peers' median for each staff-day: same role and team that day, else same role that day,
     # else the role's staff-days over the month (each needs at least 3 staff)
-    con.execute(
+    sql.run(
         """CREATE OR REPLACE TEMP TABLE dt_peer AS
         WITH tm AS (SELECT role, team, day, median(unrelated) AS u, median(night_unrelated) AS n,
-                           count(*) AS k FROM dt_sd WHERE team IS NOT NULL GROUP BY ALL),
+                           count(*) AS k FROM dt_sd WHERE team IS NOT NULL GROUP BY role, team, day),
              rm AS (SELECT role, day, median(unrelated) AS u, median(night_unrelated) AS n, count(*) AS k
-                    FROM dt_sd GROUP BY ALL),
+                    FROM dt_sd GROUP BY role, day),
              ro AS (SELECT role, median(unrelated) AS u, median(night_unrelated) AS n
                     FROM dt_sd GROUP BY role)
         SELECT s.staff, s.day, s.unrelated, s.night_unrelated,
@@ -553,26 +657,33 @@ def _staff_findings(inp: Inputs, p: Params, flagged: list[_Flagged], stats: dict
         FROM dt_sd s LEFT JOIN tm ON s.role = tm.role AND s.team = tm.team AND s.day = tm.day
         JOIN rm ON s.role = rm.role AND s.day = rm.day JOIN ro ON s.role = ro.role"""
     )
-    per_staff = con.sql(
+    # one row per staff account (the sums of halves and whole numbers are exact in doubles, in any
+    # order); the peak day is the largest excess, the earliest such day on a tie
+    per_staff = sql.rows(
         """WITH x AS (
             SELECT staff, sum(greatest(unrelated - peer_u, 0)) AS excess, sum(peer_u) AS expected,
-                   sum(greatest(night_unrelated - peer_n, 0)) AS night_excess, sum(peer_n) AS night_expected,
-                   arg_max(struct_pack(day := day, unrelated := unrelated, peer := peer_u),
-                           unrelated - peer_u) AS peak
+                   sum(greatest(night_unrelated - peer_n, 0)) AS night_excess, sum(peer_n) AS night_expected
             FROM dt_peer GROUP BY staff),
+        pk AS (
+            SELECT staff, day, unrelated, peer_u,
+                   row_number() OVER (PARTITION BY staff ORDER BY unrelated - peer_u DESC, day) AS k
+            FROM dt_peer WHERE unrelated - peer_u IS NOT NULL),
         s AS (
-            SELECT staff, any_value(role) AS role, any_value(team) AS team, sum(events) AS events,
+            SELECT staff, min(role) AS role, min(team) AS team, sum(events) AS events,
                    sum(customers) AS customer_days, sum(unrelated) AS unrelated_days,
                    sum(night_customers) AS night_days, sum(exports) AS exports,
                    sum(export_rows) AS export_rows, count(*) AS active_days,
                    min(first_seen) AS first_seen, max(last_seen) AS last_seen
             FROM dt_sd GROUP BY staff),
         c AS (SELECT staff, count(DISTINCT customer) AS customers FROM dt_seen GROUP BY staff)
-        SELECT s.*, x.excess, x.expected, x.night_excess, x.night_expected, x.peak, c.customers
-        FROM s JOIN x USING (staff) LEFT JOIN c USING (staff) ORDER BY staff"""
+        SELECT s.staff, s.role, s.team, s.events, s.customer_days, s.unrelated_days, s.night_days,
+               s.exports, s.export_rows, s.active_days, s.first_seen, s.last_seen,
+               x.excess, x.expected, x.night_excess, x.night_expected,
+               pk.day, pk.unrelated, pk.peer_u, c.customers
+        FROM s JOIN x ON s.staff = x.staff LEFT JOIN pk ON s.staff = pk.staff AND pk.k = 1
+        LEFT JOIN c ON s.staff = c.staff ORDER BY s.staff"""
     )
-    names = per_staff.columns
-    staff_rows = [dict(zip(names, r, strict=True)) for r in per_staff.fetchall()]
+    staff_rows = [dict(zip(_STAFF_SUMMARY, r, strict=True)) for r in per_staff]
     stats["staff_accounts"] = len(staff_rows)
 
     # which roles export: given, or most of their members export at all
@@ -634,6 +745,22 @@ def _staff_findings(inp: Inputs, p: Params, flagged: list[_Flagged], stats: dict
     return findings
 
 
+def _small_table(sql: Sql, name: str, customers: list[str], times: list[Any]) -> None:
+    """The possible owners (customer, first misuse) — a few per flagged identifier, made on the driver
+    — as table `name` of the engine."""
+    if isinstance(sql, DuckSql):
+        table = pa.table(
+            {"customer": pa.array(customers, pa.string()), "misuse": pa.array(times, pa.timestamp("us"))}
+        )
+        sql.table(name, sql.con.from_arrow(table))
+    else:
+        spark = sql.spark  # type: ignore[attr-defined]
+        df = spark.createDataFrame(
+            list(zip(customers, times, strict=True)), "customer STRING, misuse TIMESTAMP_NTZ"
+        )
+        sql.table(name, df)
+
+
 def _victim_counts(
     inp: Inputs, flagged: list[_Flagged], stats: dict[str, Any]
 ) -> dict[str, tuple[int, float]]:
@@ -645,34 +772,26 @@ def _victim_counts(
                 owners[a] = f.first_misuse
     if not owners:
         return {}
-    con = inp.con
+    sql = inp.sql
     ordered = sorted(owners.items())
-    con.register(
-        "dt_victims",
-        pa.table(
-            {
-                "customer": pa.array([c for c, _ in ordered], pa.string()),
-                "misuse": pa.array([t for _, t in ordered], pa.timestamp("us")),
-            }
-        ),
+    _small_table(sql, "dt_victims", [c for c, _ in ordered], [t for _, t in ordered])
+    # one query: per staff account (owners seen before their misuse, customers seen), and with every
+    # row the customers in the log and the owners among them
+    per_staff = sql.rows(
+        """WITH c AS (SELECT staff, customer, min(first_access) AS first_access FROM dt_seen
+                      GROUP BY staff, customer)
+        SELECT c.staff, count(v.customer) FILTER (WHERE c.first_access < v.misuse), count(*),
+               (SELECT count(DISTINCT customer) FROM dt_seen),
+               (SELECT count(*) FROM dt_victims v SEMI JOIN dt_seen p ON v.customer = p.customer)
+        FROM c LEFT JOIN dt_victims v ON c.customer = v.customer GROUP BY c.staff"""
     )
-    total, in_log = con.sql(
-        "SELECT (SELECT count(DISTINCT customer) FROM dt_seen), "
-        "(SELECT count(*) FROM dt_victims v SEMI JOIN dt_seen p ON v.customer = p.customer)"
-    ).fetchall()[0]
+    total, in_log = (int(per_staff[0][3]), int(per_staff[0][4])) if per_staff else (0, 0)
     stats["possible_owners_of_flagged_identifiers"] = len(owners)
     stats["possible_owners_in_access_log"] = in_log
     if not total:
         return {}
     rate = in_log / total
-    out = {}
-    for staff, seen, customers in con.sql(
-        """WITH c AS (SELECT staff, customer, min(first_access) AS first_access FROM dt_seen GROUP BY ALL)
-        SELECT c.staff, count(v.customer) FILTER (WHERE c.first_access < v.misuse), count(*)
-        FROM c LEFT JOIN dt_victims v USING (customer) GROUP BY c.staff"""
-    ).fetchall():
-        out[staff] = (int(seen), customers * rate)
-    return out
+    return {staff: (int(seen), int(customers) * rate) for staff, seen, customers, _, _ in per_staff}
 
 
 def _staff_finding(
@@ -684,7 +803,6 @@ def _staff_finding(
 ) -> Finding:
     customer_days = int(r["customer_days"] or 0)
     unrelated = int(r["unrelated_days"] or 0)
-    peak = r["peak"] or {}
     evidence: dict[str, Any] = {
         "rule": "staff_access",
         "staff": r["staff"],
@@ -709,11 +827,11 @@ def _staff_finding(
         "first_seen": _time(r["first_seen"]),
         "last_seen": _time(r["last_seen"]),
     }
-    if peak.get("day") is not None:
+    if r["peak_day"] is not None:
         evidence["peak_day"] = {
-            "day": str(peak["day"]),
-            "unrelated_customers": int(peak["unrelated"]),
-            "peer_median": float(peak["peer"]),
+            "day": str(r["peak_day"]),
+            "unrelated_customers": int(r["peak_unrelated"]),
+            "peer_median": float(r["peak_peer"]),
         }
     if victims is not None:
         evidence["victims_accessed_before_misuse"] = victims[0]

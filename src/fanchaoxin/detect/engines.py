@@ -434,7 +434,10 @@ def spark_read_table(
             out.append(col.alias(c))
     if rest:
         taken = {fc(c) for c in required}
-        out += [F.col(f"`{name}`") for name in fields if name not in taken]
+        # a file column whose name --col gives to another column is dropped, as detect/io.py drops it
+        # (column names are case-insensitive on both engines)
+        shadowed = {k.lower() for k in mapping} - {v.lower() for v in mapping.values()}
+        out += [F.col(f"`{n}`") for n in fields if n not in taken and n.lower() not in shadowed]
     return df.select(*out)
 
 
