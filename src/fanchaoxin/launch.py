@@ -27,7 +27,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     group = STANDALONE.get(args[0]) if args else None
     if group is not None:
-        group(args[1:], prog_name=f"fcx {args[0]}")
+        try:
+            group(args[1:], prog_name=f"fcx {args[0]}")
+        except Exception as exc:
+            # a Spark job failing after its checks (--engine spark): one line, not a JVM stack trace
+            if type(exc).__module__.split(".")[0] not in ("pyspark", "py4j"):
+                raise
+            from fanchaoxin.detect.engines import failure_line  # only on a Spark failure
+
+            sys.stderr.write(f"error: {failure_line(exc)}\n")
+            raise SystemExit(1) from exc
         return
     from fanchaoxin.cli import app
 

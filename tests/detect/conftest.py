@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -50,3 +51,12 @@ def spark(tmp_path_factory):
     )
     yield session
     session.stop()
+
+
+def without_run_times(text: str) -> str:
+    """An output or report of a run without what differs from any other run of the same job: when the
+    report was made and how many seconds the run took. Everything else must be byte-identical."""
+    text = re.sub(r'"seconds": [0-9.e+-]+', '"seconds": 0', text)
+    text = re.sub(r'"generated_at": "[^"]*"', '"generated_at": ""', text)
+    text = re.sub(r"Generated [^<·]*·", "Generated ·", text)
+    return re.sub(r"<th>seconds</th><td>[^<]*</td>", "<th>seconds</th><td></td>", text)

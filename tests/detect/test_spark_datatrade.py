@@ -10,7 +10,6 @@ these tests FAIL saying what to install.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 
 from fanchaoxin.cli import app
 from fanchaoxin.simulate.data_access import generate
-from tests.detect.conftest import MASTER
+from tests.detect.conftest import MASTER, without_run_times
 
 T0 = datetime(2024, 11, 1, 9)
 
@@ -40,12 +39,7 @@ def _invoke(args: list[str]):
 
 
 def _normalised(path: Path) -> str:
-    """A file of the run without what differs from run to run: the generation time, the seconds."""
-    text = path.read_text(encoding="utf-8")
-    text = re.sub(r'"seconds": [0-9.e+-]+', '"seconds": 0', text)
-    text = re.sub(r'"generated_at": "[^"]*"', '"generated_at": ""', text)
-    text = re.sub(r"Generated [^<·]*·", "Generated ·", text)
-    return re.sub(r"<th>seconds</th><td>[^<]*</td>", "<th>seconds</th><td></td>", text)
+    return without_run_times(path.read_text(encoding="utf-8"))
 
 
 def both(

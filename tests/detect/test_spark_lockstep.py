@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import re
 from pathlib import Path
 
 import duckdb
@@ -22,7 +21,7 @@ from fanchaoxin.cli import app
 from fanchaoxin.detect import lockstep
 from fanchaoxin.detect.sql import DuckSql, SparkSql
 from fanchaoxin.simulate.marketplace import generate
-from tests.detect.conftest import MASTER
+from tests.detect.conftest import MASTER, without_run_times
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, 0)
 
@@ -31,11 +30,7 @@ def _invoke(args: list[str]):
     return CliRunner().invoke(app, ["detect", "lockstep", *args])
 
 
-def _normalised(text: str) -> str:
-    """A report or findings file without what differs between any two runs: the time it was made."""
-    text = re.sub(r"Generated [^<·]*·", "Generated ·", text)
-    text = re.sub(r"<th>seconds</th><td>[^<]*</td>", "<th>seconds</th><td></td>", text)
-    return re.sub(r'"seconds": [0-9.e+-]+', '"seconds": 0', text)
+_normalised = without_run_times
 
 
 def both(tmp_path: Path, source: str, *extra: str, suffix: str = ".csv") -> dict[str, str]:

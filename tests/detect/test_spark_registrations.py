@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 from fanchaoxin.detect import registrations as reg
 from fanchaoxin.detect.cli_registrations import app
 from fanchaoxin.simulate.marketplace import generate
-from tests.detect.conftest import MASTER
+from tests.detect.conftest import MASTER, without_run_times
 
 T0 = dt.datetime(2024, 3, 1, 9, 0, 0)
 COLUMNS = ["account", "registered_at", "device_id", "ip", "phone", "nickname"]
@@ -91,11 +90,7 @@ def _invoke(args: list[str]):
     return CliRunner().invoke(app, args)
 
 
-def _normalised(text: str) -> str:
-    text = re.sub(r'"seconds": [0-9.]+', '"seconds": 0', text)
-    text = re.sub(r"<th>seconds</th><td>[0-9.]+</td>", "<th>seconds</th><td></td>", text)
-    text = re.sub(r'"generated_at": "[^"]*"', '"generated_at": ""', text)
-    return re.sub(r"Generated [^<·]*·", "Generated ·", text)
+_normalised = without_run_times
 
 
 def both(tmp_path: Path, source: str, *extra: str, suffix: str = ".json") -> dict[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from typer.testing import CliRunner
 from fanchaoxin.cli import app
 from fanchaoxin.detect import subsidy
 from fanchaoxin.simulate import rides
-from tests.detect.conftest import MASTER
+from tests.detect.conftest import MASTER, without_run_times
 
 HEADER = [*subsidy.TRIP_COLUMNS, *subsidy.OPTIONAL_COLUMNS]
 T0 = dt.datetime(2024, 3, 1, 7, 0, 0)
@@ -33,10 +32,7 @@ def _invoke(args: list[str]):
     return CliRunner().invoke(app, ["detect", "subsidy-brushing", *args])
 
 
-def _normalised(text: str) -> str:
-    text = re.sub(r'"seconds": [0-9.e-]+', '"seconds": 0', text)
-    text = re.sub(r"<th>seconds</th><td>[^<]*</td>", "<th>seconds</th><td></td>", text)
-    return re.sub(r"Generated [^<·]*·", "Generated ·", text)
+_normalised = without_run_times
 
 
 def both(tmp_path: Path, source: str, *extra: str, suffix: str = ".json") -> dict[str, str]:

@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["EngineError", "shuffle_bytes", "shuffle_line", "spark_read_table", "spark_session"]
+__all__ = [
+    "EngineError",
+    "failure_line",
+    "shuffle_bytes",
+    "shuffle_line",
+    "spark_read_table",
+    "spark_session",
+]
 
 _ID_RE = "^-?(0|[1-9][0-9]{0,17})$"  # as detect/io.py: canonical integers only, within BIGINT
 # the text time forms of detect/io.py (`_time_forms`), each value read by the form it has
@@ -185,6 +192,14 @@ def _local(path: str) -> Path | None:
     if path.startswith("file://"):
         return Path(urlparse(path).path)
     return None
+
+
+def failure_line(exc: BaseException) -> str | None:
+    """One line for a Spark job that failed after the checks (storage gone, a task failing more often
+    than Spark retries it, an executor out of memory) — None for an exception that is not Spark's."""
+    if type(exc).__module__.split(".")[0] not in ("pyspark", "py4j"):
+        return None
+    return f"the Spark job failed: {_reason(exc)}"
 
 
 def _reason(exc: BaseException) -> str:
