@@ -45,6 +45,12 @@ def spark(tmp_path_factory):
             "spark.default.parallelism": "2",
             "spark.ui.enabled": "false",
             "spark.driver.memory": "1g",
+            # tiny inputs: Spark's per-query costs (adaptive re-planning after each shuffle, whole-stage
+            # code generation) are most of a test's time, and neither changes an answer. The answers
+            # under Spark's defaults are compared too: tests/detect/test_spark_executor_loss.py and
+            # bench/bench_spark_jobs.py run with them.
+            "spark.sql.adaptive.enabled": "false",
+            "spark.sql.codegen.wholeStage": "false",
             # the catalogue's warehouse (table:NAME) out of the working tree
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse")),
         },
