@@ -16,6 +16,7 @@ from fanchaoxin.appeals.statement_views import router as statements_router
 from fanchaoxin.appeals.views import router as appeals_router
 from fanchaoxin.blacklist.views import router as blacklist_router
 from fanchaoxin.console import install as install_console
+from fanchaoxin.consultation.views import router as consultation_router
 from fanchaoxin.core import crypto_record, vault
 from fanchaoxin.core.auth import install_authenticator, route_access
 from fanchaoxin.core.db import Database, Timeouts, unavailable
@@ -23,9 +24,11 @@ from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.core.views import router as core_router
+from fanchaoxin.orgs.agreement_views import router as agreements_router
 from fanchaoxin.orgs.budget import Budget
 from fanchaoxin.orgs.decision_log import DecisionLogWriter
 from fanchaoxin.orgs.node_log_views import router as node_log_router
+from fanchaoxin.orgs.rulebook_views import router as rulebooks_router
 from fanchaoxin.orgs.service import authenticate_key
 from fanchaoxin.orgs.views import router as orgs_router
 from fanchaoxin.sanctions.index import IndexHolder
@@ -39,6 +42,7 @@ from fanchaoxin.sharing.translog_views import router as log_router
 from fanchaoxin.sharing.views import changes_router
 from fanchaoxin.sharing.views import router as sharing_router
 from fanchaoxin.stats.access_patterns_views import router as access_patterns_router
+from fanchaoxin.stats.coordination_views import router as coordination_router
 from fanchaoxin.stats.views import router as stats_router
 from fanchaoxin.subjects.views import router as subjects_router
 from fanchaoxin.workflows.access_views import router as access_log_router
@@ -155,6 +159,10 @@ def create_app(
         access_log_router,
         access_patterns_router,
         log_router,  # #19: the transparency log (checkpoint, tiles, proofs, cosignatures)
+        agreements_router,  # #22: the information-sharing agreement
+        rulebooks_router,  # #22: each enterprise's rulebook
+        consultation_router,  # #22: regular consultation (定期会商)
+        coordination_router,  # #22: coordination figures per enterprise
     )
     for router in routers:
         _document_roles(router)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
+from fanchaoxin.consultation.cli import consultation_app
 from fanchaoxin.core import audit, crypto_record, logs, rekey, vault
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
@@ -29,7 +30,9 @@ from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app, witness_cmd
 from fanchaoxin.orgs import cli as orgs_cli
 from fanchaoxin.orgs import service
+from fanchaoxin.orgs.agreement_cli import agreement_app
 from fanchaoxin.orgs.models import ApiKey, Organisation
+from fanchaoxin.orgs.rulebook_cli import rulebook_app
 from fanchaoxin.sanctions.cli import policy_app
 from fanchaoxin.sharing import translog
 from fanchaoxin.sharing.cli import sharing_app
@@ -73,6 +76,9 @@ app.add_typer(sharing_app, name="sharing")
 app.add_typer(node_app, name="node")
 app.add_typer(report_app, name="report")
 app.add_typer(console_app, name="console")
+app.add_typer(agreement_app, name="agreement")  # #22: the information-sharing agreement
+app.add_typer(rulebook_app, name="rulebook")  # #22: each enterprise's rulebook
+app.add_typer(consultation_app, name="consultation")  # #22: regular consultation (定期会商)
 
 
 def _listens_everywhere(host: str) -> bool:

@@ -17,6 +17,13 @@ from fanchaoxin.blacklist.models import (
     UploadBatch,
 )
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
+from fanchaoxin.consultation.models import (
+    ActionItem,
+    AgendaItem,
+    ConsultationDecision,
+    Meeting,
+    MeetingParticipant,
+)
 from fanchaoxin.core.audit import AuditChainHead, AuditEvent
 from fanchaoxin.core.crypto_record import CryptoProfilePeriod
 from fanchaoxin.core.db import Base
@@ -24,6 +31,12 @@ from fanchaoxin.core.idempotency import IdempotencyRecord
 from fanchaoxin.orgs.models import ApiKey, DecisionLogIdentifier, DecisionLogRecord, Organisation
 from fanchaoxin.orgs.node_keys import NodeKey
 from fanchaoxin.orgs.node_status import NodeStatus
+from fanchaoxin.orgs.participation_models import (
+    AgreementSignature,
+    AgreementVersion,
+    MeasureRule,
+    Participation,
+)
 from fanchaoxin.sanctions.models import Instruction, PolicyVersion
 from fanchaoxin.sharing.models import (
     EvaluationQuota,
@@ -37,6 +50,10 @@ from fanchaoxin.sharing.models import (
 from fanchaoxin.subjects.models import LiableLink, MergeProposal, Subject, SubjectIdentifier, SubjectMerge
 
 __all__ = [
+    "ActionItem",
+    "AgendaItem",
+    "AgreementSignature",
+    "AgreementVersion",
     "ApiKey",
     "AuditChainHead",
     "AuditEvent",
@@ -45,6 +62,7 @@ __all__ = [
     "ConsoleSecret",
     "ConsoleSession",
     "ConsoleUser",
+    "ConsultationDecision",
     "CorrectionNotice",
     "CryptoProfilePeriod",
     "DecisionLogIdentifier",
@@ -60,12 +78,16 @@ __all__ = [
     "IdentifierTag",
     "Instruction",
     "LiableLink",
+    "MeasureRule",
+    "Meeting",
+    "MeetingParticipant",
     "MergeProposal",
     "NodeKey",
     "NodeStatus",
     "Objection",
     "Organisation",
     "OutboxItem",
+    "Participation",
     "PolicyVersion",
     "ProposedIdentifier",
     "RepairApplication",

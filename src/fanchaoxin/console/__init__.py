@@ -23,9 +23,12 @@ from fastapi.staticfiles import StaticFiles
 
 from fanchaoxin.console import (
     access,
+    agreements,
     audit_log,
     cases,
     commitments,
+    consultation,
+    coordination,
     dashboard,
     entries,
     instructions,
@@ -36,6 +39,7 @@ from fanchaoxin.console import (
     public,
     queues,
     review,
+    rulebooks,
     signin,
     statements,
     subjects,
@@ -63,6 +67,11 @@ ROUTERS = (
     commitments.router,
     access.router,
     workbench.router,  # #17: the operator's instruction workbench (执行指令工作台)
+    # #22: taking part — agreements, rulebooks, consultation, coordination figures
+    agreements.router,
+    rulebooks.router,
+    consultation.router,
+    coordination.router,
 )
 
 

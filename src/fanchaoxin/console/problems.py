@@ -23,7 +23,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fanchaoxin.console import labels
+from fanchaoxin.console import (
+    labels,
+    problems_agreements,
+    problems_consultation,
+    problems_coordination,
+    problems_rulebooks,
+)
 from fanchaoxin.console.i18n import N_, translator
 from fanchaoxin.core.errors import Problem, item_code, pydantic_code, pydantic_error
 from fanchaoxin.core.identifiers import RULES
@@ -361,6 +367,12 @@ FIELDS: dict[str, str] = {
 }
 
 # Which vocabulary of console.labels names a param's code.
+# Each area of #22 keeps its sentences in its own module (and its own .po file).
+for _area in (problems_agreements, problems_rulebooks, problems_consultation, problems_coordination):
+    MESSAGES |= _area.MESSAGES
+    FIELDS |= _area.FIELDS
+
+
 _PARAM_VOCABULARY: dict[str, str] = {
     "status": "entry_status",
     "action": "action",

@@ -28,8 +28,11 @@ class Organisation(Base):
     # instructed (sanctions.competence). None for others, and for a department made before kinds: such a
     # department receives nothing until it is given one.
     department_kind: Mapped[str | None] = mapped_column(String(32))
-    # 信息共享协议 signing date; an enterprise takes part from this day on.
+    # 信息共享协议 signing date as first registered (kept for the record); whether an enterprise takes part
+    # now is its agreement's standing (orgs.agreements), not this date.
     agreement_signed_on: Mapped[date | None] = mapped_column(Date)
+    # Where consultation notices and agreement reminders are e-mailed (联络邮箱).
+    contact_email: Mapped[str | None] = mapped_column(String(320))
     # Basis of the enterprise's daily quota of blinded identifier evaluations (sharing capability).
     declared_users: Mapped[int | None] = mapped_column(Integer)
     # Per-organisation quotas of plain-identifier matching (orgs.budget); None: the platform default.
@@ -57,6 +60,7 @@ class Organisation(Base):
             "business_types": sorted(self.business_types or []),
             "department_kind": self.department_kind,
             "agreement_signed_on": self.agreement_signed_on.isoformat() if self.agreement_signed_on else None,
+            "contact_email": self.contact_email,
             "declared_users": self.declared_users,
             "quota_plain_per_minute": self.quota_plain_per_minute,
             "quota_plain_per_day": self.quota_plain_per_day,

@@ -38,6 +38,8 @@ class PolicyVersion(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     loaded_by: Mapped[str] = mapped_column(String(200))
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The consultation decision (会商决定) that led to this version, if any (consultation slice).
+    consultation_decision_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class Instruction(Base):
