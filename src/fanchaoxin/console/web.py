@@ -99,6 +99,8 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/reports", N_("Reports")))
     if role in REVIEWERS:
         items.append((f"{PREFIX}/repairs", N_("Credit repair")))
+    if role in permissions.STATS_MEASURE_READERS:  # #22: coordination figures (an enterprise: its own row)
+        items.append((f"{PREFIX}/coordination", N_("Coordination")))
     items.append((f"{PREFIX}/policy", N_("Policy")))
     if role in permissions.AUDIT_READERS:
         items.append((f"{PREFIX}/audit", N_("Audit log")))

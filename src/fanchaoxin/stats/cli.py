@@ -13,7 +13,7 @@ from rich.console import Console
 
 from fanchaoxin.core.cli import database
 from fanchaoxin.stats import service
-from fanchaoxin.stats.report import PdfError, print_pdf, render_monthly
+from fanchaoxin.stats.report import PdfError, monthly_report, print_pdf, render_monthly
 
 report_app = typer.Typer(help="Periodic statistics reports (统计报告).", no_args_is_help=True)
 console = Console()
@@ -33,7 +33,8 @@ def monthly(
         str, typer.Option("--chromium", envvar="FCX_CHROMIUM", help="The Chromium executable.")
     ] = "/usr/bin/chromium",
 ) -> None:
-    """Entries published, revoked, expired and repaired; measures and feedback; objections and reports."""
+    """Entries published, revoked, expired and repaired; measures and feedback; objections and reports;
+    coordination per enterprise."""
     try:
         service.parse_month(month)
     except ValueError as exc:
@@ -42,7 +43,7 @@ def monthly(
     db = database()
     try:
         with db.session() as s:
-            data = service.monthly(s, month)
+            data = monthly_report(s, month)
     finally:
         db.dispose()
     html = render_monthly(data)

@@ -10,13 +10,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
+from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.stats import coordination, service
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -52,8 +56,22 @@ def _environment() -> Environment:
     return env
 
 
+def monthly_report(session: Session, month: str, *, today: date | None = None) -> dict[str, Any]:
+    """What the monthly report shows: `service.monthly`, and the coordination figures (协同情况) of the
+    month per enterprise, as of the same day (the month's last, or today for the current month)."""
+    today = today or china_today()
+    data = service.monthly(session, month, today=today)
+    data["coordination"] = coordination.coordination(
+        session,
+        today=today,
+        start=date.fromisoformat(data["from"]),
+        end=date.fromisoformat(data["to"]),
+    )
+    return data
+
+
 def render_monthly(report: dict[str, Any]) -> str:
-    """The HTML page for `service.monthly(...)`'s result."""
+    """The HTML page for `monthly_report(...)`'s result (or `service.monthly`'s, without coordination)."""
     template = _environment().get_template("monthly.html")
     return template.render(r=report, ack_days=get_settings().instruction_ack_working_days)
 
