@@ -65,6 +65,8 @@ INSTRUCTION_STATUS = {
     "executed": N_("Executed"),
     "not_applicable": N_("Not applicable"),
     "failed": N_("Failed"),
+    # issued final: the addressee's rulebook excludes the measure (orgs.rulebook); msgid in rulebooks.po
+    "excluded_by_rule": N_("Not applicable by its rules"),
 }
 
 INSTRUCTION_KIND = {"apply": N_("Apply"), "lift": N_("Lift")}
@@ -117,6 +119,7 @@ PROPOSAL_STATUS = {
 # What the audit log records (审计日志): every action `audit.record` is called with, in words. A test
 # walks the code for the actions it records and fails on one without a name here.
 AUDIT_ACTION = {
+    "rulebook.set": N_("Set an enterprise's rulebook"),  # msgid in rulebooks.po
     "access_log.read": N_("Read the log of who looked a subject up"),
     "access_log.refused": N_("Refused a request for the log of who looked a subject up"),
     "api_key.create": N_("Issued an API key"),

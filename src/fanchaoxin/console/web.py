@@ -88,10 +88,12 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
     items.append((f"{PREFIX}/entries", N_("Entries")))
     if role in PLATFORM:
         items.append((f"{PREFIX}/orgs", N_("Organisations")))
+        items.append((f"{PREFIX}/rulebooks", N_("Rulebooks")))  # #22, msgid in rulebooks.po
     elif role == Role.department_officer:
         items.append((f"{PREFIX}/org", N_("Our department")))
     else:
         items.append((f"{PREFIX}/org", N_("Our organisation")))
+        items.append((f"{PREFIX}/orgs/{principal.org_id}/rulebook", N_("Rulebook")))  # #22
     if role in permissions.CASE_ADDRESSEES:
         items.append((f"{PREFIX}/workbench", N_("Instruction workbench")))
     if role in REVIEWERS or role in permissions.CASE_ADDRESSEES:

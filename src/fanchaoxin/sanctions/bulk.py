@@ -32,7 +32,8 @@ from fanchaoxin.sharing.protocol import ExecutionReceipt
 
 MAX_ITEMS = 1000
 TABS = ("to_ack", "to_execute", "overdue", "done")
-FINAL = ("executed", "not_applicable")
+# final: reported executed or not applicable, or issued as not applicable by the addressee's rules
+FINAL = ("executed", "not_applicable", "excluded_by_rule")
 _IN_CHUNK = 500  # ids per IN (...) list
 
 

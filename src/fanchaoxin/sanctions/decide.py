@@ -14,11 +14,15 @@ parameters of the same measure from several entries merge the stricter way. Each
 actions of the entry that this scene concerns (measures.yaml: measure 2 at `order_review` cancels the
 orders of abused rights, and only for an entry that brushed orders or subsidies; measure 4 at
 `shop_event`, measure 8 at `subsidy_claim`); the actions of several entries add up.
+
+An enterprise whose rulebook excludes a measure (orgs.rulebook; `excluded`, code → clause) is not told to
+apply it: the measure is listed under `not_applicable_by_rules` with the clause instead, and the verdict
+is the strictest effect of the measures left. The node passes nothing yet (every measure applies there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -164,9 +168,11 @@ class Verdict:
     reasons: list[dict[str, str]]
     entry_ids: list[str]
     disputed: bool
+    # Measures the asking enterprise's rules exclude (code, number, names, clause): not applied here.
+    not_applicable_by_rules: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "verdict": self.verdict,
             "measures": self.measures,
             "labels": self.labels,
@@ -174,13 +180,29 @@ class Verdict:
             "entry_ids": self.entry_ids,
             "disputed": self.disputed,
         }
+        if (
+            self.not_applicable_by_rules
+        ):  # only where a rulebook excludes something: answers stay as they were
+            out["not_applicable_by_rules"] = self.not_applicable_by_rules
+        return out
 
 
 _ALLOW = Verdict(ALLOW, [], [], [], [], False)
+_NOTHING: Mapping[str, str] = {}
 
 
-def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date) -> Verdict:
-    """The verdict for one subject (all its identifier keys) in one scene. Pure: no I/O, no clock."""
+def decide(
+    index: DecisionIndex,
+    keys: Iterable[str],
+    scene: str,
+    *,
+    today: date,
+    excluded: Mapping[str, str] = _NOTHING,
+) -> Verdict:
+    """The verdict for one subject (all its identifier keys) in one scene. Pure: no I/O, no clock.
+
+    `excluded`: the measures the asking enterprise's rules exclude (code → clause): listed under
+    `not_applicable_by_rules` instead of applied."""
     by_key = index.by_key
     hits: dict[str, IndexedEntry] = {}
     for k in keys:
@@ -224,11 +246,21 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
     if not entry_ids:
         return _ALLOW
     measures_out = []
+    not_by_rules: list[dict[str, Any]] = []
+    kept: Effect = ALLOW
     for code in sorted(merged, key=lambda c: cat.measures[c].number):
         m = cat.measures[code]
         params, actions, effect = merged[code]
         if disputed and effect == DENY:
             effect = RESTRICT
+        if excluded and code in excluded:
+            not_by_rules.append(
+                {"code": code, "number": m.number, "zh": m.zh, "en": m.en, "clause": excluded[code]}
+            )
+            labelled = labelled and code != "label_search_risk"
+            continue
+        if _RANK[effect] > _RANK[kept]:
+            kept = effect
         if len(actions) > 1:
             actions = tuple(sorted(actions, key=m.action_rank.__getitem__))
         by_code = m.action_by_code
@@ -243,13 +275,15 @@ def decide(index: DecisionIndex, keys: Iterable[str], scene: str, *, today: date
                 "actions": [{"code": a, "zh": by_code[a].zh, "en": by_code[a].en} for a in actions],
             }
         )
+    if not_by_rules:
+        verdict = kept  # the strictest effect of what its rules let it apply
     labels = []
     if labelled:
         p = merged["label_search_risk"][0]
         labels.append({"zh": str(p.get("label_zh", "")), "en": str(p.get("label_en", ""))})
     elif verdict != ALLOW:
         labels.append({"zh": "炒信失信主体", "en": "Listed for credit hyping"})
-    return Verdict(verdict, measures_out, labels, reasons, sorted(entry_ids), disputed)
+    return Verdict(verdict, measures_out, labels, reasons, sorted(entry_ids), disputed, not_by_rules)
 
 
 def _reason(e: IndexedEntry, here: InScene) -> dict[str, str]:

@@ -32,9 +32,11 @@ from fanchaoxin.core.calendar import SHANGHAI, add_working_days, china_today
 from fanchaoxin.core.catalogue import catalogues, list_of, public_bases
 from fanchaoxin.core.db import is_postgres
 from fanchaoxin.core.roles import OrgKind
+from fanchaoxin.orgs import rulebook
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions.models import Instruction
 from fanchaoxin.sanctions.policy import measure_catalogue
+from fanchaoxin.sanctions.service import EXCLUDED_BY_RULES
 from fanchaoxin.subjects.models import Subject
 
 DIMENSIONS = ("behaviour", "severity", "basis", "list", "month", "status", "subject_kind")
@@ -246,6 +248,10 @@ def _entry_totals(
 
 def _instruction_columns(as_of: date) -> list[Any]:
     apply = Instruction.kind == "apply"
+    # Issued as not applicable by the addressee's rules (依其规则不适用): counted on their own, never as
+    # unacknowledged, unexecuted or overdue (they are final, acknowledged at issue).
+    ruled_out = and_(apply, Instruction.outcome == EXCLUDED_BY_RULES)
+    to_do = and_(apply, func.coalesce(Instruction.outcome, "") != EXCLUDED_BY_RULES)
     # Late by `as_of`: due before that day and not acknowledged by its end (for today: not acknowledged).
     late = and_(
         Instruction.ack_due_on < as_of,
@@ -256,10 +262,11 @@ def _instruction_columns(as_of: date) -> list[Any]:
     )
     return [
         _count(apply).label("issued"),
-        _count(and_(apply, Instruction.acknowledged_at.is_not(None))).label("acknowledged"),
+        _count(and_(to_do, Instruction.acknowledged_at.is_not(None))).label("acknowledged"),
         _count(and_(apply, Instruction.outcome == "executed")).label("executed"),
         _count(and_(apply, Instruction.outcome == "not_applicable")).label("not_applicable"),
         _count(and_(apply, Instruction.outcome == "failed")).label("failed"),
+        _count(ruled_out).label("excluded_by_rules"),
         _count(late).label("overdue"),
         _count(Instruction.kind == "lift").label("lifts"),
         _count(and_(Instruction.kind == "lift", Instruction.acknowledged_at.is_not(None))).label(
@@ -269,8 +276,8 @@ def _instruction_columns(as_of: date) -> list[Any]:
 
 
 _FIGURES = (
-    "issued", "acknowledged", "executed", "not_applicable", "failed", "overdue", "lifts",
-    "lifts_acknowledged",
+    "issued", "acknowledged", "executed", "not_applicable", "failed", "excluded_by_rules", "overdue",
+    "lifts", "lifts_acknowledged",
 )  # fmt: skip
 
 
@@ -278,9 +285,16 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
+def _feedback_rate(out: dict[str, Any]) -> float:
+    """Apply instructions with a reported outcome / those to report on (issued, less those not applicable
+    by the addressee's rules, which ask for no feedback)."""
+    reported = out["executed"] + out["not_applicable"] + out["failed"]
+    return _rate(reported, out["issued"] - out["excluded_by_rules"])
+
+
 def _figures(row: Any) -> dict[str, Any]:
-    out = {k: int(getattr(row, k) or 0) for k in _FIGURES}
-    out["feedback_rate"] = _rate(out["executed"] + out["not_applicable"] + out["failed"], out["issued"])
+    out: dict[str, Any] = {k: int(getattr(row, k) or 0) for k in _FIGURES}
+    out["feedback_rate"] = _feedback_rate(out)
     return out
 
 
@@ -299,8 +313,10 @@ def measures_by_enterprise(
     """Instructions per addressee (enterprises and departments), issued in the period.
 
     `issued`, `acknowledged`, `executed`, `not_applicable`, `failed` count apply instructions;
-    `lifts` counts lift instructions; `overdue` counts either kind unacknowledged past its due date
-    as of `today`; `feedback_rate` = apply instructions with a reported outcome / issued. Every active
+    `excluded_by_rules` those issued as not applicable by the addressee's rules (orgs.rulebook: in
+    `issued`, never in `acknowledged` nor `overdue`); `lifts` counts lift instructions; `overdue` counts
+    either kind unacknowledged past its due date as of `today`; `feedback_rate` = apply instructions with
+    a reported outcome / (issued - excluded_by_rules). Every active
     enterprise and department has a row, with zeros when it got nothing. `org_id`: that one only.
     """
     today = today or china_today()
@@ -388,7 +404,7 @@ def measures_by_code(
 
 def _measure_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: sum(r[k] for r in rows) for k in _FIGURES}
-    out["feedback_rate"] = _rate(out["executed"] + out["not_applicable"] + out["failed"], out["issued"])
+    out["feedback_rate"] = _feedback_rate(out)
     return out
 
 
@@ -629,8 +645,10 @@ def monthly(session: Session, month: str, *, today: date | None = None) -> dict[
 
     Entries published, revoked, expired and repaired in the month, entries published by behaviour,
     severity, basis and subject kind, instructions by addressee and by measure (overdue as of the
-    month's last day, or today for the current month), objections, reports and repair applications
-    with how many met their deadlines — each with the previous month's figure beside it.
+    month's last day, or today for the current month; `excluded_by_rules` apart, see
+    `measures_by_enterprise`), objections, reports and repair applications with how many met their
+    deadlines — each with the previous month's figure beside it; `rulebook_exclusions`: the measures
+    each enterprise's rules exclude, with the clause (orgs.rulebook.exclusions).
     """
     today = today or china_today()
     first, last = parse_month(month)
@@ -675,6 +693,8 @@ def monthly(session: Session, month: str, *, today: date | None = None) -> dict[
         "measures_by_code": by_code,
         "measures": _measure_totals(by_code),
         "previous_measures": _measure_totals(p_by_code),
+        # Which enterprises' rules exclude which measures, and why (orgs.rulebook), as of now.
+        "rulebook_exclusions": rulebook.exclusions(session),
         "cases": _case_totals(session, first, last),
         "previous_cases": _case_totals(session, p_first, p_last),
     }
