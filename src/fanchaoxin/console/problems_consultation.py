@@ -3,7 +3,64 @@ and field names → words. Their msgids live in locales/*/LC_MESSAGES/consultati
 
 from __future__ import annotations
 
-from fanchaoxin.console.i18n import N_  # noqa: F401  (used as sentences are added)
+from fanchaoxin.console.i18n import N_
 
-MESSAGES: dict[str, str] = {}
-FIELDS: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    "consultation.meeting_kind_unknown": N_("Choose a regular or an ad hoc meeting."),
+    "consultation.title_empty": N_("Enter a title."),
+    "consultation.too_long": N_("Enter at most {max} characters."),
+    "consultation.meeting_in_past": N_("A meeting cannot be scheduled in the past: choose a later time."),
+    "consultation.period_needed": N_("A regular meeting names its quarter, such as 2026Q4."),
+    "consultation.period_invalid": N_("Write the quarter as a year and a quarter number, such as 2026Q4."),
+    "consultation.period_taken": N_("There is a regular meeting for this quarter already."),
+    "consultation.period_regular_only": N_("Only a regular meeting is for a quarter; leave it empty."),
+    "consultation.invitee_unknown": N_("An invited organisation is not an active department or enterprise."),
+    "consultation.no_invitees": N_("There is nobody to invite."),
+    "consultation.meeting_not_found": N_("There is no such meeting."),
+    "consultation.meeting_cancelled": N_("The meeting has been cancelled."),
+    "consultation.meeting_held": N_("The meeting has been held already."),
+    "consultation.meeting_not_held": N_(
+        "Decisions and action items are recorded once the meeting has been held."
+    ),
+    "consultation.not_invited": N_("The organisation is not invited to this meeting."),
+    "consultation.minutes_empty": N_("Enter the minutes."),
+    "consultation.reason_empty": N_("Give the reason."),
+    "consultation.item_kind_unknown": N_("Choose what kind of matter it is."),
+    "consultation.measure_needed": N_("A disputed measure names the measure."),
+    "consultation.measure_unknown": N_("There is no such measure among the 13 joint punishment measures."),
+    "consultation.meeting_unknown": N_("There is no such scheduled meeting you are invited to."),
+    "consultation.item_not_open": N_("The agenda item has been discussed or withdrawn already."),
+    "consultation.not_raiser": N_("Only the organisation that raised the agenda item may withdraw it."),
+    "consultation.item_not_found": N_("There is no such agenda item."),
+    "consultation.decision_empty": N_("Enter the decision."),
+    "consultation.item_not_on_agenda": N_("The agenda item is not on this meeting's agenda."),
+    "consultation.decision_unknown": N_("There is no such consultation decision."),
+    "consultation.decision_not_found": N_("There is no such consultation decision."),
+    "consultation.owner_required": N_("An action item needs an owner: choose the organisation responsible."),
+    "consultation.owner_unknown": N_("The owner is not an active organisation."),
+    "consultation.decision_not_of_meeting": N_("The decision is not one of this meeting's."),
+    "consultation.due_needed": N_("Give a due date or a number of working days."),
+    "consultation.working_days_invalid": N_("Give at least one working day."),
+    "consultation.due_in_past": N_("The due date must not be in the past."),
+    "consultation.not_owner": N_("Only the owner of an action item may close it."),
+    "consultation.action_closed": N_("The action item is closed already."),
+    "consultation.note_empty": N_("Say what was done."),
+    "consultation.action_not_found": N_("There is no such action item."),
+}
+FIELDS: dict[str, str] = {
+    "starts_at": N_("Starts at"),
+    "period": N_("Quarter"),
+    "invitees": N_("Invited organisations"),
+    "title": N_("Title"),
+    "place": N_("Place"),
+    "minutes": N_("Minutes"),
+    "meeting_id": N_("Meeting"),
+    "agenda_item_id": N_("Agenda item"),
+    "owner_org_id": N_("Owner"),
+    "due_on": N_("Due on"),
+    "working_days": N_("Working days"),
+    "decision_id": N_("Decision"),
+    "consultation_decision_id": N_("Consultation decision"),
+    "org_id": N_("Organisation"),
+    "body": N_("Details"),
+}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from fanchaoxin.appeals import commitments
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.lifecycle import Action
+from fanchaoxin.consultation.service import remind_overdue
 from fanchaoxin.core import audit
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.calendar import SHANGHAI, china_today
@@ -53,10 +54,12 @@ def run_jobs(session: Session, *, today: date | None = None, now: datetime | Non
     silent = node_status.mark_silent(
         session, JOB_ACTOR, now=now or utcnow(), threshold_seconds=get_settings().node_silent_alert_seconds
     )
+    reminded = remind_overdue(session, today, actor=JOB_ACTOR)  # #22: overdue action items, once a day
     logged = translog.run_jobs(session)  # #19: audit head committed, checkpoint published
     return {
         **logged,
         "expired": len(due),
+        "action_items_reminded": reminded,
         "notice_ended": flagged,
         "proposals_checked": checked,
         "nodes_flagged_silent": silent,
