@@ -16,6 +16,8 @@ from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.catalogue import CATALOGUE_DIR, CatalogueError, catalogues, punishing_bases
 from fanchaoxin.core.roles import BusinessType as B
 from fanchaoxin.core.roles import Role
+from fanchaoxin.orgs import rulebook
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import service
 from fanchaoxin.sanctions.basic_list import basic_list, check_policy, checked_policy, load_basic_list
 from fanchaoxin.sanctions.impact import policy_impact
@@ -434,6 +436,22 @@ def test_the_dry_run_says_what_regrading_would_change_and_writes_nothing(market,
     predicted = {(o.org_id, "apply", m): ids for o in impact.organisations for m, ids in o.applied.items()}
     predicted |= {(o.org_id, "lift", m): ids for o in impact.organisations for m, ids in o.lifted.items()}
     assert done == predicted
+
+
+def test_the_dry_run_counts_a_measure_ruled_out_by_the_rulebook_apart(market, db, in_force):
+    """#22: a measure the enterprise's rules exclude would be issued as not applicable by its rules,
+    not applied: the dry run says so."""
+    shop = market["shop"].org.id
+    with db.session() as s:
+        rulebook.set_rulebook(
+            s, ADMIN, s.get(Organisation, shop), [{"measure": 4, "applicable": False, "clause": "第8条"}]
+        )
+    with db.session() as s:
+        impact = policy_impact(s, checked_policy(NEXT, "next.yaml"), china_today())
+    orgs = {o.org_id: o for o in impact.organisations}
+    assert orgs[shop].applied == {}
+    assert orgs[shop].excluded == {"restrict_promotions": [in_force["minor"]]}
+    assert orgs[shop].to_dict(details=False)["excluded_by_rules"] == {"restrict_promotions": 1}
 
 
 def test_policy_check_shows_the_dry_run(market, db, settings, in_force, tmp_path):

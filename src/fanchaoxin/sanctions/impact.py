@@ -54,6 +54,8 @@ class OrganisationImpact:
     kind: str
     applied: dict[str, list[uuid.UUID]] = field(default_factory=dict)  # measure → entries
     lifted: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+    # Newly targeted but ruled out by the enterprise's rulebook: issued as not applicable by its rules.
+    excluded: dict[str, list[uuid.UUID]] = field(default_factory=dict)
 
     @property
     def entries(self) -> list[uuid.UUID]:
@@ -68,6 +70,7 @@ class OrganisationImpact:
             "entries": len(self.entries),
             "apply": {m: len(ids) for m, ids in sorted(self.applied.items())},
             "lift": {m: len(ids) for m, ids in sorted(self.lifted.items())},
+            "excluded_by_rules": {m: len(ids) for m, ids in sorted(self.excluded.items())},
         }
         if details:
             out["entry_ids"] = [str(e) for e in self.entries]
@@ -142,7 +145,9 @@ def policy_impact(session: Session, policy: Policy, today: date) -> PolicyImpact
                 impact_of(org_id).lifted.setdefault(measure, []).append(entry.id)
         for org_id, measures in newly.items():
             for measure in measures:
-                impact_of(org_id).applied.setdefault(measure, []).append(entry.id)
+                ruled_out = wanted[(org_id, measure)].excluded_by is not None
+                bucket = impact_of(org_id).excluded if ruled_out else impact_of(org_id).applied
+                bucket.setdefault(measure, []).append(entry.id)
     return PolicyImpact(
         version=policy.version,
         active_version=service.active_policy(session).version,
