@@ -28,9 +28,9 @@ from fanchaoxin.core.settings import get_settings
 from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app, witness_cmd
+from fanchaoxin.orgs import agreements, service
 from fanchaoxin.orgs import cli as orgs_cli
-from fanchaoxin.orgs import service
-from fanchaoxin.orgs.agreement_cli import agreement_app
+from fanchaoxin.orgs.agreement_cli import agreement_app, agreement_text
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.orgs.rulebook_cli import rulebook_app
 from fanchaoxin.sanctions.cli import policy_app
@@ -196,14 +196,19 @@ def org_add(
         ),
     ] = None,
     agreement_signed: Annotated[
-        str | None, typer.Option(help="Date the information-sharing agreement was signed (YYYY-MM-DD).")
+        str | None,
+        typer.Option(
+            help="Date of an information-sharing agreement signed before versioned agreements (YYYY-MM-DD); "
+            "otherwise the enterprise applies and signs (`fcx agreement sign`)."
+        ),
+    ] = None,
+    contact_email: Annotated[
+        str | None, typer.Option(help="Where consultation notices and agreement reminders are e-mailed.")
     ] = None,
     declared_users: Annotated[
         int | None, typer.Option(help="Declared number of users (sets quotas).")
     ] = None,
-    department_kind: Annotated[
-        str | None, typer.Option(help=orgs_cli.DEPARTMENT_KIND_HELP)
-    ] = None,
+    department_kind: Annotated[str | None, typer.Option(help=orgs_cli.DEPARTMENT_KIND_HELP)] = None,
 ) -> None:
     """Register an organisation."""
     try:
@@ -236,6 +241,7 @@ def org_add(
                 agreement_signed_on=signed,
                 declared_users=declared_users,
                 department_kind=department_kind,
+                contact_email=contact_email,
             )
             console.print(f"Created {org.kind} [bold]{org.name}[/] id={org.id}")
     except Problem as exc:
@@ -248,14 +254,16 @@ def org_list() -> None:
     db = database()
     with db.session() as session:
         table = Table("id", "kind", "name", "uscc", "business types / department kind", "agreement")
-        for o in session.scalars(select(Organisation).order_by(Organisation.kind, Organisation.name)):
+        orgs = list(session.scalars(select(Organisation).order_by(Organisation.kind, Organisation.name)))
+        standings = agreements.standings(session, orgs)
+        for o in orgs:
             table.add_row(
                 str(o.id),
                 o.kind,
                 o.name,
                 o.uscc or "",
                 ", ".join(o.business_types or []) or orgs_cli.department_kind_text(o),
-                o.agreement_signed_on.isoformat() if o.agreement_signed_on else "",
+                agreement_text(standings[o.id]) if o.kind == OrgKind.enterprise.value else "",
             )
         console.print(table)
 

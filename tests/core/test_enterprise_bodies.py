@@ -197,6 +197,39 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
         probe("GET", "/v1/keys/{key_id}", OP, {"key_id": key_id})
         probe("POST", "/v1/keys/{key_id}/revoke", OP, {"key_id": key_id}, json={"reason": "probe done"})
         probe("GET", "/v1/organisations/{org_id}/quotas", OP, {"org_id": org_id})
+        # --- its rulebook (#22)
+        probe(
+            "PUT",
+            "/v1/organisations/{org_id}/rulebook",
+            OP,
+            {"org_id": org_id},
+            json={"rules": [{"measure": 4, "applicable": False, "clause": "用户协议第8条"}]},
+        )
+        probe.both("GET", "/v1/organisations/{org_id}/rulebook", {"org_id": org_id})
+        # --- its information-sharing agreement (#22); the withdrawal is refused (no reason), so it stays
+        probe("GET", "/v1/agreements/versions", OP)
+        probe("GET", "/v1/agreements/versions/current", OP)
+        probe("GET", "/v1/organisations/{org_id}/agreement", OP, {"org_id": org_id})
+        probe("POST", "/v1/organisations/{org_id}/agreement/application", OP, {"org_id": org_id})
+        probe(
+            "POST",
+            "/v1/organisations/{org_id}/agreement/signatures",
+            OP,
+            {"org_id": org_id},
+            data={"version": "0.0", "signatory": PEOPLE[0][0], "signed_on": "2026-01-05"},
+            files={"file": ("signed.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")},
+        )
+        probe(
+            "GET",
+            "/v1/organisations/{org_id}/agreement/signatures/{signature_id}/pdf",
+            OP,
+            {"org_id": org_id, "signature_id": uuid.uuid4()},
+        )
+        probe("POST", "/v1/organisations/{org_id}/agreement/withdrawal", OP, {"org_id": org_id}, json={"reason": " "})
+        probe(
+            "PUT", "/v1/organisations/{org_id}/contact-email", OP, {"org_id": org_id},
+            json={"contact_email": "legal@example.com"},
+        )  # fmt: skip
         # --- node keys that sign execution receipts (#16)
         node_key = base64.b64encode(bytes(range(32))).decode()
         probe("POST", "/v1/nodes/keys", NODE, json={"public_key": node_key, "label": "probe"})
@@ -462,6 +495,8 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
         probe("GET", "/v1/stats/public", None)
         for fmt in ("json", "csv", "xlsx"):
             probe.both("GET", "/v1/stats/measures", params={"format": fmt})
+        for fmt in ("json", "csv"):  # #22: coordination figures, its own row
+            probe.both("GET", "/v1/stats/coordination", params={"format": fmt})
 
         # --- sharing: feed, manifest, snapshot (gzip JSON lines), deltas, evaluation, webhooks, need to know
         probe.both("GET", "/v1/feed")
@@ -556,6 +591,7 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             "/console/objections",
             "/console/reports",
             "/console/policy",
+            "/console/coordination",
             "/console/keys",
             "/console/entries.csv",
         ):
@@ -573,6 +609,25 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 "GET", "/console/entries/{entry_id}/evidence/{digest}", None, {"entry_id": eid, "digest": sha}
             )
         probe("GET", "/console/orgs/{org_id}", None, {"org_id": org_id})
+        probe("GET", "/console/orgs/{org_id}/rulebook", None, {"org_id": org_id})
+        # its sharing agreement (#22): each form refused as sent (nothing changes its standing)
+        probe("GET", "/console/agreement", None)
+        probe("GET", "/console/agreement/signatures/{signature_id}/pdf", None, {"signature_id": uuid.uuid4()})
+        token = csrf_of(probe("GET", "/console/org", None).text)
+        probe("POST", "/console/agreement/apply", None, data={"csrf_token": token})
+        probe("POST", "/console/agreement/sign", None, data={"csrf_token": token, "signatory": PEOPLE[0][0]})
+        probe("POST", "/console/agreement/withdraw", None, data={"csrf_token": token, "reason": ""})
+        probe(
+            "POST",
+            "/console/orgs/{org_id}/rulebook",
+            None,
+            {"org_id": org_id},
+            data={
+                "csrf_token": csrf_of(probe("GET", "/console/org", None).text),
+                "choice_restrict_promotions": "excluded",
+                "clause_restrict_promotions": "用户协议第8条",
+            },
+        )
         csrf = csrf_of(probe("GET", "/console/org", None).text)
         ins_id = instructions[1]["id"] if len(instructions) > 1 else ins_id  # not yet reported
         probe(
@@ -784,6 +839,37 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
                 "text": "本人未参与刷单，请核实。",
             },
         )
+        # #22: the regular consultation (定期会商): meetings it is invited to, its agenda items and action
+        # items — no personal data; missing ids answer 404 like another tenant's.
+        nobody = str(uuid.uuid4())
+        probe("GET", "/v1/consultation/meetings", OP)
+        probe("GET", "/v1/consultation/meetings/{meeting_id}", OP, {"meeting_id": nobody})
+        raised = probe(
+            "POST", "/v1/consultation/agenda-items", OP,
+            json={"kind": "disputed_measure", "title": "措施4", "measure": "4"},
+        )  # fmt: skip
+        probe("GET", "/v1/consultation/agenda-items", OP)
+        probe(
+            "POST", "/v1/consultation/agenda-items/{item_id}/withdrawal", OP,
+            {"item_id": raised.json().get("id", nobody)},
+        )  # fmt: skip
+        probe("GET", "/v1/consultation/decisions/{decision_id}", OP, {"decision_id": nobody})
+        probe("GET", "/v1/consultation/action-items", OP, params={"overdue": "true"})
+        probe(
+            "POST", "/v1/consultation/action-items/{item_id}/closure", OP, {"item_id": nobody},
+            json={"note": "已办结"},
+        )  # fmt: skip
+        probe("GET", "/console/consultation", None)
+        probe(
+            "POST", "/console/consultation/agenda-items", None,
+            data={"csrf_token": csrf, "kind": "data_quality", "title": "数据重复"},
+        )  # fmt: skip
+        probe("GET", "/console/consultation/meetings/{meeting_id}", None, {"meeting_id": nobody})
+        probe("GET", "/console/consultation/action-items", None)
+        probe(
+            "POST", "/console/consultation/action-items/{item_id}/close", None, {"item_id": nobody},
+            data={"csrf_token": csrf, "note": "已办结"},
+        )  # fmt: skip
         probe("POST", "/console/logout", None, data={"csrf_token": csrf})
 
     # The need-to-know channel answered, and each answer is an audited read of personal data with its purpose.

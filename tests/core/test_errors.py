@@ -72,7 +72,7 @@ def test_invalid_uscc_names_the_field_and_writes_nothing(client, world, db):
     assert _counts(db) == before
 
 
-def test_enterprise_needs_business_type_and_agreement(client, world):
+def test_enterprise_needs_business_type_then_applies_and_signs(client, world):
     platform = world.platform()
     r = client.post(
         "/v1/organisations",
@@ -80,12 +80,19 @@ def test_enterprise_needs_business_type_and_agreement(client, world):
         headers=platform.headers(Role.platform_admin),
     )
     assert _problem(r, 422)["errors"][0]["field"] == "business_types"
+    # Registered without an agreement (#22): it applies and signs afterwards (orgs.agreements).
     r = client.post(
         "/v1/organisations",
         json={"kind": "enterprise", "name": "某公司", "business_types": ["logistics"]},
         headers=platform.headers(Role.platform_admin),
     )
-    assert _problem(r, 422)["errors"][0]["field"] == "agreement_signed_on"
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/v1/organisations",
+        json={"kind": "enterprise", "name": "另一公司", "business_types": ["logistics"], "contact_email": "x"},
+        headers=platform.headers(Role.platform_admin),
+    )
+    assert _problem(r, 422)["errors"][0]["field"] == "contact_email"
 
 
 def test_full_width_uscc_is_normalised(client, world):

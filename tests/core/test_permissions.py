@@ -58,8 +58,44 @@ ROUTES = {
     "POST /v1/merge-proposals/{proposal_id}/dismiss": {ADMIN, REVIEWER},
     "GET /v1/stats/entries": {AUDITOR, DEPT, ADMIN, REVIEWER},
     "GET /v1/stats/measures": STAFF,
+    "GET /v1/stats/coordination": STAFF,  # #22: an enterprise sees its own row
     "GET /v1/stats/cases": {AUDITOR, ADMIN, REVIEWER},
     "GET /v1/stats/public": {"public"},
+    # #22: the information-sharing agreement
+    "GET /v1/agreements/versions": STAFF,
+    "POST /v1/agreements/versions": {ADMIN},
+    "GET /v1/agreements/versions/current": STAFF,
+    "GET /v1/agreements/participants": {AUDITOR, ADMIN, REVIEWER},
+    "GET /v1/organisations/{org_id}/agreement": {AUDITOR, ADMIN, REVIEWER, OPERATOR},
+    "GET /v1/organisations/{org_id}/agreement/signatures/{signature_id}/pdf": {AUDITOR, ADMIN, REVIEWER, OPERATOR},
+    "POST /v1/organisations/{org_id}/agreement/application": {OPERATOR},
+    "POST /v1/organisations/{org_id}/agreement/signatures": {OPERATOR},
+    "POST /v1/organisations/{org_id}/agreement/withdrawal": {OPERATOR},
+    "POST /v1/organisations/{org_id}/agreement/suspension": {ADMIN},
+    "POST /v1/organisations/{org_id}/agreement/reinstatement": {ADMIN},
+    "PUT /v1/organisations/{org_id}/contact-email": {ADMIN, DEPT, OPERATOR},
+    # #22: each enterprise's rulebook
+    "GET /v1/organisations/{org_id}/rulebook": {ADMIN, AUDITOR, REVIEWER, OPERATOR, NODE},
+    "PUT /v1/organisations/{org_id}/rulebook": {ADMIN, OPERATOR},
+    "GET /v1/rulebooks": {ADMIN, AUDITOR, REVIEWER},
+    # #22: the regular consultation (定期会商)
+    "POST /v1/consultation/meetings": {ADMIN},
+    "GET /v1/consultation/meetings": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},
+    "GET /v1/consultation/meetings/{meeting_id}": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},
+    "POST /v1/consultation/meetings/{meeting_id}/attendance": {ADMIN},
+    "POST /v1/consultation/meetings/{meeting_id}/minutes": {ADMIN},
+    "POST /v1/consultation/meetings/{meeting_id}/hold": {ADMIN},
+    "POST /v1/consultation/meetings/{meeting_id}/cancellation": {ADMIN},
+    "POST /v1/consultation/meetings/{meeting_id}/decisions": {ADMIN},
+    "POST /v1/consultation/meetings/{meeting_id}/action-items": {ADMIN},
+    "POST /v1/consultation/agenda-items": {ADMIN, REVIEWER, DEPT, OPERATOR},
+    "GET /v1/consultation/agenda-items": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},
+    "POST /v1/consultation/agenda-items/{item_id}/schedule": {ADMIN},
+    "POST /v1/consultation/agenda-items/{item_id}/withdrawal": {ADMIN, REVIEWER, DEPT, OPERATOR},
+    "GET /v1/consultation/decisions/{decision_id}": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},
+    "POST /v1/consultation/decisions/{decision_id}/policy": {ADMIN},
+    "GET /v1/consultation/action-items": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},
+    "POST /v1/consultation/action-items/{item_id}/closure": {ADMIN, DEPT, OPERATOR},
 }
 
 
@@ -72,3 +108,29 @@ def test_routes_admit_exactly_whom_they_did(app):
     for route, roles in ROUTES.items():
         assert route in found, f"no route {route}"
         assert names(found[route].roles) == roles, route
+
+
+# The routes an enterprise may call only while its sharing agreement is in force (#22).
+GATED = {
+    "GET /v1/feed", "GET /v1/sharing/manifest", "GET /v1/sharing/snapshots/{seq}", "GET /v1/sharing/deltas",
+    "POST /v1/sharing/evaluate", "POST /v1/decisions", "GET /v1/instructions", "POST /v1/instructions/ack",
+    "POST /v1/instructions/feedback", "POST /v1/instructions/{instruction_id}/ack",
+    "POST /v1/instructions/{instruction_id}/feedback", "GET /v1/lookup", "POST /v1/lookup",
+}  # fmt: skip
+
+
+def test_the_shared_list_and_instructions_need_an_agreement_in_force(app):
+    gated = set()
+    for path, route in iter_routes(app.routes):
+        if isinstance(route, APIRoute) and isinstance(route_access(route), P.ParticipantAccess):
+            gated |= {f"{method} {path}" for method in route.methods}
+    assert gated == GATED
+
+
+def test_require_agreement():
+    P.require_agreement(Principal(role=R.department_officer))
+    P.require_agreement(Principal(role=R.enterprise_node, agreement="agreement.in_force"))
+    suspended = Principal(role=R.enterprise_node, agreement="agreement.suspended", agreement_params=(("reason", "泄露"),))
+    with pytest.raises(P.Forbidden) as refused:
+        P.require_agreement(suspended)
+    assert (refused.value.code, refused.value.params) == ("agreement.suspended", {"reason": "泄露"})

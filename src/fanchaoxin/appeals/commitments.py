@@ -47,6 +47,7 @@ from fanchaoxin.core.identifiers import mask_person_name
 from fanchaoxin.core.logs import mask_text
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import agreements
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.subjects.models import Subject
 from fanchaoxin.subjects.service import is_personal, survivor
@@ -120,8 +121,8 @@ def list_of(entry: Entry) -> str:
 
 
 def participates(session: Session, principal: Principal, today: date) -> bool:
-    """Whether the caller sees the shared list: platform staff, and an enterprise that signed the
-    sharing agreement by `today` (as `sanctions.service.participants` counts them)."""
+    """Whether the caller sees the shared list: platform staff, and an active enterprise whose sharing
+    agreement is in force on `today` (orgs.agreements, as `sanctions.service.participants` counts them)."""
     if principal.is_platform:
         return True
     if principal.role not in permissions.ENTERPRISE or principal.org_id is None:
@@ -131,8 +132,7 @@ def participates(session: Session, principal: Principal, today: date) -> bool:
         org is not None
         and org.active
         and org.kind == OrgKind.enterprise.value
-        and org.agreement_signed_on is not None
-        and org.agreement_signed_on <= today
+        and agreements.standing(session, org, today).in_force
     )
 
 

@@ -21,7 +21,7 @@ from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.errors import Forbidden, NotFound, Problem, ValidationProblem
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask, mask_person_name, normalise
 from fanchaoxin.core.permissions import REVIEWERS as REVIEWERS
-from fanchaoxin.core.permissions import may_reveal
+from fanchaoxin.core.permissions import allow_participant, may_reveal
 from fanchaoxin.core.schemas import ResponseModel, StrictModel
 from fanchaoxin.orgs import budget as budgets
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
@@ -368,7 +368,7 @@ def lookup(
     body: LookupIn,
     request: Request,
     session: Session = DB,
-    principal: Principal = allow(*READERS),
+    principal: Principal = allow_participant(*READERS),
 ) -> LookupOut:
     """The identifier travels in the body, never in the URL. Each look-up draws one identifier on the
     organisation's budget (429 with `Retry-After` over quota; 403 while suspended for a suspected
@@ -389,7 +389,7 @@ def lookup_by_get(
     request: Request,
     response: Response,
     session: Session = DB,
-    principal: Principal = allow(*READERS),
+    principal: Principal = allow_participant(*READERS),
     type_: str | None = Query(None, alias="type", description="Identifier type, with value."),
     value: str | None = Query(None),
     name: str | None = Query(None, min_length=2, max_length=200),

@@ -119,6 +119,15 @@ PROPOSAL_STATUS = {
 # What the audit log records (审计日志): every action `audit.record` is called with, in words. A test
 # walks the code for the actions it records and fails on one without a name here.
 AUDIT_ACTION = {
+    # the information-sharing agreement (#22): msgids in agreements.po
+    "agreement.publish": N_("Published an agreement version"),
+    "agreement.apply": N_("Applied to take part in the joint action"),
+    "agreement.sign": N_("Signed the sharing agreement"),
+    "agreement.suspend": N_("Suspended an enterprise's sharing agreement"),
+    "agreement.reinstate": N_("Lifted an enterprise's suspension"),
+    "agreement.withdraw": N_("Withdrew from the joint action"),
+    "agreement.pdf.read": N_("Read a signed agreement's PDF"),
+    "organisation.set_contact_email": N_("Set an organisation's contact e-mail"),
     "rulebook.set": N_("Set an enterprise's rulebook"),  # msgid in rulebooks.po
     "access_log.read": N_("Read the log of who looked a subject up"),
     "access_log.refused": N_("Refused a request for the log of who looked a subject up"),

@@ -23,7 +23,7 @@ from fanchaoxin.core.catalogue import punishing_bases
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.errors import NotFound
 from fanchaoxin.core.roles import OrgKind
-from fanchaoxin.orgs import node_status
+from fanchaoxin.orgs import agreements, node_status
 from fanchaoxin.orgs import service as orgs
 from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.orgs.models import Organisation
@@ -35,10 +35,10 @@ from fanchaoxin.sharing import changes
 router = console_router()
 
 
-
 @router.get("/orgs")
 def org_list(request: Request, session: Session = DB, principal: Principal = page(*PLATFORM)) -> Response:
-    return render(request, "orgs.html", orgs=orgs.list_organisations(session, principal))
+    found = orgs.list_organisations(session, principal)
+    return render(request, "orgs.html", orgs=found, standings=agreements.standings(session, found))
 
 
 @router.get("/org")
@@ -175,5 +175,7 @@ def org_page(
         may_act=principal.org_id == org.id and principal.role in ADDRESSEES,
         nodes=_nodes(request, session, principal, org),
         lift_receipts=_lift_receipts(session, principal, org),
+        # an enterprise's agreement standing, shown first (with a suspension's reason)
+        agreement=agreements.standing(session, org, today) if org.kind == OrgKind.enterprise.value else None,
         errors=errors or [],
     )

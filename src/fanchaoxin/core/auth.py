@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM_ROLES = frozenset({Role.platform_admin, Role.platform_reviewer, Role.auditor})
 STAFF_ROLES = frozenset(Role) - {Role.public}
+# The standing code of an enterprise whose information-sharing agreement is in force (orgs.agreements).
+AGREEMENT_IN_FORCE = "agreement.in_force"
 
 Clock = Callable[[], float]
 
@@ -52,6 +54,11 @@ class Principal:
     key_id: uuid.UUID | None = None
     key_prefix: str | None = None
     business_types: frozenset[str] = field(default_factory=frozenset)
+    # An enterprise's agreement standing (orgs.agreements: `agreement.in_force`, `agreement.suspended` …)
+    # and its params (the suspension's reason …), set by the authenticator; None for the platform and
+    # departments, which do not sign. `core.permissions.require_agreement` reads it: no query.
+    agreement: str | None = None
+    agreement_params: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_platform(self) -> bool:
@@ -370,18 +377,27 @@ _caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
 
 
 def forget_principals(
-    session: Session, *, key_prefix: str | None = None, org_id: uuid.UUID | None = None
+    session: Session,
+    *,
+    key_prefix: str | None = None,
+    org_id: uuid.UUID | None = None,
+    everyone: bool = False,
 ) -> None:
     """A key revoked or an organisation deactivated in this session: forgotten now and once more after
     the commit, so that a request racing the change cannot cache it again from the not yet committed
     row. By the application whose request it is; outside a request, by every application of this
-    process. Other processes notice within the revocation check interval (`RevocationWatch`)."""
+    process. Other processes notice within the revocation check interval (`RevocationWatch`).
+    `everyone`: every cached principal (a change that may touch any organisation, e.g. a new
+    agreement version)."""
     own: PrincipalCache | None = session.info.get(_CACHE_INFO)
     caches = [own] if own is not None else list(_caches)
 
     def forget(_session: Session | None = None) -> None:
         for cache in caches:
-            cache.invalidate(key_prefix=key_prefix, org_id=org_id)
+            if everyone:
+                cache.clear()
+            else:
+                cache.invalidate(key_prefix=key_prefix, org_id=org_id)
 
     forget()
     event.listen(session, "after_commit", forget, once=True)

@@ -8,7 +8,12 @@ same objects here.
 
 from __future__ import annotations
 
-from fanchaoxin.core.auth import PLATFORM_ROLES, STAFF_ROLES, Principal
+from typing import Any
+
+from fastapi import Depends, Request
+
+from fanchaoxin.core.auth import AGREEMENT_IN_FORCE, PLATFORM_ROLES, STAFF_ROLES, Access, Principal
+from fanchaoxin.core.errors import Forbidden
 from fanchaoxin.core.roles import Role
 
 R = Role
@@ -82,3 +87,39 @@ def sees_revoked(principal: Principal) -> bool:
 def own_figures_only(principal: Principal) -> bool:
     """An enterprise sees its own instruction figures; platform staff and departments see everyone's."""
     return principal.role in ENTERPRISE
+
+
+def require_agreement(principal: Principal) -> None:
+    """An enterprise reads the shared list, evaluates blinded identifiers and receives instructions only
+    while its information-sharing agreement is in force (orgs.agreements.standing, carried on the
+    principal by the key authenticator): 403 naming the reason (`agreement.suspended` with its reason,
+    `agreement.none`, `agreement.lapsed` …) otherwise. The platform and departments do not sign
+    (`principal.agreement` is None)."""
+    if principal.agreement is None or principal.agreement == AGREEMENT_IN_FORCE:
+        return
+    params = dict(principal.agreement_params)
+    reason = f": {params['reason']}" if params.get("reason") else ""
+    raise Forbidden(
+        f"The organisation's information-sharing agreement is not in force ({principal.agreement}){reason}",
+        code=principal.agreement,
+        params=params,
+    )
+
+
+class ParticipantAccess(Access):
+    """A route's rule that admits its roles and, for an enterprise, only while its agreement is in
+    force (`require_agreement`)."""
+
+    def __repr__(self) -> str:
+        return f"ParticipantAccess({sorted(r.value for r in self.roles)})"
+
+    async def __call__(self, request: Request) -> Principal:
+        principal = await super().__call__(request)
+        require_agreement(principal)
+        return principal
+
+
+def allow_participant(*roles: Role) -> Any:
+    """`principal: Principal = allow_participant(...)`: `allow(...)`, and an enterprise's agreement in
+    force (the shared list, blinded evaluation, decisions, instructions)."""
+    return Depends(ParticipantAccess(frozenset(roles)))

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, description="Largest attachment to an objection, repair application or report."
     )
     attachment_max_count: int = Field(10, description="Most attachments on one case.")
+    agreement_pdf_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest signed information-sharing agreement (PDF) accepted."
+    )
     # Public forms (no key): token buckets per client address and per reported identifier / entry.
     public_rate_per_address: int = Field(10, description="Public filings per client address per window.")
     public_rate_address_window_seconds: int = 3600

@@ -38,7 +38,7 @@ from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnav
 from fanchaoxin.node.live import LiveBatcher, LiveResult, LiveSettings
 from fanchaoxin.node.sdk import BadIdentifier, Node, NotSynced, Prepared
 from fanchaoxin.node.store import Store, crypto_profile, now
-from fanchaoxin.node.sync import SyncRefused, sync
+from fanchaoxin.node.sync import PlatformSuspended, SyncRefused, suspension, sync
 from fanchaoxin.sharing import protocol as P
 from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn
 
@@ -81,6 +81,8 @@ class NodeState:
                     )  # fmt: skip
                 self.platform_ok, self.last_error = False, str(exc)
                 self.errors.add("sync_failures")
+            except PlatformSuspended as exc:  # logged once by sync; the next sync tries again
+                self.platform_ok, self.last_error = True, str(exc)
             except SyncRefused as exc:  # already logged by sync
                 self.platform_ok, self.last_error = True, str(exc)
                 self.errors.add("sync_failures")
@@ -90,7 +92,7 @@ class NodeState:
                 self.errors.add("sync_failures")
             plan = await asyncio.to_thread(self.node.prepare_refresh)
             self.node.commit(plan)  # on the event loop: no request sees half a delta
-            if self.platform_ok:
+            if self.platform_ok and not suspension(self.store):
                 try:
                     await asyncio.to_thread(relay.flush, self.store, self.client)
                 except Exception:
@@ -371,6 +373,8 @@ def create_node_app(
             "last_sync_at": node.last_sync_at,
             "platform_reachable": None if state is None else state.platform_ok,
             "last_error": None if state is None else state.last_error,
+            # why the platform refuses this enterprise the feed (its sharing agreement), if it does
+            "suspended": suspension(store),
             "entries_in_force": len(node.index),
             "enrolled_identifiers": len(node.users),
         }

@@ -26,7 +26,7 @@ from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnav
 from fanchaoxin.node.enroll import CHUNK, EnrollError, enroll_file, resume_marker
 from fanchaoxin.node.live import FALLBACKS, LiveSettings
 from fanchaoxin.node.store import Store, StoreError
-from fanchaoxin.node.sync import InitError, SyncRefused, initialise, sync
+from fanchaoxin.node.sync import InitError, SyncRefused, initialise, suspension, sync
 
 if TYPE_CHECKING:
     import uvicorn
@@ -400,6 +400,9 @@ def status(
         f"({counts['user_tags']} tags), outbox queued {counts['outbox_queued']}, "
         f"decision-log records not yet relayed {counts['decisions_unsent']}"
     )
+    suspended = suspension(s)
+    if suspended:
+        err.print(f"[bold red]sync stopped[/]: {escape(suspended)} (the store keeps its last verified copy)")
     log_st = logcheck.status(s)
     if log_st["size"] is not None or log_st["events_waiting"]:
         console.print(

@@ -56,6 +56,55 @@ class SyncRefused(Exception):
     """A manifest, snapshot or delta that was refused; nothing of it was applied."""
 
 
+class PlatformSuspended(SyncRefused):
+    """The platform refused this enterprise the feed (403 with an `agreement.*` code): its
+    information-sharing agreement is suspended, withdrawn, lapsed or not signed. The sync stops; the store
+    keeps its last verified copy and the node's status says why (:func:`suspension`)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(suspended_message(code, reason))
+
+
+SUSPENDED_KEY = "platform_suspended"  # config: why the platform refuses the feed (empty: it does not)
+
+
+def suspended_message(code: str, reason: str) -> str:
+    what = {
+        "agreement.suspended": "suspended by the platform",
+        "agreement.withdrawn": "withdrawn from the joint action",
+        "agreement.lapsed": "the sharing agreement has lapsed (sign the current version)",
+        "agreement.none": "no sharing agreement in force",
+        "agreement.applied": "the sharing agreement is not signed yet",
+    }.get(code, f"refused by the platform ({code})")
+    return f"{what}: {reason}" if reason else what
+
+
+def suspension(store: Store) -> str | None:
+    """Why the platform refuses this node the feed, as its last sync found (None: it does not)."""
+    return store.get_config().get(SUSPENDED_KEY) or None
+
+
+def _agreement_refusal(store: Store, exc: PlatformRefused) -> PlatformSuspended | None:
+    """A 403 naming the agreement: noted in the store, logged once (not at every retry), and raised."""
+    code = str(exc.problem.get("code") or "")
+    if exc.status != 403 or not code.startswith("agreement."):
+        return None
+    params = exc.problem.get("params") if isinstance(exc.problem.get("params"), dict) else {}
+    refused = PlatformSuspended(code, str((params or {}).get("reason") or ""))
+    message = str(refused)
+    if suspension(store) != message:
+        log.error(
+            "%s; sync stopped, the store keeps its last verified copy (seq %s)",
+            message,
+            store.state()["head"],
+        )
+        with store.transaction() as conn:
+            store.set_config(conn, **{SUSPENDED_KEY: message})
+    return refused
+
+
 @dataclass
 class SyncResult:
     head_before: int
@@ -180,7 +229,7 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
 
 
 def mark_synced(store: Store, manifest: dict[str, Any] | None = None) -> None:
-    values: dict[str, object] = {"last_sync_at": repr(now())}
+    values: dict[str, object] = {"last_sync_at": repr(now()), SUSPENDED_KEY: ""}
     if manifest is not None:
         values["manifest_head"] = str(int(manifest.get("head", 0)))
         values["oprf_key_ids"] = json.dumps(list(manifest.get("oprf_key_ids") or []))
@@ -198,7 +247,11 @@ def _refuse(what: str, exc: Exception) -> SyncRefused:
 
 
 def _fetch_snapshot(
-    client: PlatformClient, manifest: dict[str, Any], public_key: bytes, profile: crypto.Profile
+    client: PlatformClient,
+    manifest: dict[str, Any],
+    public_key: bytes,
+    profile: crypto.Profile,
+    store: Store | None = None,
 ) -> P.FeedFile:
     snap = manifest.get("snapshot") or {}
     try:
@@ -207,7 +260,13 @@ def _fetch_snapshot(
         expected_digest = P.snapshot_digest(manifest)
     except (KeyError, TypeError, ValueError):
         raise _refuse("manifest", P.ProtocolError("manifest names no snapshot (url, seq, digest)")) from None
-    data = client.get_bytes(url)
+    try:
+        data = client.get_bytes(url)
+    except PlatformRefused as exc:
+        refusal = _agreement_refusal(store, exc) if store is not None else None
+        if refusal is not None:
+            raise refusal from None
+        raise
     what = f"snapshot {expected_seq}"
     if profile.hexdigest(data) != expected_digest:
         raise _refuse(
@@ -282,7 +341,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
     except P.ProtocolError as exc:
         raise _refuse("manifest", exc) from None
     except PlatformRefused as exc:
-        raise PlatformUnavailable(str(exc)) from exc
+        raise _agreement_refusal(store, exc) or PlatformUnavailable(str(exc)) from exc
     manifest_head = int(manifest.get("head", 0))
     result = SyncResult(head, head, manifest_head)
     if manifest_head < head:
@@ -305,7 +364,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         need_snapshot = True
     while True:
         if need_snapshot:
-            feed = _fetch_snapshot(client, manifest, public_key, profile)
+            feed = _fetch_snapshot(client, manifest, public_key, profile, store)
             try:
                 tlog.check(feed)
                 head = apply_snapshot(store, feed, allow_rollback=rebase)
@@ -331,7 +390,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
                         P.ProtocolError(f"410 for deltas after {head} but the snapshot is at {snap_seq}"),
                     ) from None
                 continue
-            raise PlatformUnavailable(str(exc)) from exc
+            raise _agreement_refusal(store, exc) or PlatformUnavailable(str(exc)) from exc
         what = f"delta after {head}"
         try:
             feed = read_feed(data, public_key, P.DELTA_FORMAT, profile)

@@ -22,6 +22,7 @@ from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, normali
 from fanchaoxin.core.roles import ROLE_ORG_KIND, BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import get_visible, scoped
+from fanchaoxin.orgs import agreements
 from fanchaoxin.orgs.department_kinds import department_kinds, known_kinds
 from fanchaoxin.orgs.models import ApiKey, Organisation
 
@@ -56,9 +57,12 @@ def create_organisation(
     agreement_signed_on: date | None = None,
     declared_users: int | None = None,
     department_kind: str | None = None,
+    contact_email: str | None = None,
 ) -> Organisation:
     """Register an organisation. A department names its kind (department_kinds.yaml): it receives only
-    what its kind's competence covers."""
+    what its kind's competence covers. An enterprise is registered, then applies and signs the sharing
+    agreement (orgs.agreements); `agreement_signed_on` is the date of an agreement signed before
+    agreements were versioned (kept, optional)."""
     name = name.strip()
     if not name:
         raise _invalid("name", "must not be empty", "missing", code="org.name_empty")
@@ -69,12 +73,6 @@ def create_organisation(
                 "business_types",
                 "an enterprise needs at least one business type",
                 code="org.business_type_needed",
-            )
-        if agreement_signed_on is None:
-            raise _invalid(
-                "agreement_signed_on",
-                "an enterprise takes part only once it has signed the sharing agreement",
-                code="org.agreement_needed",
             )
     elif business_types:
         raise _invalid(
@@ -92,6 +90,7 @@ def create_organisation(
         )
     if declared_users is not None and declared_users < 0:
         raise _invalid("declared_users", "must not be negative", code="org.users_negative")
+    contact_email = checked_email(contact_email)
     if kind == OrgKind.platform and session.scalar(
         select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)
     ):
@@ -119,10 +118,36 @@ def create_organisation(
         agreement_signed_on=agreement_signed_on,
         declared_users=declared_users,
         department_kind=department_kind,
+        contact_email=contact_email,
     )
     session.add(org)
     session.flush()
     audit.record(session, actor, "organisation.create", "organisation", org.id, after=org.snapshot())
+    return org
+
+
+def checked_email(value: str | None) -> str | None:
+    """A contact e-mail address, normalised (None or blank: none), or a 422 naming `contact_email`."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return normalise(IdentifierType.email, value.strip())
+    except IdentifierError as exc:
+        raise _invalid("contact_email", str(exc), exc.rule, code=exc.code, params=exc.params) from exc
+
+
+def set_contact_email(session: Session, actor: Actor, org: Organisation, email: str | None) -> Organisation:
+    """Where consultation notices and agreement reminders are e-mailed (None: none)."""
+    email = checked_email(email)
+    if org.contact_email == email:
+        return org
+    before = org.snapshot()
+    org.contact_email = email
+    session.flush()
+    audit.record(
+        session, actor, "organisation.set_contact_email", "organisation", org.id, before=before,
+        after=org.snapshot(),
+    )  # fmt: skip
     return org
 
 
@@ -370,6 +395,9 @@ class KeyAuthenticator:
         # Recorded coarsely so that reads do not turn every request into a write.
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             key.last_used_at = now
+        # An enterprise's agreement standing rides on the principal (cached with it): the gate on the
+        # shared list, evaluation and instructions (core.permissions.require_agreement) costs nothing.
+        agreement, agreement_params = agreements.principal_agreement(session, org)
         principal = Principal(
             role=Role(key.role),
             org_id=org.id,
@@ -377,13 +405,16 @@ class KeyAuthenticator:
             key_id=key.id,
             key_prefix=key.prefix,
             business_types=frozenset(org.business_types or []),
+            agreement=agreement,
+            agreement_params=agreement_params,
         )
         return principal, key.expires_at
 
     @staticmethod
     def revocation_epoch(session: Session) -> tuple[object, ...]:
-        """Moves whenever a key is revoked or an organisation deactivated: one small query that each API
-        process runs at most once per FCX_AUTH_REVOCATION_CHECK_SECONDS (no migration needed).
+        """Moves whenever a key is revoked, an organisation deactivated, an enterprise's participation
+        changes (suspended, withdrawn, signed …) or an agreement version is published: small queries
+        that each API process runs at most once per FCX_AUTH_REVOCATION_CHECK_SECONDS.
 
         Counts as well as latest times: a revocation stamped by a clock behind the others' still counts.
         """
@@ -393,7 +424,7 @@ class KeyAuthenticator:
         )
         keys_row, orgs_row = revoked.subquery(), inactive.subquery()
         both = select(keys_row, orgs_row).select_from(keys_row.join(orgs_row, true()))
-        return tuple(session.execute(both).one())
+        return tuple(session.execute(both).one()) + agreements.epoch(session)
 
 
 authenticate_key = KeyAuthenticator()

@@ -31,9 +31,14 @@ class OrganisationIn(StrictModel):
     uscc: str | None = Field(None, description="统一社会信用代码, 18 characters.")
     business_types: list[BusinessType] = Field(default_factory=list)
     agreement_signed_on: date | None = Field(
-        None, description="Date the information-sharing agreement was signed."
+        None,
+        description="Date of an information-sharing agreement signed before versioned agreements; an "
+        "enterprise otherwise applies and signs (POST /v1/organisations/{org_id}/agreement/…).",
     )
     declared_users: int | None = Field(None, ge=0)
+    contact_email: str | None = Field(
+        None, max_length=320, description="Where consultation notices and agreement reminders are e-mailed."
+    )
     department_kind: str | None = Field(
         None,
         max_length=32,
@@ -49,7 +54,10 @@ class OrganisationOut(ResponseModel):
     name_en: str | None
     uscc: str | None
     business_types: list[BusinessType]
-    agreement_signed_on: date | None
+    agreement_signed_on: date | None = Field(
+        description="An agreement signed before versioned agreements (GET …/agreement: the standing)."
+    )
+    contact_email: str | None
     declared_users: int | None
     department_kind: str | None = Field(description="None: a department without a kind receives nothing.")
     active: bool
@@ -144,6 +152,29 @@ def get_organisation(
     ),
 ) -> OrganisationOut:
     return OrganisationOut.model_validate(service.get_organisation(session, org_id, principal))
+
+
+class ContactIn(StrictModel):
+    contact_email: str | None = Field(None, max_length=320, description="None or empty: no address.")
+
+
+@router.put(
+    "/organisations/{org_id}/contact-email",
+    response_model=OrganisationOut,
+    summary="Set where an organisation's consultation notices and agreement reminders are e-mailed",
+)
+def set_contact_email(
+    org_id: uuid.UUID,
+    body: ContactIn,
+    session: Session = DB,
+    principal: Principal = allow(R.platform_admin, R.department_officer, R.enterprise_operator, fresh=True),
+) -> OrganisationOut:
+    org = service.get_organisation(session, org_id, principal)
+    if principal.role != R.platform_admin and principal.org_id != org.id:
+        raise Forbidden("Only the organisation itself or a platform admin sets its contact e-mail")
+    return OrganisationOut.model_validate(
+        service.set_contact_email(session, principal.actor, org, body.contact_email)
+    )
 
 
 @router.get("/organisations/{org_id}/keys", response_model=list[KeyOut], summary="An organisation's API keys")

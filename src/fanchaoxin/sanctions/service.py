@@ -6,6 +6,11 @@ measures for entries resting on a punishing basis (bases.yaml: an administrative
 judicial decision). One rule, `targets`, says who is instructed what: publication issues it, and a
 correction re-issues the difference (`reissue_instructions`). Revocation, expiry and repair send lift
 instructions for everything that was applied. The instructions of one step go in one INSERT.
+
+An enterprise's rulebook (orgs.rulebook) may exclude a measure its business types could implement: it is
+still instructed, as "not applicable by its rules" (`EXCLUDED_BY_RULES`, final at issue with the clause
+as its reason, never overdue, never lifted), never silently dropped. A later change of the rulebook does
+not re-issue past instructions.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import NonNegativeInt, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -32,6 +37,7 @@ from fanchaoxin.core.identifiers import IdentifierType
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import get_settings
 from fanchaoxin.core.tenancy import can_see, scoped
+from fanchaoxin.orgs import agreements, rulebook
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import competence, receipts
 from fanchaoxin.sanctions.basic_list import checked_policy
@@ -46,6 +52,13 @@ from fanchaoxin.sanctions.policy import (
 from fanchaoxin.sharing.protocol import ExecutionReceipt
 
 OUTCOMES = ("executed", "not_applicable", "failed")
+# An instruction the addressee's rulebook excludes (依其规则不适用): issued final, with the clause as its
+# reason. (16 characters: the width of Instruction.status/outcome.)
+EXCLUDED_BY_RULES = "excluded_by_rule"
+# Outcomes after which nothing is reported again and nothing is lifted.
+FINAL_OUTCOMES = ("executed", "not_applicable", EXCLUDED_BY_RULES)
+# Every status an instruction can have.
+STATUSES = ("pending", "acknowledged", *OUTCOMES, EXCLUDED_BY_RULES)
 
 
 # --- policy ---------------------------------------------------------------------------------------------
@@ -115,21 +128,15 @@ def graded_measures(policy: Policy, entry: Entry) -> list[dict[str, Any]]:
 
 
 def participants(session: Session, today: date) -> list[Organisation]:
-    """Enterprises that have signed the sharing agreement, and departments."""
-    return list(
-        session.scalars(
-            select(Organisation).where(
-                Organisation.active.is_(True),
-                or_(
-                    Organisation.kind == OrgKind.department.value,
-                    and_(
-                        Organisation.kind == OrgKind.enterprise.value,
-                        Organisation.agreement_signed_on <= today,
-                    ),
-                ),
-            )
+    """Enterprises whose information-sharing agreement is in force (orgs.agreements), and departments."""
+    in_force = agreements.in_force_enterprise_ids(session, today)
+    orgs = session.scalars(
+        select(Organisation).where(
+            Organisation.active.is_(True),
+            Organisation.kind.in_([OrgKind.department.value, OrgKind.enterprise.value]),
         )
     )
+    return [o for o in orgs if o.kind == OrgKind.department.value or o.id in in_force]
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,8 @@ class Target:
     department_measure: bool
     actions: tuple[str, ...] | None = None
     audience: str | None = None
+    # The clause of the enterprise's rules that excludes the measure: issued as not applicable by them.
+    excluded_by: str | None = None
 
 
 def employer_usccs(entry: Entry) -> frozenset[str]:
@@ -172,15 +181,22 @@ def _enterprise_target(
     return Target(measure["params"], department_measure=False, actions=actions, audience=audience)
 
 
+def _excluded(target: Target, clause: str | None) -> Target:
+    if clause is None:
+        return target
+    return Target(target.params, target.department_measure, target.actions, target.audience, clause)
+
+
 def targets(
     session: Session, entry: Entry, today: date, measures: list[dict[str, Any]] | None = None
 ) -> dict[tuple[uuid.UUID, str], Target]:
     """(organisation, measure) → what publication instructs for this entry as it is graded now.
 
     The one targeting rule, for publication and for re-issue after a correction: an enterprise gets
-    the measures its business types can implement (never one it cannot); departments get the
-    memoranda measures of their competence (sanctions.competence). `measures`: the entry graded
-    otherwise (a policy's dry run, sanctions.impact) instead of as it is now.
+    the measures its business types can implement (never one it cannot) — one its rulebook excludes
+    as not applicable by its rules (`Target.excluded_by`, the clause); departments get the memoranda
+    measures of their competence (sanctions.competence). `measures`: the entry graded otherwise (a
+    policy's dry run, sanctions.impact) instead of as it is now.
     """
     out: dict[tuple[uuid.UUID, str], Target] = {}
     graded = (entry.measures if measures is None else measures) or []
@@ -188,14 +204,18 @@ def targets(
     # The subject's employers matter only to a measure with audiences (measure 11): read them only then.
     with_audiences = any(m["code"] in cat and cat[m["code"]].audiences for m in graded)
     employers = employer_usccs(entry) if with_audiences else frozenset()
-    for org in participants(session, today):
+    orgs = participants(session, today)
+    enterprises = [o.id for o in orgs if o.kind == OrgKind.enterprise.value]
+    ruled = rulebook.excluded_measures(session, enterprises) if graded and enterprises else {}
+    for org in orgs:
         if org.kind == OrgKind.enterprise.value:
             types = set(org.business_types or [])
+            excluded = ruled.get(org.id, {})
             for m in graded:
                 if types & set(m["implementers"]):
                     target = _enterprise_target(m, org, employers)
                     if target is not None:
-                        out[(org.id, m["code"])] = target
+                        out[(org.id, m["code"])] = _excluded(target, excluded.get(m["code"]))
         else:
             for code, params in competence.department_measures(org, entry).items():
                 out[(org.id, code)] = Target(params, department_measure=True)
@@ -206,10 +226,42 @@ def _ack_due(today: date) -> date:
     return add_working_days(today, get_settings().instruction_ack_working_days)
 
 
+# Every row of one INSERT names the same columns: an open instruction's final fields are empty.
+_OPEN: dict[str, Any] = {
+    "status": "pending",
+    "outcome": None,
+    "outcome_reason": None,
+    "acknowledged_at": None,
+    "reported_at": None,
+}
+
+
+def _final_fields(target: Target, now: datetime) -> dict[str, Any]:
+    """An instruction the rulebook excludes is final at issue: nothing to acknowledge or report."""
+    if target.excluded_by is None:
+        return _OPEN
+    return {
+        "status": EXCLUDED_BY_RULES,
+        "outcome": EXCLUDED_BY_RULES,
+        "outcome_reason": target.excluded_by[:2000],
+        "acknowledged_at": now,
+        "reported_at": now,
+    }
+
+
 def _apply_row(
-    entry: Entry, org_id: uuid.UUID, measure: str, target: Target, *, due: date, reason: str
+    entry: Entry,
+    org_id: uuid.UUID,
+    measure: str,
+    target: Target,
+    *,
+    due: date,
+    reason: str,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
+        "issued_at": now,
+        **_final_fields(target, now),
         "entry_id": entry.id,
         "owner_org_id": org_id,
         "kind": "apply",
@@ -224,8 +276,10 @@ def _apply_row(
     }
 
 
-def _lift_row(applied: Instruction, *, due: date, reason: str) -> dict[str, Any]:
+def _lift_row(applied: Instruction, *, due: date, reason: str, now: datetime) -> dict[str, Any]:
     return {
+        "issued_at": now,
+        **_OPEN,
         "entry_id": applied.entry_id,
         "owner_org_id": applied.owner_org_id,
         "kind": "lift",
@@ -250,16 +304,18 @@ def on_published(session: Session, actor: Actor, entry: Entry, *, today: date | 
     """Grade the entry and instruct every participant what it can carry out; returns how many."""
     today = today or china_today()
     grade_entry(session, entry)
-    due = _ack_due(today)
+    due, now = _ack_due(today), utcnow()
     rows = [
-        _apply_row(entry, org_id, code, target, due=due, reason="published")
+        _apply_row(entry, org_id, code, target, due=due, reason="published", now=now)
         for (org_id, code), target in targets(session, entry, today).items()
     ]
     _insert(session, rows)
+    excluded = sum(1 for r in rows if r["status"] == EXCLUDED_BY_RULES)
     audit.record(
         session, actor, "instructions.issue", "entry", entry.id,
         detail={"kind": "apply", "count": len(rows), "policy_version": entry.policy_version,
-                "measures": [m["code"] for m in entry.measures or []]},
+                "measures": [m["code"] for m in entry.measures or []],
+                **({"excluded_by_rules": excluded} if excluded else {})},
     )  # fmt: skip
     return len(rows)
 
@@ -272,15 +328,17 @@ def applied_and_lifted(session: Session, entry: Entry) -> tuple[list[Instruction
 
 
 def liftable(applied: Instruction, lifted: set[uuid.UUID | None]) -> bool:
-    return applied.id not in lifted and applied.outcome != "not_applicable"
+    """Applied, not lifted yet, and not reported as not applicable (no such account) nor issued as not
+    applicable by the addressee's rules: nothing was done that a lift would undo."""
+    return applied.id not in lifted and applied.outcome not in ("not_applicable", EXCLUDED_BY_RULES)
 
 
 def on_ended(session: Session, actor: Actor, entry: Entry, *, why: str, today: date | None = None) -> int:
     """Lift everything that was applied: restore points and levels, reinstate accounts, remove labels."""
     today = today or china_today()
-    due = _ack_due(today)
+    due, now = _ack_due(today), utcnow()
     applied, lifted = applied_and_lifted(session, entry)
-    rows = [_lift_row(a, due=due, reason=why) for a in applied if liftable(a, lifted)]
+    rows = [_lift_row(a, due=due, reason=why, now=now) for a in applied if liftable(a, lifted)]
     _insert(session, rows)
     audit.record(
         session,
@@ -301,20 +359,21 @@ def reissue_instructions(
     What is left in force is what publishing the corrected entry would instruct, with two known
     exceptions, both because an instruction is one per organisation, measure and kind: a measure kept
     with other parameters or actions is not re-issued, nor is a measure lifted earlier and targeted
-    again.
+    again. Nor is one whose rule changed in the addressee's rulebook since (issued as not applicable
+    by its rules, or applied before its rules excluded it).
     """
     today = today or china_today()
-    due = _ack_due(today)
+    due, now = _ack_due(today), utcnow()
     applied, lifted = applied_and_lifted(session, entry)
     by_key = {(a.owner_org_id, a.measure): a for a in applied}
     desired = targets(session, entry, today)
     applies = [
-        _apply_row(entry, org_id, code, target, due=due, reason="corrected")
+        _apply_row(entry, org_id, code, target, due=due, reason="corrected", now=now)
         for (org_id, code), target in desired.items()
         if (org_id, code) not in by_key
     ]
     lifts = [
-        _lift_row(a, due=due, reason="corrected")
+        _lift_row(a, due=due, reason="corrected", now=now)
         for key, a in by_key.items()
         if key not in desired and liftable(a, lifted)
     ]
@@ -476,7 +535,7 @@ def report(
         and (instruction.confirmations or None) == confirmed
     ):
         return instruction  # the same report twice: nothing changes
-    if instruction.outcome in ("executed", "not_applicable"):
+    if instruction.outcome in FINAL_OUTCOMES:
         raise Conflict(
             f"Already reported as {instruction.outcome}; a final report cannot change",
             code="instruction.final",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +17,11 @@ from fanchaoxin.core import permissions, vault
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import Problem, ValidationProblem
+from fanchaoxin.core.permissions import allow_participant
 from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel, StrictModel
 from fanchaoxin.orgs import budget as budgets
+from fanchaoxin.orgs import rulebook
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.sanctions import bulk, service
@@ -51,7 +54,7 @@ async def decisions(
     request: Request,
     body: DecisionRequest = Body(...),
     # decide() reads every entry in force, the market-shared list too: never a department's to call.
-    principal: Principal = allow(*permissions.SHARED_LIST_READERS),
+    principal: Principal = allow_participant(*permissions.SHARED_LIST_READERS),
 ) -> dict[str, Any]:
     """Besides the decision: `feed_seq` and `feed_age_seconds` (the change-feed position of the index
     and how long ago it last matched the database, as on an enterprise node), and `degraded`: true
@@ -61,7 +64,9 @@ async def decisions(
     batches of its own users without plain identifiers). Each identifier draws on the organisation's
     budget (429 with `Retry-After` over quota; orgs.budget); a sweep through similar identifiers
     suspends its matching (403) until the platform reviews it. Every subject decided is one
-    decision-log record (orgs.decision_log), with `purpose` if given."""
+    decision-log record (orgs.decision_log), with `purpose` if given. A measure the enterprise's
+    rulebook excludes (orgs.rulebook) is not applied: it is listed under `not_applicable_by_rules` with
+    the clause."""
     # async and free of I/O: one decision is a few dictionary look-ups, cheaper than a thread hop.
     app = request.app
     holder: IndexHolder = app.state.decision_index
@@ -88,10 +93,15 @@ async def decisions(
             await run_in_threadpool(
                 budgets.learn_if_new, budget, app.state.db, principal.org_id, app.state.settings
             )
+    # The measures its rules exclude: from memory (orgs.rulebook.EXCLUSIONS), read once per few seconds.
+    excluded = rulebook.EXCLUSIONS.cached(principal.org_id) if principal.org_id is not None else {}
+    if excluded is None:
+        assert principal.org_id is not None
+        excluded = await run_in_threadpool(rulebook.EXCLUSIONS.load, app.state.db, principal.org_id)
     if len(asked) > INLINE_BATCH:  # a big batch must not stall the loop
-        out, records = await run_in_threadpool(_decide_all, app, index, body, principal)
+        out, records = await run_in_threadpool(_decide_all, app, index, body, principal, excluded)
     else:
-        out, records = _decide_all(app, index, body, principal)
+        out, records = _decide_all(app, index, body, principal, excluded)
     writer: DecisionLogWriter = app.state.decision_log
     if not writer.try_submit(records):
         await run_in_threadpool(writer.submit, records)
@@ -102,7 +112,11 @@ INLINE_BATCH = 50
 
 
 def _decide_all(
-    app: Any, index: DecisionIndex, body: DecisionRequest, principal: Principal
+    app: Any,
+    index: DecisionIndex,
+    body: DecisionRequest,
+    principal: Principal,
+    excluded: Mapping[str, str],
 ) -> tuple[dict[str, Any], list[LogRecord]]:
     """Validate every identifier, charge the budget, watch the misses, then decide and make the
     decision-log records (one per subject). Nothing is charged for a request with a bad identifier."""
@@ -125,7 +139,7 @@ def _decide_all(
         ]
         if misses:
             budget.observe_misses(principal.org_id, misses, key_prefix=principal.key_prefix)
-    verdicts = [decide(index, keys, body.scene, today=today) for keys in digests]
+    verdicts = [decide(index, keys, body.scene, today=today, excluded=excluded) for keys in digests]
     writer: DecisionLogWriter = app.state.decision_log
     assert principal.org_id is not None  # every key belongs to an organisation
     records = [
@@ -261,7 +275,8 @@ class InstructionPageOut(ResponseModel):
 )
 def list_instructions(
     session: Session = DB,
-    principal: Principal = allow(*READERS),
+    # An enterprise receives instructions only while its sharing agreement is in force.
+    principal: Principal = allow_participant(*READERS),
     after: int = Query(0, ge=0, le=INT64_MAX, description="Cursor: the last seq you have."),
     limit: int = Query(100, ge=1, le=1000),
     status: str | None = None,
@@ -307,7 +322,7 @@ class BulkOut(ResponseModel):
     summary="Acknowledge many instructions (批量确认): all or none; a refusal names each item (ids[i])",
 )
 def acknowledge_many(
-    body: BulkAckIn, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+    body: BulkAckIn, session: Session = DB, principal: Principal = allow_participant(*ADDRESSEES)
 ) -> BulkOut:
     done = bulk.acknowledge_many(session, principal, body.ids)
     return BulkOut(count=len(done), instructions=[instruction_out(i) for i in done])
@@ -319,7 +334,7 @@ def acknowledge_many(
     summary="Report many executions (批量反馈): all or none; a refusal names each item (items[i])",
 )
 def feedback_many(
-    body: BulkFeedbackIn, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+    body: BulkFeedbackIn, session: Session = DB, principal: Principal = allow_participant(*ADDRESSEES)
 ) -> BulkOut:
     items = [
         bulk.FeedbackItem(**i.model_dump(include=_FEEDBACK_FIELDS), receipt=i.receipt) for i in body.items
@@ -332,7 +347,7 @@ def feedback_many(
     "/instructions/{instruction_id}/ack", response_model=InstructionOut, summary="Acknowledge (repeat-safe)"
 )
 def acknowledge(
-    instruction_id: uuid.UUID, session: Session = DB, principal: Principal = allow(*ADDRESSEES)
+    instruction_id: uuid.UUID, session: Session = DB, principal: Principal = allow_participant(*ADDRESSEES)
 ) -> InstructionOut:
     i = service.get_instruction(session, instruction_id, principal)
     return instruction_out(service.acknowledge(session, principal, i))
@@ -345,7 +360,7 @@ def feedback(
     instruction_id: uuid.UUID,
     body: FeedbackIn,
     session: Session = DB,
-    principal: Principal = allow(*ADDRESSEES),
+    principal: Principal = allow_participant(*ADDRESSEES),
 ) -> InstructionOut:
     i = service.get_instruction(session, instruction_id, principal)
     reported = service.report(

@@ -19,9 +19,11 @@ from fanchaoxin.core import audit, permissions
 from fanchaoxin.core.auth import DB, Principal, allow
 from fanchaoxin.core.calendar import china_today
 from fanchaoxin.core.errors import NotFound, Problem, ValidationProblem
+from fanchaoxin.core.permissions import allow_participant
 from fanchaoxin.core.roles import Role as R
 from fanchaoxin.core.schemas import INT64_MAX, ResponseModel, StrictModel
 from fanchaoxin.core.tenancy import get_visible
+from fanchaoxin.orgs import agreements
 from fanchaoxin.orgs.budget import limits_of
 from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.orgs.models import Organisation
@@ -45,12 +47,10 @@ class Gone(Problem):
 
 
 def _takes_part(session: Session, principal: Principal) -> bool:
-    """An enterprise sees shared entries once its sharing agreement is in effect (as instructions go
-    only to such participants: sanctions.service.participants)."""
+    """An enterprise sees shared entries while its sharing agreement is in force (orgs.agreements, as
+    instructions go only to such participants: sanctions.service.participants)."""
     org = session.get(Organisation, principal.org_id) if principal.org_id else None
-    return (
-        org is not None and org.agreement_signed_on is not None and org.agreement_signed_on <= china_today()
-    )
+    return org is not None and agreements.standing(session, org, china_today()).in_force
 
 
 def _settings(request: Request):  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def get_keys(request: Request, principal: Principal = allow(*FEED_READERS)) -> d
 
 @router.get("/manifest", summary="The signed manifest: head, snapshot, key ids (ETag, If-None-Match)")
 def get_manifest(
-    request: Request, session: Session = DB, principal: Principal = allow(*FEED_READERS)
+    request: Request, session: Session = DB, principal: Principal = allow_participant(*FEED_READERS)
 ) -> Response:
     settings = _settings(request)
     keys = service.load_keys(settings)
@@ -86,7 +86,7 @@ def get_snapshot(
     seq: Annotated[int, Path(ge=0, le=INT64_MAX)],
     request: Request,
     session: Session = DB,
-    principal: Principal = allow(*FEED_READERS),
+    principal: Principal = allow_participant(*FEED_READERS),
 ) -> Response:
     snap = session.get(Snapshot, seq)
     directory = service.snapshot_dir(_settings(request))
@@ -109,7 +109,7 @@ def get_deltas(
     after: int = Query(ge=0, le=INT64_MAX, description="The receiver's head: events after it are sent."),
     limit: int = Query(10_000, ge=1, le=feed.DELTA_MAX),
     session: Session = DB,
-    principal: Principal = allow(*FEED_READERS),
+    principal: Principal = allow_participant(*FEED_READERS),
 ) -> Response:
     keys = service.load_keys(_settings(request))
     try:
@@ -140,7 +140,10 @@ class EvaluateIn(StrictModel):
 
 @router.post("/evaluate", summary="Blinded evaluation of up to 1,000 elements with one DLEQ proof (quota)")
 def post_evaluate(
-    body: EvaluateIn, request: Request, session: Session = DB, principal: Principal = allow(R.enterprise_node)
+    body: EvaluateIn,
+    request: Request,
+    session: Session = DB,
+    principal: Principal = allow_participant(R.enterprise_node),
 ) -> dict[str, Any]:
     """Draws on the enterprise's daily bucket and its per-minute evaluations (429 with `Retry-After`);
     each batch answered is one decision-log record with its count (the platform never sees the
@@ -361,7 +364,7 @@ class FeedPageOut(ResponseModel):
 @changes_router.get("/feed", response_model=FeedPageOut, summary="Change feed since a sequence number")
 def read_feed(
     session: Session = DB,
-    _: Principal = allow(*FEED_READERS),
+    _: Principal = allow_participant(*FEED_READERS),
     after: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(1000, ge=1, le=10000),
 ) -> FeedPageOut:
