@@ -81,6 +81,8 @@ SAMPLE = {
     "due": "2027-01-15",
     "refused": 2,
     "total": 500,
+    "measure": "restrict_promotions",
+    "value": "14",
 }
 
 

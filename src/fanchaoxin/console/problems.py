@@ -386,6 +386,7 @@ _PARAM_VOCABULARY: dict[str, str] = {
     "type": "identifier",
     "case_kind": "case_kind",
     "proposal_status": "proposal_status",
+    "measure": "measure",
 }
 _SIZES = ("size", "limit")
 _INDEX = re.compile(r"\[(\d+)\]")
