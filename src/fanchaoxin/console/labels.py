@@ -127,6 +127,7 @@ AUDIT_ACTION = {
     "agreement.reinstate": N_("Lifted an enterprise's suspension"),
     "agreement.withdraw": N_("Withdrew from the joint action"),
     "agreement.pdf.read": N_("Read a signed agreement's PDF"),
+    "agreement.resign_request": N_("Asked an enterprise to re-sign the sharing agreement"),
     "organisation.set_contact_email": N_("Set an organisation's contact e-mail"),
     "rulebook.set": N_("Set an enterprise's rulebook"),  # msgid in rulebooks.po
     "access_log.read": N_("Read the log of who looked a subject up"),

@@ -27,6 +27,7 @@ from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.sharing import translog
 from fanchaoxin.subjects import service as subjects
 from fanchaoxin.workflows import appeals
+from fanchaoxin.workflows.agreement_flows import ask_to_resign
 from fanchaoxin.workflows.entries import take_step
 
 JOB_ACTOR = Actor("system:jobs")
@@ -55,11 +56,13 @@ def run_jobs(session: Session, *, today: date | None = None, now: datetime | Non
         session, JOB_ACTOR, now=now or utcnow(), threshold_seconds=get_settings().node_silent_alert_seconds
     )
     reminded = remind_overdue(session, today, actor=JOB_ACTOR)  # #22: overdue action items, once a day
+    asked = ask_to_resign(session, JOB_ACTOR, today)  # #22: a new agreement version to re-sign by a day
     logged = translog.run_jobs(session)  # #19: audit head committed, checkpoint published
     return {
         **logged,
         "expired": len(due),
         "action_items_reminded": reminded,
+        "asked_to_resign": asked,
         "notice_ended": flagged,
         "proposals_checked": checked,
         "nodes_flagged_silent": silent,
