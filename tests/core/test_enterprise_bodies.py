@@ -206,6 +206,7 @@ def test_no_enterprise_facing_body_holds_a_plain_identifier_of_a_listed_person(d
             json={"rules": [{"measure": 4, "applicable": False, "clause": "用户协议第8条"}]},
         )
         probe.both("GET", "/v1/organisations/{org_id}/rulebook", {"org_id": org_id})
+        probe.both("GET", "/v1/rulebook")
         # --- its information-sharing agreement (#22); the withdrawal is refused (no reason), so it stays
         probe("GET", "/v1/agreements/versions", OP)
         probe("GET", "/v1/agreements/versions/current", OP)

@@ -78,6 +78,7 @@ ROUTES = {
     "GET /v1/organisations/{org_id}/rulebook": {ADMIN, AUDITOR, REVIEWER, OPERATOR, NODE},
     "PUT /v1/organisations/{org_id}/rulebook": {ADMIN, OPERATOR},
     "GET /v1/rulebooks": {ADMIN, AUDITOR, REVIEWER},
+    "GET /v1/rulebook": {OPERATOR, NODE},  # the caller's own: what its node keeps
     # #22: the regular consultation (定期会商)
     "POST /v1/consultation/meetings": {ADMIN},
     "GET /v1/consultation/meetings": {ADMIN, REVIEWER, AUDITOR, DEPT, OPERATOR},

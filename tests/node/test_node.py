@@ -114,6 +114,41 @@ def test_cli_init_sync_status(tmp_path: Path, fake: FakePlatform) -> None:
     assert r.exit_code == 1 and "run `fcx node init` first" in " ".join(r.output.split())
 
 
+def test_the_node_leaves_out_what_its_rulebook_excludes(
+    store_path: str, fake: FakePlatform, tmp_path: Path
+) -> None:
+    """#22: the enterprise's rulebook is read at every sync; its decisions leave an excluded measure out
+    and say so with the clause, as the platform's do. A platform without the route keeps the last one."""
+    fake.publish(record("e1", tags=[fake.tag("phone", PHONES[0])]))
+    store = Store(store_path)
+    node = Node(store, refresh_seconds=None, live=False)
+    sync(store)  # this platform has no rulebook route (404): nothing excluded, the sync goes on
+    _enroll(store, tmp_path, [("u1", PHONES[0])])
+    node.refresh()
+    d = node.decide([("phone", PHONES[0])], "account_registration")
+    assert d["verdict"] == "deny" and "not_applicable_by_rules" not in d
+    fake.rulebook = {"rules": [
+        {"measure": "deny_new_account", "applicable": False, "clause": "《用户协议》第8条"},
+        {"measure": "block_or_delete_account", "applicable": True, "clause": "第9条"},
+    ]}  # fmt: skip
+    sync(store)
+    node.refresh()
+    d = node.decide([("phone", PHONES[0])], "account_registration")
+    assert d["verdict"] == "allow" and d["measures"] == []  # measure 2 does not act on registration
+    assert d["not_applicable_by_rules"] == [
+        {"code": "deny_new_account", "number": 1, "zh": "限制新设立账户", "en": "Refuse new accounts",
+         "clause": "《用户协议》第8条"}
+    ]  # fmt: skip
+    assert (
+        node.decide([("phone", PHONES[0])], "account_review")["verdict"] == "deny"
+    )  # measure 2 still applies
+    fake.rulebook = None
+    sync(store)  # the platform cannot say now: the last rulebook stays
+    node.refresh()
+    assert node.decide([("phone", PHONES[0])], "account_registration")["verdict"] == "allow"
+    store.dispose()
+
+
 # --- sync ---------------------------------------------------------------------------------------------------
 
 

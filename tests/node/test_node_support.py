@@ -78,6 +78,7 @@ class FakePlatform:
         self.instructions: list[tuple[str, str, Any]] = []
         self.quota_429 = 0  # answer this many evaluations with 429 first
         self.down = False  # answer 503 to everything
+        self.rulebook: dict[str, Any] | None = None  # GET /v1/rulebook (None: a platform without it, 404)
         self.tamper: Callable[[str, bytes], bytes] | None = None  # (path, body) → body
         self.lock = threading.Lock()
         self.build_snapshot()
@@ -215,6 +216,8 @@ class FakePlatform:
                         return self._json(410, {"status": 410, "detail": "take the snapshot"})
                     limit = int(q.get("limit", ["10000"])[0])
                     return self._send(200, fake.delta(after, limit), "application/gzip")
+                if url.path == "/v1/rulebook" and fake.rulebook is not None:
+                    return self._json(200, fake.rulebook)
                 return self._json(404, {"detail": "not found"})
 
             def do_POST(self) -> None:

@@ -172,6 +172,10 @@ class PlatformClient:
         headers = {P.PURPOSE_HEADER: P.encode_purpose(purpose)}
         return _object(self.request("GET", f"/v1/sharing/entries/{entry_id}", headers=headers))
 
+    def rulebook(self) -> dict[str, Any]:
+        """The enterprise's own rulebook (``GET /v1/rulebook``): which measures its rules exclude."""
+        return _object(self.request("GET", "/v1/rulebook"))
+
     def decision_log(self, body: dict[str, Any]) -> dict[str, Any]:
         """Relay a batch of the node's decision-log records (``POST /v1/decision-log/node``)."""
         return _object(self.request("POST", "/v1/decision-log/node", json=body))

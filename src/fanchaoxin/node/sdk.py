@@ -44,7 +44,7 @@ from fanchaoxin.node.live import (
     LiveUnavailable,
     live_types,
 )
-from fanchaoxin.node.store import SEP, Store, id_hmac_profile
+from fanchaoxin.node.store import RULEBOOK_KEY, SEP, Store, id_hmac_profile
 from fanchaoxin.sanctions.decide import RESTRICT, ByScene, DecisionIndex, IndexedEntry, decide, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.protocol import DecisionRequest, scene_codes, unb64
@@ -154,6 +154,15 @@ class _Refresh:
     live: LiveRows | None = None
 
 
+def _excluded(text: str) -> dict[str, str]:
+    """The rulebook as the sync stored it (JSON code → clause); anything else is no exclusion."""
+    try:
+        found = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 @dataclass
 class Prepared:
     """A decision request with its identifiers resolved, waiting for the live tags of its first-seen
@@ -196,6 +205,9 @@ class Node:
         self.generation = -1
         self.users_version = ""
         self.users: dict[bytes, tuple[str, ...]] = {}
+        # The measures the enterprise's rules exclude (code → clause): decide() leaves them out.
+        self.excluded: dict[str, str] = {}
+        self._rulebook_text = ""
         self.last_sync_at: float | None = None
         self.refresh_seconds = refresh_seconds
         self._checked = 0.0
@@ -283,6 +295,10 @@ class Node:
             self.live.apply(plan.live)
             if plan.live.reset:
                 self._cache = {}  # live tags under a retired key are gone
+        rulebook_text = cfg.get(RULEBOOK_KEY, "")
+        if rulebook_text != self._rulebook_text:
+            self.excluded = _excluded(rulebook_text)
+            self._rulebook_text = rulebook_text
         last = cfg.get("last_sync_at")
         self.last_sync_at = float(last) if last else None
         self._checked = time.monotonic()
@@ -395,7 +411,7 @@ class Node:
                     not_enrolled.append(f"{path}[{i}]")
             else:
                 not_enrolled.append(f"{path}[{i}]")
-        out = decide(self.index, keys, scene, today=self.today()).to_dict()
+        out = decide(self.index, keys, scene, today=self.today(), excluded=self.excluded).to_dict()
         out["not_enrolled"] = not_enrolled
         out["live_tag"] = UNAVAILABLE if unavailable else EVALUATED if evaluated else CACHED if held else None
         out["degraded"] = unavailable

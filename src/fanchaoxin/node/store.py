@@ -215,6 +215,9 @@ log_pending = Table(
 )
 
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
+# config: the measures the enterprise's own rulebook excludes (JSON code → clause), as the platform last
+# said at a sync (node.sync.sync_rulebook); the node's decisions leave them out (node.sdk).
+RULEBOOK_KEY = "rulebook_excluded"
 SEP = "\x1f"  # joins keys and behaviours in one column (never inside a tag, code or canonical identifier)
 RS = "\x1e"  # joins the records' SEP-joined lists in a decision-log chunk (never inside one either)
 CHUNK_MAX = 10_000  # records in one decision-log chunk at most

@@ -39,6 +39,7 @@ from fanchaoxin.node.store import (
     BULK_INDEXES,
     ENTRY_COLUMNS,
     IN_FORCE_STATUSES,
+    RULEBOOK_KEY,
     Store,
     crypto_profile,
     entry_row,
@@ -410,8 +411,28 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         log.info("applied %s (%s events)", what, len(feed.records))
     result.head_after = head
     tlog.close()
+    sync_rulebook(store, client)
     mark_synced(store, manifest)
     return result
+
+
+def sync_rulebook(store: Store, client: PlatformClient) -> None:
+    """Keep the enterprise's rulebook (企业规则: the measures its rules exclude, with the clause) so that
+    the node's decisions leave them out as the platform's do. A platform that cannot say (down, or too
+    old to have the route) leaves the last known rulebook in place: a failure here never fails the sync."""
+    try:
+        document = client.rulebook()
+    except (PlatformRefused, PlatformUnavailable) as exc:
+        log.warning("could not read the enterprise's rulebook (%s); keeping the last one", exc)
+        return
+    rules = document.get("rules") if isinstance(document, dict) else None
+    excluded = {
+        str(r["measure"]): str(r.get("clause") or "")
+        for r in rules or []
+        if isinstance(r, dict) and r.get("measure") and r.get("applicable") is False
+    }
+    with store.transaction() as conn:
+        store.set_config(conn, **{RULEBOOK_KEY: json.dumps(excluded, ensure_ascii=False, sort_keys=True)})
 
 
 # --- fcx node init -------------------------------------------------------------------------------------

@@ -112,6 +112,20 @@ def get_rulebook(
     return rulebook_out(session, _own_or_platform(session, org_id, principal))
 
 
+@router.get(
+    "/rulebook",
+    response_model=RulebookOut,
+    summary="The caller's own rulebook (an enterprise's operator or node: what `fcx node sync` keeps)",
+)
+def get_own_rulebook(
+    session: Session = DB, principal: Principal = allow(*permissions.ENTERPRISE)
+) -> RulebookOut:
+    """The node has its key, not its organisation's id: it reads its rulebook here at every sync, so its
+    own decisions leave out what its rules exclude, as the platform's do."""
+    assert principal.org_id is not None  # an enterprise key always names its organisation
+    return rulebook_out(session, _own_or_platform(session, principal.org_id, principal))
+
+
 @router.put(
     "/organisations/{org_id}/rulebook",
     response_model=RulebookOut,
