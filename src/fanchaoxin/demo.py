@@ -6,10 +6,16 @@ All names and numbers are fictitious; the USCCs carry valid check characters.
 
 from __future__ import annotations
 
+import io
 import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,12 +27,13 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
 from fanchaoxin.console.auth import create_user
 from fanchaoxin.console.labels import label
+from fanchaoxin.consultation import service as consultation
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import Principal
-from fanchaoxin.core.calendar import china_today
+from fanchaoxin.core.calendar import add_working_days, china_today
 from fanchaoxin.core.db import Database
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
-from fanchaoxin.orgs import service
+from fanchaoxin.orgs import agreements, rulebook, service
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sanctions import service as sanctions
 from fanchaoxin.sanctions.models import Instruction
@@ -143,13 +150,13 @@ def load_demo(db: Database) -> list[DemoKey] | None:
                 issued = service.create_key(session, DEMO_ACTOR, org, role, label=named)
                 keys.append(DemoKey(org.name, role.value, issued.secret))
         _demo_entries(session, orgs)
+        _demo_participation(session, orgs, china_today())
         keys.users = _demo_users(session, orgs)
         return keys
 
 
 def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
     """Console users with random passwords, printed once like the keys (only salted hashes are stored)."""
-
 
     users = []
     for index, role, username in DEMO_USERS:
@@ -162,7 +169,6 @@ def _demo_users(session: Session, orgs: list[Organisation]) -> list[DemoUser]:
 
 def _demo_entries(session: Session, orgs: list[Organisation]) -> None:
     """One entry in every state of the lifecycle, from the enterprises and a department."""
-
 
     reviewer = Actor("system:demo-reviewer", orgs[0].id)
     market, ecommerce, ride, courier = orgs[1], orgs[3], orgs[4], orgs[5]
@@ -403,7 +409,6 @@ def _demo_cases(session: Session, orgs: list[Organisation], objected: Entry, rep
 def _demo_feedback(session: Session, orgs: list[Organisation], today: object) -> None:
     """Each kind of enterprise at a different point: all executed, partly not applicable, overdue."""
 
-
     def principal(org: Organisation) -> Principal:
         kind = OrgKind(org.kind)
         role = Role.department_officer if kind == OrgKind.department else Role.enterprise_node
@@ -419,6 +424,7 @@ def _demo_feedback(session: Session, orgs: list[Organisation], today: object) ->
         )
 
     market, _bank, ecommerce, ride, courier = orgs[1], orgs[2], orgs[3], orgs[4], orgs[5]
+
     def confirmed(ins: Instruction) -> dict[str, object]:
         """What an enterprise confirms of what it did (the instruction's feedback fields: marked, …)."""
         points = (ins.params or {}).get("points") or 36  # null: the points its own records show
@@ -447,6 +453,147 @@ def _demo_feedback(session: Session, orgs: list[Organisation], today: object) ->
     for ins in mine(market, "apply"):
         sanctions.acknowledge(session, principal(market), ins)
     session.flush()
+
+
+AGREEMENT_TITLE = "反炒信信息共享协议"
+AGREEMENT_TEXT = "\n".join(
+    (
+        "第一条 为落实《关于对电子商务及分享经济领域炒信行为开展专项治理的通知》，共同开展反炒信联"
+        "合行动，平台与参与企业签订本协议。",
+        "第二条 平台向参与企业共享炒信黑名单中的市场共享名单，仅用于本企业依法依约对名单主体采取联"
+        "合惩戒措施及防范炒信，不得用于其他目的，不得向第三方提供。",
+        "第三条 参与企业通过盲化查询、变更订阅和企业节点获取名单信息，不得批量比对、枚举或留存与联"
+        "合惩戒无关的个人信息；每次查询记入决策日志，接受平台审计。",
+        "第四条 参与企业依据其与用户签订的协议及本企业规则，在其服务中实施联合惩戒措施，并在三个工"
+        "作日内确认指令、如实反馈执行情况；其规则不允许实施的措施，应在企业规则中载明条款。",
+        "第五条 参与企业发现炒信行为的，可依本协议报送平台，经审核后方可纳入名单；对其报送引发的异"
+        "议，应在规定期限内核实答复。",
+        "第六条 参与企业发生数据泄露或滥用查询的，平台可暂停其共享，直至整改完毕；参与企业可书面申"
+        "请退出，退出后应删除已获取的名单信息。",
+        "第七条 平台定期召开会商会议，与参与企业和有关部门研究解决联合行动中的问题；会商决定的督办"
+        "事项，责任单位应按期办结。",
+        "第八条 本协议新版本发布时，参与企业应在平台规定的日期前重新签署。",
+    )
+)
+AGREEMENT_SUMMARY_EN = (
+    "The shared list is used only to apply the joint punishment measures and prevent credit hyping, never "
+    "passed on; queries are blinded, logged and audited; instructions are acknowledged within three working "
+    "days and reported truthfully, as the enterprise's own rules allow; the platform may suspend an "
+    "enterprise after a data breach or an abuse of queries; the enterprise may withdraw; consultations are "
+    "held regularly; a new version is re-signed by the day the platform sets."
+)
+# (contact e-mail, signatory, title) of each demo organisation, by name
+CONTACTS: dict[str, tuple[str, str, str]] = {
+    "示例优选电子商务有限公司": ("risk@select.demo.example", "李明", "首席风控官"),
+    "示例出行共享科技有限公司": ("compliance@ride.demo.example", "周婷", "合规总监"),
+    "示例速递物流有限公司": ("legal@express.demo.example", "吴强", "法务负责人"),
+    "示范市市场监督管理局": ("xinyong@amr.demo.example", "", ""),
+    "中国人民银行示范市分行": ("zhengxin@pbc.demo.example", "", ""),
+}
+
+
+def _signed_agreement_pdf(org: Organisation, signatory: str, title: str, signed_on: date) -> bytes:
+    """A demo stand-in for the scanned, signed agreement: the text with the signature block, as a PDF."""
+    if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    out = io.BytesIO()
+    page = canvas.Canvas(out, pagesize=A4)
+    page.setFont("STSong-Light", 16)
+    page.drawCentredString(A4[0] / 2, A4[1] - 25 * mm, AGREEMENT_TITLE + "（2026.1 版）")
+    page.setFont("STSong-Light", 9)
+    y = A4[1] - 40 * mm
+    for line in AGREEMENT_TEXT.splitlines():
+        for start in range(0, len(line), 48):
+            page.drawString(20 * mm, y, line[start : start + 48])
+            y -= 6 * mm
+    y -= 10 * mm
+    for text in (
+        f"参与企业：{org.name}",
+        f"签署人：{signatory}（{title}）",
+        f"签署日期：{signed_on.isoformat()}",
+    ):
+        page.drawString(20 * mm, y, text)
+        y -= 7 * mm
+    page.showPage()
+    page.save()
+    return out.getvalue()
+
+
+def _demo_participation(session: Session, orgs: list[Organisation], today: date) -> None:
+    """Taking part (#22): the agreement signed by each enterprise, contact addresses, the ride-sharing
+    company's rulebook (no credit points with it), a quarterly consultation held last quarter with its
+    decision and action items (one overdue), and the next one scheduled with an enterprise's item."""
+    _platform, _market, _bank, ecommerce, ride, courier = orgs[:6]
+    for org in orgs:
+        if org.name in CONTACTS:
+            org.contact_email = CONTACTS[org.name][0]
+    version = "2026.1"
+    published = date(2026, 1, 5)
+    agreements.publish_version(
+        session, DEMO_ACTOR, version=version, title=AGREEMENT_TITLE, text_zh=AGREEMENT_TEXT,
+        summary_en=AGREEMENT_SUMMARY_EN, published_on=published, today=published,
+    )  # fmt: skip
+    for org, signed_on in (
+        (ecommerce, date(2026, 1, 12)),
+        (ride, date(2026, 1, 20)),
+        (courier, date(2026, 2, 3)),
+    ):
+        _email, signatory, title = CONTACTS[org.name]
+        agreements.sign(
+            session, DEMO_ACTOR, org, version=version, signatory=signatory, signatory_title=title,
+            signed_on=signed_on, pdf=_signed_agreement_pdf(org, signatory, title, signed_on),
+            filename=f"反炒信信息共享协议-{version}-{org.uscc}.pdf", today=signed_on,
+        )  # fmt: skip
+    rulebook.set_rulebook(
+        session, DEMO_ACTOR, ride,
+        [{"measure": "deduct_credit_points", "applicable": False,
+          "clause": "《示例出行用户服务协议》第12条：本平台未设立信用积分体系，以账户限制代之。"},
+         {"measure": "restrict_listings", "applicable": True,
+          "clause": "《示例出行平台规则》第5.3条：可下架车主发布的服务信息。"}],
+    )  # fmt: skip
+    # Last quarter's meeting, held: a decision and two action items, one of them overdue.
+    quarter_ago = today - timedelta(days=91)
+    starts = datetime.combine(quarter_ago, time(2, 0), tzinfo=UTC)  # 10:00 Beijing time
+    last = consultation.schedule_meeting(
+        session, DEMO_ACTOR, kind="ad_hoc", title="反炒信联合行动专题会商（演示）", starts_at=starts,
+        place="示范市发展改革委第三会议室", now=starts - timedelta(days=14),
+    )  # fmt: skip
+    item = consultation.raise_agenda_item(
+        session, DEMO_ACTOR, courier.id, kind="data_quality", title="快递员标识中企业代码与工号格式不一",
+        body="部分报送记录的快递员标识缺少企业统一社会信用代码，节点无法匹配。",
+    )  # fmt: skip
+    consultation.schedule_item(session, DEMO_ACTOR, item, last)
+    consultation.hold_meeting(
+        session, DEMO_ACTOR, last, minutes="到会：平台、市场监管局、三家参与企业。议定统一快递员标识格式。",
+        now=starts + timedelta(hours=2),
+    )  # fmt: skip
+    decision = consultation.record_decision(
+        session, DEMO_ACTOR, last,
+        text="快递员标识统一为“企业统一社会信用代码:工号”，各企业于十个工作日内完成存量数据整改。",
+        agenda_item_id=item.id,
+    )  # fmt: skip
+    for owner, title, due in (
+        (courier, "完成存量快递员标识整改并重新报送", add_working_days(quarter_ago, 10)),
+        (ecommerce, "在企业节点上线新版标识校验", add_working_days(today, 5)),
+    ):
+        consultation.add_action_item(
+            session, DEMO_ACTOR, last, owner_org_id=owner.id, title=title, decision_id=decision.id,
+            due_on=due, today=min(due, quarter_ago),
+        )  # fmt: skip
+    # The next one, scheduled for the coming quarter, with an item an enterprise raised.
+    quarter = (today.month - 1) // 3 + 1
+    year, next_quarter = (today.year, quarter + 1) if quarter < 4 else (today.year + 1, 1)
+    first_month = date(year, 3 * next_quarter - 2, 15)
+    upcoming = consultation.schedule_meeting(
+        session, DEMO_ACTOR, kind="regular", period=f"{year}Q{next_quarter}",
+        title=f"{year}年第{next_quarter}季度反炒信定期会商", place="示范市发展改革委第三会议室",
+        starts_at=datetime.combine(first_month, time(2, 0), tzinfo=UTC),
+    )  # fmt: skip
+    raised = consultation.raise_agenda_item(
+        session, DEMO_ACTOR, ecommerce.id, kind="disputed_measure", measure="restrict_promotions",
+        title="限制促销措施的期限过长", body="一般炒信行为限制参加促销活动的期限，建议与信用修复期限衔接。",
+    )  # fmt: skip
+    consultation.schedule_item(session, DEMO_ACTOR, raised, upcoming)
 
 
 def print_demo(console: Console, keys: list[DemoKey] | None, *, console_url: str = CONSOLE_URL) -> None:

@@ -144,9 +144,21 @@ def test_main_pages_have_no_serious_or_critical_violation(admin_site, browser): 
             ("entries", "/console/entries"),
             ("review", "/console/review"),
         ],
-        "admin": [("policy", "/console/policy"), ("keys", "/console/keys")],
+        "admin": [
+            ("policy", "/console/policy"),
+            ("keys", "/console/keys"),
+            # #22: taking part
+            ("agreements", "/console/agreements"),
+            ("rulebooks", "/console/rulebooks"),
+            ("consultation", "/console/consultation"),
+            ("coordination", "/console/coordination"),
+        ],
         "auditor": [("audit", "/console/audit")],
-        "shop": [("workbench", "/console/workbench")],
+        "shop": [
+            ("workbench", "/console/workbench"),
+            ("agreement", "/console/agreement"),
+            ("action items", "/console/consultation/action-items"),
+        ],
         "market": [("department", "/console/org")],
     }
     for user, paths in pages.items():

@@ -55,7 +55,7 @@ def test_publish_sign_suspend(site, browser, tmp_path: Path):  # noqa: F811
     sign_in(page, base, "admin", users["admin"].password)
     page.click("nav.main-nav a[href='/console/agreements']")
     assert page.inner_text("h1") == "信息共享协议"
-    page.fill("#v-version", "2026.1")
+    page.fill("#v-version", "2026.2")  # the demo published 2026.1
     page.fill("#v-title", "反炒信信息共享协议")
     page.fill("#v-text", "第一条 双方依法共享炒信黑名单信息……")
     page.fill("#v-summary", "Share the blacklist lawfully; never leak it.")
@@ -74,7 +74,7 @@ def test_publish_sign_suspend(site, browser, tmp_path: Path):  # noqa: F811
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     sign_in(page, base, "shop", users["shop"].password)
     page.click("nav.main-nav a[href='/console/agreement']")
-    assert "In force" in page.inner_text("#standing")  # signed before versions: still in force
+    assert "In force" in page.inner_text("#standing")  # signed 2026.1 in the demo: still in force
     not_pdf, pdf = tmp_path / "scan.png", tmp_path / "signed.pdf"
     not_pdf.write_bytes(b"\x89PNG\r\n\x1a\n not a pdf")
     pdf.write_bytes(PDF)
@@ -89,8 +89,8 @@ def test_publish_sign_suspend(site, browser, tmp_path: Path):  # noqa: F811
     page.click("#sign-form button[type=submit]")
     page.wait_for_selector("#done")
     assert page.inner_text("#done") == "The signature is recorded: the enterprise takes part."
-    assert "Version 2026.1, signed on" in page.inner_text("#standing")
-    assert page.locator("#signatures tr.signature").count() == 1
+    assert "Version 2026.2, signed on" in page.inner_text("#standing")
+    assert page.locator("#signatures tr.signature").count() == 2  # the demo's 2026.1, and this one
     assert page.evaluate(UNLABELLED) == []
     shot(page, "agreement-enterprise")
     context.close()
