@@ -122,10 +122,7 @@ def _invalid(
     field: str, message: str, code: str, type_: str = "value_error", **params: Any
 ) -> ValidationProblem:
     """A 422 naming `field`, its code and params on the problem and on its one error item."""
-    item: dict[str, Any] = {
-        "in": "body", "field": field, "type": type_, "message": message, "code": code, "params": params,
-    }  # fmt: skip
-    return ValidationProblem(f"Invalid {field}: {message}", code=code, params=params, errors=[item])
+    return ValidationProblem.on_field(field, message, type_, code=code, params=params)
 
 
 def _text(value: str | None, field: str, code: str, max_length: int | None = None) -> str:

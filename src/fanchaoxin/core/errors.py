@@ -97,6 +97,25 @@ class ValidationProblem(Problem):
     title = "Invalid input"
     title_zh = "输入无效"
 
+    @classmethod
+    def on_field(
+        cls,
+        field: str,
+        message: str,
+        type_: str = "value_error",
+        *,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        where: str = "body",
+    ) -> ValidationProblem:
+        """A 422 naming one field: `code` and `params` name the problem for the reader (the console's
+        sentences), on the problem and on its one error item alike."""
+        item: dict[str, Any] = {"in": where, "field": field, "type": type_, "message": message}
+        if code:
+            item |= {"code": code, "params": dict(params or {})}
+        given = dict(params) if params is not None else None
+        return cls(f"Invalid {field}: {message}", code=code, params=given, errors=[item])
+
 
 class MalformedBody(Problem):
     status = 400

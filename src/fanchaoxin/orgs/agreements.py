@@ -56,16 +56,6 @@ def pdf_max_bytes() -> int:
     return int(getattr(get_settings(), "agreement_pdf_max_bytes", PDF_MAX_BYTES_DEFAULT))
 
 
-def _invalid(
-    field_: str, message: str, type_: str = "value_error", *, code: str, params: dict[str, Any] | None = None
-) -> ValidationProblem:
-    item: dict[str, Any] = {
-        "in": "body", "field": field_, "type": type_, "message": message, "code": code,
-        "params": dict(params or {}),
-    }  # fmt: skip
-    return ValidationProblem(f"Invalid {field_}: {message}", code=code, params=params, errors=[item])
-
-
 @dataclass(frozen=True)
 class Standing:
     """Whether an organisation's agreement is in force, and why not (`code`, with `params`)."""
@@ -131,34 +121,34 @@ def publish_version(
     version, title = version.strip(), title.strip()
     for name, value, limit in (("version", version, 20), ("title", title, 200)):
         if not value:
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 name, "required", "missing", code="agreement.field_required", params={"field": name}
             )
         if len(value) > limit:
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 name, f"at most {limit} characters", code="agreement.field_too_long",
                 params={"field": name, "max": limit},
             )  # fmt: skip
     for name, value in (("text_zh", text_zh), ("summary_en", summary_en)):
         if not value.strip():
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 name, "required", "missing", code="agreement.field_required", params={"field": name}
             )
     latest = session.scalar(select(func.max(AgreementVersion.published_on)))
     if latest is not None and published_on < latest:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "published_on", f"must not be before the latest version's ({latest.isoformat()})",
             code="agreement.published_before_latest", params={"latest": latest.isoformat()},
         )  # fmt: skip
     if resign_by is not None:
         if resign_by <= published_on:
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 "resign_by", "must be after the publication day",
                 code="agreement.resign_by_before_publication",
                 params={"published_on": published_on.isoformat()},
             )  # fmt: skip
         if resign_by < today:
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 "resign_by", "must not be in the past", code="agreement.resign_by_past",
                 params={"today": today.isoformat()},
             )  # fmt: skip
@@ -399,12 +389,12 @@ def check_pdf(pdf: bytes, filename: str) -> None:
     """A PDF (its header `%PDF-` and its end `%%EOF`), not empty, at most FCX_AGREEMENT_PDF_MAX_BYTES."""
     limit = pdf_max_bytes()
     if len(pdf) > limit:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "file", f"the file has {len(pdf)} bytes; at most {limit}", "too_large",
             code="agreement.pdf_too_large", params={"size": len(pdf), "limit": limit},
         )  # fmt: skip
     if not pdf.startswith(b"%PDF-") or b"%%EOF" not in pdf[-1024:]:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "file", "not a PDF file", "not_pdf", code="agreement.not_pdf", params={"filename": filename}
         )
 
@@ -441,12 +431,16 @@ def sign(
         )  # fmt: skip
     signatory = signatory.strip()
     if not signatory:
-        raise _invalid("signatory", "say who signed", "missing", code="agreement.signatory_required")
+        raise ValidationProblem.on_field(
+            "signatory", "say who signed", "missing", code="agreement.signatory_required"
+        )
     if len(signatory) > 200:
-        raise _invalid("signatory", "at most 200 characters", code="agreement.field_too_long",
-                       params={"field": "signatory", "max": 200})  # fmt: skip
+        raise ValidationProblem.on_field(
+            "signatory", "at most 200 characters", code="agreement.field_too_long",
+            params={"field": "signatory", "max": 200},
+        )  # fmt: skip
     if signed_on > today:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "signed_on", "must not be in the future", code="agreement.signed_in_future",
             params={"today": today.isoformat()},
         )  # fmt: skip
@@ -519,9 +513,9 @@ def signatures(session: Session, org: Organisation) -> list[tuple[AgreementSigna
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise _invalid("reason", "say why", "missing", code="agreement.reason_required")
+        raise ValidationProblem.on_field("reason", "say why", "missing", code="agreement.reason_required")
     if len(reason) > 1000:
-        raise _invalid("reason", "at most 1000 characters", code="agreement.field_too_long",
+        raise ValidationProblem.on_field("reason", "at most 1000 characters", code="agreement.field_too_long",
                        params={"field": "reason", "max": 1000})  # fmt: skip
     return reason
 

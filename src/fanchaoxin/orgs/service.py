@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session, joinedload
@@ -27,22 +26,6 @@ from fanchaoxin.orgs.department_kinds import department_kinds, known_kinds
 from fanchaoxin.orgs.models import ApiKey, Organisation
 
 KEY_PREFIX = "fcx"
-
-
-def _invalid(
-    field: str,
-    message: str,
-    type_: str = "value_error",
-    *,
-    code: str | None = None,
-    params: dict[str, Any] | None = None,
-) -> ValidationProblem:
-    """A 422 naming `field`; `code`/`params` (core.errors) name the problem for the reader, on the
-    problem and on its one error item alike."""
-    item: dict[str, Any] = {"in": "body", "field": field, "type": type_, "message": message}
-    if code:
-        item |= {"code": code, "params": dict(params or {})}
-    return ValidationProblem(f"Invalid {field}: {message}", code=code, params=params, errors=[item])
 
 
 def create_organisation(
@@ -65,17 +48,17 @@ def create_organisation(
     agreements were versioned (kept, optional)."""
     name = name.strip()
     if not name:
-        raise _invalid("name", "must not be empty", "missing", code="org.name_empty")
+        raise ValidationProblem.on_field("name", "must not be empty", "missing", code="org.name_empty")
     business_types = sorted(set(business_types or []))
     if kind == OrgKind.enterprise:
         if not business_types:
-            raise _invalid(
+            raise ValidationProblem.on_field(
                 "business_types",
                 "an enterprise needs at least one business type",
                 code="org.business_type_needed",
             )
     elif business_types:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "business_types",
             f"only enterprises have business types, not a {kind.value}",
             code="org.business_types_enterprise_only",
@@ -83,13 +66,13 @@ def create_organisation(
     if kind == OrgKind.department:
         _check_department_kind(department_kind)
     elif department_kind is not None:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "department_kind",
             f"only departments have a department kind, not a {kind.value}",
             code="org.department_kind_departments_only",
         )
     if declared_users is not None and declared_users < 0:
-        raise _invalid("declared_users", "must not be negative", code="org.users_negative")
+        raise ValidationProblem.on_field("declared_users", "must not be negative", code="org.users_negative")
     contact_email = checked_email(contact_email)
     if kind == OrgKind.platform and session.scalar(
         select(Organisation.id).where(Organisation.kind == OrgKind.platform.value)
@@ -102,7 +85,9 @@ def create_organisation(
         try:
             canonical_uscc = normalise(IdentifierType.uscc, uscc)
         except IdentifierError as exc:
-            raise _invalid("uscc", str(exc), exc.rule, code=exc.code, params=exc.params) from exc
+            raise ValidationProblem.on_field(
+                "uscc", str(exc), exc.rule, code=exc.code, params=exc.params
+            ) from exc
         if session.scalar(select(Organisation.id).where(Organisation.uscc == canonical_uscc)):
             raise Conflict(
                 f"An organisation with USCC {canonical_uscc} already exists", code="org.uscc_taken"
@@ -133,7 +118,9 @@ def checked_email(value: str | None) -> str | None:
     try:
         return normalise(IdentifierType.email, value.strip())
     except IdentifierError as exc:
-        raise _invalid("contact_email", str(exc), exc.rule, code=exc.code, params=exc.params) from exc
+        raise ValidationProblem.on_field(
+            "contact_email", str(exc), exc.rule, code=exc.code, params=exc.params
+        ) from exc
 
 
 def set_contact_email(session: Session, actor: Actor, org: Organisation, email: str | None) -> Organisation:
@@ -153,14 +140,14 @@ def set_contact_email(session: Session, actor: Actor, org: Organisation, email: 
 
 def _check_department_kind(kind: str | None) -> None:
     if kind is None or not kind.strip():
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "department_kind",
             f"a department needs a kind, which says what it acts on: one of {known_kinds()}",
             "missing",
             code="org.department_kind_needed",
         )
     if kind not in department_kinds():
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "department_kind",
             f"unknown department kind {kind!r}; one of {known_kinds()}",
             "enum",
@@ -173,7 +160,7 @@ def set_department_kind(session: Session, actor: Actor, org: Organisation, kind:
 
     What it has been instructed stays; from now on it is instructed by its kind's competence."""
     if org.kind != OrgKind.department.value:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "department_kind",
             f"only departments have a department kind, not a {org.kind}",
             code="org.department_kind_departments_only",
@@ -256,10 +243,10 @@ def create_key(
 ) -> IssuedKey:
     settings = get_settings()
     if role == Role.public:
-        raise _invalid("role", "public callers have no key", code="key.public_role")
+        raise ValidationProblem.on_field("role", "public callers have no key", code="key.public_role")
     expected_kind = ROLE_ORG_KIND[role]
     if org.kind != expected_kind.value:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "role",
             f"role {role.value} belongs to a {expected_kind.value}, not to a {org.kind}",
             code="key.role_org_kind",
@@ -269,7 +256,7 @@ def create_key(
         raise Conflict(f"Organisation {org.name} is inactive", code="org.inactive")
     days = settings.api_key_default_days if expires_in_days is None else expires_in_days
     if not 1 <= days <= settings.api_key_max_days:
-        raise _invalid(
+        raise ValidationProblem.on_field(
             "expires_in_days",
             f"must be between 1 and {settings.api_key_max_days}",
             code="key.expiry_range",
@@ -316,7 +303,9 @@ def find_key(session: Session, ref: str) -> ApiKey:
 
 def revoke_key(session: Session, actor: Actor, key: ApiKey, *, reason: str) -> ApiKey:
     if not reason.strip():
-        raise _invalid("reason", "say why the key is revoked", "missing", code="key.reason_required")
+        raise ValidationProblem.on_field(
+            "reason", "say why the key is revoked", "missing", code="key.reason_required"
+        )
     if key.revoked_at is not None:
         raise Conflict(
             f"API key {key.prefix} was already revoked at {key.revoked_at.isoformat()}",

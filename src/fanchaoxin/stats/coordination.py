@@ -125,15 +125,7 @@ def resolve_period(start: date | None, end: date | None, today: date) -> tuple[d
 
 
 def _invalid(field: str, message: str, code: str, **params: Any) -> ValidationProblem:
-    item = {
-        "in": "query",
-        "field": field,
-        "type": "value",
-        "message": message,
-        "code": code,
-        "params": params,
-    }
-    return ValidationProblem(f"{field}: {message}", code=code, params=params, errors=[item])
+    return ValidationProblem.on_field(field, message, "value", code=code, params=params, where="query")
 
 
 def _day(field: str, value: str | None) -> date | None:
