@@ -12,9 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from fanchaoxin.core.audit import AuditEvent
+from fanchaoxin.core.audit import Actor, AuditEvent
 from fanchaoxin.core.db import utcnow
 from fanchaoxin.core.roles import Role
+from fanchaoxin.orgs import agreements
+from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import outbox, protocol
 from fanchaoxin.sharing.models import OutboxItem
 from tests.blacklist.registry_helpers import RID_A, RID_B, USCC_A, USCC_B, judicial, person_entry
@@ -157,6 +159,21 @@ def test_enterprises_get_tags_departments_get_punishing_entries_in_full(
         ),
     )
     assert outbox.deliver_due(db, settings=settings)["delivered"] == 1  # the department only
+
+
+def test_a_suspended_enterprise_gets_no_webhook_deliveries(client, market, db, settings, receivers):
+    """#22: suspension stops the feed at once, pushed deliveries included; the department's go on."""
+    shop, dept = receivers(), receivers()
+    subscribe(client, market["shop"].headers(Role.enterprise_operator), shop)
+    subscribe(client, market["dept"].headers(), dept)
+    publish(db, market["ride"].org.id, judicial())
+    with db.session() as s:
+        agreements.suspend(s, Actor("test:admin"), s.get(Organisation, market["shop"].org.id), "滥用查询")
+    assert outbox.deliver_due(db, settings=settings) == {"delivered": 1, "failed": 0, "dead": 0}
+    assert shop.accepted == [] and len(dept.accepted) == 1
+    with db.session() as s:
+        held = s.scalars(select(OutboxItem).where(OutboxItem.status == "cancelled")).all()
+        assert len(held) == 1 and "agreement" in (held[0].last_error or "")
 
 
 def test_retry_with_backoff_dead_letter_and_replay(client, market, db, settings, receivers):

@@ -10,7 +10,10 @@ schedules the next attempt after ``min(cap, base · 2^(attempts-1))`` seconds wi
 it); after the last attempt the row is dead until an admin replays it. The event id (``evt_<seq>``) is
 the same on every retry and replay: receivers dedupe by it.
 
-Enterprises receive the shared record (tags only). Departments receive only events of entries on a
+Enterprises receive the shared record (tags only), and only while their information-sharing agreement is
+in force (orgs.agreements.standing, #22): a delivery due to an enterprise that is suspended, has
+withdrawn or lapsed is cancelled, not sent (the feed, from its cursor, is the way back after a
+reinstatement). Departments receive only events of entries on a
 punishing basis (``core.catalogue.punishing_bases()``: an administrative penalty or a judicial decision),
 in full (subject name and plain identifiers: their role may see them), over https only; each such
 delivery is an audited ``pii.read``-style event.
@@ -41,6 +44,7 @@ from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import Settings, get_settings
+from fanchaoxin.orgs import agreements
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import keys as sharing_keys
 from fanchaoxin.sharing import protocol
@@ -386,6 +390,8 @@ def deliver_due(
     counts = {"delivered": 0, "failed": 0, "dead": 0}
     own_client = client is None
     attempted: set[int] = set()
+    # Whether each subscriber's agreement is in force, read once per run (a run is short).
+    takes_part: dict[uuid.UUID, bool] = {}
     try:
         for _ in range(limit):
             item_id = _claim_one(db, now or utcnow(), lease, attempted)
@@ -398,6 +404,14 @@ def deliver_due(
                     continue
                 if not item.webhook.active:
                     item.status = "cancelled"
+                    continue
+                owner = item.webhook.owner_org_id
+                if owner not in takes_part:
+                    org = session.get(Organisation, owner)
+                    takes_part[owner] = org is not None and agreements.standing(session, org).in_force
+                if not takes_part[owner]:
+                    item.status = "cancelled"
+                    item.last_error = "the organisation's information-sharing agreement is not in force"
                     continue
                 body, fields = payload(session, item)
                 url, secret, audience = item.webhook.url, item.webhook.secret, item.webhook.audience
