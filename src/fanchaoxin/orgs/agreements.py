@@ -48,12 +48,9 @@ WITHDRAWN = "agreement.withdrawn"
 LAPSED = "agreement.lapsed"
 NOT_APPLICABLE = "agreement.not_applicable"  # departments and the platform do not sign
 
-PDF_MAX_BYTES_DEFAULT = 10 * 1024 * 1024
-
-
 def pdf_max_bytes() -> int:
     """FCX_AGREEMENT_PDF_MAX_BYTES (10 MiB unless set)."""
-    return int(getattr(get_settings(), "agreement_pdf_max_bytes", PDF_MAX_BYTES_DEFAULT))
+    return get_settings().agreement_pdf_max_bytes
 
 
 @dataclass(frozen=True)
