@@ -86,14 +86,17 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
     if role in REVIEWERS:
         items.append((f"{PREFIX}/review", N_("Review queue")))
     items.append((f"{PREFIX}/entries", N_("Entries")))
+    # #22, taking part: the agreement and the rulebook (an enterprise's own; the platform's overviews)
     if role in PLATFORM:
         items.append((f"{PREFIX}/orgs", N_("Organisations")))
-        items.append((f"{PREFIX}/rulebooks", N_("Rulebooks")))  # #22, msgid in rulebooks.po
+        items.append((f"{PREFIX}/agreements", N_("Sharing agreement")))
+        items.append((f"{PREFIX}/rulebooks", N_("Rulebooks")))
     elif role == Role.department_officer:
         items.append((f"{PREFIX}/org", N_("Our department")))
     else:
         items.append((f"{PREFIX}/org", N_("Our organisation")))
-        items.append((f"{PREFIX}/orgs/{principal.org_id}/rulebook", N_("Rulebook")))  # #22
+        items.append((f"{PREFIX}/agreement", N_("Sharing agreement")))
+        items.append((f"{PREFIX}/orgs/{principal.org_id}/rulebook", N_("Rulebook")))
     if role in permissions.CASE_ADDRESSEES:
         items.append((f"{PREFIX}/workbench", N_("Instruction workbench")))
     if role in REVIEWERS or role in permissions.CASE_ADDRESSEES:
@@ -101,6 +104,7 @@ def nav_for(principal: Any) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/reports", N_("Reports")))
     if role in REVIEWERS:
         items.append((f"{PREFIX}/repairs", N_("Credit repair")))
+    items.append((f"{PREFIX}/consultation", N_("Consultation")))  # #22: every participant
     if role in permissions.STATS_MEASURE_READERS:  # #22: coordination figures (an enterprise: its own row)
         items.append((f"{PREFIX}/coordination", N_("Coordination")))
     items.append((f"{PREFIX}/policy", N_("Policy")))
