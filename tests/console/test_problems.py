@@ -83,6 +83,7 @@ SAMPLE = {
     "total": 500,
     "measure": "restrict_promotions",
     "value": "14",
+    "reason": "数据泄露",
 }
 
 

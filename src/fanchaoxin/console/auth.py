@@ -32,13 +32,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fanchaoxin.console.models import ConsoleSecret, ConsoleSession, ConsoleUser
-from fanchaoxin.core import audit, crypto
+from fanchaoxin.core import audit, crypto, permissions
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.auth import ANONYMOUS, DB, Access, Principal
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, Forbidden, Problem, Unauthenticated, ValidationProblem
 from fanchaoxin.core.roles import ROLE_ORG_KIND, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
+from fanchaoxin.orgs import agreements
 from fanchaoxin.orgs import service as org_service
 from fanchaoxin.orgs.models import ApiKey, Organisation
 from fanchaoxin.orgs.service import authenticate
@@ -342,6 +343,8 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         if org is None:
             return None
         role, username, display, prefix, key_id = Role(key.role), None, key.label, key.prefix, key.id
+    # As on the API: an enterprise's agreement standing, for the pages of instructions (#22).
+    agreement, agreement_params = agreements.principal_agreement(session, org)
     return ConsolePrincipal(
         role=role,
         org_id=org.id,
@@ -352,6 +355,8 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         username=username,
         display_name=display or (username or f"key {prefix}"),
         org_name=org.name,
+        agreement=agreement,
+        agreement_params=agreement_params,
     )
 
 
@@ -380,12 +385,27 @@ class ConsoleAccess(Access):
         return principal
 
 
+class ParticipantPageAccess(ConsoleAccess):
+    """A page of the shared list's uses (instructions): as the API's `allow_participant`, an enterprise
+    opens it only while its information-sharing agreement is in force (403 with the reason, in words)."""
+
+    def __call__(self, request: Request, session: Session = DB) -> Principal:  # type: ignore[override]
+        principal = super().__call__(request, session)
+        permissions.require_agreement(principal)
+        return principal
+
+
 def _anonymous() -> Principal:
     return ANONYMOUS
 
 
 def page(*roles: Role) -> Any:
     return Depends(ConsoleAccess(frozenset(roles)))
+
+
+def participant_page(*roles: Role) -> Any:
+    """`page(...)`, and an enterprise's agreement in force (the instruction workbench and its forms)."""
+    return Depends(ParticipantPageAccess(frozenset(roles)))
 
 
 def public_page() -> Any:

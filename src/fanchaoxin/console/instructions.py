@@ -13,7 +13,7 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fanchaoxin.console.auth import page
+from fanchaoxin.console.auth import participant_page
 from fanchaoxin.console.common import ADDRESSEES, console_router
 from fanchaoxin.console.orgs import org_page
 from fanchaoxin.console.web import PREFIX, redirect
@@ -37,7 +37,7 @@ def instruction_ack(
     request: Request,
     instruction_id: uuid.UUID,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
 ) -> Response:
     ins = sanctions.get_instruction(session, instruction_id, principal)
     sanctions.acknowledge(session, principal, ins)
@@ -49,7 +49,7 @@ def instruction_report(
     request: Request,
     instruction_id: uuid.UUID,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
     outcome: str = Form(""),
     reason: str = Form(""),
     confirmations: dict[str, str] = Depends(confirmations_of),

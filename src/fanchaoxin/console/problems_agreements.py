@@ -15,7 +15,7 @@ MESSAGES: dict[str, str] = {
         "This enterprise has applied but not signed the sharing agreement yet: the shared list, blinded "
         "evaluation and instructions are refused until it signs."
     ),
-    "agreement.suspended": N_("The platform has suspended this enterprise's sharing agreement."),
+    "agreement.suspended": N_("The platform has suspended this enterprise's sharing agreement: {reason}."),
     "agreement.withdrawn": N_("This enterprise has withdrawn from the joint action."),
     "agreement.lapsed": N_(
         "This enterprise's sharing agreement has lapsed: it must sign the current version."

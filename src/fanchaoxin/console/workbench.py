@@ -37,7 +37,7 @@ from starlette.datastructures import QueryParams
 from fanchaoxin.blacklist import service as registry
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.blacklist.schemas import EntryIn
-from fanchaoxin.console.auth import page
+from fanchaoxin.console.auth import page, participant_page
 from fanchaoxin.console.common import (
     ADDRESSEES,
     console_router,
@@ -521,7 +521,9 @@ def workbench_page(
 
 
 @router.get("/workbench")
-def workbench(request: Request, session: Session = DB, principal: Principal = page(*ADDRESSEES)) -> Response:
+def workbench(
+    request: Request, session: Session = DB, principal: Principal = participant_page(*ADDRESSEES)
+) -> Response:
     if request.query_params.get("q"):  # a plain search term in the address: seal it, and forget this one
         return redirect(request, f"{PREFIX}/workbench?" + read_filters(request, session, principal).query())
     return workbench_page(request, session, principal)
@@ -529,7 +531,7 @@ def workbench(request: Request, session: Session = DB, principal: Principal = pa
 
 @router.post("/workbench")
 async def workbench_filter(
-    request: Request, session: Session = DB, principal: Principal = page(*ADDRESSEES)
+    request: Request, session: Session = DB, principal: Principal = participant_page(*ADDRESSEES)
 ) -> Response:
     """The filter form is sent by POST, so that the search term never stands in an address: the list
     is then shown at its address with the term sealed (``qs``)."""
@@ -622,7 +624,7 @@ def _confirmation_names(locale: str) -> dict[str, str]:
 def workbench_ack(
     request: Request,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
     ids: list[str] = Form(default_factory=list),
     back: str = Form(""),
 ) -> Response:
@@ -683,7 +685,7 @@ async def confirmations_of(request: Request) -> dict[str, str]:
 def workbench_feedback(
     request: Request,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
     ids: list[str] = Form(default_factory=list),
     outcome: str = Form(""),
     reason: str = Form(""),
@@ -773,7 +775,7 @@ def _export_lines(rows: list[EntryRow], locale: str, fields: dict[str, str]) -> 
 def workbench_export(
     request: Request,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
 ) -> Response:
     """The filtered list (every page of it), one line per instruction: CSV (UTF-8 with a BOM, so that
     Excel and WPS read the Chinese) or XLSX. Filled in, it is a feedback file."""
@@ -966,7 +968,7 @@ def parse_feedback(
 def workbench_import(
     request: Request,
     session: Session = DB,
-    principal: Principal = page(*ADDRESSEES),
+    principal: Principal = participant_page(*ADDRESSEES),
     file: UploadFile | None = File(None),
     back: str = Form(""),
 ) -> Response:
