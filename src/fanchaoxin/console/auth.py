@@ -17,6 +17,7 @@ in HMAC-SHA256 | HMAC-SM3.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets
 import threading
@@ -343,8 +344,6 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         if org is None:
             return None
         role, username, display, prefix, key_id = Role(key.role), None, key.label, key.prefix, key.id
-    # As on the API: an enterprise's agreement standing, for the pages of instructions (#22).
-    agreement, agreement_params = agreements.principal_agreement(session, org)
     return ConsolePrincipal(
         role=role,
         org_id=org.id,
@@ -355,8 +354,6 @@ def load_principal(request: Request, session: Session) -> ConsolePrincipal | Non
         username=username,
         display_name=display or (username or f"key {prefix}"),
         org_name=org.name,
-        agreement=agreement,
-        agreement_params=agreement_params,
     )
 
 
@@ -391,6 +388,11 @@ class ParticipantPageAccess(ConsoleAccess):
 
     def __call__(self, request: Request, session: Session = DB) -> Principal:  # type: ignore[override]
         principal = super().__call__(request, session)
+        # Read here, for these pages only: every other console page is spared the standing's queries.
+        org = session.get(Organisation, principal.org_id) if principal.org_id else None
+        if org is not None:
+            agreement, params = agreements.principal_agreement(session, org)
+            principal = dataclasses.replace(principal, agreement=agreement, agreement_params=params)
         permissions.require_agreement(principal)
         return principal
 
