@@ -41,6 +41,9 @@ class FeedEvent(Base):
     event: Mapped[str] = mapped_column(String(32))
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entries.id"), index=True)
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The request that made the change (X-Request-ID, core.logs): the outbox sends it on and the node logs
+    # it, so one request can be followed from the platform to the node (#23). None for a job's change.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class FeedHead(Base):
