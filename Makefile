@@ -4,19 +4,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# Reproducible installs (#23): every package, the installer and the build backend at the version and with
+# the hashes of a lock file (requirements/*.lock, made by `make lock`); the project itself goes in last,
+# built with the locked setuptools and without fetching anything (--no-deps --no-build-isolation).
+RUN_LOCK := requirements/run.lock
+TEST_LOCK := requirements/test.lock
+LOCKED_INSTALL := $(BIN)/pip install --quiet --require-hashes --no-deps
+UV_VERSION := 0.13.9
 
-.PHONY: run test lint install install-test bench clean
+.PHONY: run test lint install install-test bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(STAMP): pyproject.toml $(RUN_LOCK) | $(BIN)/python
+	$(LOCKED_INSTALL) -r $(RUN_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml $(TEST_LOCK) | $(BIN)/python
+	$(LOCKED_INSTALL) -r $(TEST_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP) $(TEST_STAMP)
 
 install: $(STAMP)
@@ -39,8 +49,18 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 
 bench: $(TEST_STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
+
+# Update the lock files after a change to pyproject.toml's dependencies (versions already locked are kept;
+# `make lock UPGRADE=1` moves every package to its newest allowed release). uv resolves for every platform
+# (--universal) and records each file's hash; commit both files with the change that needed them.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	for lock in run test; do \
+	  extras=""; [ $$lock = test ] && extras="--extra test --extra spark --extra bench"; \
+	  $(BIN)/uv pip compile pyproject.toml requirements/build.in $$extras --generate-hashes --universal \
+	    --python-version 3.11 $(if $(UPGRADE),--upgrade,) -o requirements/$$lock.lock -q || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
