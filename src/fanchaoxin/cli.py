@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -18,10 +19,10 @@ from fanchaoxin.appeals.cli import appeals_app
 from fanchaoxin.blacklist.cli import entries_app
 from fanchaoxin.console.cli import console_app
 from fanchaoxin.consultation.cli import consultation_app
-from fanchaoxin.core import audit, crypto_record, logs, rekey, vault
+from fanchaoxin.core import audit, crypto_record, logs, rekey, upgrades, vault
 from fanchaoxin.core.auth import proxy_header_options
 from fanchaoxin.core.cli import cli_actor, console, database, err, fail, problem_message
-from fanchaoxin.core.db import Database, utcnow
+from fanchaoxin.core.db import Database, unavailable, utcnow
 from fanchaoxin.core.errors import Problem
 from fanchaoxin.core.roles import BusinessType, OrgKind, Role
 from fanchaoxin.core.settings import get_settings
@@ -157,18 +158,151 @@ def serve(
     )  # fmt: skip
 
 
+# `fcx db upgrade` exit codes besides 0 (at the target, or nothing would run) — scripts branch on them.
+UPGRADE_PENDING = 10  # --check: migrations would run, and the API now serving keeps working through them
+UPGRADE_WAITS_FOR_CONTRACT = 11  # some would run only with --contract, once no older worker serves
+
+
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Create or upgrade the schema (Alembic migrations)."""
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Say what would run (each migration, its phase, whether the API now serving keeps "
+            "working) and change nothing. Exit 0: nothing would run; 10: migrations would run, all safe "
+            "while the running release serves; 11: some need --contract.",
+        ),
+    ] = False,
+    contract: Annotated[
+        bool,
+        typer.Option(
+            "--contract",
+            help="Also apply contract steps that the release now serving was not checked against (once "
+            "no worker of it runs any more).",
+        ),
+    ] = False,
+) -> None:
+    """Create or upgrade the schema (Alembic migrations), without taking the API down.
+
+    Expand steps (they only add) always run.
+
+    A contract step (it removes or tightens) runs when the database is already at the release before the
+    one that ships it, the release it was checked against; otherwise the upgrade stops before it (exit
+    11) until --contract says no older worker runs. An empty database takes everything.
+    """
     db = database()
+    try:
+        plan = _upgrade_plan(db, revision)
+    except (upgrades.ReleasesError, ValueError) as exc:
+        fail(escape(str(exc)))
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        fail(
+            f"数据库无法连接 — the database cannot be reached ({db.engine.dialect.name}): "
+            f"{type(exc).__name__}"
+        )
+    _print_plan(plan, db.engine.dialect.name)
+    if check:
+        if not plan.steps:
+            raise typer.Exit(0)
+        raise typer.Exit(UPGRADE_PENDING if all(s.safe for s in plan.steps) else UPGRADE_WAITS_FOR_CONTRACT)
+    waiting = [] if contract else [i for i, s in enumerate(plan.steps) if not s.safe]
+    stop = waiting[0] if waiting else len(plan.steps)
+    target = plan.steps[stop - 1].step.revision if stop else None
     try:
         crypto_record.check(db.engine)
         vault.ensure_ring(db.engine)  # the data migrations seal existing rows under the ring
-        db.upgrade(revision)
+        if target is not None:
+            db.upgrade(target)
         crypto_record.check(db.engine)
     except (vault.DataKeyError, crypto_record.ProfileMismatch) as exc:
         fail(str(exc))
-    console.print(f"Database at revision [bold]{db.current_revision()}[/] ({db.engine.dialect.name})")
+    console.print(
+        f"数据库已在版本 [bold]{db.current_revision()}[/] — database at revision {db.current_revision()} "
+        f"({db.engine.dialect.name})",
+        highlight=False,
+    )
+    if waiting:
+        held = plan.steps[stop].step.revision
+        err.print(
+            f"[bold yellow]未执行[/] 收缩步骤 {held} 及其后的迁移：正在运行的 {plan.running} 未经其检验。"
+            f"待旧版本的进程全部停止后，运行 `fcx db upgrade --contract`。\n"
+            f"Not run: contract step {held} and what follows it — the running {plan.running} was not "
+            "checked against it. Once no worker of it serves, run `fcx db upgrade --contract`.",
+            highlight=False,
+        )
+        raise typer.Exit(UPGRADE_WAITS_FOR_CONTRACT)
+
+
+@dataclass(frozen=True)
+class _PlannedStep:
+    step: upgrades.Step
+    safe: bool  # the API serving on the database now keeps working once it is applied
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class _UpgradePlan:
+    current: str | None
+    target: str
+    running: str  # the code now serving, in words: a release, or the revision it expects
+    steps: list[_PlannedStep]
+
+
+def _upgrade_plan(db: Database, target: str) -> _UpgradePlan:
+    releases = upgrades.load_releases()
+    order = {script.revision: i for i, script in enumerate(db.migration_scripts())}
+    current = db.current_revision()
+    if db.schema_is_newer(current):
+        raise ValueError(
+            f"数据库版本 {current} 比本程序新（已由更新的发布迁移），无需升级 — the database is at "
+            f"{current}, newer than this release knows: a later release migrated it; use that release's fcx"
+        )
+    scripts = db.pending_revisions(target)
+    steps = []
+    for script in scripts:
+        step = upgrades.step_of(script)
+        # What a person should know before running it that the phase does not say (a table lock).
+        notes = [str(c) for c in upgrades.changes(script.module) if "locks" in c.detail]
+        steps.append(_PlannedStep(step, upgrades.is_safe_for_running(step, order, current, releases), notes))
+    released = {r.schema_head: r.version for r in releases}
+    if current is None:
+        running = "空数据库 (an empty database)"
+    elif current in released:
+        running = f"发布 {released[current]} (release {released[current]})"
+    else:
+        running = f"版本 {current} 的代码 (the code of revision {current})"
+    return _UpgradePlan(current, scripts[-1].revision if scripts else (current or target), running, steps)
+
+
+def _print_plan(plan: _UpgradePlan, dialect: str) -> None:
+    console.print(
+        f"数据库 ({dialect}) 当前版本 {plan.current or '无 (none)'}，运行中：{plan.running} — "
+        f"database at {plan.current or 'no revision'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not plan.steps:
+        console.print("无待执行的迁移 — nothing would run.", highlight=False)
+        return
+    console.print(
+        f"待执行 {len(plan.steps)} 项迁移 — {len(plan.steps)} migration(s) would run:", highlight=False
+    )
+    for planned in plan.steps:
+        keeps = (
+            "运行中的 API 继续可用 (keeps working)" if planned.safe else "需 --contract (old API may break)"
+        )
+        console.print(
+            f"  {planned.step.revision}  {upgrades.PHASE_WORDS[planned.step.phase]:<14} {keeps}  "
+            f"{escape(planned.step.description)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for note in planned.notes:
+            console.print(f"        注意 note: {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("current")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine, make_url
@@ -441,6 +441,24 @@ class Database:
 
     def migrations_current(self) -> bool:
         return self.current_revision() == self.head_revision()
+
+    def migration_scripts(self) -> list[Script]:
+        """Every migration, oldest first."""
+        return list(reversed(list(ScriptDirectory.from_config(self.alembic_config()).walk_revisions())))
+
+    def schema_is_newer(self, revision: str | None) -> bool:
+        """A revision this code does not know: a later release's migrations ran (a rolling upgrade
+        applies them while this release still serves; by the phase rule it keeps working)."""
+        known = {s.revision for s in ScriptDirectory.from_config(self.alembic_config()).walk_revisions()}
+        return revision is not None and revision not in known
+
+    def pending_revisions(self, target: str = "head") -> list[Script]:
+        """The migrations `upgrade(target)` would run, oldest first; none when the schema is there."""
+        script = ScriptDirectory.from_config(self.alembic_config())
+        current = self.current_revision()
+        if current is not None and script.get_revision(target) == script.get_revision(current):
+            return []
+        return list(reversed(list(script.iterate_revisions(target, current or "base"))))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -52,9 +52,11 @@ async def readyz(request: Request, _: Principal = allow_public()) -> dict[str, A
         raise NotReady("An earlier check is still waiting for the database", headers=retry) from exc
     except Exception as exc:
         raise NotReady(f"Database unreachable: {type(exc).__name__}", headers=retry) from exc
-    if current != head:
+    # A schema this code does not know is a later release's, migrated while this one still serves
+    # (a rolling upgrade, #23): by the phase rule it keeps working, so it stays in the load balancer.
+    if current != head and not await anyio.to_thread.run_sync(db.schema_is_newer, current):
         raise NotReady(f"Database schema at {current}, code expects {head}; run `fcx db upgrade`")
-    return {"status": "ready", "database": db.engine.dialect.name, "revision": current}
+    return {"status": "ready", "database": db.engine.dialect.name, "revision": current, "code_revision": head}
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")

@@ -13,6 +13,8 @@ revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
+# expand: only adds; contract: removes what the previous release no longer uses (core/upgrades.py)
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -12,6 +12,7 @@ revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 _BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -28,6 +28,7 @@ revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
+phase = "contract"  # seals personal columns in place, moves a unique key: code before it reads plain values
 
 _CHUNK = 5000
 

@@ -26,6 +26,7 @@ revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
+phase = "contract"  # retypes case fields to sealed TEXT in place: code before it reads plain values
 
 # (table, column, type before, nullable, JSON document)
 COLUMNS: list[tuple[str, str, sa.types.TypeEngine[Any], bool, bool]] = [

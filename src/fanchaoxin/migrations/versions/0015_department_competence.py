@@ -16,6 +16,7 @@ revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -12,6 +12,7 @@ revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -12,6 +12,7 @@ revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 _INDEXED = ("subject_id", "made_on", "term_ends_on", "status", "breached_by_entry_id")
 

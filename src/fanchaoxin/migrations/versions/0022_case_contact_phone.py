@@ -15,6 +15,7 @@ revision = "0022"
 down_revision = "0021"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 TABLES = ("objections", "repair_applications", "reports")
 

@@ -19,6 +19,7 @@ revision = "0023"
 down_revision = "0022"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

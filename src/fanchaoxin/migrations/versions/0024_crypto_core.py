@@ -20,6 +20,7 @@ revision = "0024"
 down_revision = "0023"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

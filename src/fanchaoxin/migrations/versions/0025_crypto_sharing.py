@@ -20,6 +20,7 @@ revision = "0025"
 down_revision = "0024"
 branch_labels = None
 depends_on = None
+phase = "contract"  # renames sharing_snapshots.sha256 to digest: code before it reads the old name
 
 
 def upgrade() -> None:

@@ -25,6 +25,7 @@ revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None
+phase = "contract"  # renames the evidence address columns sha256 to digest: code before it reads the old name
 
 OLD, NEW = "sha256", "digest"
 

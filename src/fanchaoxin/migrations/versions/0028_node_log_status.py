@@ -12,6 +12,7 @@ revision = "0028"
 down_revision = "0027"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

@@ -12,6 +12,7 @@ revision = "0029"
 down_revision = "0028"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:

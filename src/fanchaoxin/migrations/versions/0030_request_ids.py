@@ -14,6 +14,7 @@ revision = "0030"
 down_revision = "0029"
 branch_labels = None
 depends_on = None
+phase = "expand"
 
 
 def upgrade() -> None:
