@@ -22,8 +22,11 @@ from fanchaoxin.core.auth import install_authenticator, route_access
 from fanchaoxin.core.db import Database, Timeouts, unavailable
 from fanchaoxin.core.errors import install_handlers
 from fanchaoxin.core.http import BodySizeLimit, Metrics, MetricsMiddleware
+from fanchaoxin.core.logs import job_request_id, request_context
+from fanchaoxin.core.requestid import RequestIdMiddleware
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.core.views import router as core_router
+from fanchaoxin.operations.backup import run_scheduled as run_scheduled_backup
 from fanchaoxin.orgs.agreement_views import router as agreements_router
 from fanchaoxin.orgs.budget import Budget
 from fanchaoxin.orgs.decision_log import DecisionLogWriter
@@ -31,7 +34,7 @@ from fanchaoxin.orgs.node_log_views import router as node_log_router
 from fanchaoxin.orgs.rulebook_views import router as rulebooks_router
 from fanchaoxin.orgs.service import authenticate_key
 from fanchaoxin.orgs.views import router as orgs_router
-from fanchaoxin.sanctions.index import IndexHolder
+from fanchaoxin.sanctions.index import holder_for
 from fanchaoxin.sanctions.receipt_views import router as receipts_router
 from fanchaoxin.sanctions.views import active_policy_version
 from fanchaoxin.sanctions.views import router as sanctions_router
@@ -43,6 +46,7 @@ from fanchaoxin.sharing.views import changes_router
 from fanchaoxin.sharing.views import router as sharing_router
 from fanchaoxin.stats.access_patterns_views import router as access_patterns_router
 from fanchaoxin.stats.coordination_views import router as coordination_router
+from fanchaoxin.stats.queue_metrics import QueueCollector
 from fanchaoxin.stats.views import router as stats_router
 from fanchaoxin.subjects.views import router as subjects_router
 from fanchaoxin.workflows.access_views import router as access_log_router
@@ -118,7 +122,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_authenticator(app, authenticate_key)
-    app.state.decision_index = IndexHolder(database, retry_seconds=settings.database_retry_after_seconds)
+    # Packed and shared by the host's workers under `fcx serve` (sanctions.packed), unless set otherwise.
+    app.state.decision_index = holder_for(database, settings, served=run_jobs)
     # One budget of plain-identifier matching per organisation, and the decision log (orgs.budget,
     # orgs.decision_log): in this process, written in batches by the log's thread.
     app.state.budget = Budget(settings)
@@ -178,6 +183,14 @@ def create_app(
         upload_max_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
+    # Outermost (#23): every line of a request, the 413 above included, carries its X-Request-ID.
+    app.add_middleware(RequestIdMiddleware)
+    # Every queue with a deadline on /metrics, counted at most every few seconds (stats.queue_metrics).
+    app.state.metrics.registry.register(
+        QueueCollector(
+            database, cache_seconds=settings.metrics_queue_cache_seconds, index=app.state.decision_index
+        )
+    )
     return app
 
 
@@ -187,20 +200,35 @@ def _jobs_loop(database: Database, interval: int, stop: threading.Event) -> None
     sharing_outbox.start_worker(database, stop)
     while not stop.is_set():
         try:
-            with database.session() as session:
-                result = run_registry_jobs(session)
-            if result["expired"] or result["notice_ended"]:
-                log.info("jobs: %s", result)
-            with database.session() as session:
-                appeals = run_appeals_jobs(session)
-            if any(v for k, v in appeals.items() if k != "today"):
-                log.info("appeals jobs: %s", appeals)
-            sharing = run_sharing_jobs(database)
-            if any(sharing.values()):
-                log.info("sharing jobs: %s", sharing)
+            _run_jobs_once(database)
         except Exception:
             log.exception("scheduled jobs failed; retrying in %s s", interval)
         stop.wait(interval)
+
+
+def _run_jobs_once(database: Database) -> None:
+    # Changes made by a job have no request: each job gets an id of its own, in its lines and in the
+    # feed events it writes (#23).
+    with request_context(job_request_id("registry")):
+        with database.session() as session:
+            result = run_registry_jobs(session)
+        if result["expired"] or result["notice_ended"]:
+            log.info("jobs: %s", result)
+    with request_context(job_request_id("appeals")):
+        with database.session() as session:
+            appeals = run_appeals_jobs(session)
+        if any(v for k, v in appeals.items() if k != "today"):
+            log.info("appeals jobs: %s", appeals)
+    with request_context(job_request_id("sharing")):
+        sharing = run_sharing_jobs(database)
+        if any(sharing.values()):
+            log.info("sharing jobs: %s", sharing)
+    # The scheduled backup (#23, operations.backup): once FCX_BACKUP_DIR is set, a set when the newest is
+    # FCX_BACKUP_EVERY_HOURS old, then retention; one worker takes it (a lock file), the others skip.
+    with request_context(job_request_id("backup")):
+        backup = run_scheduled_backup(database, get_settings())
+        if backup["backup"]:
+            log.info("backup jobs: %s", backup)
 
 
 def _document_roles(router: APIRouter) -> None:

@@ -29,6 +29,8 @@ from fanchaoxin.core.settings import get_settings
 from fanchaoxin.demo import load_demo, print_demo
 from fanchaoxin.detect.cli import app as detect_app
 from fanchaoxin.node.cli import node_app, witness_cmd
+from fanchaoxin.operations.cli import backup_app
+from fanchaoxin.operations.cli import restore as restore_cmd
 from fanchaoxin.orgs import agreements, service
 from fanchaoxin.orgs import cli as orgs_cli
 from fanchaoxin.orgs.agreement_cli import agreement_app, agreement_text
@@ -80,6 +82,8 @@ app.add_typer(console_app, name="console")
 app.add_typer(agreement_app, name="agreement")  # #22: the information-sharing agreement
 app.add_typer(rulebook_app, name="rulebook")  # #22: each enterprise's rulebook
 app.add_typer(consultation_app, name="consultation")  # #22: regular consultation (定期会商)
+app.add_typer(backup_app, name="backup")  # #23: `fcx backup --to DIR`, verify, list, prune
+app.command("restore")(restore_cmd)  # #23: `fcx restore --from DIR`
 
 
 def _listens_everywhere(host: str) -> bool:

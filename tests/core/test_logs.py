@@ -95,11 +95,20 @@ def test_uvicorn_log_config_puts_the_filter_on_every_handler() -> None:
     assert config["handlers"] and all(
         "fcx_mask_identifiers" in h["filters"] for h in config["handlers"].values()
     )
-    logging.config.dictConfig(config)  # a configuration uvicorn can apply in every worker
-    assert any(
-        isinstance(f, logs.IdentifierMaskFilter)
-        for f in logging.getLogger("uvicorn.access").handlers[0].filters
-    )
+    # the logging of this test process is put back afterwards (the configuration sets the root's handlers)
+    names = ("", "fanchaoxin", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    try:
+        logging.config.dictConfig(config)  # a configuration uvicorn can apply in every worker
+        assert any(
+            isinstance(f, logs.IdentifierMaskFilter)
+            for f in logging.getLogger("uvicorn.access").handlers[0].filters
+        )
+    finally:
+        for lg, handlers, level, propagate in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 def _free_port() -> int:

@@ -11,19 +11,50 @@ is a valid identifier, and by ``***`` where it only looks like one.
 :func:`install` puts the filter on uvicorn's loggers and the root logger's handlers of this process;
 :func:`uvicorn_log_config` is uvicorn's own logging configuration with the filter on its handlers, for
 ``uvicorn.run`` (it is handed to every worker process, where filters installed here would not exist).
+
+Structured logs (#23)
+---------------------
+Every line carries the request id of what caused it (:data:`REQUEST_ID_HEADER`, kept in a context
+variable by ``core.requestid`` for an HTTP request, by :func:`request_context` for a job run or a sync),
+so that one id can be followed from the public form through the change feed, the webhook outbox and the
+enterprise node's sync to its answers. ``FCX_LOG_FORMAT`` chooses the shape: ``json`` (one object per
+line: ``time`` ISO-8601 UTC, ``level``, ``logger``, ``message``, ``request_id``, then the record's extra
+fields), ``text`` (one readable line, the request id in brackets) or ``auto`` (the default: text on a
+terminal, JSON otherwise — what a log collector reads). Identifiers are masked in either, in the message,
+its arguments, the extra fields and the traceback.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, TypeGuard
 
 from fanchaoxin.core.identifiers import IdentifierError, IdentifierType, mask
+from fanchaoxin.core.settings import get_settings
 
-__all__ = ["IdentifierMaskFilter", "install", "mask_text", "uvicorn_log_config"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "IdentifierMaskFilter",
+    "JsonFormatter",
+    "RequestIdFilter",
+    "current_request_id",
+    "install",
+    "job_request_id",
+    "logging_config",
+    "mask_text",
+    "request_context",
+    "uvicorn_log_config",
+    "well_formed_request_id",
+]
 
 # Where a value starts: not inside a longer word or number, or right after a percent-escape (``%20``).
 _START: Final = r"(?P<pre>%(?!2[Bb])[0-9A-Fa-f]{2}|(?<![0-9A-Za-z%]))"
@@ -38,6 +69,8 @@ _EMAIL: Final = re.compile(
     r"(?P<v>[A-Za-z0-9._+\-]{1,64}(?:@|%40)(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63})" + _END
 )
 _BLUNT: Final = "***"
+# Every pattern above needs a digit (\d: any decimal digit, as in the patterns), "@" or "%40".
+_WORTH_A_LOOK: Final = re.compile(r"\d|@|%40")
 
 
 def _masked(itype: IdentifierType, value: str) -> str:
@@ -63,7 +96,7 @@ def _mask_resident_id(m: re.Match[str]) -> str:
 
 def mask_text(text: str) -> str:
     """``text`` with every resident ID, mobile number and e-mail address in it masked."""
-    if not any(c.isdigit() for c in text) and "@" not in text and "%40" not in text:
+    if _WORTH_A_LOOK.search(text) is None:
         return text  # most log lines: nothing to look for
     text = _EMAIL.sub(_mask_email, text)
     text = _RESIDENT_ID.sub(_mask_resident_id, text)
@@ -91,6 +124,7 @@ class IdentifierMaskFilter(logging.Filter):
             record.args = {k: _mask_arg(v) for k, v in args.items()}
         if record.exc_text:
             record.exc_text = mask_text(record.exc_text)
+        record.fcx_masked = True  # the JSON formatter need not mask the message again
         return True
 
 
@@ -115,13 +149,201 @@ def install() -> None:
             target.addFilter(_FILTER)
 
 
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's default logging configuration with :class:`IdentifierMaskFilter` on its handlers, for
-    ``uvicorn.run(log_config=...)``: every worker process configures its logging from it."""
+# --- request ids -----------------------------------------------------------------------------------------
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+# What an incoming id may be: a proxy's or a client's own (uuid, ULID, "job-…"), never a place to smuggle
+# text into the logs. 64 characters at most: feed_events.request_id keeps it.
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+_CURRENT: ContextVar[str | None] = ContextVar("fcx_request_id", default=None)
+
+
+def well_formed_request_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _REQUEST_ID.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()  # a uuid4's randomness, without building the UUID (the node's hot path)
+
+
+def job_request_id(name: str) -> str:
+    """The id of one run of a background job (``job-<name>-<uuid hex>``): the changes it makes have no
+    request, and their lines are followed by this id instead."""
+    rid = f"job-{name}-{new_request_id()}"
+    if not well_formed_request_id(rid):
+        raise ValueError(f"job name {name!r} makes no well-formed request id")
+    return rid
+
+
+def current_request_id() -> str | None:
+    """The request id of what runs now (an HTTP request, a job run, a sync), None outside any."""
+    return _CURRENT.get()
+
+
+def enter_request(request_id: str) -> Token[str | None]:
+    """Make ``request_id`` (well-formed: the caller checked) the current one; undo with
+    :func:`leave_request`. For the request middleware, where :func:`request_context` costs too much."""
+    return _CURRENT.set(request_id)
+
+
+def leave_request(token: Token[str | None]) -> None:
+    _CURRENT.reset(token)
+
+
+@contextmanager
+def request_context(request_id: str | None = None) -> Iterator[str]:
+    """Run the block under ``request_id`` (a new one when None). Threads started through
+    ``asyncio.to_thread`` or Starlette's thread pool inherit it (they copy the context)."""
+    rid = request_id if well_formed_request_id(request_id) else new_request_id()
+    token = _CURRENT.set(rid)
+    try:
+        yield rid
+    finally:
+        _CURRENT.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts ``request_id`` on every record (``-`` outside a request); an ``extra={"request_id": …}`` given
+    by the caller wins (a node's line about a platform change names the platform's request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = _CURRENT.get() or "-"
+        return True
+
+
+# --- the JSON lines -------------------------------------------------------------------------------------
+
+# What every LogRecord has: the rest of its __dict__ came through ``extra=`` and is written as fields.
+_STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+    "fcx_masked",
+}
+_ACCESS_FIELDS: Final = ("client", "method", "path", "http_version", "status")
+
+
+def _masked_value(value: object) -> object:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _masked_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return mask_text(str(value))
+
+
+def _message_of(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    return message if getattr(record, "fcx_masked", False) else mask_text(message)
+
+
+def _request_id_of(record: logging.LogRecord) -> str | None:
+    # null, not the text format's "-", where the line belongs to no request
+    rid = getattr(record, "request_id", None)
+    return (rid if rid != "-" else None) or _CURRENT.get()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (ISO-8601 UTC, milliseconds), ``level``, ``logger``, ``message``,
+    ``request_id``, the record's extra fields, ``exception`` (the traceback) if any. Chinese stays readable
+    (no ``\\u`` escapes). uvicorn's access lines get ``client``, ``method``, ``path``, ``http_version`` and
+    ``status`` as fields too. Everything text is masked (:func:`mask_text`) whether or not the
+    :class:`IdentifierMaskFilter` ran first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": _message_of(record),
+            "request_id": _request_id_of(record),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            out.update(zip(_ACCESS_FIELDS, (_masked_value(a) for a in record.args), strict=True))
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in out:
+                out[key] = _masked_value(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = mask_text(record.exc_text)
+        if record.stack_info:
+            out["stack"] = mask_text(self.formatStack(record.stack_info))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+LogFormat = Literal["json", "text"]
+_TEXT: Final = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def resolve_format(setting: str | None = None) -> LogFormat:
+    """``FCX_LOG_FORMAT`` (or ``setting``) as json or text; ``auto``: text on a terminal, else JSON."""
+    if setting is None:
+        setting = get_settings().log_format
+    if setting == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    if setting not in ("json", "text"):
+        raise ValueError(f"FCX_LOG_FORMAT must be auto, json or text, not {setting!r}")
+    return setting  # type: ignore[return-value]
+
+
+_FILTERS: Final = {
+    "fcx_mask_identifiers": {"()": f"{__name__}.IdentifierMaskFilter"},
+    "fcx_request_id": {"()": f"{__name__}.RequestIdFilter"},
+}
+
+
+def logging_config(fmt: str | None = None, *, level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` of a process (a command, a node): ``fanchaoxin`` at ``level`` and the
+    root logger (other libraries, WARNING) on stderr in the chosen format (``fmt``, else
+    ``FCX_LOG_FORMAT``), masking identifiers and stamping the request id. No server stack imported."""
+    json_lines = resolve_format(fmt) == "json"
+    formatter = "fcx_json" if json_lines else "fcx_text"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": copy.deepcopy(_FILTERS),
+        "formatters": {
+            "fcx_json": {"()": f"{__name__}.JsonFormatter"},
+            "fcx_text": {"format": _TEXT},
+        },
+        "handlers": {
+            "fcx": {
+                "class": "logging.StreamHandler",
+                "formatter": formatter,
+                "stream": "ext://sys.stderr",
+                "filters": list(_FILTERS),
+            }
+        },
+        "loggers": {"fanchaoxin": {"handlers": ["fcx"], "level": level.upper(), "propagate": False}},
+        "root": {"handlers": ["fcx"], "level": "WARNING"},
+    }
+
+
+def uvicorn_log_config(fmt: str | None = None, *, level: str = "INFO") -> dict[str, Any]:
+    """:func:`logging_config` with uvicorn's loggers (its error and access logs) in the same format, for
+    ``uvicorn.run(log_config=...)``: every worker process configures its logging from it (filters
+    installed in the parent would not exist there)."""
     from uvicorn.config import LOGGING_CONFIG
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["fcx_mask_identifiers"] = {"()": f"{__name__}.IdentifierMaskFilter"}
-    for handler in config.get("handlers", {}).values():
-        handler["filters"] = [*handler.get("filters", []), "fcx_mask_identifiers"]
+    config = logging_config(fmt, level=level)
+    uvicorn = copy.deepcopy(LOGGING_CONFIG)
+    if config["handlers"]["fcx"]["formatter"] == "fcx_json":
+        for handler in uvicorn["handlers"].values():
+            handler["formatter"] = "fcx_json"
+    else:
+        uvicorn["formatters"]["default"]["fmt"] = "%(levelprefix)s [%(request_id)s] %(message)s"
+        uvicorn["formatters"]["access"]["fmt"] = (
+            '%(levelprefix)s [%(request_id)s] %(client_addr)s - "%(request_line)s" %(status_code)s'
+        )
+        config["formatters"].update(uvicorn["formatters"])
+    for handler in uvicorn["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), *_FILTERS]
+    config["handlers"].update(uvicorn["handlers"])
+    config["loggers"].update(uvicorn["loggers"])
     return config

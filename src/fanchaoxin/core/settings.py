@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2 * 1024 * 1024, description="Largest request body accepted, in bytes.")
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, description="Largest body accepted on bulk-upload and evidence routes, in bytes."
+    )
+
+    # Logs of `fcx serve` and `fcx node serve` (core.logs, #23): JSON lines for a collector, text for a
+    # person at a terminal; auto picks text when stderr is a terminal.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines: json (one object per line, with request_id), text, or auto (text on a "
+        "terminal, json otherwise).",
+    )
+    metrics_queue_cache_seconds: float = Field(
+        15, ge=0, description="Queue gauges on /metrics are counted at most this often (seconds)."
     )
 
     # API keys
@@ -219,6 +230,32 @@ class Settings(BaseSettings):
     sharing_webhook_backoff_base_seconds: float = 2.0
     sharing_webhook_backoff_cap_seconds: float = 3600.0
 
+    # The platform's decision index (sanctions.index, sanctions.packed): shared by a host's workers.
+    decision_index: Literal["auto", "packed", "memory"] = Field(
+        "auto",
+        description="Where the API workers keep the entries in force for decisions: `packed` (one "
+        "memory-mapped file per host, shared by every worker, plus each worker's changes since it was "
+        "built), `memory` (a full index in each worker) or `auto` (packed for `fcx serve`, memory "
+        "for an embedded app).",
+    )
+    decision_index_dir: str = Field(
+        "var/index",
+        description="Where the packed decision index is kept (one file per database, its lock beside it), "
+        "on a local file system of the host: its workers map the same pages of it. /dev/shm keeps it off "
+        "the disk where that is large enough (a container's is often 64 MB).",
+    )
+    decision_index_rebuild_entries: int = Field(
+        50_000,
+        ge=1,
+        description="Rebuild the packed decision index once this many entries changed since it was built.",
+    )
+    decision_index_rebuild_seconds: float = Field(
+        1800,
+        ge=0,
+        description="Rebuild the packed decision index once it is this old and some entry changed since "
+        "(seconds; 0: only by the number of changes).",
+    )
+
     # Web console (/console)
     console_secret_key: str | None = Field(
         None,
@@ -231,6 +268,43 @@ class Settings(BaseSettings):
         30, description="Public blacklist queries per client address per window."
     )
     console_query_window_seconds: int = 60
+
+
+    # Backup and restore (operations.backup, `fcx backup`, `fcx restore`): the scheduled set of the jobs loop.
+    backup_dir: str | None = Field(
+        None,
+        description="Where the jobs loop of `fcx serve` writes a backup set (database, sealed keys, "
+        "manifest) every FCX_BACKUP_EVERY_HOURS; unset: no scheduled backup.",
+    )
+    backup_every_hours: float = Field(
+        24, gt=0, description="A scheduled backup is taken once the newest complete set is this old."
+    )
+    backup_keep: int = Field(
+        7, ge=1, description="Scheduled backups keep this many newest sets (never fewer than one complete)."
+    )
+    backup_passphrase_file: str | None = Field(
+        None,
+        description="A file holding the passphrase the keys of a backup are sealed under (scrypt + "
+        "AES-256-GCM; PBKDF2-HMAC-SM3 + SM4-GCM under gm). Needed by a scheduled backup unless "
+        "FCX_BACKUP_KEYS_TO is set.",
+    )
+    backup_keys_to: str | None = Field(
+        None,
+        description="Instead of sealing them: a folder apart from FCX_BACKUP_DIR where a scheduled "
+        "backup exports the key files in plain (mode 0600), one sub-folder per set.",
+    )
+
+    @model_validator(mode="after")
+    def _a_scheduled_backup_knows_where_its_keys_go(self) -> Settings:
+        # Refused at start rather than failing at every run of the jobs loop: without one of the two the
+        # keys would sit in plain next to the database, or the set would lack them (#23).
+        if self.backup_dir and not (self.backup_passphrase_file or self.backup_keys_to):
+            raise ValueError(
+                "FCX_BACKUP_DIR 已设置，但未设置 FCX_BACKUP_PASSPHRASE_FILE 或 FCX_BACKUP_KEYS_TO："
+                "定时备份不知道密钥放在哪里 / FCX_BACKUP_DIR is set without FCX_BACKUP_PASSPHRASE_FILE or "
+                "FCX_BACKUP_KEYS_TO: a scheduled backup would not know where the keys go"
+            )
+        return self
 
 
 @lru_cache

@@ -13,6 +13,12 @@
 
 A background loop syncs every ``sync_interval`` seconds (or at once on a webhook), then swaps the changes
 into the index between two requests.
+
+Request ids (#23): every request gets one (``X-Request-ID`` in, or a new one; in the answer's header and
+on its lines, ``core.requestid``); a sync, its relays and a status report run under an id of their own,
+sent to the platform with their calls. A decision that matches entries logs one line
+(``fanchaoxin.node.decisions``) under its request id naming the platform's request ids of the changes
+behind those entries, so that an operator can follow one id from the platform's form to this answer.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from fanchaoxin.core.errors import NotFound, Problem, Unauthenticated, ValidationProblem, install_handlers
+from fanchaoxin.core.logs import current_request_id, job_request_id, request_context
+from fanchaoxin.core.requestid import RequestIdMiddleware
 from fanchaoxin.node import decision_log, hits, relay, status
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
 from fanchaoxin.node.live import LiveBatcher, LiveResult, LiveSettings
@@ -43,6 +51,8 @@ from fanchaoxin.sharing import protocol as P
 from fanchaoxin.sharing.protocol import DecisionRequest, FeedbackIn
 
 log = logging.getLogger("fanchaoxin.node.app")
+# One line per matching decision: silenced alone by its level if an operator wants no trace of answers.
+decisions_log = logging.getLogger("fanchaoxin.node.decisions")
 
 
 class NotReady(Problem):
@@ -66,6 +76,11 @@ class NodeState:
         self.errors = status.ErrorCounts()  # since the last status report (#16)
 
     async def sync_once(self) -> None:
+        # a request's own id when one asked for it (POST /v1/sync); the relays after it go under it too
+        with request_context(current_request_id() or job_request_id("node-sync")):
+            await self._sync_once()
+
+    async def _sync_once(self) -> None:
         async with self.sync_lock:
             self.last_attempt_at = now()
             try:
@@ -132,8 +147,9 @@ class NodeState:
             await asyncio.sleep(every)
             live = self.node.live.stats.evaluated if self.node.live is not None else None
             try:
-                await asyncio.to_thread(status.report, self.store, self.client, interval=every,
-                                        errors=self.errors, live_total=live)  # fmt: skip
+                with request_context(job_request_id("node-status")):
+                    await asyncio.to_thread(status.report, self.store, self.client, interval=every,
+                                            errors=self.errors, live_total=live)  # fmt: skip
             except (PlatformUnavailable, PlatformRefused) as exc:
                 log.warning("status report not taken: %s", exc)
             except Exception:
@@ -212,19 +228,44 @@ class Decisions:
             if down is None:
                 return prepared
             # a failure moments ago: the fallback at once, without waiting on the platform again
-            return self.encode(self.node.finish(prepared, LiveResult({}, down)))
-        return self.encode(self.node.finish(prepared, None))
+            return self.encode(self.logged(self.node.finish(prepared, LiveResult({}, down))))
+        return self.encode(self.logged(self.node.finish(prepared, None)))
 
     @staticmethod
     def encode(out: dict[str, Any]) -> bytes:
         return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def logged(self, out: dict[str, Any]) -> dict[str, Any]:
+        """``out``, after one line if it matched entries: its verdicts, the entries and the platform's
+        request ids of the changes behind them (#23). An answer that matched nothing logs nothing: the
+        decision log (node.decision_log) keeps every answer, the lines only what an operator follows."""
+        if not decisions_log.isEnabledFor(logging.INFO):
+            return out
+        results = out.get("results", [out])
+        entry_ids = [e for r in results for e in r.get("entry_ids") or ()]
+        if not entry_ids:
+            return out
+        behind = self.node.requests_behind(entry_ids)
+        decisions_log.info(
+            "decision %s in scene %s: entries %s (changes %s)",
+            ",".join(str(r.get("verdict")) for r in results), out.get("scene"), ",".join(entry_ids),
+            ",".join(sorted(set(behind.values()))) or "-",
+            extra={
+                "scene": out.get("scene"),
+                "verdicts": [r.get("verdict") for r in results],
+                "entry_ids": entry_ids,
+                "change_request_ids": sorted(set(behind.values())),
+                "feed_seq": out.get("feed_seq"),
+            },
+        )  # fmt: skip
+        return out
 
     async def complete(self, prepared: Prepared) -> bytes:
         """The answer once the first-seen identifiers have their live tags, or could not get them within
         the live timeout (then the configured fallback)."""
         assert self.batcher is not None
         live = await self.batcher.tags(prepared.first_seen)
-        return self.encode(self.node.finish(prepared, live))
+        return self.encode(self.logged(self.node.finish(prepared, live)))
 
 
 class FastDecisions:
@@ -295,7 +336,7 @@ def create_node_app(
     live: LiveSettings | bool | None = None,
     hits_webhook: str | None = None,
     hits_webhook_secret: str | None = None,
-) -> FastDecisions:
+) -> RequestIdMiddleware:
     """``live``: live-tag settings (default: the store's config, ``fcx node init``); False: off."""
     store = Store(store_path)
     cfg = store.get_config()
@@ -501,4 +542,5 @@ def create_node_app(
         state.wake.set()
         return _json({"accepted": event_id})
 
-    return FastDecisions(app, judge)
+    # Outermost: the fast decision path too answers with its request id and logs under it.
+    return RequestIdMiddleware(FastDecisions(app, judge))

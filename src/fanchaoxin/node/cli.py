@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import logging.config
 import os
 import time
 from pathlib import Path
@@ -106,12 +107,21 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _log_level() -> str:
+    return os.environ.get("FCX_NODE_LOG_LEVEL", "INFO").upper()
+
+
 def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("FCX_NODE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logs.install()  # no plain identifiers in the node's logs (#14)
+    # The platform's log configuration (#23): FCX_LOG_FORMAT json or text, request ids, identifiers
+    # masked (#14) on every handler.
+    # masked (#14) on every handler. Like basicConfig, nothing is replaced where logging is already set
+    # up (a program that embeds the node, a test run): there the filters are added to its handlers.
+    if not logging.getLogger().handlers:
+        try:
+            logging.config.dictConfig(logs.logging_config(level=_log_level()))
+        except ValueError as exc:
+            _fail(str(exc))
+    logs.install()
 
 
 def _store(path: str) -> Store:
@@ -308,7 +318,10 @@ def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
     import uvicorn
 
     proxies = proxy_header_options(get_settings().trusted_proxies)
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **proxies)
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False,
+        log_config=logs.uvicorn_log_config(level=_log_level()), **proxies,
+    )  # fmt: skip
 
 
 @node_app.command("serve")

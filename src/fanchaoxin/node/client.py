@@ -1,4 +1,8 @@
-"""The node's HTTP client for the platform's sharing API (docs/sharing.md), with its API key."""
+"""The node's HTTP client for the platform's sharing API (docs/sharing.md), with its API key.
+
+Every call carries ``X-Request-ID``, the id the node runs under at the time (a request to the node, a
+sync, a status report: ``core.logs.current_request_id``), so that the platform's lines of the call name
+the same id as the node's (#23)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from fanchaoxin.core.logs import REQUEST_ID_HEADER, current_request_id
 from fanchaoxin.sharing import protocol as P
 
 USER_AGENT = "fcx-node/1"
@@ -91,6 +96,9 @@ class PlatformClient:
         self.close()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        request_id = current_request_id()
+        if request_id is not None:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), REQUEST_ID_HEADER: request_id}
         try:
             response = self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
@@ -110,8 +118,12 @@ class PlatformClient:
             )
             self._async_loop = loop
         limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        request_id = current_request_id()
+        headers = {REQUEST_ID_HEADER: request_id} if request_id is not None else None
         try:
-            async with self._async.request(method, self.base_url + url, json=json, timeout=limit) as r:
+            async with self._async.request(
+                method, self.base_url + url, json=json, timeout=limit, headers=headers
+            ) as r:
                 content = await r.read()
                 response = httpx.Response(
                     r.status,

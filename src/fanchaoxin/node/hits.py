@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection
 
 from fanchaoxin.core import crypto
 from fanchaoxin.core.calendar import add_working_days, china_today
+from fanchaoxin.core.logs import REQUEST_ID_HEADER, current_request_id, job_request_id
 from fanchaoxin.node.store import IN_FORCE_STATUSES, SEP, Store, crypto_profile, now
 from fanchaoxin.sanctions.policy import ActionWhen, MeasureCatalogue, measure_catalogue
 from fanchaoxin.sharing.protocol import mac_key, unb64
@@ -507,9 +508,11 @@ def deliver(store: Store, url: str, secret: bytes, http: httpx.Client, *, batch:
         if not page["items"]:
             return sent
         body = _encode(page).encode()
+        request_id = current_request_id() or job_request_id("node-hits")
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(secret, body, crypto_profile(cfg)),
+            REQUEST_ID_HEADER: request_id,
         }
         try:
             response = http.post(url, content=body, headers=headers)
@@ -520,6 +523,28 @@ def deliver(store: Store, url: str, secret: bytes, http: httpx.Client, *, batch:
         with store.transaction() as conn:
             Store.set_config(conn, hits_webhook_delivered=str(page["next_after"]))
         sent += len(page["items"])
+        _log_delivered(store, page, request_id)
+
+
+def _log_delivered(store: Store, page: dict[str, Any], request_id: str) -> None:
+    """One line per batch taken, naming the platform's request ids of the changes behind its hits (#23)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    entry_ids = sorted({item["entry_id"] for item in page["items"]})
+    with store.read() as conn:
+        behind = [
+            rid
+            for (rid,) in conn.exec_driver_sql(
+                "SELECT DISTINCT request_id FROM node_entry_requests WHERE entry_id IN "
+                f"({','.join('?' * len(entry_ids))}) ORDER BY request_id",
+                tuple(entry_ids),
+            )
+        ]
+    log.info(
+        "hits webhook: hits %s..%s delivered (entries %s)",
+        page["after"], page["next_after"], ",".join(entry_ids),
+        extra={"request_id": request_id, "entry_ids": entry_ids, "change_request_ids": behind},
+    )  # fmt: skip
 
 
 async def webhook_loop(

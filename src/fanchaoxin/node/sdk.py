@@ -152,6 +152,8 @@ class _Refresh:
     changes: list[tuple[str, list[str], IndexedEntry | None]] | None = None
     users: dict[bytes, tuple[str, ...]] | None = None
     live: LiveRows | None = None
+    # entry id → the platform's request id of its last change (None: forget it); all of them on a rebuild
+    change_requests: dict[str, str | None] | None = None
 
 
 def _excluded(text: str) -> dict[str, str]:
@@ -203,6 +205,8 @@ class Node:
         self._live_types = live_types()
         self.index = DecisionIndex()
         self.generation = -1
+        # entry id → the platform's request id of the change applied last (node_entry_requests, #23)
+        self.change_requests: dict[str, str] = {}
         self.users_version = ""
         self.users: dict[bytes, tuple[str, ...]] = {}
         # The measures the enterprise's rules exclude (code → clause): decide() leaves them out.
@@ -247,6 +251,8 @@ class Node:
                     if was_enabled:
                         gc.enable()
                 plan.new_index = index
+                every = "SELECT entry_id, request_id FROM node_entry_requests"
+                plan.change_requests = dict(conn.exec_driver_sql(every).all())
             elif head > self.index.seq:
                 plan.changes = []
                 rows = conn.exec_driver_sql(
@@ -258,6 +264,9 @@ class Node:
                         plan.changes.append((row[1], keys, entry))
                     else:
                         plan.changes.append((row[1], [], None))
+                since = "SELECT entry_id, request_id FROM node_entry_requests WHERE seq > ?"
+                named: dict[str, str] = dict(conn.exec_driver_sql(since, (self.index.seq,)).all())
+                plan.change_requests = {eid: named.get(eid) for eid, _keys, _entry in plan.changes}
             if cfg.get("users_version", "") != self.users_version:
                 users: dict[bytes, list[str]] = {}
                 for h, t in conn.exec_driver_sql("SELECT id_hmac, tag FROM node_users"):
@@ -274,6 +283,7 @@ class Node:
             self.index = plan.new_index
             self.generation = int(cfg.get("generation", "0"))
             gc.freeze()  # the index lives until the next snapshot: keep it out of later collections
+            self.change_requests = {}
         elif plan.changes is not None:
             was_enabled = gc.isenabled()
             gc.disable()
@@ -287,6 +297,11 @@ class Node:
                 if was_enabled:
                     gc.enable()
             self.index.seq = int(cfg.get("head", "0"))
+        for eid, request_id in (plan.change_requests or {}).items():
+            if request_id is None:
+                self.change_requests.pop(eid, None)
+            else:
+                self.change_requests[eid] = request_id
         if plan.users is not None:
             self.users = plan.users
             self.users_version = cfg.get("users_version", "")
@@ -557,6 +572,11 @@ class Node:
     def answer(self, request: DecisionRequest) -> dict[str, Any]:
         """:meth:`decide` or :meth:`decide_many` for a request the wire model has validated."""
         return self._answer(self.prepare_request(request))
+
+    def requests_behind(self, entry_ids: Iterable[str]) -> dict[str, str]:
+        """The platform's request ids of the changes behind these entries, where the node knows them."""
+        known = self.change_requests
+        return {eid: known[eid] for eid in entry_ids if eid in known}
 
     def matches(self, entry_id: str) -> bool:
         """Whether an entry in force concerns one of this node's enrolled users (one of its tags is theirs),

@@ -17,6 +17,8 @@ What it keeps
   id and the tag. Never a plain personal identifier.
 * ``node_live_tags``: tags of first-seen identifiers evaluated live in a decision's request
   (:mod:`.live`): ``id_hmac``, key id, identifier type, tag; never a plain identifier, never a user.
+* ``node_entry_requests``: entry id → the platform's request id of its last change applied from a delta
+  (#23: a decision matching the entry logs it).
 * ``node_outbox``: instruction acknowledgements and feedback waiting for the platform.
 * ``node_webhook_events``: webhook event ids already accepted (replay refusal).
 * ``node_log_pending``: applied feed events not yet covered by the transparency log's checkpoint (their
@@ -62,7 +64,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from fanchaoxin.core import crypto
 
@@ -214,6 +216,20 @@ log_pending = Table(
     Column("added_at", Float, nullable=False),
 )
 
+# --- request ids (#23) ---
+entry_requests = Table(
+    "node_entry_requests",
+    metadata,
+    # The platform's request that made the last change to each entry applied from a delta (the delta
+    # line's request_id): a decision that matches the entry logs it, so one id leads from the platform's
+    # form to this node's answer. A snapshot carries none and empties the table.
+    Column("entry_id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Index("ix_node_entry_requests_seq", "seq"),
+    sqlite_with_rowid=False,
+)
+
 IN_FORCE_STATUSES = frozenset({"published", "disputed"})  # blacklist.lifecycle.IN_FORCE
 # config: the measures the enterprise's own rulebook excludes (JSON code → clause), as the platform last
 # said at a sync (node.sync.sync_rulebook); the node's decisions leave them out (node.sdk).
@@ -229,6 +245,10 @@ BULK_INDEXES = {  # dropped before a snapshot's bulk insert and built after it (
     "ux_node_entries_entry": "CREATE UNIQUE INDEX ux_node_entries_entry ON node_entries (entry_id)",
     "ix_node_entries_seq": "CREATE INDEX ix_node_entries_seq ON node_entries (seq)",
 }
+
+
+# Tables added since the first nodes: a store made before them gets them when opened.
+_ADDED_TABLES = (decision_log_chunks, decision_log_batches, hits, hit_state, live_tags, log_pending)
 
 
 class StoreError(RuntimeError):
@@ -278,16 +298,14 @@ class Store:
             have = {
                 name for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")
             }
-        missing = [
-            t
-            for t in (decision_log_chunks, decision_log_batches, hits, hit_state, live_tags, log_pending)
-            if t.name not in have
-        ]
+        missing = [t for t in (*_ADDED_TABLES, entry_requests) if t.name not in have]
         if not missing and OLD_DECISION_LOG not in have:
             return
         with self.transaction() as conn:
             for table in missing:
                 conn.execute(CreateTable(table, if_not_exists=True))
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
             conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_node_users_tag ON node_users (tag)")
             _move_decision_log_rows(self, conn)
 

@@ -17,6 +17,12 @@ Order of checks (docs/sharing.md "Node side"):
 
 A refusal raises :class:`SyncRefused` after logging one line that says what was refused and that nothing
 was applied; the store keeps its last verified copy.
+
+Request ids (#23): a sync runs under its own id (``job-node-sync-…``, or the id of the node request that
+asked for it), sent to the platform with every call; each event applied from a delta is logged by
+``fanchaoxin.node.sync.events`` under the platform's request id that made the change (the delta line's
+``request_id``), which is also kept for the entry (``node_entry_requests``) so that the node's answers can
+name it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanchaoxin.core import crypto
+from fanchaoxin.core.logs import current_request_id, job_request_id, request_context, well_formed_request_id
 from fanchaoxin.core.roles import BusinessType
 from fanchaoxin.node import hits, logcheck
 from fanchaoxin.node.client import PlatformClient, PlatformRefused, PlatformUnavailable
@@ -48,6 +55,8 @@ from fanchaoxin.node.store import (
 from fanchaoxin.sharing import protocol as P
 
 log = logging.getLogger("fanchaoxin.node.sync")
+# One line per applied delta event: silenced alone (FCX_NODE_LOG_LEVEL or a logging config) if too chatty.
+events_log = logging.getLogger("fanchaoxin.node.sync.events")
 
 DELTA_LIMIT = 10_000
 PAUSE_ENV = "FCX_NODE_TEST_APPLY_PAUSE"  # tests: seconds to sleep inside the apply transaction
@@ -69,6 +78,7 @@ class PlatformSuspended(SyncRefused):
 
 
 SUSPENDED_KEY = "platform_suspended"  # config: why the platform refuses the feed (empty: it does not)
+RESTORED_KEY = "platform_restored_epoch"  # config: the platform's latest restore from a backup, as seen
 
 
 def suspended_message(code: str, reason: str) -> str:
@@ -180,6 +190,7 @@ def apply_snapshot(store: Store, feed: P.FeedFile, *, allow_rollback: bool = Fal
         for name in BULK_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
         conn.exec_driver_sql("DELETE FROM node_entries")
+        conn.exec_driver_sql("DELETE FROM node_entry_requests")  # a snapshot names no request
         if entry_rows:
             conn.exec_driver_sql(f"INSERT INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows)
         for ddl in BULK_INDEXES.values():  # a duplicate entry id fails here: nothing applied
@@ -204,6 +215,7 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
         raise P.ProtocolError(f"expected a delta, got {feed.format}")
     start, end = int(feed.header["from"]), int(feed.header["to"])
     last: dict[str, tuple[int, dict[str, Any]]] = {}
+    requests: dict[str, tuple[str, int, str | None]] = {}  # entry id → (its last change's request id, seq)
     for line in feed.records:
         record = line.get("record")
         if not isinstance(record, dict) or not isinstance(record.get("entry_id"), str):
@@ -211,6 +223,11 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
                 f"delta {start}..{end}: event {line.get('seq')} has no record with an entry_id"
             )
         last[record["entry_id"]] = (int(line["seq"]), record)
+        request_id = line.get("request_id")
+        if well_formed_request_id(request_id):
+            requests[record["entry_id"]] = (request_id, int(line["seq"]), line.get("event"))
+        else:
+            requests.pop(record["entry_id"], None)
     # The keys (tags, a unit's public identifiers) live in the entry row itself: one write per entry,
     # no second table to keep in step (its random-order indexes doubled a delta's commit).
     entry_rows = [
@@ -224,9 +241,40 @@ def apply_delta(store: Store, feed: P.FeedFile) -> int:
                 f"INSERT OR REPLACE INTO node_entries({ENTRY_COLUMNS}) VALUES ({_MARKS})", entry_rows
             )
             hits.rescreen_delta(conn, {eid: rec for eid, (_seq, rec) in last.items()}, feed_seq=end, cfg=cfg)
+            # an entry changed by a request-less event keeps no earlier change's id
+            unnamed = [(eid,) for eid in last if eid not in requests]
+            if unnamed:
+                conn.exec_driver_sql("DELETE FROM node_entry_requests WHERE entry_id = ?", unnamed)
+            if requests:
+                conn.exec_driver_sql(
+                    "INSERT OR REPLACE INTO node_entry_requests(entry_id, seq, request_id) VALUES (?, ?, ?)",
+                    [(eid, seq, rid) for eid, (rid, seq, _event) in requests.items()],
+                )
             _pause_for_tests("delta")
         store.set_config(conn, head=str(end))
+    _log_applied(feed)
     return end
+
+
+def _log_applied(feed: P.FeedFile) -> None:
+    """One line per applied event, under the platform's request id that made the change (#23)."""
+    if not events_log.isEnabledFor(logging.INFO):
+        return
+    sync_id = current_request_id()
+    for line in feed.records:
+        record = line["record"]
+        request_id = line.get("request_id")
+        events_log.info(
+            "applied event %s (%s) of entry %s, status %s",
+            line.get("seq"), line.get("event"), record.get("entry_id"), record.get("status"),
+            extra={
+                "request_id": request_id if well_formed_request_id(request_id) else None,
+                "sync_id": sync_id,
+                "seq": line.get("seq"),
+                "event": line.get("event"),
+                "entry_id": record.get("entry_id"),
+            },
+        )  # fmt: skip
 
 
 def mark_synced(store: Store, manifest: dict[str, Any] | None = None) -> None:
@@ -314,7 +362,9 @@ def sync(store: Store, client: PlatformClient | None = None) -> SyncResult:
     if client is None:
         client = PlatformClient(cfg["platform_url"], cfg["api_key"])
     try:
-        return _sync(store, client, cfg)
+        # its own id, unless a node request asked for it (POST /v1/sync): sent with every platform call
+        with request_context(current_request_id() or job_request_id("node-sync")):
+            return _sync(store, client, cfg)
     finally:
         if own_client:
             client.close()
@@ -345,7 +395,9 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
         raise _agreement_refusal(store, exc) or PlatformUnavailable(str(exc)) from exc
     manifest_head = int(manifest.get("head", 0))
     result = SyncResult(head, head, manifest_head)
-    if manifest_head < head:
+    restored = _new_restore(store, cfg, manifest, head)
+    rollback = restored is not None and head > int(restored.get("feed_head") or 0)
+    if manifest_head < head and not rollback:
         raise _refuse(
             "manifest",
             P.ProtocolError(
@@ -357,7 +409,7 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
     except logcheck.LogRefused as exc:
         raise _refuse("the transparency log", exc) from None
     need_snapshot = state["snapshot_seq"] == 0 and head == 0 and (manifest.get("snapshot") or {}).get("url")
-    rebase = _oprf_keys_changed(cfg, manifest) if head else False
+    rebase = (_oprf_keys_changed(cfg, manifest) if head else False) or rollback
     if rebase:
         # Entries applied earlier carry tags under the old key set only; users re-enrolled under a new key
         # would silently stop matching them once the old key retires. The platform's snapshot is rebuilt
@@ -413,7 +465,45 @@ def _sync(store: Store, client: PlatformClient, cfg: dict[str, str]) -> SyncResu
     tlog.close()
     sync_rulebook(store, client)
     mark_synced(store, manifest)
+    if restored is not None:
+        with store.transaction() as conn:
+            store.set_config(conn, **{RESTORED_KEY: str(restored["epoch"])})
     return result
+
+
+def _new_restore(
+    store: Store, cfg: dict[str, str], manifest: dict[str, Any], head: int
+) -> dict[str, Any] | None:
+    """The platform's restore from a backup (#23) that this node has not followed yet, from the SIGNED
+    manifest (``restored``: epoch, feed head restored); None when there is none or it was seen.
+
+    The platform's sequence numbers after the restored head are given again to other events, and its
+    transparency log lost the leaves after the backup: a node that followed it past that head takes the
+    snapshot again (a rollback the signed fact allows), and every node follows the log anew from here
+    (its last checkpoint belongs to the history before the restore). Both are logged as a warning."""
+    fact = manifest.get("restored")
+    if not isinstance(fact, dict) or not fact.get("epoch") or str(fact["epoch"]) == cfg.get(RESTORED_KEY):
+        return None
+    restored_head = int(fact.get("feed_head") or 0)
+    log.warning(
+        "the platform was restored from a backup at feed head %s (%s): %s; the transparency log is "
+        "followed anew from this sync",
+        restored_head,
+        fact.get("restored_at"),
+        f"this node's head {head} is past it, taking the platform's snapshot again"
+        if head > restored_head
+        else "nothing this node applied was lost",
+    )
+    with store.transaction() as conn:
+        conn.exec_driver_sql("DELETE FROM node_log_pending")
+        forgotten = (
+            logcheck.C_SIZE, logcheck.C_ROOT, logcheck.C_NOTE, logcheck.C_CURSOR, logcheck.C_FEED_SEQ,
+            logcheck.C_COSIGNED,
+        )  # fmt: skip
+        # the log is read again from the last event both histories share (the snapshot moves it on)
+        anchor = {logcheck.C_ANCHOR: str(min(head, restored_head))}
+        store.set_config(conn, **dict.fromkeys(forgotten, ""), **anchor)
+    return fact
 
 
 def sync_rulebook(store: Store, client: PlatformClient) -> None:

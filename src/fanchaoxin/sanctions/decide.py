@@ -3,7 +3,8 @@
 The same function answers the platform's `POST /v1/decisions`, the enterprise node's HTTP API and the
 in-process SDK. It reads an index of the entries in force — keyed by canonical identifier
 (`type:value`, or on a node the identifier's VOPRF tag) — prepared once per entry, so that a decision is
-a few dictionary look-ups.
+a few look-ups (`EntryLookup.entries_for`: a dictionary, or on the platform the packed index that a
+host's workers share, sanctions.packed).
 
 Reasons tell the severity and the entry ids; a unit's also its behaviours, a natural person's not (least
 disclosure, see `_reason`).
@@ -22,11 +23,11 @@ is the strictest effect of the measures left. The node passes nothing yet (every
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from fanchaoxin.core.catalogue import catalogues
 from fanchaoxin.sanctions.policy import MeasureCatalogue, measure_catalogue, merge_params
@@ -159,6 +160,19 @@ class DecisionIndex:
     def __len__(self) -> int:
         return len(self.keys_of)
 
+    def entries_for(self, key: str) -> Sequence[IndexedEntry]:
+        return self.by_key.get(key) or ()
+
+
+class EntryLookup(Protocol):
+    """What decide() reads: the entries in force under one identifier key. A DecisionIndex (the node,
+    small setups) and the platform's packed index (sanctions.packed, shared by a host's workers) both
+    answer it."""
+
+    seq: int
+
+    def entries_for(self, key: str) -> Sequence[IndexedEntry]: ...
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -192,7 +206,7 @@ _NOTHING: Mapping[str, str] = {}
 
 
 def decide(
-    index: DecisionIndex,
+    index: EntryLookup,
     keys: Iterable[str],
     scene: str,
     *,
@@ -203,13 +217,11 @@ def decide(
 
     `excluded`: the measures the asking enterprise's rules exclude (code → clause): listed under
     `not_applicable_by_rules` instead of applied."""
-    by_key = index.by_key
+    entries_for = index.entries_for
     hits: dict[str, IndexedEntry] = {}
     for k in keys:
-        found = by_key.get(k)
-        if found:
-            for e in found:
-                hits[e.entry_id] = e
+        for e in entries_for(k):
+            hits[e.entry_id] = e
     if not hits:
         return _ALLOW
     cat = measure_catalogue()

@@ -4,6 +4,13 @@ Each API process keeps one in memory. A request refreshes it at most once a seco
 feed after the last sequence number it applied, so a publication or revocation reaches decisions
 within about a second in every process, without a query per decision.
 
+With a packed store (`FCX_DECISION_INDEX=packed`, the default of `fcx serve`) the entries are not
+held per process: the workers of a host map one read-only file (sanctions.packed) built by one of them,
+and each keeps only the changes since it was built, applied from the feed as above. Once those changes
+pass `FCX_DECISION_INDEX_REBUILD_ENTRIES` or the file is older than `FCX_DECISION_INDEX_REBUILD_SECONDS`,
+one worker of the host (a file lock) writes a new file in the background; every worker switches to it
+when it appears, between two requests (a request keeps the index it started with).
+
 Entries are keyed by the blind index of each identifier of their subject (``vault.identifier_index``,
 stored as ``SubjectIdentifier.value_index``): building the index decrypts nothing, and no plain
 identifier is held in the workers' memory. Requests are keyed the same way (``sanctions.views``).
@@ -19,7 +26,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -28,7 +36,9 @@ from starlette.concurrency import run_in_threadpool
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import Database, unavailable
-from fanchaoxin.sanctions.decide import DecisionIndex, IndexedEntry, index_entry
+from fanchaoxin.core.settings import Settings
+from fanchaoxin.sanctions.decide import DecisionIndex, EntryLookup, IndexedEntry, index_entry
+from fanchaoxin.sanctions.packed import IndexStore, PackedIndex, matches
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.changes import head
 from fanchaoxin.sharing.models import FeedEvent
@@ -37,6 +47,7 @@ from fanchaoxin.subjects.models import Subject, SubjectIdentifier
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
+MAINTAIN_RETRY_SECONDS = 60.0  # after a failed rebuild of the packed file
 
 
 def _keys(subject: Subject) -> list[str]:
@@ -56,9 +67,15 @@ def _indexed(entry: Entry):  # type: ignore[no-untyped-def]
     )
 
 
-def load_entries(
-    session: Session, index: DecisionIndex, entry_ids: Iterable[uuid.UUID] | None = None
-) -> None:
+class FeedApplied(EntryLookup, Protocol):
+    """An index the change feed is applied to (DecisionIndex, PackedIndex)."""
+
+    def put(self, keys: Iterable[str], entry: IndexedEntry) -> None: ...
+
+    def remove(self, entry_id: str) -> None: ...
+
+
+def load_entries(session: Session, index: FeedApplied, entry_ids: Iterable[uuid.UUID] | None = None) -> None:
     stmt = select(Entry).options(selectinload(Entry.subject).selectinload(Subject.identifiers))
     if entry_ids is None:
         stmt = stmt.where(Entry.status.in_([s.value for s in IN_FORCE])).execution_options(yield_per=5000)
@@ -124,7 +141,7 @@ def build(session: Session) -> DecisionIndex:
     return index
 
 
-def refresh(session: Session, index: DecisionIndex) -> None:
+def refresh(session: Session, index: FeedApplied) -> None:
     """Apply feed events after `index.seq` (entries are re-read, so merges and corrections show too)."""
     while True:
         events = session.execute(
@@ -145,6 +162,7 @@ class IndexWarming(Exception):
 
 
 Clock = Callable[[], float]
+Index = DecisionIndex | PackedIndex
 
 
 class IndexHolder:
@@ -155,11 +173,28 @@ class IndexHolder:
     every `retry_seconds`, in the background, so that no request waits for a database that is gone.
     """
 
-    def __init__(self, database: Database, *, retry_seconds: float = 5.0, clock: Clock = time.monotonic):
+    def __init__(
+        self,
+        database: Database,
+        *,
+        retry_seconds: float = 5.0,
+        clock: Clock = time.monotonic,
+        store: IndexStore | None = None,
+        rebuild_entries: int = 50_000,
+        rebuild_seconds: float = 1800.0,
+        wall: Clock = time.time,
+    ):
         self.database = database
         self.retry_seconds = retry_seconds
         self.clock = clock
-        self._index: DecisionIndex | None = None
+        # With a store: the host's packed file plus this process's changes since (sanctions.packed).
+        self.store = store
+        self.rebuild_entries = rebuild_entries
+        self.rebuild_seconds = rebuild_seconds
+        self.wall = wall
+        self._maintaining: threading.Thread | None = None
+        self._maintain_after = -math.inf  # after a failed rebuild: not before this (clock)
+        self._index: Index | None = None
         self._checked = -math.inf  # the last refresh tried, whether or not it reached the database
         self._synced = -math.inf  # the last build or refresh that did
         self._degraded = False
@@ -195,7 +230,7 @@ class IndexHolder:
         self._warming = threading.Thread(target=run, name="fcx-decision-index", daemon=True)
         self._warming.start()
 
-    def get(self) -> DecisionIndex:
+    def get(self) -> Index:
         """The index: built on first use, then refreshed from the feed when due. Raises only while
         there is no index yet (IndexWarming while another thread builds it, or the database's error)."""
         index = self._index
@@ -213,7 +248,7 @@ class IndexHolder:
         try:
             if self._index is None:
                 with self.database.session() as s:
-                    self._index = build(s)
+                    self._index = self._load(s)
                 self._checked = self._synced = self.clock()
             elif self._due(self.clock()):
                 self._refresh(self._index)
@@ -221,7 +256,23 @@ class IndexHolder:
         finally:
             self._lock.release()
 
-    def _refresh(self, index: DecisionIndex) -> None:
+    def _load(self, session: Session) -> Index:
+        if self.store is None:
+            return build(session)
+        try:
+            base = self.store.open_or_build(session)
+        except OSError as exc:
+            # A directory that cannot take the file (full, read-only): this process decides from an index
+            # of its own rather than not at all.
+            log.error(
+                "decision index: no packed file in %s (%s); building one in memory", self.store.directory, exc
+            )
+            return build(session)
+        index = PackedIndex(base)
+        refresh(session, index)
+        return index
+
+    def _refresh(self, index: Index) -> None:
         started = self.clock()
         try:
             with self.database.session() as s:
@@ -242,8 +293,71 @@ class IndexHolder:
             log.warning("decision index: database back; the index is current again")
         self._degraded = False
         self._checked = self._synced = started
+        if (
+            isinstance(index, PackedIndex)
+            and self.clock() >= self._maintain_after
+            and self._maintenance_due(index)
+        ):
+            self._maintain_in_background()
 
-    async def aget(self) -> DecisionIndex:
+    def _rebuild_due(self, index: PackedIndex) -> bool:
+        changed = index.changed_since_base
+        if changed >= self.rebuild_entries:
+            return True
+        # By age only with something to fold in: a file that still matches the database is kept.
+        old = self.rebuild_seconds > 0 and self.wall() - index.base.built_at >= self.rebuild_seconds
+        return old and changed > 0
+
+    def _maintenance_due(self, index: PackedIndex) -> bool:
+        assert self.store is not None
+        return self.store.replaced(index.base) or self._rebuild_due(index)
+
+    def maintain(self) -> bool:
+        """Move to a newer packed file: the one another worker of the host published, or one built here
+        when the changes since the current file are many or it is old (unless another worker is building
+        it). The new index is brought up to the feed before it replaces the current one. True if it did."""
+        index = self._index
+        store = self.store
+        if store is None or not isinstance(index, PackedIndex):
+            return False
+        replaced = store.replaced(index.base)
+        if not replaced and not self._rebuild_due(index):
+            return False
+        base = store.current() if replaced else None  # None too for a file that cannot be trusted
+        with self.database.session() as s:
+            if base is None or not matches(s, base):
+                base = store.rebuild(s, unless_replaced=index.base)
+                if base is None:
+                    return False  # another worker is building it: this one switches once it appears
+            fresh = PackedIndex(base)
+            refresh(s, fresh)
+        with self._lock:
+            with self.database.session() as s:
+                refresh(s, fresh)  # what came in since, so that no decision goes back in time
+            self._index = fresh
+        log.info("decision index: now on %s (feed seq %d)", base.path, base.seq)
+        return True
+
+    def _maintain_in_background(self) -> None:
+        running = self._maintaining
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                self.maintain()
+            except Exception as exc:
+                # Not again at every feed read: a build that fails (a full disk) would take a core for it.
+                self._maintain_after = self.clock() + MAINTAIN_RETRY_SECONDS
+                if not unavailable(exc):
+                    log.exception("decision index: rebuilding the packed file failed")
+                else:
+                    log.warning("decision index: not rebuilt, database unavailable (%s)", type(exc).__name__)
+
+        self._maintaining = threading.Thread(target=run, name="fcx-decision-index-pack", daemon=True)
+        self._maintaining.start()
+
+    async def aget(self) -> Index:
         """`get` for an async route: the current index at once; a due refresh or the first build in a
         worker thread, so that the event loop never waits on the database. While degraded, the retry
         runs in the background and the request is answered from the index as it is."""
@@ -273,3 +387,21 @@ class IndexHolder:
     def invalidate(self) -> None:
         """Make the next request read the feed (tests, and after a write in this process)."""
         self._checked = -math.inf
+
+
+def holder_for(database: Database, settings: Settings, *, served: bool) -> IndexHolder:
+    """The holder as the settings ask for it: packed (shared by the host's workers) or in memory;
+    `auto` is packed for `fcx serve` and in memory in an embedded app (tests, tools)."""
+    mode = settings.decision_index
+    packed = mode == "packed" or (mode == "auto" and served)
+    store = None
+    if packed:
+        directory = Path(settings.decision_index_dir)
+        store = IndexStore(directory, f"{database.url}|{database.schema or ''}", database=database)
+    return IndexHolder(
+        database,
+        retry_seconds=settings.database_retry_after_seconds,
+        store=store,
+        rebuild_entries=settings.decision_index_rebuild_entries,
+        rebuild_seconds=settings.decision_index_rebuild_seconds,
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     ForeignKey,
     Integer,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    and_,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,6 +119,11 @@ class Instruction(Base):
     def overdue(self, today: date) -> bool:
         """Unacknowledged after its due date (3 PRC working days by default)."""
         return self.acknowledged_at is None and today > self.ack_due_on
+
+    @classmethod
+    def overdue_where(cls, today: date) -> ColumnElement[bool]:
+        """`overdue` as a query condition: the same rule for the list's filter and the queue's count."""
+        return and_(cls.acknowledged_at.is_(None), cls.ack_due_on < today)
 
     def snapshot(self) -> dict[str, Any]:
         return {

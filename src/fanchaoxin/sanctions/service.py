@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import NonNegativeInt, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, not_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -599,9 +599,9 @@ def list_instructions(
     if owner_org_id:
         stmt = stmt.where(Instruction.owner_org_id == owner_org_id)
     if overdue is True:
-        stmt = stmt.where(Instruction.acknowledged_at.is_(None), Instruction.ack_due_on < today)
+        stmt = stmt.where(Instruction.overdue_where(today))
     elif overdue is False:
-        stmt = stmt.where(or_(Instruction.acknowledged_at.is_not(None), Instruction.ack_due_on >= today))
+        stmt = stmt.where(not_(Instruction.overdue_where(today)))
     rows = list(session.scalars(stmt.order_by(Instruction.seq).limit(limit)))
     return InstructionPage(rows, rows[-1].seq if len(rows) == limit else None)
 

@@ -26,7 +26,7 @@ from fanchaoxin.orgs.decision_log import DecisionLogWriter, LogRecord
 from fanchaoxin.orgs.department_kinds import department_kinds
 from fanchaoxin.sanctions import bulk, service
 from fanchaoxin.sanctions.basic_list import basic_list, checked_policy
-from fanchaoxin.sanctions.decide import DecisionIndex, decide
+from fanchaoxin.sanctions.decide import EntryLookup, decide
 from fanchaoxin.sanctions.impact import policy_impact
 from fanchaoxin.sanctions.index import IndexHolder, IndexWarming
 from fanchaoxin.sanctions.models import PolicyVersion
@@ -113,7 +113,7 @@ INLINE_BATCH = 50
 
 def _decide_all(
     app: Any,
-    index: DecisionIndex,
+    index: EntryLookup,
     body: DecisionRequest,
     principal: Principal,
     excluded: Mapping[str, str],
@@ -130,12 +130,12 @@ def _decide_all(
     if budgets.metered(principal) and principal.org_id is not None:
         budget: budgets.Budget = app.state.budget
         budget.charge_plain(principal.org_id, sum(len(p) for p in pairs))
-        by_key = index.by_key
+        entries_for = index.entries_for
         misses = [
             pair
             for subject, keys in zip(pairs, digests, strict=True)
             for pair, k in zip(subject, keys, strict=True)
-            if k not in by_key
+            if not entries_for(k)
         ]
         if misses:
             budget.observe_misses(principal.org_id, misses, key_prefix=principal.key_prefix)
@@ -174,7 +174,7 @@ def active_policy_version(session: Session) -> str | None:
     return version if version is not None else default_policy().version
 
 
-def _freshness(holder: IndexHolder, index: DecisionIndex) -> dict[str, Any]:
+def _freshness(holder: IndexHolder, index: EntryLookup) -> dict[str, Any]:
     return {
         "feed_seq": index.seq,
         "feed_age_seconds": round(holder.age_seconds(), 1),

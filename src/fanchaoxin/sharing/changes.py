@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import utcnow
+from fanchaoxin.core.logs import current_request_id
 from fanchaoxin.orgs.department_kinds import receives
 from fanchaoxin.orgs.models import Organisation
 from fanchaoxin.sharing import translog
@@ -65,7 +66,16 @@ def append(session: Session, entry: Entry, event: str) -> FeedEvent:
         session.add(FeedHead(id=1, seq=0))
         session.flush()
         row = session.execute(text("UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")).one()
-    ev = FeedEvent(seq=int(row[0]), at=utcnow(), event=event, entry_id=entry.id, record=record(entry))
+    # The request that made the change (an HTTP request's X-Request-ID, a job run's id): the node and the
+    # webhook receivers log it, so one id follows the change from the form to the node's answer (#23).
+    ev = FeedEvent(
+        seq=int(row[0]),
+        at=utcnow(),
+        event=event,
+        entry_id=entry.id,
+        record=record(entry),
+        request_id=current_request_id(),
+    )
     session.add(ev)
     session.flush()
     _enqueue(session, ev)

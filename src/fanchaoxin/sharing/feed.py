@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core import crypto, vault
+from fanchaoxin.core.audit import AuditEvent
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.sharing import changes, oprf, protocol, translog
 from fanchaoxin.sharing.keys import SharingKeys
@@ -275,6 +276,15 @@ def oldest_after(session: Session) -> int:
     return int(first) - 1 if first is not None else changes.head(session)
 
 
+def _delta_line(ev: FeedEvent, rec: dict[str, Any]) -> dict[str, Any]:
+    line = {"seq": ev.seq, "event": ev.event, "at": ev.at.isoformat(), "record": rec}
+    if ev.request_id:
+        # Optional, outside the record and the log leaf (#23): a node logs the change under the request
+        # that made it; nodes that predate it ignore the field, and the signature covers it like the rest.
+        line["request_id"] = ev.request_id
+    return line
+
+
 def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBytes:
     head = changes.head(session)
     if after < oldest_after(session):
@@ -284,10 +294,7 @@ def delta(session: Session, keys: SharingKeys, after: int, limit: int) -> FeedBy
     # Each event as the transparency log holds it (#19), so that a node can check it against its leaf.
     logged = translog.logged_events(session, [ev.seq for ev in events])
     records = [logged.get(ev.seq, rec) for ev, rec in zip(events, records, strict=True)]
-    lines = [
-        {"seq": ev.seq, "event": ev.event, "at": ev.at.isoformat(), "record": rec}
-        for ev, rec in zip(events, records, strict=True)
-    ]
+    lines = [_delta_line(ev, rec) for ev, rec in zip(events, records, strict=True)]
     to = events[-1].seq if events else after
     header = {
         "from": after,
@@ -597,6 +604,26 @@ def maybe_rebuild(db: Database, keys: SharingKeys, directory: Path, every: int, 
 # --- manifest -------------------------------------------------------------------------------------------
 
 
+# A restore from a backup (operations.backup) is a fact of the audit chain. The feed's sequence numbers
+# after the restored head are given again to other events, so the manifest carries the latest restore: a
+# node that had followed the platform past that head takes the (signed) snapshot again instead of refusing
+# a head lower than its own for ever.
+RESTORED_ACTION = "platform.restored"
+
+
+def restored(session: Session) -> dict[str, Any] | None:
+    """The latest restore of this platform from a backup: its epoch, when, and the feed head it restored."""
+    detail = session.scalar(
+        select(AuditEvent.detail)
+        .where(AuditEvent.action == RESTORED_ACTION)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if not isinstance(detail, dict):
+        return None
+    return {k: detail.get(k) for k in ("epoch", "restored_at", "feed_head")}
+
+
 def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[str, Any], str]:
     """The signed manifest and its ETag (over everything but ``generated_at``). It states the crypto
     profile (``protocol.sign_manifest``); the snapshot's ``digest`` is under it (``sha256`` is repeated
@@ -622,6 +649,9 @@ def manifest(session: Session, keys: SharingKeys, snap: Snapshot) -> tuple[dict[
         # The transparency log's key, pinned by nodes from here (#19).
         "log": translog.load_log_keys(keys.directory).manifest_entry(),
     }
+    fact = restored(session)
+    if fact is not None:
+        body["restored"] = fact
     etag = '"' + prof.hexdigest(protocol.canonical_json({**body, **protocol.profile_facts(prof)})) + '"'
     signed = protocol.sign_manifest({**body, "generated_at": datetime.now(UTC).isoformat()}, keys.signing)
     return signed, etag

@@ -10,6 +10,9 @@ schedules the next attempt after ``min(cap, base · 2^(attempts-1))`` seconds wi
 it); after the last attempt the row is dead until an admin replays it. The event id (``evt_<seq>``) is
 the same on every retry and replay: receivers dedupe by it.
 
+Each POST carries ``X-Request-ID``: the request that made the change (``feed_events.request_id``, #23),
+and every line logged about the delivery names it, so a receiver's logs and the platform's meet on one id.
+
 Enterprises receive the shared record (tags only), and only while their information-sharing agreement is
 in force (orgs.agreements.standing, #22): a delivery due to an enterprise that is suspended, has
 withdrawn or lapsed is cancelled, not sent (the feed, from its cursor, is the way back after a
@@ -34,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fanchaoxin.core import audit
@@ -42,6 +45,7 @@ from fanchaoxin.core.audit import SYSTEM, Actor
 from fanchaoxin.core.auth import Principal
 from fanchaoxin.core.db import Database, utcnow
 from fanchaoxin.core.errors import Conflict, NotFound, ValidationProblem
+from fanchaoxin.core.logs import REQUEST_ID_HEADER, job_request_id, request_context
 from fanchaoxin.core.roles import OrgKind
 from fanchaoxin.core.settings import Settings, get_settings
 from fanchaoxin.orgs import agreements
@@ -415,71 +419,117 @@ def deliver_due(
                     continue
                 body, fields = payload(session, item)
                 url, secret, audience = item.webhook.url, item.webhook.secret, item.webhook.audience
-            data = protocol.canonical_json(body)
-            headers = protocol.webhook_headers(secret.encode(), body["event_id"], data)
-            status, error = None, None
-            try:
-                refused = scheme_problem(url, audience, allow_private=allow_private)
-                if refused:
-                    raise httpx.ConnectError(f"destination refused: {refused}")
-                client = client or delivery_client(settings)
-                response = pinned_post(
-                    client,
-                    url,
-                    content=data,
-                    headers=headers,
-                    allow_private=allow_private,
-                    resolver=resolver,
-                )
-                status = response.status_code
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}: {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-            with db.session() as session:
-                item = session.get(OutboxItem, item_id)
-                assert item is not None
-                item.last_status = status
-                item.attempts += 1
-                if error is None:
-                    item.status = "delivered"
-                    item.delivered_at = utcnow()
-                    item.last_error = None
-                    counts["delivered"] += 1
-                    if fields:
-                        audit.record(
-                            session,
-                            SYSTEM,
-                            "sharing.department_delivery",
-                            "entry",
-                            body["record"]["entry_id"],
-                            detail={
-                                "webhook_id": str(item.webhook_id),
-                                "org_id": str(item.webhook.owner_org_id),
-                                "seq": item.seq,
-                                "fields": fields,
-                            },
-                        )
-                elif item.attempts >= settings.sharing_webhook_max_attempts:
-                    item.status = "dead"
-                    item.dead_at = utcnow()
-                    item.last_error = error
-                    counts["dead"] += 1
-                    log.warning(
-                        "webhook %s: event %s dead after %d attempts: %s",
-                        item.webhook_id,
-                        item.seq,
-                        item.attempts,
-                        error,
+                event = session.get(FeedEvent, item.seq)  # in the session already (payload)
+                change_request = event.request_id if event is not None else None
+            # The delivery's lines, and the receiver, get the id of the request that made the change.
+            with request_context(change_request or job_request_id("webhooks")) as request_id:
+                data = protocol.canonical_json(body)
+                headers = protocol.webhook_headers(secret.encode(), body["event_id"], data)
+                headers[REQUEST_ID_HEADER] = request_id
+                status, error = None, None
+                try:
+                    refused = scheme_problem(url, audience, allow_private=allow_private)
+                    if refused:
+                        raise httpx.ConnectError(f"destination refused: {refused}")
+                    client = client or delivery_client(settings)
+                    response = pinned_post(
+                        client,
+                        url,
+                        content=data,
+                        headers=headers,
+                        allow_private=allow_private,
+                        resolver=resolver,
                     )
-                else:
-                    item.last_error = error
-                    item.next_attempt_at = utcnow() + timedelta(seconds=backoff(item.attempts, settings, rng))
-                    counts["failed"] += 1
+                    status = response.status_code
+                    if not 200 <= status < 300:
+                        error = f"HTTP {status}: {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                outcome = _record_attempt(db, item_id, body, fields, status, error, settings, rng)
+                counts[outcome] += 1
     finally:
         if own_client and client is not None:
             client.close()
     return counts
+
+
+def _record_attempt(
+    db: Database,
+    item_id: int,
+    body: dict[str, Any],
+    fields: list[str],
+    status: int | None,
+    error: str | None,
+    settings: Settings,
+    rng: random.Random | None,
+) -> str:
+    """Write one attempt's outcome (delivered, failed: retried later, dead) and log it."""
+    with db.session() as session:
+        item = session.get(OutboxItem, item_id)
+        assert item is not None
+        item.last_status = status
+        item.attempts += 1
+        where = {"webhook_id": str(item.webhook_id), "seq": item.seq, "event_id": item.event_id}
+        if error is None:
+            item.status = "delivered"
+            item.delivered_at = utcnow()
+            item.last_error = None
+            if fields:
+                audit.record(
+                    session,
+                    SYSTEM,
+                    "sharing.department_delivery",
+                    "entry",
+                    body["record"]["entry_id"],
+                    detail={
+                        "webhook_id": str(item.webhook_id),
+                        "org_id": str(item.webhook.owner_org_id),
+                        "seq": item.seq,
+                        "fields": fields,
+                    },
+                )
+            log.info(
+                "webhook %s: event %s delivered (HTTP %s)", item.webhook_id, item.seq, status,
+                extra={**where, "attempts": item.attempts, "http_status": status},
+            )  # fmt: skip
+            return "delivered"
+        item.last_error = error
+        if item.attempts >= settings.sharing_webhook_max_attempts:
+            item.status = "dead"
+            item.dead_at = utcnow()
+            log.warning(
+                "webhook %s: event %s dead after %d attempts: %s",
+                item.webhook_id, item.seq, item.attempts, error,
+                extra={**where, "attempts": item.attempts, "http_status": status},
+            )  # fmt: skip
+            return "dead"
+        item.next_attempt_at = utcnow() + timedelta(seconds=backoff(item.attempts, settings, rng))
+        log.info(
+            "webhook %s: event %s attempt %d failed, retried at %s: %s",
+            item.webhook_id, item.seq, item.attempts, item.next_attempt_at.isoformat(), error,
+            extra={**where, "attempts": item.attempts, "http_status": status},
+        )  # fmt: skip
+        return "failed"
+
+
+def queue_figures(session: Session, now: datetime) -> dict[str, float]:
+    """The outbox as a queue, for the metrics (#23): deliveries pending, dead, and the age in seconds of
+    the oldest pending one (0 when none). Counts on the status index."""
+    by_status = dict(
+        session.execute(
+            select(OutboxItem.status, func.count())
+            .where(OutboxItem.status.in_(("pending", "dead")))
+            .group_by(OutboxItem.status)
+        ).all()
+    )
+    oldest = session.scalar(select(func.min(OutboxItem.created_at)).where(OutboxItem.status == "pending"))
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return {
+        "pending": float(by_status.get("pending", 0)),
+        "dead": float(by_status.get("dead", 0)),
+        "oldest_pending_age_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+    }
 
 
 def dead_letters(session: Session, *, limit: int = 100) -> list[OutboxItem]:

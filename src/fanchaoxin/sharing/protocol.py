@@ -14,6 +14,10 @@ line::
     ...
     {"signature": "<base64 signature over feed_body_message(format, digest of every byte above this line)>"}
 
+A delta's line may carry ``"request_id"`` (#23): the request that made the change, for the receiver's
+logs; it is optional (events from before it, and from jobs of old platforms, have none), outside the
+record and so outside the transparency log's leaf, and a receiver that does not know it ignores it.
+
 The body is every byte above the signature line, header and newlines included; the signature covers
 ``b"fcx-feed-body/2\\n" + format + b"\\n" + digest(body)`` (:func:`feed_body_message`), the digest the
 signing key's profile's. So the writer hashes the body as it streams out and signs ~70 bytes once (a
