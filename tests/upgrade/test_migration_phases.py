@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 
+import fanchaoxin
 from fanchaoxin.core import upgrades
 from fanchaoxin.core.db import Database
 from tests.upgrade.conftest import PREVIOUS
@@ -36,6 +37,12 @@ def test_releases_file_is_valid_and_names_known_revisions(previous_release) -> N
         p.name[:4] for p in (previous_release.src / "fanchaoxin/migrations/versions").glob("0*.py")
     )
     assert theirs[-1] == PREVIOUS.schema_head
+
+
+def test_this_code_is_a_later_version_than_every_cut_release() -> None:
+    """A release cut without moving the version on would make two programs answer to one version."""
+    this = upgrades.Release(version=fanchaoxin.__version__, commit="0" * 40, schema_head=SCRIPTS[-1].revision)
+    assert all(r.key < this.key for r in upgrades.load_releases()), fanchaoxin.__version__
 
 
 @pytest.mark.parametrize("script", AFTER_PREVIOUS, ids=lambda s: s.revision)

@@ -56,7 +56,7 @@ RELEASES_FILE = MIGRATIONS_DIR / "releases.yaml"
 class Release(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="the release's version (pyproject)")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="its version (fanchaoxin.__version__)")
     commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="the full git commit it was cut from")
     schema_head: str = Field(min_length=1, description="the migration revision at its head")
 
