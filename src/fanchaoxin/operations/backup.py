@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -73,6 +72,7 @@ from fanchaoxin import __version__
 from fanchaoxin.core import audit, crypto, vault
 from fanchaoxin.core.audit import Actor
 from fanchaoxin.core.db import Database, normalise_url, unavailable
+from fanchaoxin.core.hostlock import host_lock
 from fanchaoxin.core.settings import Settings
 from fanchaoxin.sharing import feed, translog
 from fanchaoxin.sharing import keys as sharing_keys
@@ -673,16 +673,8 @@ def prune(folder: Path, keep: int) -> list[Path]:
 @contextlib.contextmanager
 def _locked(folder: Path, *, wait: bool) -> Iterator[bool]:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(folder / LOCK, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with host_lock(folder / LOCK, wait=wait) as held:
+        yield held
 
 
 # --- restore ----------------------------------------------------------------------------------------------

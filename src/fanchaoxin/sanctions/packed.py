@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -56,6 +55,7 @@ from sqlalchemy.orm import Session
 from fanchaoxin.blacklist.lifecycle import IN_FORCE
 from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import Database
+from fanchaoxin.core.hostlock import host_lock
 from fanchaoxin.sanctions.decide import DecisionIndex, IndexedEntry, index_entry
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.changes import head
@@ -472,19 +472,8 @@ class IndexStore:
     @contextlib.contextmanager
     def _locked(self, *, wait: bool) -> Iterator[bool]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with host_lock(self.lock_path, wait=wait) as held:
+            yield held
 
     def open_or_build(self, session: Session) -> PackedBase:
         """The file of this database: mapped if one is there and matches, else built (one process of the
