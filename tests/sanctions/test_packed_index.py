@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -276,6 +277,39 @@ def test_two_processes_share_one_file_built_once(db, backend, market, tmp_path):
     out, _ = other.communicate(timeout=120)
     assert other.returncode == 0
     assert out.split() == [str(built.identity[1]), "1"]
+
+
+def _waits_on(pid: int, lock: Path) -> bool:
+    """The process has the lock file open: it has reached the host lock and waits on it (Linux /proc)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(lock) for fd in fds.iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_an_empty_feed_does_not_make_every_worker_build_its_own(db, backend, tmp_path):
+    """A database whose feed is empty (new, or bulk-loaded) proves nothing about a file found there; but one
+    published while a worker waited on the lock was built from it a moment ago: that one is taken."""
+    store = IndexStore(tmp_path, "db")
+    env = {**os.environ, "FCX_DATABASE_URL": backend.url}
+    with store._locked(wait=True):
+        other = subprocess.Popen(
+            [sys.executable, "-c", SECOND_PROCESS, backend.url, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(600):  # until it waits on the lock (it found no file), at most a minute
+            if _waits_on(other.pid, store.lock_path) or other.poll() is not None:
+                break
+            time.sleep(0.1)
+        with db.session() as s:
+            built = store._build(s)
+    out, _ = other.communicate(timeout=120)
+    assert other.returncode == 0
+    assert built.seq == 0
+    assert out.split() == [str(built.identity[1]), "0"]
 
 
 # --- in the API, and while the database is away ---------------------------------------------------------

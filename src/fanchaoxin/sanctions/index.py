@@ -38,7 +38,7 @@ from fanchaoxin.blacklist.models import Entry
 from fanchaoxin.core.db import Database, unavailable
 from fanchaoxin.core.settings import Settings
 from fanchaoxin.sanctions.decide import DecisionIndex, EntryLookup, IndexedEntry, index_entry
-from fanchaoxin.sanctions.packed import IndexStore, PackedIndex, matches
+from fanchaoxin.sanctions.packed import IndexStore, PackedIndex, usable
 from fanchaoxin.sanctions.policy import measure_catalogue
 from fanchaoxin.sharing.changes import head
 from fanchaoxin.sharing.models import FeedEvent
@@ -325,7 +325,7 @@ class IndexHolder:
             return False
         base = store.current() if replaced else None  # None too for a file that cannot be trusted
         with self.database.session() as s:
-            if base is None or not matches(s, base):
+            if base is None or not usable(s, base, just_published=replaced):
                 base = store.rebuild(s, unless_replaced=index.base)
                 if base is None:
                     return False  # another worker is building it: this one switches once it appears

@@ -388,6 +388,13 @@ def matches(session: Session, base: PackedBase) -> bool:
     return "missing" not in now and now == base.fingerprint
 
 
+def usable(session: Session, base: PackedBase, *, just_published: bool) -> bool:
+    """`matches`, or a file another process of this host has just published at the feed's head: built
+    from this database a moment ago, so taken even where the feed is empty and proves nothing (a new or
+    bulk-loaded database) — otherwise every worker would build its own in turn, each replacing the last."""
+    return matches(session, base) or (just_published and base.seq == head(session))
+
+
 def rows_in_force(session: Session) -> Iterator[BaseRow]:
     """Every entry in force with its subject's keys: two streams ordered by subject, merged, so that
     no map of a million subjects' keys is held while the file is written."""
@@ -481,9 +488,10 @@ class IndexStore:
         base = self.current()
         if base is not None and matches(session, base):
             return base
+        before = base.identity if base is not None else None
         with self._locked(wait=True):
             base = self.current()  # another process may have built it while this one waited
-            if base is not None and matches(session, base):
+            if base is not None and usable(session, base, just_published=base.identity != before):
                 return base
             return self._build(session)
 
@@ -495,7 +503,7 @@ class IndexStore:
                 return None
             if unless_replaced is not None and self.replaced(unless_replaced):
                 base = self.current()
-                if base is not None and matches(session, base):
+                if base is not None and usable(session, base, just_published=True):
                     return base
             return self._build(session)
 
