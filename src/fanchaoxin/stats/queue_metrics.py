@@ -6,7 +6,7 @@ the last figures: scrapes from several Prometheus servers, or a tight interval, 
 database), each slice's own rule of what is due or overdue:
 
 * the webhook outbox (``sharing.outbox.queue_figures``): deliveries pending, dead, the oldest pending age;
-* instructions unacknowledged past their due day (``sanctions.models.Instruction.overdue``);
+* instructions unacknowledged past their due day (``sanctions.models.Instruction.overdue_where``);
 * objections, reports and credit-repair applications open, due soon and overdue (``stats.service.cases``,
   the figures of the statistics page);
 * consultation action items open past their due day (``consultation.service.overdue_action_items``);
