@@ -51,16 +51,32 @@ def _publish(fake: FakePlatform, entry_id: str, request_id: str | None) -> None:
         fake.events[-1]["request_id"] = request_id  # as the platform's delta lines carry it
 
 
-def test_applied_events_keep_and_log_the_platforms_request_id(
-    store: Store, fake: FakePlatform, caplog: pytest.LogCaptureFixture
-) -> None:
+class _AsLogged(logging.Handler):
+    """The fields of each record as the events logger emits it: before a handler further up (the process's
+    logging configuration, which another test may have installed) fills in a missing request id."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[tuple[str, str | None, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((record.entry_id, record.request_id, record.sync_id))  # type: ignore[attr-defined]
+
+
+def test_applied_events_keep_and_log_the_platforms_request_id(store: Store, fake: FakePlatform) -> None:
     _publish(fake, "e1", "plat-req-1")
     _publish(fake, "e2", None)  # a platform from before #23, or a change made without a request
-    with caplog.at_level(logging.INFO, logger="fanchaoxin.node.sync.events"):
+    events = logging.getLogger("fanchaoxin.node.sync.events")
+    as_logged, level = _AsLogged(), events.level
+    events.addHandler(as_logged)
+    events.setLevel(logging.INFO)
+    try:
         sync(store)
-    applied = [r for r in caplog.records if r.name == "fanchaoxin.node.sync.events"]
-    assert [(r.entry_id, r.request_id) for r in applied] == [("e1", "plat-req-1"), ("e2", None)]  # type: ignore[attr-defined]
-    assert all(r.sync_id.startswith("job-node-sync-") for r in applied)  # type: ignore[attr-defined]
+    finally:
+        events.removeHandler(as_logged)
+        events.setLevel(level)
+    assert [(entry, rid) for entry, rid, _ in as_logged.seen] == [("e1", "plat-req-1"), ("e2", None)]
+    assert all(sync_id.startswith("job-node-sync-") for _, _, sync_id in as_logged.seen)
     node = Node(store, refresh_seconds=None, live=False)
     assert node.requests_behind(["e1", "e2", "e9"]) == {"e1": "plat-req-1"}
 

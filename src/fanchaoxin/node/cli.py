@@ -113,7 +113,6 @@ def _log_level() -> str:
 
 def _logging() -> None:
     # The platform's log configuration (#23): FCX_LOG_FORMAT json or text, request ids, identifiers
-    # masked (#14) on every handler.
     # masked (#14) on every handler. Like basicConfig, nothing is replaced where logging is already set
     # up (a program that embeds the node, a test run): there the filters are added to its handlers.
     if not logging.getLogger().handlers:
