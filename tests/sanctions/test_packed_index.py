@@ -260,25 +260,6 @@ print(base.identity[1], base.entry_count)
 """
 
 
-def test_two_processes_share_one_file_built_once(db, backend, market, tmp_path):
-    publish(db, market["shop"].org.id, judicial())
-    store = IndexStore(tmp_path, "db")
-    env = {**os.environ, "FCX_DATABASE_URL": backend.url}
-    # This process holds the host's build lock; the other finds no file, waits, then maps what was built.
-    with store._locked(wait=True):
-        other = subprocess.Popen(
-            [sys.executable, "-c", SECOND_PROCESS, backend.url, str(tmp_path)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        with db.session() as s:
-            built = store._build(s)
-    out, _ = other.communicate(timeout=120)
-    assert other.returncode == 0
-    assert out.split() == [str(built.identity[1]), "1"]
-
-
 def _waits_on(pid: int, lock: Path) -> bool:
     """The process has the lock file open: it has reached the host lock and waits on it (Linux /proc)."""
     fds = Path(f"/proc/{pid}/fd")
@@ -288,9 +269,9 @@ def _waits_on(pid: int, lock: Path) -> bool:
         return False
 
 
-def test_an_empty_feed_does_not_make_every_worker_build_its_own(db, backend, tmp_path):
-    """A database whose feed is empty (new, or bulk-loaded) proves nothing about a file found there; but one
-    published while a worker waited on the lock was built from it a moment ago: that one is taken."""
+def _built_while_another_process_waits(db, backend, tmp_path):
+    """This process holds the host's build lock and builds once a second process, finding no file, waits
+    on the lock; returns what was built and what the second process mapped (inode, entry count)."""
     store = IndexStore(tmp_path, "db")
     env = {**os.environ, "FCX_DATABASE_URL": backend.url}
     with store._locked(wait=True):
@@ -300,7 +281,7 @@ def test_an_empty_feed_does_not_make_every_worker_build_its_own(db, backend, tmp
             text=True,
             env=env,
         )
-        for _ in range(600):  # until it waits on the lock (it found no file), at most a minute
+        for _ in range(600):  # until it waits on the lock, at most a minute
             if _waits_on(other.pid, store.lock_path) or other.poll() is not None:
                 break
             time.sleep(0.1)
@@ -308,8 +289,21 @@ def test_an_empty_feed_does_not_make_every_worker_build_its_own(db, backend, tmp
             built = store._build(s)
     out, _ = other.communicate(timeout=120)
     assert other.returncode == 0
+    return built, out.split()
+
+
+def test_two_processes_share_one_file_built_once(db, backend, market, tmp_path):
+    publish(db, market["shop"].org.id, judicial())
+    built, mapped = _built_while_another_process_waits(db, backend, tmp_path)
+    assert mapped == [str(built.identity[1]), "1"]
+
+
+def test_an_empty_feed_does_not_make_every_worker_build_its_own(db, backend, tmp_path):
+    """A database whose feed is empty (new, or bulk-loaded) proves nothing about a file found there; but one
+    published while a worker waited on the lock was built from it a moment ago: that one is taken."""
+    built, mapped = _built_while_another_process_waits(db, backend, tmp_path)
     assert built.seq == 0
-    assert out.split() == [str(built.identity[1]), "0"]
+    assert mapped == [str(built.identity[1]), "0"]
 
 
 # --- in the API, and while the database is away ---------------------------------------------------------
